@@ -1,0 +1,104 @@
+"""create_app(settings): the composition root of the HTTP server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from clarion import errors
+from clarion.config import Settings
+from clarion.db import Database
+from clarion.gravitec import render as gravitec_render
+from clarion.gravitec.routes import router as gravitec_router
+from clarion.migrations import upgrade_sqlite
+from clarion.runtime import Runtime
+from clarion.subscriber.routes import router as subscriber_router
+from clarion.validation import field_path
+from clarion.worker.engine import Engine
+from clarion.worker.queue import connect
+
+log = logging.getLogger("clarion")
+
+
+def error_response(request: Request, error: errors.ClarionError) -> JSONResponse:
+    """The one error renderer; each compatible surface renders its vendor's body."""
+    body = gravitec_render.body(error) if request.url.path.startswith("/api/v3") else error.as_json()
+    headers = {"WWW-Authenticate": 'Basic realm="clarion"'} if error.status == 401 else None
+    return JSONResponse(body, status_code=error.status, headers=headers)
+
+
+async def _clarion_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, errors.ClarionError)
+    return error_response(request, exc)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0]
+    loc = tuple(part for part in first.get("loc", ()) if part not in ("query", "path", "body"))
+    field = field_path(loc)
+    if first.get("type") == "missing":
+        error: errors.ClarionError = errors.MissingParameter(f"{field} is required", field=field)
+    else:
+        error = errors.InvalidField(f"{field}: {first.get('msg')}", field=field)
+    return error_response(request, error)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(request, errors.ClarionError())
+
+
+def create_app(settings: Settings, *, run_engine: bool | None = None) -> FastAPI:
+    """Build the server. The engine runs in-process with the in-process queue unless told otherwise."""
+    in_process = settings.queue_url.startswith("memory:") if run_engine is None else run_engine
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.is_sqlite:
+            await asyncio.to_thread(upgrade_sqlite, settings.database_url)
+        db = Database(settings.database_url)
+        rt = Runtime(settings=settings, db=db)
+        app.state.runtime = rt
+        engine: Engine | None = None
+        if in_process:
+            queue = connect(settings.queue_url, consumer="serve", reclaim_after_s=settings.lease_s)
+            engine = Engine(settings, db, queue, rt.scheduler_wakeup)
+            await engine.start()
+        try:
+            yield
+        finally:
+            if engine is not None:
+                await engine.stop()
+            await db.dispose()
+
+    app = FastAPI(
+        title="Clarion",
+        version="0.1.0",
+        description="Self-hosted push notifications with Gravitec- and Swrve-compatible APIs.",
+        lifespan=lifespan,
+    )
+    app.add_exception_handler(errors.ClarionError, _clarion_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected)
+    app.include_router(gravitec_router)
+    app.include_router(subscriber_router)
+
+    @app.get("/healthz", tags=["Operations"])
+    async def healthz(request: Request) -> JSONResponse:
+        rt: Runtime = request.app.state.runtime
+        try:
+            async with rt.db.session() as session:
+                await session.execute(text("SELECT 1"))
+        except Exception as exc:  # any failure to reach the database means "not healthy"
+            return JSONResponse({"status": "unavailable", "database": str(exc)[:200]}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    return app

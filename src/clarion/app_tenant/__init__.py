@@ -1,0 +1,1 @@
+"""Apps (tenants): keys, hashed secrets, VAPID key pairs, plans and quotas."""

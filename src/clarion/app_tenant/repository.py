@@ -1,0 +1,35 @@
+"""All SQL about apps."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from clarion.models import App, Campaign
+
+
+class AppRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, app: App) -> App:
+        self.session.add(app)
+        await self.session.flush()
+        return app
+
+    async def by_key(self, app_key: str) -> App | None:
+        result = await self.session.execute(select(App).where(App.app_key == app_key))
+        return result.scalar_one_or_none()
+
+    async def by_id(self, app_id: int) -> App | None:
+        return await self.session.get(App, app_id)
+
+    async def by_identity_hash(self, identity_hash: str) -> App | None:
+        result = await self.session.execute(select(App).where(App.identity_key_hash == identity_hash))
+        return result.scalar_one_or_none()
+
+    async def campaigns_created_since(self, app_id: int, since: datetime) -> int:
+        query = select(func.count()).where(Campaign.app_id == app_id, Campaign.created_at >= since)
+        return int((await self.session.execute(query)).scalar_one())

@@ -1,0 +1,1 @@
+"""Audiences compiled to SQL predicates and streamed in chunks."""

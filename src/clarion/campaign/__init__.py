@@ -1,0 +1,1 @@
+"""Campaigns: one send of one message to one audience, with its schedule, status and statistics."""

@@ -1,0 +1,80 @@
+"""All SQL about campaigns, their targets and their statistics."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from clarion.db import insert_ignore
+from clarion.models import Campaign, CampaignTarget, Delivery, Event, Segment
+
+
+class CampaignRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, campaign: Campaign, targets: Sequence[str]) -> Campaign:
+        self.session.add(campaign)
+        await self.session.flush()
+        rows = [{"campaign_id": campaign.id, "value": value} for value in dict.fromkeys(targets)]
+        await insert_ignore(self.session, CampaignTarget.__table__, rows)
+        return campaign
+
+    async def get(self, app_id: int, campaign_id: int) -> Campaign | None:
+        campaign = await self.session.get(Campaign, campaign_id)
+        return campaign if campaign is not None and campaign.app_id == app_id else None
+
+    async def segment(self, app_id: int, name_or_id: str) -> Segment | None:
+        match = Segment.name == name_or_id
+        if name_or_id.isdigit() and len(name_or_id) < 19:
+            match = or_(match, Segment.id == int(name_or_id))
+        query = select(Segment).where(Segment.app_id == app_id, match).order_by(Segment.id).limit(1)
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def add_segment(self, segment: Segment) -> Segment:
+        self.session.add(segment)
+        await self.session.flush()
+        return segment
+
+    async def sent_count(self, campaign_id: int) -> int:
+        query = select(func.count()).where(Delivery.campaign_id == campaign_id, Delivery.status == "sent")
+        return int((await self.session.execute(query)).scalar_one())
+
+    async def event_counts(self, campaign_id: int) -> dict[str, int]:
+        query = select(Event.type, func.count()).where(Event.campaign_id == campaign_id).group_by(Event.type)
+        return {kind: int(n) for kind, n in (await self.session.execute(query)).tuples()}
+
+    async def claim_due(self, now: datetime, lease_until: datetime, limit: int) -> list[int]:
+        """Take due scheduled campaigns, and abandoned fan-outs, for this scheduler alone.
+
+        The conditional UPDATE is the lock: however many schedulers race, one row update wins.
+        """
+        due = select(Campaign.id).where(
+            or_(
+                (Campaign.status == "scheduled") & (Campaign.send_at <= now),
+                (Campaign.status == "sending")
+                & Campaign.fanout_done.is_(False)
+                & (Campaign.fanout_lease_until < now),
+            )
+        )
+        candidates = list((await self.session.execute(due.limit(limit))).scalars())
+        claimed: list[int] = []
+        for campaign_id in candidates:
+            result = await self.session.execute(
+                update(Campaign)
+                .where(
+                    Campaign.id == campaign_id,
+                    or_(
+                        Campaign.status == "scheduled",
+                        (Campaign.status == "sending") & (Campaign.fanout_lease_until < now),
+                    ),
+                )
+                .values(status="sending", fanout_lease_until=lease_until)
+                .execution_options(synchronize_session=False)
+            )
+            if getattr(result, "rowcount", 0) == 1:
+                claimed.append(campaign_id)
+        return claimed

@@ -1,0 +1,67 @@
+"""A campaign as the core knows it, independent of the API surface it came through."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+AudienceKind = Literal["all", "tokens", "aliases", "tags", "tags_segment"]
+Association = Literal["AND", "AND_NOT", "OR", "OR_NOT"]
+ASSOCIATIONS: tuple[str, ...] = ("AND", "AND_NOT", "OR", "OR_NOT")
+
+
+@dataclass(frozen=True)
+class Button:
+    title: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Content:
+    message: str
+    title: str
+    redirect_url: str
+    icon: str | None = None
+    image: str | None = None
+    buttons: tuple[Button, ...] = ()
+
+
+@dataclass(frozen=True)
+class SegmentTerm:
+    association: Association
+    name: str
+
+
+@dataclass(frozen=True)
+class AudienceSpec:
+    kind: AudienceKind = "all"
+    # tokens, aliases or tag names for those kinds
+    values: tuple[str, ...] = ()
+    terms: tuple[SegmentTerm, ...] = ()
+    # a saved segment, by name or id, resolved to its terms when the campaign is created
+    segment: str | None = None
+
+
+@dataclass(frozen=True)
+class CampaignCreate:
+    content: Content
+    audience: AudienceSpec
+    send_at: datetime | None  # None: now
+    ttl_s: int
+    display_time_s: int
+    push_tag: str | None = None
+    is_transactional: bool = False
+    urgency: str = "normal"
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CampaignStats:
+    campaign_id: int
+    status: str
+    send_at: datetime
+    sent: int
+    received: int
+    clicked: int
+    closed: int

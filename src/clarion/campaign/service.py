@@ -1,0 +1,117 @@
+"""Rules about campaigns: creation (audience resolution and quota), scheduling and statistics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from clarion import errors
+from clarion.app_tenant import service as apps
+from clarion.campaign import payload
+from clarion.campaign.repository import CampaignRepository
+from clarion.campaign.schemas import AudienceSpec, CampaignCreate, CampaignStats, SegmentTerm
+from clarion.db import as_utc, utcnow
+from clarion.models import App, Campaign, Segment
+from clarion.subscriber.repository import SubscriberRepository
+
+
+async def _resolve_terms(
+    session: AsyncSession, app: App, terms: tuple[SegmentTerm, ...], field: str
+) -> list[dict[str, Any]]:
+    """tags_segment names must exist in the app; they are stored as tag ids."""
+    tags = await SubscriberRepository(session).tags_by_names(app.id, [t.name for t in terms])
+    by_folded = {tag.name_folded: tag.id for tag in tags}
+    resolved: list[dict[str, Any]] = []
+    for index, term in enumerate(terms):
+        tag_id = by_folded.get(term.name.casefold())
+        if tag_id is None:
+            raise errors.InvalidField(
+                f"{field}[{index}].name: there is no tag {term.name!r} in this app",
+                field=f"{field}[{index}].name",
+            )
+        resolved.append({"association": term.association, "tag_id": tag_id})
+    return resolved
+
+
+async def _audience(session: AsyncSession, app: App, spec: AudienceSpec) -> tuple[dict[str, Any], list[str]]:
+    """The stored audience description and the target values that go with it."""
+    if spec.segment is not None:
+        segment = await CampaignRepository(session).segment(app.id, spec.segment)
+        if segment is None:
+            raise errors.InvalidField(f"There is no segment {spec.segment!r}", field="segments[0]")
+        terms = tuple(SegmentTerm(t["association"], t["name"]) for t in segment.tags_segment)  # type: ignore[arg-type]
+        resolved = await _resolve_terms(session, app, terms, "segments[0]")
+        return {"kind": "tags_segment", "segment_id": segment.id, "terms": resolved}, []
+    if spec.kind == "tags_segment":
+        resolved = await _resolve_terms(session, app, spec.terms, "audience.tags_segment")
+        return {"kind": "tags_segment", "terms": resolved}, []
+    if spec.kind == "tags":
+        return {"kind": "tags"}, [value.casefold() for value in spec.values]
+    return {"kind": spec.kind}, list(spec.values)
+
+
+async def create(session: AsyncSession, app: App, spec: CampaignCreate) -> Campaign:
+    if not payload.fits(spec.content, spec.display_time_s, spec.push_tag):
+        raise errors.InvalidField(
+            f"payload: the notification must fit {payload.MAX_PAYLOAD_BYTES} bytes once encoded",
+            field="payload",
+        )
+    audience, targets = await _audience(session, app, spec.audience)
+    await apps.check_campaign_quota(session, app)
+    now = utcnow()
+    campaign = Campaign(
+        app_id=app.id,
+        status="scheduled",
+        send_at=spec.send_at or now,
+        ttl_s=spec.ttl_s,
+        display_time_s=spec.display_time_s,
+        push_tag=spec.push_tag,
+        is_transactional=spec.is_transactional,
+        urgency=spec.urgency,
+        payload={
+            "title": spec.content.title,
+            "message": spec.content.message,
+            "icon": spec.content.icon,
+            "image": spec.content.image,
+            "redirect_url": spec.content.redirect_url,
+            "buttons": [{"title": b.title, "url": b.url} for b in spec.content.buttons],
+        },
+        audience=audience,
+        created_at=now,
+        fanout_done=False,
+    )
+    return await CampaignRepository(session).add(campaign, targets)
+
+
+async def stats(session: AsyncSession, app: App, campaign_id: int) -> CampaignStats:
+    repo = CampaignRepository(session)
+    campaign = await repo.get(app.id, campaign_id)
+    if campaign is None:
+        raise errors.UnknownMessage()
+    events = await repo.event_counts(campaign.id)
+    return CampaignStats(
+        campaign_id=campaign.id,
+        status=campaign.status,
+        send_at=as_utc(campaign.send_at),
+        sent=await repo.sent_count(campaign.id),
+        received=events.get("received", 0),
+        clicked=events.get("clicked", 0),
+        closed=events.get("closed", 0),
+    )
+
+
+async def create_segment(
+    session: AsyncSession, app: App, name: str, terms: tuple[SegmentTerm, ...]
+) -> Segment:
+    if not 1 <= len(name) <= 255:
+        raise errors.InvalidField("name must be 1-255 characters", field="name")
+    if await CampaignRepository(session).segment(app.id, name) is not None:
+        raise errors.InvalidField(f"A segment named {name!r} exists already", field="name")
+    await _resolve_terms(session, app, terms, "tags_segment")
+    segment = Segment(
+        app_id=app.id,
+        name=name,
+        tags_segment=[{"association": t.association, "name": t.name} for t in terms],
+    )
+    return await CampaignRepository(session).add_segment(segment)

@@ -1,0 +1,201 @@
+"""The command line (CONTRACT.md): serve, worker, db upgrade, apps, segments."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from clarion import errors
+from clarion.config import Settings
+from clarion.db import Database
+
+
+def _print(data: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(data))
+    else:
+        for key, value in data.items():
+            print(f"{key}: {value}")
+
+
+async def _with_db(
+    settings: Settings, work: Callable[[Database], Awaitable[dict[str, Any]]]
+) -> dict[str, Any]:
+    from clarion.migrations import upgrade_sqlite
+
+    if settings.is_sqlite:
+        await asyncio.to_thread(upgrade_sqlite, settings.database_url)
+    db = Database(settings.database_url, pool_size=1)
+    try:
+        return await work(db)
+    finally:
+        await db.dispose()
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from clarion.admin import ensure_admin_token
+    from clarion.app import create_app
+
+    asyncio.run(_with_db(settings, lambda db: ensure_admin_token(db, settings)))
+    config = uvicorn.Config(create_app(settings), host=args.host, port=args.port, log_level="info")
+    uvicorn.Server(config).run()
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    asyncio.run(_run_worker(settings))
+    return 0
+
+
+async def _run_worker(settings: Settings) -> None:
+    import socket
+    import uuid
+
+    from clarion.migrations import upgrade_sqlite
+    from clarion.worker.engine import Engine
+    from clarion.worker.queue import connect
+
+    if settings.is_sqlite:
+        await asyncio.to_thread(upgrade_sqlite, settings.database_url)
+    db = Database(settings.database_url)
+    consumer = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+    queue = connect(settings.queue_url, consumer=consumer, reclaim_after_s=settings.lease_s)
+    engine = Engine(settings, db, queue, asyncio.Event())
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await engine.start()
+    logging.getLogger("clarion").info("worker %s running", consumer)
+    await stop.wait()
+    await engine.stop()
+    await db.dispose()
+
+
+def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    from clarion.migrations import upgrade
+
+    upgrade(settings.database_url)
+    print("database is up to date")
+    return 0
+
+
+def cmd_apps_create(args: argparse.Namespace, settings: Settings) -> int:
+    from clarion.app_tenant import service
+
+    async def work(db: Database) -> dict[str, Any]:
+        async with db.session() as session:
+            created = await service.create(session, args.name, args.plan)
+        return {
+            "app_id": created.app_id,
+            "app_key": created.app_key,
+            "app_secret": created.app_secret,
+            "vapid_public_key": created.vapid_public_key,
+            "identity_secret_key": created.identity_secret_key,
+        }
+
+    _print(asyncio.run(_with_db(settings, work)), args.json)
+    return 0
+
+
+def cmd_apps_update(args: argparse.Namespace, settings: Settings) -> int:
+    from clarion.app_tenant import service
+
+    batch = None if args.batch_push is None else args.batch_push == "on"
+
+    async def work(db: Database) -> dict[str, Any]:
+        async with db.session() as session:
+            app = await service.update(session, args.app_key, plan=args.plan, batch_push=batch)
+            return {"app_id": app.id, "app_key": app.app_key, "plan": app.plan, "batch_push": app.batch_push}
+
+    _print(asyncio.run(_with_db(settings, work)), args.json)
+    return 0
+
+
+def cmd_segments_create(args: argparse.Namespace, settings: Settings) -> int:
+    from clarion.app_tenant.repository import AppRepository
+    from clarion.campaign import service
+    from clarion.gravitec.push_body import parse_terms
+
+    try:
+        raw = json.loads(args.tags_segment)
+    except json.JSONDecodeError as exc:
+        raise errors.InvalidField(f"--tags-segment is not JSON: {exc}", field="tags_segment") from None
+    terms = parse_terms(raw, "tags_segment")
+
+    async def work(db: Database) -> dict[str, Any]:
+        async with db.session() as session:
+            app = await AppRepository(session).by_key(args.app_key)
+            if app is None:
+                raise errors.NotFound(f"There is no app with app_key: {args.app_key}", field="app_key")
+            segment = await service.create_segment(session, app, args.name, terms)
+            return {"segment_id": segment.id, "name": segment.name}
+
+    _print(asyncio.run(_with_db(settings, work)), args.json)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="clarion", description="Clarion push notification server")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the HTTP API (and, with memory://, the workers)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.set_defaults(handler=cmd_serve)
+
+    worker = commands.add_parser("worker", help="run delivery workers and the scheduler only")
+    worker.set_defaults(handler=cmd_worker)
+
+    db = commands.add_parser("db", help="database maintenance").add_subparsers(
+        dest="db_command", required=True
+    )
+    db.add_parser("upgrade", help="apply schema migrations").set_defaults(handler=cmd_db_upgrade)
+
+    apps = commands.add_parser("apps", help="apps (tenants)").add_subparsers(
+        dest="apps_command", required=True
+    )
+    create = apps.add_parser("create", help="create an app and print its keys")
+    create.add_argument("name")
+    create.add_argument("--plan", choices=("free", "unlimited"), default="free")
+    create.add_argument("--json", action="store_true")
+    create.set_defaults(handler=cmd_apps_create)
+    update = apps.add_parser("update", help="change an app's plan or features")
+    update.add_argument("app_key")
+    update.add_argument("--plan", choices=("free", "unlimited"))
+    update.add_argument("--batch-push", choices=("on", "off"))
+    update.add_argument("--json", action="store_true")
+    update.set_defaults(handler=cmd_apps_update)
+
+    segments = commands.add_parser("segments", help="saved audiences")
+    seg = segments.add_subparsers(dest="segments_command", required=True).add_parser("create")
+    seg.add_argument("app_key")
+    seg.add_argument("name")
+    seg.add_argument("--tags-segment", required=True, help='JSON list: [{"association": "AND", "name": "t"}]')
+    seg.add_argument("--json", action="store_true")
+    seg.set_defaults(handler=cmd_segments_create)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    settings = Settings()
+    try:
+        code: int = args.handler(args, settings)
+    except errors.ClarionError as exc:
+        print(json.dumps(exc.as_json()), file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

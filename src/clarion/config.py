@@ -1,0 +1,49 @@
+"""Settings: the only reader of the environment (CLARION_* variables, see CONTRACT.md)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The public Web Push services a browser subscription may point at (Chrome/Edge via FCM, Firefox,
+# Safari, Windows/Edge legacy). Any other endpoint is refused at registration.
+DEFAULT_PUSH_HOSTS = (
+    "fcm.googleapis.com,android.googleapis.com,updates.push.services.mozilla.com,"
+    "web.push.apple.com,wns2-par02p.notify.windows.com,notify.windows.com"
+)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CLARION_", extra="ignore")
+
+    database_url: str = "sqlite:///./clarion-data/clarion.db"
+    queue_url: str = "memory://"
+    push_hosts: str = DEFAULT_PUSH_HOSTS
+    fcm_url: str = "https://fcm.googleapis.com"
+    apns_url: str = "https://api.push.apple.com"
+    wns_url: str = "https://login.live.com"
+    adm_url: str = "https://api.amazon.com"
+    ca_file: str | None = None
+    batch_rate_per_minute: int = 60
+    admin_token: str | None = None
+
+    # VAPID `sub` claim (RFC 8292 §2.1): a contact for the push service operator.
+    vapid_subject: str = "mailto:admin@localhost"
+    # Delivery engine tuning; the defaults suit one machine.
+    worker_jobs: int = Field(default=4, ge=1)
+    worker_concurrency: int = Field(default=64, ge=1)
+    chunk_size: int = Field(default=500, ge=1)
+    # How long a worker may hold a chunk before another may take it over (a dead worker's chunk).
+    lease_s: float = Field(default=30.0, gt=0)
+    scheduler_interval_s: float = Field(default=0.2, gt=0)
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    request_timeout_s: float = Field(default=15.0, gt=0)
+    retry_base_s: float = Field(default=1.0, gt=0)
+    retry_max_s: float = Field(default=600.0, gt=0)
+
+    def push_host_set(self) -> frozenset[str]:
+        return frozenset(h.strip().lower() for h in self.push_hosts.split(",") if h.strip())
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

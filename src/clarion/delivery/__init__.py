@@ -1,0 +1,1 @@
+"""The delivery ledger, the retry policy and the deliver task."""

@@ -1,0 +1,92 @@
+"""What every recipient of one campaign shares, loaded once per campaign and cached by workers."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from clarion.campaign import payload as payloads
+from clarion.campaign.schemas import Button, Content
+from clarion.db import as_utc, utcnow
+from clarion.models import App, Campaign
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignContext:
+    campaign_id: int
+    app_id: int
+    content: Content
+    payload: bytes
+    ttl_s: int
+    started_at: datetime
+    urgency: str
+    topic: str | None
+    vapid_private_pem: str
+    vapid_public_key: str
+
+    @property
+    def expires_at(self) -> datetime:
+        return self.started_at + timedelta(seconds=self.ttl_s)
+
+    def remaining_ttl_s(self, now: datetime) -> int:
+        """On a retry the push service is told what is left of the TTL, not the whole of it."""
+        return max(0, int((self.expires_at - now).total_seconds()))
+
+
+def _content(stored: dict[str, object]) -> Content:
+    buttons = stored.get("buttons") or []
+    assert isinstance(buttons, list)
+    return Content(
+        message=str(stored["message"]),
+        title=str(stored["title"]),
+        redirect_url=str(stored["redirect_url"]),
+        icon=stored.get("icon"),  # type: ignore[arg-type]
+        image=stored.get("image"),  # type: ignore[arg-type]
+        buttons=tuple(Button(str(b["title"]), str(b["url"])) for b in buttons),
+    )
+
+
+async def load(session: AsyncSession, campaign_id: int) -> CampaignContext | None:
+    campaign = await session.get(Campaign, campaign_id)
+    if campaign is None:
+        return None
+    app = await session.get(App, campaign.app_id)
+    assert app is not None, "a campaign's app is deleted with it"
+    content = _content(campaign.payload)
+    body = payloads.build(str(campaign.id), content, campaign.display_time_s, campaign.push_tag)
+    return CampaignContext(
+        campaign_id=campaign.id,
+        app_id=app.id,
+        content=content,
+        payload=payloads.encode(body),
+        ttl_s=campaign.ttl_s,
+        started_at=as_utc(campaign.started_at or campaign.send_at or utcnow()),
+        urgency=campaign.urgency,
+        # push_tag doubles as the RFC 8030 Topic: a newer campaign with the same tag replaces an
+        # older one still waiting at the push service for an offline device.
+        topic=campaign.push_tag,
+        vapid_private_pem=app.vapid_private_pem,
+        vapid_public_key=app.vapid_public_key,
+    )
+
+
+class ContextCache:
+    """A small LRU: a worker handles chunks of a few campaigns at a time."""
+
+    def __init__(self, size: int = 64) -> None:
+        self._size = size
+        self._items: OrderedDict[int, CampaignContext] = OrderedDict()
+
+    async def get(self, session: AsyncSession, campaign_id: int) -> CampaignContext | None:
+        if campaign_id in self._items:
+            self._items.move_to_end(campaign_id)
+            return self._items[campaign_id]
+        context = await load(session, campaign_id)
+        if context is not None:
+            self._items[campaign_id] = context
+            if len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return context

@@ -1,0 +1,71 @@
+"""Fan-out: turn a claimed campaign's audience into ledger rows and jobs, chunk by chunk.
+
+The ledger is the cursor (recipients are added in subscriber id order), so a fan-out interrupted by a
+crash resumes where the last committed chunk ended, and memory holds one chunk at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from clarion.audience import service as audiences
+from clarion.db import Database, utcnow
+from clarion.delivery.repository import LedgerRepository
+from clarion.models import Campaign
+from clarion.worker.queue import Job, Queue
+
+log = logging.getLogger("clarion.fanout")
+
+
+async def _start(db: Database, campaign_id: int) -> Campaign | None:
+    async with db.session() as session:
+        campaign = await session.get(Campaign, campaign_id)
+        if campaign is not None and campaign.started_at is None:
+            campaign.started_at = utcnow()
+        return campaign
+
+
+async def fan_out(
+    db: Database,
+    queue: Queue,
+    campaign_id: int,
+    *,
+    platforms: tuple[str, ...],
+    chunk_size: int,
+    lease_s: float,
+    queue_grace_s: float,
+) -> int:
+    """Add every recipient to the ledger and queue them in jobs; returns how many were added."""
+    campaign = await _start(db, campaign_id)
+    if campaign is None:
+        return 0
+    condition = audiences.recipients(campaign.app_id, campaign.id, campaign.audience, platforms)
+    added = 0
+    while True:
+        now = utcnow()
+        async with db.session() as session:
+            ledger = LedgerRepository(session)
+            cursor = await ledger.fanout_cursor(campaign_id)
+            subscriber_ids = await audiences.chunk(session, condition, cursor, chunk_size)
+            delivery_ids: list[int] = []
+            if subscriber_ids:
+                queued_until = now + timedelta(seconds=queue_grace_s)
+                delivery_ids = await ledger.add_recipients(campaign_id, subscriber_ids, now, queued_until)
+            await ledger.renew_fanout(campaign_id, now + timedelta(seconds=lease_s))
+        # Enqueued only after the rows are committed: a worker never sees a job before its data.
+        if delivery_ids:
+            await queue.put(Job(campaign_id, tuple(delivery_ids)))
+            added += len(delivery_ids)
+        if len(subscriber_ids) < chunk_size:
+            break
+    await _finish(db, campaign_id)
+    log.info("campaign %s fanned out to %s recipients", campaign_id, added)
+    return added
+
+
+async def _finish(db: Database, campaign_id: int) -> None:
+    async with db.session() as session:
+        ledger = LedgerRepository(session)
+        await ledger.finish_fanout(campaign_id)
+        await ledger.complete_if_done(campaign_id, utcnow())

@@ -1,0 +1,61 @@
+"""What happens after an attempt: a pure function of the outcome, the attempt count and the clock."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from clarion.provider.outcome import Delivered, Gone, Outcome, Rejected, Retry
+
+# Past this many attempts a recipient is given up as failed even if its TTL would allow more.
+MAX_ATTEMPTS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Final:
+    status: str  # sent | gone | rejected | expired | failed
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RetryAt:
+    at: datetime
+    reason: str
+
+
+Decision = Final | RetryAt
+
+
+def backoff_s(attempts: int, base_s: float, max_s: float, rng: random.Random | None = None) -> float:
+    """Exponential back-off with full jitter (the AWS architecture blog's recommendation)."""
+    ceiling = min(max_s, base_s * 2 ** max(0, attempts - 1))
+    return (rng or random).uniform(base_s / 2, ceiling)
+
+
+def decide(
+    outcome: Outcome,
+    *,
+    attempts: int,
+    now: datetime,
+    expires_at: datetime,
+    base_s: float,
+    max_s: float,
+    rng: random.Random | None = None,
+) -> Decision:
+    if isinstance(outcome, Delivered):
+        return Final("sent")
+    if isinstance(outcome, Gone):
+        return Final("gone", outcome.reason)
+    if isinstance(outcome, Rejected):
+        return Final("rejected", outcome.reason)
+    assert isinstance(outcome, Retry)
+    if attempts >= MAX_ATTEMPTS:
+        return Final("failed", outcome.reason)
+    delay = backoff_s(attempts, base_s, max_s, rng)
+    if outcome.after_s is not None:
+        delay = max(delay, outcome.after_s)
+    at = now + timedelta(seconds=delay)
+    if at >= expires_at:
+        return Final("expired", outcome.reason)
+    return RetryAt(at, outcome.reason)

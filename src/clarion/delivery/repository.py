@@ -1,0 +1,200 @@
+"""All SQL about the delivery ledger."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from clarion.db import insert_ignore
+from clarion.models import Campaign, Delivery, Subscriber
+
+PENDING = "pending"
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    delivery_id: int
+    attempts: int
+    subscriber_id: int
+    platform: str
+    address: str
+    p256dh: str | None
+    auth: str | None
+
+
+class LedgerRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def fanout_cursor(self, campaign_id: int) -> int:
+        """The ledger is its own fan-out cursor: recipients are added in subscriber id order."""
+        query = select(func.max(Delivery.subscriber_id)).where(Delivery.campaign_id == campaign_id)
+        return int((await self.session.execute(query)).scalar_one() or 0)
+
+    async def renew_fanout(self, campaign_id: int, lease_until: datetime) -> None:
+        await self.session.execute(
+            update(Campaign)
+            .where(Campaign.id == campaign_id)
+            .values(fanout_lease_until=lease_until)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def finish_fanout(self, campaign_id: int) -> None:
+        await self.session.execute(
+            update(Campaign)
+            .where(Campaign.id == campaign_id)
+            .values(fanout_done=True)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def add_recipients(
+        self, campaign_id: int, subscriber_ids: Sequence[int], now: datetime, queued_until: datetime
+    ) -> list[int]:
+        rows = [
+            {
+                "campaign_id": campaign_id,
+                "subscriber_id": sid,
+                "status": PENDING,
+                "attempts": 0,
+                "owner": None,
+                "lease_until": queued_until,
+                "next_attempt_at": now,
+                "updated_at": now,
+            }
+            for sid in subscriber_ids
+        ]
+        await insert_ignore(self.session, Delivery.__table__, rows)
+        query = select(Delivery.id).where(
+            Delivery.campaign_id == campaign_id,
+            Delivery.subscriber_id >= subscriber_ids[0],
+            Delivery.subscriber_id <= subscriber_ids[-1],
+            Delivery.status == PENDING,
+        )
+        return list((await self.session.execute(query.order_by(Delivery.id))).scalars())
+
+    async def claim(
+        self, delivery_ids: Sequence[int], owner: str, now: datetime, lease_until: datetime
+    ) -> list[Claimed]:
+        """Take the still-pending, due, unheld rows of a job; a duplicate job finds nothing to take."""
+        await self.session.execute(
+            update(Delivery)
+            .where(
+                Delivery.id.in_(delivery_ids),
+                Delivery.status == PENDING,
+                Delivery.next_attempt_at <= now,
+                or_(Delivery.owner.is_(None), Delivery.lease_until < now),
+            )
+            .values(owner=owner, lease_until=lease_until, attempts=Delivery.attempts + 1)
+            .execution_options(synchronize_session=False)
+        )
+        query = (
+            select(
+                Delivery.id,
+                Delivery.attempts,
+                Subscriber.id,
+                Subscriber.platform,
+                Subscriber.address,
+                Subscriber.p256dh,
+                Subscriber.auth,
+            )
+            .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+            .where(Delivery.id.in_(delivery_ids), Delivery.owner == owner)
+        )
+        return [Claimed(*row) for row in (await self.session.execute(query)).tuples()]
+
+    async def finish(
+        self, delivery_ids: Sequence[int], status: str, now: datetime, reason: str | None = None
+    ) -> None:
+        if not delivery_ids:
+            return
+        await self.session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(delivery_ids))
+            .values(status=status, owner=None, last_error=reason, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def retry_later(self, delivery_id: int, at: datetime, reason: str, now: datetime) -> None:
+        await self.session.execute(
+            update(Delivery)
+            .where(Delivery.id == delivery_id)
+            .values(owner=None, lease_until=at, next_attempt_at=at, last_error=reason[:255], updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def release(self, delivery_ids: Sequence[int], now: datetime) -> None:
+        """Give back rows claimed but not attempted (a shutdown): they are due again at once."""
+        if not delivery_ids:
+            return
+        await self.session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(delivery_ids), Delivery.status == PENDING)
+            .values(owner=None, lease_until=now, attempts=Delivery.attempts - 1)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def deactivate(self, subscriber_ids: Sequence[int], now: datetime) -> None:
+        if not subscriber_ids:
+            return
+        await self.session.execute(
+            update(Subscriber)
+            .where(Subscriber.id.in_(subscriber_ids))
+            .values(active=False, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def has_pending(self, campaign_id: int) -> bool:
+        query = select(Delivery.id).where(Delivery.campaign_id == campaign_id, Delivery.status == PENDING)
+        return (await self.session.execute(query.limit(1))).first() is not None
+
+    async def lapsed(self, now: datetime, queued_until: datetime, limit: int) -> list[tuple[int, int]]:
+        """Pending rows whose lease ran out (lost job, dead worker, retry due): queue them again."""
+        query = (
+            select(Delivery.id, Delivery.campaign_id)
+            .where(Delivery.status == PENDING, Delivery.lease_until < now)
+            .order_by(Delivery.campaign_id, Delivery.id)
+            .limit(limit)
+        )
+        rows = list((await self.session.execute(query)).tuples())
+        if rows:
+            await self.session.execute(
+                update(Delivery)
+                .where(
+                    Delivery.id.in_([delivery_id for delivery_id, _ in rows]),
+                    Delivery.status == PENDING,
+                    Delivery.lease_until < now,
+                )
+                .values(owner=None, lease_until=queued_until)
+                .execution_options(synchronize_session=False)
+            )
+        return [(int(d), int(c)) for d, c in rows]
+
+    async def reset_leases(self, now: datetime) -> None:
+        """One process owns an in-memory queue: after its restart, nothing it held is held any more."""
+        await self.session.execute(
+            update(Delivery)
+            .where(Delivery.status == PENDING)
+            .values(owner=None, lease_until=now)
+            .execution_options(synchronize_session=False)
+        )
+        await self.session.execute(
+            update(Campaign)
+            .where(Campaign.status == "sending", Campaign.fanout_done.is_(False))
+            .values(fanout_lease_until=now)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def complete_if_done(self, campaign_id: int, now: datetime) -> bool:
+        if await self.has_pending(campaign_id):
+            return False
+        result = await self.session.execute(
+            update(Campaign)
+            .where(Campaign.id == campaign_id, Campaign.status == "sending", Campaign.fanout_done.is_(True))
+            .values(status="sent", finished_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return getattr(result, "rowcount", 0) == 1

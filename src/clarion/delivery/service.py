@@ -1,0 +1,101 @@
+"""The deliver task: claim a job's recipients, send to each, record every outcome in the ledger."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+
+from clarion.db import Database, utcnow
+from clarion.delivery import policy
+from clarion.delivery.context import CampaignContext, ContextCache
+from clarion.delivery.repository import Claimed, LedgerRepository
+from clarion.delivery.senders import Sender
+from clarion.provider.outcome import Outcome, Retry
+
+log = logging.getLogger("clarion.delivery")
+
+
+class Deliverer:
+    def __init__(
+        self,
+        db: Database,
+        senders: Mapping[str, Sender],
+        *,
+        lease_s: float,
+        concurrency: int,
+        retry_base_s: float,
+        retry_max_s: float,
+    ) -> None:
+        self.db = db
+        self.senders = senders
+        self.lease_s = lease_s
+        self.retry_base_s = retry_base_s
+        self.retry_max_s = retry_max_s
+        self._limit = asyncio.Semaphore(concurrency)
+        self._contexts = ContextCache()
+
+    @property
+    def platforms(self) -> tuple[str, ...]:
+        return tuple(self.senders)
+
+    async def run(self, campaign_id: int, delivery_ids: Sequence[int], owner: str) -> int:
+        """Deliver one job; returns how many recipients were attempted."""
+        now = utcnow()
+        async with self.db.session() as session:
+            lease_until = now + timedelta(seconds=self.lease_s)
+            claimed = await LedgerRepository(session).claim(delivery_ids, owner, now, lease_until)
+            context = await self._contexts.get(session, campaign_id) if claimed else None
+        if not claimed or context is None:
+            return 0
+        outcomes = await asyncio.gather(*(self._send(context, r) for r in claimed))
+        await self._record(context, claimed, outcomes)
+        return len(claimed)
+
+    async def _send(self, context: CampaignContext, recipient: Claimed) -> Outcome:
+        now = utcnow()
+        if now >= context.expires_at and context.ttl_s > 0:
+            return Retry("the TTL ran out before the attempt")
+        sender = self.senders.get(recipient.platform)
+        if sender is None:
+            return Retry(f"no sender for platform {recipient.platform}")
+        async with self._limit:
+            return await sender.send(context, recipient, utcnow())
+
+    async def _record(
+        self, context: CampaignContext, claimed: Sequence[Claimed], outcomes: Sequence[Outcome]
+    ) -> None:
+        now = utcnow()
+        finals: dict[tuple[str, str | None], list[int]] = defaultdict(list)
+        retries: list[tuple[int, policy.RetryAt]] = []
+        gone_subscribers: list[int] = []
+        for recipient, outcome in zip(claimed, outcomes, strict=True):
+            decision = policy.decide(
+                outcome,
+                attempts=recipient.attempts,
+                now=now,
+                expires_at=context.expires_at,
+                base_s=self.retry_base_s,
+                max_s=self.retry_max_s,
+            )
+            if isinstance(decision, policy.RetryAt):
+                retries.append((recipient.delivery_id, decision))
+                continue
+            finals[(decision.status, _short(decision.reason))].append(recipient.delivery_id)
+            if decision.status == "gone":
+                gone_subscribers.append(recipient.subscriber_id)
+        async with self.db.session() as session:
+            ledger = LedgerRepository(session)
+            for (status, reason), ids in finals.items():
+                await ledger.finish(ids, status, now, reason)
+            for delivery_id, retry in retries:
+                await ledger.retry_later(delivery_id, retry.at, retry.reason, now)
+            await ledger.deactivate(gone_subscribers, now)
+            if not retries:
+                await ledger.complete_if_done(context.campaign_id, now)
+
+
+def _short(reason: str | None) -> str | None:
+    return reason[:255] if reason else None

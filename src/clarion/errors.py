@@ -1,0 +1,113 @@
+"""The error catalogue: every error Clarion answers with, as data.
+
+Each error carries a stable code, an HTTP status, a message and (for input errors) the field it is
+about. The native JSON renderer and the vendor-compatible renderers (gravitec/, swrve/) draw from this
+one catalogue.
+"""
+
+from __future__ import annotations
+
+
+class ClarionError(Exception):
+    code = "internal_error"
+    status = 500
+    message = "Internal error"
+
+    def __init__(self, message: str | None = None, *, field: str | None = None) -> None:
+        self.message = message or type(self).message
+        self.field = field
+        super().__init__(self.message)
+
+    def as_json(self) -> dict[str, object]:
+        body: dict[str, object] = {"error": self.code, "message": self.message}
+        if self.field is not None:
+            body["field"] = self.field
+        return body
+
+
+class BadRequest(ClarionError):
+    code = "bad_request"
+    status = 400
+    message = "The request could not be read"
+
+
+class MissingParameter(ClarionError):
+    code = "missing_parameter"
+    status = 400
+    message = "A required parameter is missing"
+
+
+class InvalidField(ClarionError):
+    code = "invalid_field"
+    status = 422
+    message = "A field is invalid"
+
+
+class NotFound(ClarionError):
+    code = "not_found"
+    status = 404
+    message = "Not found"
+
+
+class UnknownApp(ClarionError):
+    code = "unknown_app"
+    status = 403
+    message = "There is no web site with this appKey"
+
+
+class BadCredentials(ClarionError):
+    code = "bad_credentials"
+    status = 401
+    message = "Wrong app key or app secret"
+
+
+class UnknownSubscriber(ClarionError):
+    code = "unknown_subscriber"
+    status = 422
+    message = "There is no follower with this regId!"
+
+
+class AliasTooLong(ClarionError):
+    code = "alias_too_long"
+    status = 422
+    message = "Max alias length is 255!"
+
+
+class TagNotOnSubscriber(ClarionError):
+    code = "tag_not_on_subscriber"
+    status = 422
+    message = "The follower doesn't have this tag!"
+
+
+class UnknownMessage(ClarionError):
+    code = "unknown_message"
+    status = 422
+    message = "There is no message with this id!"
+
+
+class QuotaExceeded(ClarionError):
+    code = "quota_exceeded"
+    status = 429
+    message = "The free plan allows 10 push campaigns per day through the API"
+
+
+class Unavailable(ClarionError):
+    code = "unavailable"
+    status = 503
+    message = "A backing service is unreachable"
+
+
+CATALOGUE: tuple[type[ClarionError], ...] = (
+    BadRequest,
+    MissingParameter,
+    InvalidField,
+    NotFound,
+    UnknownApp,
+    BadCredentials,
+    UnknownSubscriber,
+    AliasTooLong,
+    TagNotOnSubscriber,
+    UnknownMessage,
+    QuotaExceeded,
+    Unavailable,
+)

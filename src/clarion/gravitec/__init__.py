@@ -1,0 +1,1 @@
+"""The Gravitec-compatible Server API v3 (spec/gravitec-server-api.txt), mapped onto the core."""

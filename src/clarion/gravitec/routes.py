@@ -1,0 +1,136 @@
+"""Thin handlers for /api/v3: alias, tag, push and message statistics."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from clarion import errors
+from clarion.app_tenant import service as apps
+from clarion.campaign import service as campaigns
+from clarion.gravitec import push_body
+from clarion.models import App
+from clarion.runtime import Runtime, runtime
+from clarion.subscriber import service as subscribers
+from clarion.validation import parse_json
+
+router = APIRouter(prefix="/api/v3", tags=["Gravitec v3"])
+
+
+def _basic_credentials(request: Request) -> tuple[str, str]:
+    header = request.headers.get("authorization", "")
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic" or not encoded:
+        raise errors.BadCredentials("HTTP Basic authentication with APP_KEY:APP_SECRET is required")
+    try:
+        key, sep, secret = base64.b64decode(encoded, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        raise errors.BadCredentials("The Authorization header is not valid HTTP Basic") from None
+    if not sep:
+        raise errors.BadCredentials("The Authorization header is not valid HTTP Basic")
+    return key, secret
+
+
+async def authenticated_app(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> App:
+    key, secret = _basic_credentials(request)
+    async with rt.db.session() as session:
+        return await apps.authenticate(session, key, secret)
+
+
+AppDep = Annotated[App, Depends(authenticated_app)]
+RuntimeDep = Annotated[Runtime, Depends(runtime)]
+
+
+async def _param(request: Request, name: str) -> str:
+    """Parameters come in the query string (the vendor's examples), or else in a JSON body."""
+    value = request.query_params.get(name)
+    if not value and request.headers.get("content-type", "").startswith("application/json"):
+        body = await request.body()
+        data: Any = parse_json(body) if body.strip() else {}
+        candidate = data.get(name) if isinstance(data, dict) else None
+        value = candidate if isinstance(candidate, str) else None
+    if not value:
+        raise errors.MissingParameter(f'Required String parameter "{name}" is not present', field=name)
+    return value
+
+
+@router.post("/alias")
+async def set_alias(request: Request, app: AppDep, rt: RuntimeDep) -> dict[str, object]:
+    reg_id, name = await _param(request, "regId"), await _param(request, "name")
+    async with rt.db.session() as session:
+        await subscribers.set_alias(session, app, reg_id, name)
+    return {"success": True, "message": "The alias was successfully added"}
+
+
+@router.get("/alias")
+async def get_alias(request: Request, app: AppDep, rt: RuntimeDep) -> dict[str, str]:
+    reg_id = await _param(request, "regId")
+    async with rt.db.session() as session:
+        found = await subscribers.find(session, app, reg_id)
+    # The vendor's documented bodies spell these booleans as the strings "true" and "false".
+    if found is None:
+        return {"regIdExists": "false"}
+    answer = {
+        "regIdExists": "true",
+        "aliasExists": "true" if found.alias else "false",
+        "isActiveFollower": "true" if found.active else "false",
+    }
+    if found.alias:
+        answer["alias"] = found.alias
+    return answer
+
+
+@router.post("/tag")
+async def add_tag(request: Request, app: AppDep, rt: RuntimeDep) -> dict[str, object]:
+    reg_id, name = await _param(request, "regId"), await _param(request, "name")
+    async with rt.db.session() as session:
+        await subscribers.add_tag(session, app, reg_id, name)
+    return {"success": True, "message": "Tag was successfully added"}
+
+
+@router.delete("/tag")
+async def remove_tag(request: Request, app: AppDep, rt: RuntimeDep) -> dict[str, object]:
+    reg_id, name = await _param(request, "regId"), await _param(request, "name")
+    async with rt.db.session() as session:
+        await subscribers.remove_tag(session, app, reg_id, name)
+    return {"success": True, "message": "Tag was successfully deleted"}
+
+
+@router.post("/push")
+async def push(request: Request, app: AppDep, rt: RuntimeDep) -> dict[str, object]:
+    spec = push_body.parse(parse_json(await request.body()))
+    async with rt.db.session() as session:
+        campaign = await campaigns.create(session, app, spec)
+    rt.wake_scheduler()
+    return {
+        "id": str(campaign.id),
+        "send_date": str(int(campaign.send_at.timestamp() * 1000)),
+        "ttl": campaign.ttl_s,
+        "display_time": campaign.display_time_s,
+        "payload": {"title": spec.content.title},
+    }
+
+
+@router.get("/messages")
+@router.get("/messages/")
+async def message_without_id(app: AppDep) -> JSONResponse:
+    raise errors.MissingParameter('Required parameter "campaignID" is not present', field="campaignID")
+
+
+@router.get("/messages/{campaign_id}")
+async def message_stats(campaign_id: str, app: AppDep, rt: RuntimeDep) -> dict[str, object]:
+    if not campaign_id.isdigit() or len(campaign_id) > 18:
+        raise errors.UnknownMessage()
+    async with rt.db.session() as session:
+        stats = await campaigns.stats(session, app, int(campaign_id))
+    return {
+        "status": stats.status.upper(),
+        "send": stats.sent,
+        "received": stats.received,
+        "clicked": stats.clicked,
+        "closed": stats.closed,
+    }

@@ -1,0 +1,26 @@
+"""Alembic migrations, shipped inside the package so an installed Clarion can upgrade its database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+HERE = Path(__file__).parent
+
+
+def alembic_config(database_url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(HERE))
+    config.attributes["database_url"] = database_url
+    return config
+
+
+def upgrade(database_url: str) -> None:
+    """Apply every migration (the env runs them through the async driver of the URL)."""
+    command.upgrade(alembic_config(database_url), "head")
+
+
+def upgrade_sqlite(database_url: str) -> None:
+    upgrade(database_url)

@@ -1,0 +1,184 @@
+"""All tables. Imports nothing from the feature packages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class App(Base):
+    __tablename__ = "apps"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(255))
+    app_key: Mapped[str] = mapped_column(String(64), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(128))
+    identity_key_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    vapid_private_pem: Mapped[str] = mapped_column(Text)
+    vapid_public_key: Mapped[str] = mapped_column(String(128))
+    plan: Mapped[str] = mapped_column(String(16), default="free")
+    batch_push: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Subscriber(Base):
+    __tablename__ = "subscribers"
+    __table_args__ = (
+        UniqueConstraint("app_id", "address_hash", name="uq_subscriber_address"),
+        Index("ix_subscriber_app_alias", "app_id", "alias"),
+        Index("ix_subscriber_app_user", "app_id", "user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    reg_id: Mapped[str] = mapped_column(String(64), unique=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    # Endpoint URL (web) or device token / channel URI (native); hashed for a bounded unique index.
+    address: Mapped[str] = mapped_column(Text)
+    address_hash: Mapped[str] = mapped_column(String(64))
+    p256dh: Mapped[str | None] = mapped_column(String(128))
+    auth: Mapped[str | None] = mapped_column(String(64))
+    alias: Mapped[str | None] = mapped_column(String(255))
+    user_id: Mapped[str | None] = mapped_column(String(255))
+    external_user_id: Mapped[str | None] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Tag(Base):
+    __tablename__ = "tags"
+    __table_args__ = (UniqueConstraint("app_id", "name_folded", name="uq_tag_name"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    # The first spelling seen is kept; lookups go through the case-folded name.
+    name: Mapped[str] = mapped_column(String(255))
+    name_folded: Mapped[str] = mapped_column(String(255))
+
+
+class SubscriberTag(Base):
+    __tablename__ = "subscriber_tags"
+    __table_args__ = (Index("ix_subscriber_tags_tag", "tag_id", "subscriber_id"),)
+
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True)
+
+
+class Segment(Base):
+    __tablename__ = "segments"
+    __table_args__ = (UniqueConstraint("app_id", "name", name="uq_segment_name"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+    tags_segment: Mapped[list[dict[str, str]]] = mapped_column(JSON)
+
+
+class Campaign(Base):
+    __tablename__ = "campaigns"
+    __table_args__ = (
+        Index("ix_campaign_due", "status", "send_at"),
+        Index("ix_campaign_app_created", "app_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16))
+    send_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ttl_s: Mapped[int] = mapped_column(Integer)
+    display_time_s: Mapped[int] = mapped_column(Integer)
+    push_tag: Mapped[str | None] = mapped_column(String(100))
+    is_transactional: Mapped[bool] = mapped_column(Boolean, default=False)
+    urgency: Mapped[str] = mapped_column(String(16), default="normal")
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # How the audience is chosen: {"kind": "all"|"tokens"|"aliases"|"tags"|"tags_segment"}; the values
+    # themselves live in campaign_targets so that resolution joins instead of building IN lists.
+    audience: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Fan-out ownership: the scheduler that claimed the campaign holds it until fanout_lease_until.
+    fanout_done: Mapped[bool] = mapped_column(Boolean, default=False)
+    fanout_lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class CampaignTarget(Base):
+    """One value of a campaign's audience list (a token, an alias or a tag name)."""
+
+    __tablename__ = "campaign_targets"
+
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255), primary_key=True)
+
+
+class Delivery(Base):
+    """The ledger: one row per recipient of a campaign; campaign counters are derived from it."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "subscriber_id", name="uq_delivery_recipient"),
+        Index("ix_delivery_sweep", "status", "lease_until"),
+        Index("ix_delivery_campaign_status", "campaign_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Who may touch a pending row: with no owner it is queued (or waiting for its retry) and the
+    # sweeper leaves it alone until lease_until; with an owner, a worker holds it until lease_until.
+    # Past lease_until the sweeper queues it again: that is how a lost job or a dead worker's chunk
+    # is picked up.
+    owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Not to be attempted before this (a retry's back-off, honouring Retry-After).
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(String(255))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Event(Base):
+    """Engagement reported by the SDK: counted once per subscriber, campaign and type."""
+
+    __tablename__ = "events"
+
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True
+    )
+    type: Mapped[str] = mapped_column(String(16), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Meta(Base):
+    """Server-wide key/value state (the admin token's hash)."""
+
+    __tablename__ = "meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

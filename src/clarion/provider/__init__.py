@@ -1,0 +1,1 @@
+"""Outbound calls to push services; each provider returns an `Outcome` value."""

@@ -1,0 +1,54 @@
+"""What a push service said about one message, as a value the delivery policy can act on."""
+
+import email.utils
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    status: int
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    reason: str
+    after_s: float | None = None  # from Retry-After when the service gave one
+
+
+@dataclass(frozen=True, slots=True)
+class Gone:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    reason: str
+
+
+Outcome = Delivered | Retry | Gone | Rejected
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds to wait from a Retry-After value: delay-seconds or an HTTP-date (RFC 9110 §10.2.3).
+
+    Returns None when the header is absent or unparseable, and never a negative number: a date in the
+    past means "now". `now` should be an aware UTC datetime; a naive one is taken as UTC.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isascii() and text.isdigit():
+        seconds = float(text)
+        return seconds if math.isfinite(seconds) else None
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (_as_utc(when) - _as_utc(now)).total_seconds())
+
+
+def _as_utc(moment: datetime) -> datetime:
+    # email.utils gives a naive datetime for "-0000" zones; RFC 5322 means UTC by that.
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment

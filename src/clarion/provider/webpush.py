@@ -1,0 +1,276 @@
+"""Web Push: message encryption (RFC 8291), VAPID (RFC 8292) and the send itself (RFC 8030)."""
+
+import base64
+import binascii
+import hashlib
+import json
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+import aiohttp
+import http_ece
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+from clarion.provider.outcome import Delivered, Gone, Outcome, Rejected, Retry, parse_retry_after
+
+# 3993 bytes: 4096-byte body limit (RFC 8030 §7.2) minus the 86-byte aes128gcm header
+# (RFC 8188: 16 salt + 4 rs + 1 idlen + 65 key), 16-byte tag and 1 delimiter byte (RFC 8291 §4).
+MAX_PLAINTEXT_BYTES = 3993
+
+URGENCIES = frozenset({"very-low", "low", "normal", "high"})  # RFC 8030 §5.3
+
+# 12 h: RFC 8292 §2 allows at most 24 h; half leaves room for clock skew at the push service.
+VAPID_LIFETIME_S = 12 * 3600
+# Re-sign an hour before expiry so a header is never sent moments before it lapses.
+VAPID_RENEW_MARGIN_S = 3600
+# Endpoints come from subscribers, so the set of origins is not ours to bound; cap the cache.
+_MAX_CACHED_ORIGINS = 1024
+
+_TOPIC = re.compile(r"[A-Za-z0-9_-]{1,32}")  # RFC 8030 §5.4: at most 32 URL-safe base64 characters
+_REASON_CHARS = 200
+_MAX_READ_BYTES = 64 * 1024  # a hostile endpoint could answer with an endless body
+_JWT_HEADER = "eyJ0eXAiOiJKV1QiLCJhbGciOiJFUzI1NiJ9"  # {"typ":"JWT","alg":"ES256"}
+_URLSAFE_TO_STD = str.maketrans("-_", "+/")
+
+
+def b64url_encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text: str) -> bytes:
+    """Decode base64url with or without padding; browsers' standard-alphabet keys are accepted too."""
+    core = text.strip().rstrip("=").translate(_URLSAFE_TO_STD)
+    try:
+        return base64.b64decode(core + "=" * (-len(core) % 4), validate=True)
+    except binascii.Error as exc:
+        raise ValueError(f"not valid base64url ({exc})") from exc
+
+
+def generate_vapid_keys() -> tuple[str, str]:
+    """A new VAPID key pair: (PKCS8 PEM private key, base64url uncompressed P-256 public key)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return pem.decode("ascii"), _public_b64url(key)
+
+
+def _public_b64url(key: ec.EllipticCurvePrivateKey) -> str:
+    raw = key.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    return b64url_encode(raw)
+
+
+def encrypt(payload: bytes, p256dh: str, auth: str) -> bytes:
+    """An aes128gcm body (RFC 8291) with a fresh ephemeral key and salt, as the RFC requires."""
+    return encrypt_with(
+        payload,
+        p256dh,
+        auth,
+        salt=os.urandom(16),
+        sender_private=ec.generate_private_key(ec.SECP256R1()),
+    )
+
+
+def encrypt_with(
+    payload: bytes, p256dh: str, auth: str, *, salt: bytes, sender_private: ec.EllipticCurvePrivateKey
+) -> bytes:
+    """`encrypt` with the salt and ephemeral key given, so RFC 8291 Appendix A can be reproduced."""
+    if not payload:
+        # http_ece writes no record at all for an empty plaintext; send such messages without a body.
+        raise ValueError("an empty payload is sent without a body, not encrypted")
+    if len(payload) > MAX_PLAINTEXT_BYTES:
+        raise ValueError(f"payload is {len(payload)} bytes; at most {MAX_PLAINTEXT_BYTES} fit")
+    receiver = b64url_decode(p256dh)
+    if len(receiver) != 65 or receiver[0] != 0x04:
+        raise ValueError("p256dh must be an uncompressed P-256 point (65 bytes)")
+    secret = b64url_decode(auth)
+    if len(secret) != 16:
+        raise ValueError("auth must be a 16-byte secret (RFC 8291 §3.2)")
+    body: bytes = http_ece.encrypt(
+        payload,
+        salt=salt,
+        private_key=sender_private,
+        dh=receiver,
+        auth_secret=secret,
+        version="aes128gcm",
+    )
+    return body
+
+
+class VapidSigner:
+    """Builds `Authorization: vapid` headers (RFC 8292 §3) for one application server key.
+
+    A header is cached per push-service origin and reused until an hour before it expires: signing
+    per message would cost an ECDSA signature each, for a value that changes twice a day.
+    """
+
+    def __init__(
+        self,
+        private_key_pem: str,
+        public_key: str,
+        subject: str,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not subject.startswith(("mailto:", "https:")):
+            raise ValueError("the VAPID subject must be a mailto: or https: URI (RFC 8292 §2.1)")
+        self._key = _load_p256_private_key(private_key_pem)
+        if _public_b64url(self._key) != b64url_encode(b64url_decode(public_key)):
+            raise ValueError("the VAPID public key does not belong to the private key")
+        self._public_key = _public_b64url(self._key)
+        self._subject = subject
+        self._clock = clock
+        self._cache: dict[str, tuple[str, int]] = {}
+
+    @property
+    def public_key(self) -> str:
+        return self._public_key
+
+    def authorization(self, endpoint: str) -> str:
+        origin = endpoint_origin(endpoint)
+        now = int(self._clock())
+        cached = self._cache.get(origin)
+        if cached is not None and cached[1] - now > VAPID_RENEW_MARGIN_S:
+            return cached[0]
+        expires = now + VAPID_LIFETIME_S
+        claims: dict[str, str | int] = {"aud": origin, "exp": expires, "sub": self._subject}
+        header = f"vapid t={_sign_jwt(self._key, claims)}, k={self._public_key}"
+        if len(self._cache) >= _MAX_CACHED_ORIGINS:
+            self._cache.clear()
+        self._cache[origin] = (header, expires)
+        return header
+
+
+def _load_p256_private_key(pem: str) -> ec.EllipticCurvePrivateKey:
+    key = serialization.load_pem_private_key(pem.encode("ascii"), password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
+        raise ValueError("a VAPID key must be a P-256 EC private key")
+    return key
+
+
+def _sign_jwt(key: ec.EllipticCurvePrivateKey, claims: dict[str, str | int]) -> str:
+    body = b64url_encode(json.dumps(claims, separators=(",", ":")).encode("utf-8"))
+    signing_input = f"{_JWT_HEADER}.{body}"
+    r, s = decode_dss_signature(key.sign(signing_input.encode("ascii"), ec.ECDSA(hashes.SHA256())))
+    # JWS ES256 wants the raw r || s, 32 bytes each (RFC 7518 §3.4), not the DER that cryptography gives.
+    return f"{signing_input}.{b64url_encode(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
+
+
+def endpoint_origin(endpoint: str) -> str:
+    """scheme://host[:port] of an endpoint, the VAPID `aud` (RFC 8292 §2); default ports are dropped."""
+    parts = urlsplit(endpoint)
+    scheme, host = parts.scheme.lower(), parts.hostname
+    if scheme not in ("http", "https") or not host:
+        raise ValueError(f"not an http(s) URL: {endpoint!r}")
+    if ":" in host:
+        host = f"[{host}]"
+    port = parts.port
+    default_port = 443 if scheme == "https" else 80
+    return f"{scheme}://{host}" if port in (None, default_port) else f"{scheme}://{host}:{port}"
+
+
+@dataclass(frozen=True, slots=True)
+class WebPushRequest:
+    endpoint: str
+    p256dh: str
+    auth: str
+    payload: bytes
+    ttl_s: int
+    urgency: str | None = None
+    topic: str | None = None
+
+
+async def send(
+    session: aiohttp.ClientSession,
+    signer: VapidSigner,
+    request: WebPushRequest,
+    *,
+    timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109 - aiohttp's per-request budget, handed to the session
+) -> Outcome:
+    """POST one push message (RFC 8030 §5); network trouble is a `Retry`, never an exception."""
+    problem = _request_problem(request)
+    if problem is not None:
+        return Rejected(problem)
+    try:
+        body = encrypt(request.payload, request.p256dh, request.auth) if request.payload else b""
+    except (ValueError, http_ece.ECEException) as exc:
+        return Rejected(f"cannot encrypt for this subscription: {exc}")
+    headers = _headers(signer, request, has_body=bool(body))
+    try:
+        async with session.post(
+            request.endpoint, data=body, headers=headers, timeout=timeout, allow_redirects=False
+        ) as response:
+            body = await _read_body(response)
+            return _outcome(response.status, response.headers.get("Retry-After"), body)
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        return Retry(f"{type(exc).__name__}: {exc}".rstrip(": "))
+
+
+async def _read_body(response: aiohttp.ClientResponse) -> bytes:
+    """Read the body to its end so the connection goes back to the pool; past the cap it is dropped."""
+    body = bytearray()
+    while len(body) < _MAX_READ_BYTES:
+        chunk = await response.content.read(_MAX_READ_BYTES - len(body))
+        if not chunk:
+            break
+        body += chunk
+    return bytes(body)
+
+
+def _request_problem(request: WebPushRequest) -> str | None:
+    try:
+        endpoint_origin(request.endpoint)
+    except ValueError as exc:
+        return str(exc)
+    if request.ttl_s < 0:
+        return f"TTL must not be negative, got {request.ttl_s}"
+    if request.urgency is not None and request.urgency not in URGENCIES:
+        return f"unknown urgency {request.urgency!r}"
+    if len(request.payload) > MAX_PLAINTEXT_BYTES:
+        return f"payload is {len(request.payload)} bytes; at most {MAX_PLAINTEXT_BYTES} fit"
+    return None
+
+
+def _headers(signer: VapidSigner, request: WebPushRequest, *, has_body: bool) -> dict[str, str]:
+    headers = {"TTL": str(request.ttl_s), "Authorization": signer.authorization(request.endpoint)}
+    if has_body:
+        headers["Content-Encoding"] = "aes128gcm"
+        headers["Content-Type"] = "application/octet-stream"
+    if request.urgency is not None:
+        headers["Urgency"] = request.urgency
+    if request.topic is not None:
+        headers["Topic"] = push_topic(request.topic)
+    return headers
+
+
+def push_topic(topic: str) -> str:
+    """`topic` if it is a valid Topic header (RFC 8030 §5.4), else a stable 32-character stand-in."""
+    if _TOPIC.fullmatch(topic):
+        return topic
+    # 24 bytes encode to exactly 32 base64url characters with no padding.
+    return b64url_encode(hashlib.sha256(topic.encode("utf-8")).digest()[:24])
+
+
+def _outcome(status: int, retry_after: str | None, body: bytes) -> Outcome:
+    if 200 <= status < 300:
+        return Delivered(status)
+    reason = _reason(status, body)
+    if status in (404, 410):
+        return Gone(reason)
+    if status == 429 or 500 <= status < 600:
+        return Retry(reason, parse_retry_after(retry_after, datetime.now(UTC)))
+    return Rejected(reason)
+
+
+def _reason(status: int, body: bytes) -> str:
+    text = " ".join(body[: _REASON_CHARS * 4].decode("utf-8", "replace").split())[:_REASON_CHARS]
+    return f"HTTP {status}: {text}" if text else f"HTTP {status}"

@@ -1,0 +1,1 @@
+"""Subscribers: registration from SDKs and apps, aliases, tags, engagement events."""

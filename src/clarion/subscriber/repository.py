@@ -1,0 +1,75 @@
+"""All SQL about subscribers, their tags and engagement events."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from clarion.db import insert_ignore
+from clarion.models import Event, Subscriber, SubscriberTag, Tag
+
+
+class SubscriberRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def by_address(self, app_id: int, address_hash: str) -> Subscriber | None:
+        query = select(Subscriber).where(Subscriber.app_id == app_id, Subscriber.address_hash == address_hash)
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def by_reg_id(self, app_id: int, reg_id: str) -> Subscriber | None:
+        query = select(Subscriber).where(Subscriber.app_id == app_id, Subscriber.reg_id == reg_id)
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def insert_if_absent(self, subscriber: Subscriber) -> bool:
+        row = {c.key: getattr(subscriber, c.key) for c in Subscriber.__table__.columns if c.key != "id"}
+        return await insert_ignore(self.session, Subscriber.__table__, [row]) == 1
+
+    async def tag_by_name(self, app_id: int, name: str) -> Tag | None:
+        query = select(Tag).where(Tag.app_id == app_id, Tag.name_folded == name.casefold())
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def tags_by_names(self, app_id: int, names: Sequence[str]) -> list[Tag]:
+        folded = [name.casefold() for name in names]
+        query = select(Tag).where(Tag.app_id == app_id, Tag.name_folded.in_(folded))
+        return list((await self.session.execute(query)).scalars())
+
+    async def ensure_tag(self, app_id: int, name: str) -> Tag:
+        row = {"app_id": app_id, "name": name, "name_folded": name.casefold()}
+        await insert_ignore(self.session, Tag.__table__, [row])
+        tag = await self.tag_by_name(app_id, name)
+        assert tag is not None, "the tag was just inserted or already there"
+        return tag
+
+    async def has_tag(self, subscriber_id: int, tag_id: int) -> bool:
+        query = select(SubscriberTag.tag_id).where(
+            SubscriberTag.subscriber_id == subscriber_id, SubscriberTag.tag_id == tag_id
+        )
+        return (await self.session.execute(query)).first() is not None
+
+    async def attach(self, subscriber_id: int, tag_id: int) -> None:
+        row = {"subscriber_id": subscriber_id, "tag_id": tag_id}
+        await insert_ignore(self.session, SubscriberTag.__table__, [row])
+
+    async def detach(self, subscriber_id: int, tag_id: int) -> None:
+        await self.session.execute(
+            delete(SubscriberTag).where(
+                SubscriberTag.subscriber_id == subscriber_id, SubscriberTag.tag_id == tag_id
+            )
+        )
+
+    async def tag_names(self, subscriber_id: int) -> list[str]:
+        query = (
+            select(Tag.name)
+            .join(SubscriberTag, SubscriberTag.tag_id == Tag.id)
+            .where(SubscriberTag.subscriber_id == subscriber_id)
+            .order_by(Tag.name_folded)
+        )
+        return list((await self.session.execute(query)).scalars())
+
+    async def add_event(self, campaign_id: int, subscriber_id: int, kind: str, at: datetime) -> None:
+        row = {"campaign_id": campaign_id, "subscriber_id": subscriber_id, "type": kind, "created_at": at}
+        await insert_ignore(self.session, Event.__table__, [row])

@@ -1,0 +1,1 @@
+"""Queue backends, the scheduler, the sweeper and the worker loop."""

@@ -1,0 +1,178 @@
+"""The delivery engine of one process: scheduler, sweeper and job consumers, with graceful stop.
+
+`clarion serve` runs it beside the HTTP API (default in-process queue); `clarion worker` runs it alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import uuid
+from collections import defaultdict
+from datetime import timedelta
+
+import aiohttp
+
+from clarion.campaign.repository import CampaignRepository
+from clarion.config import Settings
+from clarion.db import Database, utcnow
+from clarion.delivery.fanout import fan_out
+from clarion.delivery.repository import LedgerRepository
+from clarion.delivery.senders import Sender, WebPushSender
+from clarion.delivery.service import Deliverer
+from clarion.worker.queue import Job, Queue
+
+log = logging.getLogger("clarion.engine")
+
+# Queued rows are left alone by the sweeper this long: a job waits in a busy queue for a while.
+QUEUE_GRACE_FACTOR = 10
+SWEEP_EVERY_S = 1.0
+SWEEP_BATCH = 5000
+
+
+def ssl_context(ca_file: str | None) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    if ca_file:
+        context.load_verify_locations(cafile=ca_file)
+    return context
+
+
+def http_session(settings: Settings) -> aiohttp.ClientSession:
+    """One shared client with a connection pool; aiohttp because it sets the delivery ceiling."""
+    connector = aiohttp.TCPConnector(
+        limit=settings.worker_concurrency * settings.worker_jobs,
+        ssl=ssl_context(settings.ca_file),
+        ttl_dns_cache=300,
+    )
+    return aiohttp.ClientSession(connector=connector, auto_decompress=False)
+
+
+class Engine:
+    def __init__(self, settings: Settings, db: Database, queue: Queue, wakeup: asyncio.Event) -> None:
+        self.settings = settings
+        self.db = db
+        self.queue = queue
+        self.wakeup = wakeup
+        self.owner = f"{uuid.uuid4().hex[:12]}"
+        self._stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._fanouts: set[asyncio.Task[int]] = set()
+        self._http: aiohttp.ClientSession | None = None
+        self.deliverer: Deliverer | None = None
+
+    @property
+    def queue_grace_s(self) -> float:
+        return self.settings.lease_s * QUEUE_GRACE_FACTOR
+
+    def _senders(self, http: aiohttp.ClientSession) -> dict[str, Sender]:
+        timeout = aiohttp.ClientTimeout(
+            total=self.settings.request_timeout_s, connect=self.settings.connect_timeout_s
+        )
+        return {"web": WebPushSender(http, self.settings.vapid_subject, timeout)}
+
+    async def start(self) -> None:
+        self._http = http_session(self.settings)
+        self.deliverer = Deliverer(
+            self.db,
+            self._senders(self._http),
+            lease_s=self.settings.lease_s,
+            concurrency=self.settings.worker_concurrency,
+            retry_base_s=self.settings.retry_base_s,
+            retry_max_s=self.settings.retry_max_s,
+        )
+        if not self.queue.durable:
+            # The in-process queue died with the last process: whatever it held is free again.
+            async with self.db.session() as session:
+                await LedgerRepository(session).reset_leases(utcnow())
+        self._tasks.append(asyncio.create_task(self._schedule(), name="scheduler"))
+        for index in range(self.settings.worker_jobs):
+            self._tasks.append(asyncio.create_task(self._consume(), name=f"consumer-{index}"))
+
+    async def stop(self) -> None:
+        """Stop taking work, let in-flight jobs finish (bounded by request timeouts), then close."""
+        self._stopping.set()
+        self.wakeup.set()
+        for fanout in self._fanouts:
+            fanout.cancel()  # a fan-out resumes from the ledger: stopping it mid-way loses nothing
+        await asyncio.gather(*self._tasks, *self._fanouts, return_exceptions=True)
+        self._tasks.clear()
+        if self._http is not None:
+            await self._http.close()
+        await self.queue.close()
+
+    async def _schedule(self) -> None:
+        last_sweep = 0.0
+        loop = asyncio.get_running_loop()
+        while not self._stopping.is_set():
+            try:
+                await self._start_due()
+                if loop.time() - last_sweep >= SWEEP_EVERY_S:
+                    last_sweep = loop.time()
+                    await self._sweep()
+            except Exception:
+                log.exception("scheduler tick failed; retrying")
+            await self._sleep(self.settings.scheduler_interval_s)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wakeup.wait(), seconds)
+        self.wakeup.clear()
+
+    async def _start_due(self) -> None:
+        now = utcnow()
+        async with self.db.session() as session:
+            lease_until = now + timedelta(seconds=self.settings.lease_s)
+            claimed = await CampaignRepository(session).claim_due(now, lease_until, limit=16)
+        for campaign_id in claimed:
+            task = asyncio.create_task(self._fan_out(campaign_id), name=f"fanout-{campaign_id}")
+            self._fanouts.add(task)
+            task.add_done_callback(self._fanouts.discard)
+
+    async def _fan_out(self, campaign_id: int) -> int:
+        assert self.deliverer is not None
+        try:
+            return await fan_out(
+                self.db,
+                self.queue,
+                campaign_id,
+                platforms=self.deliverer.platforms,
+                chunk_size=self.settings.chunk_size,
+                lease_s=self.settings.lease_s,
+                queue_grace_s=self.queue_grace_s,
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("fan-out of campaign %s failed; another scheduler will resume it", campaign_id)
+            return 0
+
+    async def _sweep(self) -> None:
+        now = utcnow()
+        async with self.db.session() as session:
+            queued_until = now + timedelta(seconds=self.queue_grace_s)
+            lapsed = await LedgerRepository(session).lapsed(now, queued_until, SWEEP_BATCH)
+        by_campaign: dict[int, list[int]] = defaultdict(list)
+        for delivery_id, campaign_id in lapsed:
+            by_campaign[campaign_id].append(delivery_id)
+        size = self.settings.chunk_size
+        for campaign_id, ids in by_campaign.items():
+            for start in range(0, len(ids), size):
+                await self.queue.put(Job(campaign_id, tuple(ids[start : start + size])))
+
+    async def _consume(self) -> None:
+        assert self.deliverer is not None
+        while not self._stopping.is_set():
+            try:
+                taken = await self.queue.take(timeout_s=0.5)
+                if taken is None:
+                    continue
+                await self.deliverer.run(taken.job.campaign_id, taken.job.delivery_ids, self.owner)
+                await self.queue.ack(taken)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # The job stays unacknowledged / its rows stay leased: it is retried after the lease.
+                log.exception("a delivery job failed")
+                await asyncio.sleep(0.5)

@@ -1,0 +1,90 @@
+"""Fixtures: a fresh database per test on SQLite and on PostgreSQL, the app under test over ASGI."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from clarion.app import create_app
+from clarion.config import Settings
+from clarion.db import Database
+from tests.support import PostgresDatabases, SqliteDatabases, require
+
+logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+@pytest.fixture(scope="session")
+def sqlite_databases(tmp_path_factory: pytest.TempPathFactory) -> SqliteDatabases:
+    databases = SqliteDatabases(tmp_path_factory.mktemp("sqlite-template"))
+    databases.setup()
+    return databases
+
+
+@pytest.fixture(scope="session")
+def postgres_databases() -> Iterator[PostgresDatabases]:
+    require("postgres")
+    databases = PostgresDatabases()
+    databases.setup()
+    yield databases
+    databases.teardown()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield request.getfixturevalue("sqlite_databases").fresh(tmp_path)
+        return
+    databases: PostgresDatabases = request.getfixturevalue("postgres_databases")
+    url = databases.fresh()
+    yield url
+    databases.drop(url)
+
+
+def make_settings(database_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "queue_url": "memory://",
+        "push_hosts": "127.0.0.1,push.example.net",
+        "scheduler_interval_s": 0.05,
+        "retry_base_s": 0.05,
+        "retry_max_s": 0.5,
+        "lease_s": 5.0,
+        "request_timeout_s": 2.0,
+        "connect_timeout_s": 1.0,
+        "admin_token": "test-admin-token",
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return make_settings(database_url)
+
+
+@pytest.fixture
+async def db(settings: Settings) -> AsyncIterator[Database]:
+    database = Database(settings.database_url)
+    yield database
+    await database.dispose()
+
+
+@dataclass
+class Api:
+    client: httpx.AsyncClient
+    settings: Settings
+
+
+@pytest.fixture
+async def api(settings: Settings) -> AsyncIterator[Api]:
+    """The real application (HTTP API and, with memory://, the in-process delivery engine) over ASGI."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://clarion.test") as client:
+            yield Api(client, settings)

@@ -1,0 +1,1 @@
+"""Fakes of the networks Clarion talks to."""
