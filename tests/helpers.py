@@ -1,0 +1,71 @@
+"""Small helpers shared by API-level tests: apps, subscribers and campaigns through the real API."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from clarion.app_tenant import service as apps
+from clarion.config import Settings
+from clarion.db import Database
+from tests.fakes.push_service import FakePushService, Subscription
+
+
+@dataclass(frozen=True)
+class AppKeys:
+    app_key: str
+    app_secret: str
+    vapid_public_key: str
+
+    @property
+    def auth(self) -> tuple[str, str]:
+        return (self.app_key, self.app_secret)
+
+
+async def create_app(settings: Settings, plan: str = "unlimited") -> AppKeys:
+    db = Database(settings.database_url, pool_size=1)
+    try:
+        async with db.session() as session:
+            created = await apps.create(session, "test app", plan)
+    finally:
+        await db.dispose()
+    return AppKeys(created.app_key, created.app_secret, created.vapid_public_key)
+
+
+async def subscribe(
+    client: httpx.AsyncClient, keys: AppKeys, fake: FakePushService
+) -> tuple[str, Subscription]:
+    subscription = fake.new_subscription(application_server_key=keys.vapid_public_key)
+    body = {"app_key": keys.app_key, "platform": "web", "subscription": subscription.to_json()}
+    response = await client.post("/sdk/v1/subscribers", json=body)
+    assert response.status_code == 201, response.text
+    return str(response.json()["regId"]), subscription
+
+
+async def push(client: httpx.AsyncClient, keys: AppKeys, **body: Any) -> str:
+    body.setdefault("payload", {"message": "Hello", "title": "Hi", "redirect_url": "https://example.com/a"})
+    response = await client.post("/api/v3/push", json=body, auth=keys.auth)
+    assert response.status_code == 200, response.text
+    return str(response.json()["id"])
+
+
+async def stats(client: httpx.AsyncClient, keys: AppKeys, campaign_id: str) -> dict[str, Any]:
+    response = await client.get(f"/api/v3/messages/{campaign_id}", auth=keys.auth)
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def wait_for_status(
+    client: httpx.AsyncClient, keys: AppKeys, campaign_id: str, status: str, timeout_s: float = 10
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        current = await stats(client, keys, campaign_id)
+        if current["status"] == status or time.monotonic() > deadline:
+            return current
+        await asyncio.sleep(0.05)
