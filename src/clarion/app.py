@@ -67,16 +67,19 @@ def create_app(settings: Settings, *, run_engine: bool | None = None) -> FastAPI
         db = Database(settings.database_url)
         rt = Runtime(settings=settings, db=db)
         app.state.runtime = rt
+        queue = connect(settings.queue_url, consumer="serve", reclaim_after_s=settings.lease_s)
+        rt.queue = queue
         engine: Engine | None = None
         if in_process:
-            queue = connect(settings.queue_url, consumer="serve", reclaim_after_s=settings.lease_s)
             engine = Engine(settings, db, queue, rt.scheduler_wakeup)
             await engine.start()
         try:
             yield
         finally:
             if engine is not None:
-                await engine.stop()
+                await engine.stop()  # closes the queue too
+            else:
+                await queue.close()
             await db.dispose()
 
     app = FastAPI(
@@ -99,6 +102,8 @@ def create_app(settings: Settings, *, run_engine: bool | None = None) -> FastAPI
                 await session.execute(text("SELECT 1"))
         except Exception as exc:  # any failure to reach the database means "not healthy"
             return JSONResponse({"status": "unavailable", "database": str(exc)[:200]}, status_code=503)
+        if rt.queue is not None and not await rt.queue.ping():
+            return JSONResponse({"status": "unavailable", "queue": "unreachable"}, status_code=503)
         return JSONResponse({"status": "ok"})
 
     return app

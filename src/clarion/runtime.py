@@ -9,6 +9,7 @@ from fastapi import Request
 
 from clarion.config import Settings
 from clarion.db import Database
+from clarion.worker.queue import Queue
 
 
 @dataclass
@@ -16,6 +17,7 @@ class Runtime:
     settings: Settings
     db: Database
     scheduler_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    queue: Queue | None = None
 
     def wake_scheduler(self) -> None:
         """A new campaign is due now: let an in-process scheduler look without waiting for its tick."""

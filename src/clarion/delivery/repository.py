@@ -104,7 +104,7 @@ class LedgerRepository:
             .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
             .where(Delivery.id.in_(delivery_ids), Delivery.owner == owner)
         )
-        return [Claimed(*row) for row in (await self.session.execute(query)).tuples()]
+        return [Claimed(*row) for row in (await self.session.execute(query)).all()]
 
     async def finish(
         self, delivery_ids: Sequence[int], status: str, now: datetime, reason: str | None = None
@@ -159,7 +159,7 @@ class LedgerRepository:
             .order_by(Delivery.campaign_id, Delivery.id)
             .limit(limit)
         )
-        rows = list((await self.session.execute(query)).tuples())
+        rows = list((await self.session.execute(query)).all())
         if rows:
             await self.session.execute(
                 update(Delivery)

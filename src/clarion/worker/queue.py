@@ -40,6 +40,8 @@ class Queue(Protocol):
 
     async def ack(self, taken: Taken) -> None: ...
 
+    async def ping(self) -> bool: ...
+
     async def close(self) -> None: ...
 
 
@@ -63,6 +65,9 @@ class MemoryQueue:
 
     async def ack(self, taken: Taken) -> None:
         self._jobs.task_done()
+
+    async def ping(self) -> bool:
+        return True
 
     async def close(self) -> None:
         return None

@@ -68,7 +68,10 @@ class RedisQueue:
         await self._redis.xdel(STREAM, taken.receipt)
 
     async def ping(self) -> bool:
-        return bool(await self._redis.ping())
+        try:
+            return bool(await self._redis.ping())
+        except (redis.RedisError, OSError):
+            return False
 
     async def close(self) -> None:
         await self._redis.aclose()

@@ -1,0 +1,47 @@
+"""Operations endpoints: health, OpenAPI and interactive docs."""
+
+from __future__ import annotations
+
+import httpx
+
+from clarion.app import create_app
+from tests.conftest import Api, make_settings
+from tests.support import free_port
+
+
+async def test_healthz_answers_ok(api: Api) -> None:
+    response = await api.client.get("/healthz")
+    assert (response.status_code, response.json()) == (200, {"status": "ok"})
+
+
+async def test_healthz_is_503_while_the_queue_is_unreachable(database_url: str) -> None:
+    settings = make_settings(database_url, queue_url=f"redis://127.0.0.1:{free_port()}/0")
+    app = create_app(settings, run_engine=False)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://clarion.test") as client:
+            response = await client.get("/healthz")
+    assert (response.status_code, response.json()) == (503, {"status": "unavailable", "queue": "unreachable"})
+
+
+async def test_healthz_is_503_while_the_database_is_unreachable(database_url: str) -> None:
+    dead = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"
+    app = create_app(make_settings(dead), run_engine=False)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://clarion.test") as client:
+            response = await client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["status"] == "unavailable"
+
+
+async def test_openapi_and_interactive_docs_are_served(api: Api) -> None:
+    spec = await api.client.get("/openapi.json")
+    assert spec.status_code == 200
+    paths = spec.json()["paths"]
+    for path in ("/api/v3/push", "/api/v3/alias", "/api/v3/tag", "/api/v3/messages/{campaign_id}"):
+        assert path in paths
+    assert "/sdk/v1/subscribers" in paths
+    docs = await api.client.get("/docs")
+    assert docs.status_code == 200
+    assert "swagger-ui" in docs.text.lower()
