@@ -34,11 +34,14 @@ def test_apps_create_prints_the_keys(database_url: str) -> None:
     created = json.loads(clarion(database_url, "apps", "create", "Shop", "--json").stdout)
     assert sorted(created) == ["app_id", "app_key", "app_secret", "identity_secret_key", "vapid_public_key"]
     assert isinstance(created["app_id"], int)
-    assert len(created["app_key"]) == 32 and len(created["app_secret"]) == 32
+    assert len(created["app_key"]) == 32
+    assert len(created["app_secret"]) == 32
     # The application server key: base64url of a 65-byte uncompressed P-256 point (87 chars, no padding).
-    assert len(created["vapid_public_key"]) == 87 and created["vapid_public_key"].startswith("B")
+    assert len(created["vapid_public_key"]) == 87
+    assert created["vapid_public_key"].startswith("B")
     again = json.loads(clarion(database_url, "apps", "create", "Shop", "--json").stdout)
-    assert again["app_key"] != created["app_key"] and again["app_secret"] != created["app_secret"]
+    assert again["app_key"] != created["app_key"]
+    assert again["app_secret"] != created["app_secret"]
 
 
 def test_apps_update_changes_plan_and_batch_push(database_url: str) -> None:

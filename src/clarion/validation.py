@@ -11,6 +11,20 @@ from clarion import errors
 
 M = TypeVar("M", bound=BaseModel)
 
+# 18 digits always fit a signed 64-bit id (PostgreSQL BIGINT) and stay far below Python's limit on
+# converting long digit strings (which raises ValueError past 4300 digits).
+MAX_ID_DIGITS = 18
+
+
+def ascii_int(text: str, max_digits: int = MAX_ID_DIGITS) -> int | None:
+    """The value of a plain ASCII decimal like "42", or None.
+
+    str.isdigit() alone also accepts "²" or "٣", which int() then refuses or reads as another number.
+    """
+    if not (text.isascii() and text.isdigit()) or len(text) > max_digits:
+        return None
+    return int(text)
+
 
 def parse_json(body: bytes) -> Any:
     if not body.strip():

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion.db import insert_ignore
 from clarion.models import Campaign, CampaignTarget, Delivery, Event, Segment
+from clarion.validation import ascii_int
 
 
 class CampaignRepository:
@@ -29,8 +30,9 @@ class CampaignRepository:
 
     async def segment(self, app_id: int, name_or_id: str) -> Segment | None:
         match = Segment.name == name_or_id
-        if name_or_id.isdigit() and len(name_or_id) < 19:
-            match = or_(match, Segment.id == int(name_or_id))
+        segment_id = ascii_int(name_or_id)
+        if segment_id is not None:
+            match = or_(match, Segment.id == segment_id)
         query = select(Segment).where(Segment.app_id == app_id, match).order_by(Segment.id).limit(1)
         return (await self.session.execute(query)).scalar_one_or_none()
 
@@ -45,7 +47,7 @@ class CampaignRepository:
 
     async def event_counts(self, campaign_id: int) -> dict[str, int]:
         query = select(Event.type, func.count()).where(Event.campaign_id == campaign_id).group_by(Event.type)
-        return {kind: int(n) for kind, n in (await self.session.execute(query)).tuples()}
+        return {kind: int(n) for kind, n in (await self.session.execute(query)).all()}
 
     async def claim_due(self, now: datetime, lease_until: datetime, limit: int) -> list[int]:
         """Take due scheduled campaigns, and abandoned fan-outs, for this scheduler alone.

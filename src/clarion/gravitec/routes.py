@@ -16,7 +16,7 @@ from clarion.gravitec import push_body
 from clarion.models import App
 from clarion.runtime import Runtime, runtime
 from clarion.subscriber import service as subscribers
-from clarion.validation import parse_json
+from clarion.validation import ascii_int, parse_json
 
 router = APIRouter(prefix="/api/v3", tags=["Gravitec v3"])
 
@@ -123,10 +123,11 @@ async def message_without_id(app: AppDep) -> JSONResponse:
 
 @router.get("/messages/{campaign_id}")
 async def message_stats(campaign_id: str, app: AppDep, rt: RuntimeDep) -> dict[str, object]:
-    if not campaign_id.isdigit() or len(campaign_id) > 18:
+    numeric_id = ascii_int(campaign_id)
+    if numeric_id is None:
         raise errors.UnknownMessage()
     async with rt.db.session() as session:
-        stats = await campaigns.stats(session, app, int(campaign_id))
+        stats = await campaigns.stats(session, app, numeric_id)
     return {
         "status": stats.status.upper(),
         "send": stats.sent,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import ipaddress
+import re
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -14,12 +16,18 @@ from clarion import errors
 AUTH_SECRET_BYTES = 16
 # SEC 1 uncompressed P-256 point: 0x04 || X (32) || Y (32).
 P256_POINT_BYTES = 65
+# RFC 4648 §5 base64url, padding optional (browsers send none). Other characters are refused rather
+# than skipped, as a lenient decoder would: what is stored is then exactly what was checked.
+_B64URL = re.compile(r"[A-Za-z0-9_-]*={0,2}")
 
 
 def b64url_bytes(value: str, field: str) -> bytes:
+    bare = value.rstrip("=")
+    if not _B64URL.fullmatch(value) or len(bare) % 4 == 1:
+        raise errors.InvalidField(f"{field} is not base64url", field=field)
     try:
-        return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-    except (ValueError, TypeError):
+        return base64.urlsafe_b64decode(bare + "=" * (-len(bare) % 4))
+    except (ValueError, binascii.Error):
         raise errors.InvalidField(f"{field} is not base64url", field=field) from None
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 NATIVE_PLATFORMS = ("android", "ios", "adm", "wns")
 
@@ -34,12 +34,18 @@ class SubscriberCreate(BaseModel):
     external_user_id: str | None = Field(default=None, min_length=1, max_length=255)
 
 
+def _id_as_text(value: Any) -> Any:
+    """A campaign id may come as a JSON number or a string; it is kept as text either way."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
 class EventCreate(BaseModel):
     model_config = ConfigDict(strict=True)
 
     app_key: str = Field(min_length=1, max_length=64)
     regId: str = Field(min_length=1, max_length=255)
-    campaign_id: str | int
+    # One type (not `str | int`), so that an error names the field and not a union member.
+    campaign_id: Annotated[str, BeforeValidator(_id_as_text)]
     type: Literal["received", "clicked", "closed"]
 
 

@@ -14,6 +14,7 @@ from clarion.models import App, Campaign, Subscriber
 from clarion.subscriber import endpoint
 from clarion.subscriber.repository import SubscriberRepository
 from clarion.subscriber.schemas import EventCreate, SubscriberCreate
+from clarion.validation import ascii_int
 
 # Gravitec v3: alias and tag names are 1-255 symbols.
 MAX_NAME_LENGTH = 255
@@ -154,8 +155,8 @@ async def record_event(session: AsyncSession, app: App, body: EventCreate) -> No
     await SubscriberRepository(session).add_event(campaign.id, subscriber.id, body.type, utcnow())
 
 
-def _campaign_id(value: str | int) -> int:
-    text = str(value)
-    if not text.isdigit() or len(text) > 18:
+def _campaign_id(value: str) -> int:
+    campaign_id = ascii_int(value)
+    if campaign_id is None:
         raise errors.InvalidField("campaign_id must be a numeric id", field="campaign_id")
-    return int(text)
+    return campaign_id
