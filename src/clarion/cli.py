@@ -9,6 +9,7 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from clarion import errors
@@ -120,6 +121,53 @@ def cmd_apps_update(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _credential_args(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """Exactly one provider per call, as the contract's usage line shows."""
+    chosen = [
+        name
+        for name, given in (
+            ("fcm", args.fcm),
+            ("apns", args.apns_key),
+            ("wns", args.wns_client_id),
+            ("adm", args.adm_client_id),
+        )
+        if given
+    ]
+    if len(chosen) != 1:
+        raise errors.InvalidField(
+            "give exactly one of --fcm, --apns-key, --wns-client-id, --adm-client-id", field="provider"
+        )
+    provider = chosen[0]
+    if provider == "fcm":
+        try:
+            return provider, json.loads(Path(args.fcm).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise errors.InvalidField(f"--fcm: cannot read the service account: {exc}", field="fcm") from None
+    if provider == "apns":
+        try:
+            key_pem = Path(args.apns_key).read_text()
+        except OSError as exc:
+            raise errors.InvalidField(f"--apns-key: {exc}", field="apns.key_pem") from None
+        data = {"key_pem": key_pem, "key_id": args.apns_key_id, "team_id": args.apns_team_id}
+        return provider, {**data, "topic": args.apns_topic}
+    if provider == "wns":
+        return provider, {"client_id": args.wns_client_id, "client_secret": args.wns_client_secret}
+    return provider, {"client_id": args.adm_client_id, "client_secret": args.adm_client_secret}
+
+
+def cmd_apps_credentials(args: argparse.Namespace, settings: Settings) -> int:
+    from clarion.app_tenant import credentials
+
+    provider, data = _credential_args(args)
+
+    async def work(db: Database) -> dict[str, Any]:
+        async with db.session() as session:
+            return await credentials.store(session, args.app_key, provider, data)
+
+    _print(asyncio.run(_with_db(settings, work)), args.json)
+    return 0
+
+
 def cmd_segments_create(args: argparse.Namespace, settings: Settings) -> int:
     from clarion.app_tenant.repository import AppRepository
     from clarion.campaign import service
@@ -174,6 +222,20 @@ def build_parser() -> argparse.ArgumentParser:
     update.add_argument("--batch-push", choices=("on", "off"))
     update.add_argument("--json", action="store_true")
     update.set_defaults(handler=cmd_apps_update)
+
+    creds = apps.add_parser("credentials", help="store a native provider's credentials for an app")
+    creds.add_argument("app_key")
+    creds.add_argument("--fcm", metavar="SERVICE_ACCOUNT.json")
+    creds.add_argument("--apns-key", metavar="KEY.p8")
+    creds.add_argument("--apns-key-id")
+    creds.add_argument("--apns-team-id")
+    creds.add_argument("--apns-topic", metavar="BUNDLE")
+    creds.add_argument("--wns-client-id")
+    creds.add_argument("--wns-client-secret")
+    creds.add_argument("--adm-client-id")
+    creds.add_argument("--adm-client-secret")
+    creds.add_argument("--json", action="store_true")
+    creds.set_defaults(handler=cmd_apps_credentials)
 
     segments = commands.add_parser("segments", help="saved audiences")
     seg = segments.add_subparsers(dest="segments_command", required=True).add_parser("create")

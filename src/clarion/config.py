@@ -9,7 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # Safari, Windows/Edge legacy). Any other endpoint is refused at registration.
 DEFAULT_PUSH_HOSTS = (
     "fcm.googleapis.com,android.googleapis.com,updates.push.services.mozilla.com,"
-    "web.push.apple.com,wns2-par02p.notify.windows.com,notify.windows.com"
+    "web.push.apple.com,*.notify.windows.com"
 )
 
 

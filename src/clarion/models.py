@@ -65,6 +65,22 @@ class Subscriber(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # When the address was last registered: APNs' Unregistered is ignored if it predates this.
+    registered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AppCredential(Base):
+    """A native provider's credentials for one app (service account, .p8 key, client secret).
+
+    Written by `clarion apps credentials`; read only by the delivery engine; never returned.
+    """
+
+    __tablename__ = "app_credentials"
+
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(16), primary_key=True)  # fcm | apns | wns | adm
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class Tag(Base):

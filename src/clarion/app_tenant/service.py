@@ -82,9 +82,14 @@ async def update(
 
 
 async def check_campaign_quota(session: AsyncSession, app: App) -> None:
+    """Call right before storing the campaign, in the same transaction: the app stays locked until
+    the commit, so concurrent requests cannot all see the 10th slot free."""
     if app.plan != "free":
         return
-    midnight = datetime.combine(utcnow().date(), time.min, tzinfo=utcnow().tzinfo)
-    used = await AppRepository(session).campaigns_created_since(app.id, midnight)
+    repo = AppRepository(session)
+    await repo.lock(app.id)
+    now = utcnow()
+    midnight = datetime.combine(now.date(), time.min, tzinfo=now.tzinfo)
+    used = await repo.campaigns_created_since(app.id, midnight)
     if used >= FREE_CAMPAIGNS_PER_DAY:
         raise errors.QuotaExceeded()

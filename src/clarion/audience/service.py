@@ -50,7 +50,7 @@ def segment_predicate(terms: Iterable[tuple[str, int]]) -> ColumnElement[bool]:
         elif association == "OR":
             selected = or_(selected, has)
         else:
-            selected = and_(selected, not_(has))
+            selected = or_(selected, not_(has))
     return selected
 
 

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion.db import insert_ignore
 from clarion.models import Campaign, CampaignTarget, Delivery, Event, Segment
-from clarion.validation import ascii_int
+from clarion.validation import ascii_int, storable
 
 
 class CampaignRepository:
@@ -29,6 +29,8 @@ class CampaignRepository:
         return campaign if campaign is not None and campaign.app_id == app_id else None
 
     async def segment(self, app_id: int, name_or_id: str) -> Segment | None:
+        if not storable(name_or_id):
+            return None
         match = Segment.name == name_or_id
         segment_id = ascii_int(name_or_id)
         if segment_id is not None:

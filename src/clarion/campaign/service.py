@@ -14,6 +14,10 @@ from clarion.campaign.schemas import AudienceSpec, CampaignCreate, CampaignStats
 from clarion.db import as_utc, utcnow
 from clarion.models import App, Campaign, Segment
 from clarion.subscriber.repository import SubscriberRepository
+from clarion.validation import storable
+
+# Tag names (and their case-folded forms) are at most 255 symbols (Gravitec v3).
+MAX_TAG_NAME = 255
 
 
 async def _resolve_terms(
@@ -39,7 +43,9 @@ async def _audience(session: AsyncSession, app: App, spec: AudienceSpec) -> tupl
     if spec.segment is not None:
         segment = await CampaignRepository(session).segment(app.id, spec.segment)
         if segment is None:
-            raise errors.InvalidField(f"There is no segment {spec.segment!r}", field="segments[0]")
+            raise errors.InvalidField(
+                f"segments[0]: there is no segment {spec.segment!r} in this app", field="segments[0]"
+            )
         terms = tuple(SegmentTerm(t["association"], t["name"]) for t in segment.tags_segment)  # type: ignore[arg-type]
         resolved = await _resolve_terms(session, app, terms, "segments[0]")
         return {"kind": "tags_segment", "segment_id": segment.id, "terms": resolved}, []
@@ -47,7 +53,9 @@ async def _audience(session: AsyncSession, app: App, spec: AudienceSpec) -> tupl
         resolved = await _resolve_terms(session, app, spec.terms, "audience.tags_segment")
         return {"kind": "tags_segment", "terms": resolved}, []
     if spec.kind == "tags":
-        return {"kind": "tags"}, [value.casefold() for value in spec.values]
+        # A name whose folded form is longer than a tag can be names no tag: it selects nobody.
+        folded = (value.casefold() for value in spec.values)
+        return {"kind": "tags"}, [name for name in folded if len(name) <= MAX_TAG_NAME]
     return {"kind": spec.kind}, list(spec.values)
 
 
@@ -106,6 +114,8 @@ async def create_segment(
 ) -> Segment:
     if not 1 <= len(name) <= 255:
         raise errors.InvalidField("name must be 1-255 characters", field="name")
+    if not storable(name):
+        raise errors.InvalidField("name must be 1-255 characters without NUL characters", field="name")
     if await CampaignRepository(session).segment(app.id, name) is not None:
         raise errors.InvalidField(f"A segment named {name!r} exists already", field="name")
     await _resolve_terms(session, app, terms, "tags_segment")

@@ -6,7 +6,7 @@ Each broken rule raises InvalidField naming the field (rendered as the vendor's 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,8 +21,12 @@ from clarion.campaign.schemas import (
     SegmentTerm,
 )
 from clarion.db import utcnow
+from clarion.validation import MAX_ID_DIGITS
 
 MAX_SECONDS = 2_419_200  # 28 days: the v3 ceiling for ttl and display_time
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Python's datetime ends with the year 9999, about 2.5e14 ms after the epoch: 15 digits.
+MAX_MS_DIGITS = 15
 DEFAULT_TTL_S = 28_800
 DEFAULT_DISPLAY_TIME_S = 60
 MAX_TEXT = 1000
@@ -48,8 +52,13 @@ def _integer(data: dict[str, Any], key: str, default: int, low: int, high: int) 
     if _absent(data, key):
         return default
     value = data[key]
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
+    if isinstance(value, str):  # the vendor's examples quote numbers
+        text = value.strip()
+        if not (text.isascii() and text.isdigit()):
+            raise _invalid(key, "must be an integer")
+        if len(text) > MAX_ID_DIGITS:
+            raise _invalid(key, f"must be between {low} and {high}")
+        value = int(text)
     if isinstance(value, bool) or not isinstance(value, int):
         raise _invalid(key, "must be an integer")
     if not low <= value <= high:
@@ -61,13 +70,15 @@ def _send_at(data: dict[str, Any]) -> datetime | None:
     value = data.get("send_date")
     if value is None or value == "" or value == "now":
         return None
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        if len(value) > MAX_MS_DIGITS:
+            raise _invalid("send_date", "is not a representable time")
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise _invalid("send_date", 'must be "", "now" or a UNIX time in milliseconds')
     try:
-        when = datetime.fromtimestamp(value / 1000, tz=UTC)
-    except (OverflowError, OSError, ValueError):
+        when = EPOCH + timedelta(milliseconds=value)  # exact: no float rounding of the milliseconds
+    except OverflowError:
         raise _invalid("send_date", "is not a representable time") from None
     if when <= utcnow():
         raise _invalid("send_date", "must be in the future")
@@ -92,7 +103,10 @@ def _text(data: dict[str, Any], key: str, field: str, *, limit: int, required: b
 def _url(value: str, field: str, *, images_only: bool = False) -> str:
     if value != value.strip():
         raise _invalid(field, "must not start or end with spaces or tabs")
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # e.g. an unclosed "[" in the host
+        raise _invalid(field, "must be a valid http(s) URL") from None
     if parts.scheme not in ("http", "https") or not parts.netloc or not _URI_CHARS.match(value):
         raise _invalid(field, "must be a valid http(s) URL")
     if images_only and not parts.path.lower().endswith(IMAGE_SUFFIXES):

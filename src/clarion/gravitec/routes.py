@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -16,7 +17,7 @@ from clarion.gravitec import push_body
 from clarion.models import App
 from clarion.runtime import Runtime, runtime
 from clarion.subscriber import service as subscribers
-from clarion.validation import ascii_int, parse_json
+from clarion.validation import ascii_int, parse_json, storable
 
 router = APIRouter(prefix="/api/v3", tags=["Gravitec v3"])
 
@@ -45,16 +46,22 @@ AppDep = Annotated[App, Depends(authenticated_app)]
 RuntimeDep = Annotated[Runtime, Depends(runtime)]
 
 
-async def _param(request: Request, name: str) -> str:
-    """Parameters come in the query string (the vendor's examples), or else in a JSON body."""
+async def _param(request: Request, name: str, *, quoted: bool = True) -> str:
+    """Parameters come in the query string (the vendor's examples), or else in a JSON body.
+
+    The vendor's 400 text quotes the name on POST alias/tag and not on GET alias; each is kept.
+    """
     value = request.query_params.get(name)
     if not value and request.headers.get("content-type", "").startswith("application/json"):
         body = await request.body()
         data: Any = parse_json(body) if body.strip() else {}
         candidate = data.get(name) if isinstance(data, dict) else None
         value = candidate if isinstance(candidate, str) else None
+    if value and not storable(value):
+        raise errors.InvalidField(f"{name}: must not contain NUL characters", field=name)
     if not value:
-        raise errors.MissingParameter(f'Required String parameter "{name}" is not present', field=name)
+        shown = f'"{name}"' if quoted else name
+        raise errors.MissingParameter(f"Required String parameter {shown} is not present", field=name)
     return value
 
 
@@ -68,7 +75,7 @@ async def set_alias(request: Request, app: AppDep, rt: RuntimeDep) -> dict[str, 
 
 @router.get("/alias")
 async def get_alias(request: Request, app: AppDep, rt: RuntimeDep) -> dict[str, str]:
-    reg_id = await _param(request, "regId")
+    reg_id = await _param(request, "regId", quoted=False)
     async with rt.db.session() as session:
         found = await subscribers.find(session, app, reg_id)
     # The vendor's documented bodies spell these booleans as the strings "true" and "false".
@@ -108,7 +115,7 @@ async def push(request: Request, app: AppDep, rt: RuntimeDep) -> dict[str, objec
     rt.wake_scheduler()
     return {
         "id": str(campaign.id),
-        "send_date": str(int(campaign.send_at.timestamp() * 1000)),
+        "send_date": str((campaign.send_at - push_body.EPOCH) // timedelta(milliseconds=1)),
         "ttl": campaign.ttl_s,
         "display_time": campaign.display_time_s,
         "payload": {"title": spec.content.title},

@@ -55,6 +55,17 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _listed(host: str, port: int | None, allowed_hosts: frozenset[str]) -> bool:
+    """The host, or host:port, is listed; an entry "*.example.com" stands for its subdomains.
+
+    WNS (and Edge's Web Push) hand out channel URIs on many hosts under notify.windows.com.
+    """
+    if host in allowed_hosts or f"{host}:{port}" in allowed_hosts:
+        return True
+    labels = host.split(".")
+    return any(f"*.{'.'.join(labels[i:])}" in allowed_hosts for i in range(1, len(labels) - 1))
+
+
 def check_push_url(url: str, allowed_hosts: frozenset[str], field: str) -> None:
     """Only known push services: the host (or host:port) must be listed in CLARION_PUSH_HOSTS."""
     try:
@@ -66,7 +77,7 @@ def check_push_url(url: str, allowed_hosts: frozenset[str], field: str) -> None:
         raise errors.InvalidField(f"{field} must be an https:// URL", field=field)
     if parts.username or parts.password:
         raise errors.InvalidField(f"{field} must not carry credentials", field=field)
-    if host not in allowed_hosts and f"{host}:{port}" not in allowed_hosts:
+    if not _listed(host, port, allowed_hosts):
         raise errors.InvalidField(f"{field} host {host} is not a known push service", field=field)
     if parts.scheme == "http" and not _is_loopback(host):
         raise errors.InvalidField(f"{field} must be an https:// URL", field=field)

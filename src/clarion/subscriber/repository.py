@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion.db import insert_ignore
 from clarion.models import Event, Subscriber, SubscriberTag, Tag
+from clarion.validation import storable
 
 
 class SubscriberRepository:
@@ -21,6 +22,8 @@ class SubscriberRepository:
         return (await self.session.execute(query)).scalar_one_or_none()
 
     async def by_reg_id(self, app_id: int, reg_id: str) -> Subscriber | None:
+        if not storable(reg_id):  # no stored regId holds such text, and PostgreSQL refuses to compare it
+            return None
         query = select(Subscriber).where(Subscriber.app_id == app_id, Subscriber.reg_id == reg_id)
         return (await self.session.execute(query)).scalar_one_or_none()
 
@@ -29,11 +32,13 @@ class SubscriberRepository:
         return await insert_ignore(self.session, Subscriber.__table__, [row]) == 1
 
     async def tag_by_name(self, app_id: int, name: str) -> Tag | None:
+        if not storable(name):
+            return None
         query = select(Tag).where(Tag.app_id == app_id, Tag.name_folded == name.casefold())
         return (await self.session.execute(query)).scalar_one_or_none()
 
     async def tags_by_names(self, app_id: int, names: Sequence[str]) -> list[Tag]:
-        folded = [name.casefold() for name in names]
+        folded = [name.casefold() for name in names if storable(name)]
         query = select(Tag).where(Tag.app_id == app_id, Tag.name_folded.in_(folded))
         return list((await self.session.execute(query)).scalars())
 

@@ -120,10 +120,15 @@ async def set_alias(session: AsyncSession, app: App, reg_id: str, alias: str) ->
     subscriber.updated_at = utcnow()
 
 
+def _check_tag_name(name: str) -> None:
+    """A tag is stored beside its case-folded form, and both must fit 255 symbols ("ß" folds to "ss")."""
+    if len(name) > MAX_NAME_LENGTH or len(name.casefold()) > MAX_NAME_LENGTH:
+        raise errors.AliasTooLong()
+
+
 async def add_tag(session: AsyncSession, app: App, reg_id: str, name: str) -> None:
     subscriber = await get(session, app, reg_id)
-    if len(name) > MAX_NAME_LENGTH:
-        raise errors.AliasTooLong()
+    _check_tag_name(name)
     repo = SubscriberRepository(session)
     tag = await repo.tag_by_name(app.id, name)
     if tag is None:
@@ -134,8 +139,7 @@ async def add_tag(session: AsyncSession, app: App, reg_id: str, name: str) -> No
 
 async def remove_tag(session: AsyncSession, app: App, reg_id: str, name: str) -> None:
     subscriber = await get(session, app, reg_id)
-    if len(name) > MAX_NAME_LENGTH:
-        raise errors.AliasTooLong()
+    _check_tag_name(name)
     repo = SubscriberRepository(session)
     tag = await repo.tag_by_name(app.id, name)
     if tag is None or not await repo.has_tag(subscriber.id, tag.id):

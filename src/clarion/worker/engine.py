@@ -22,7 +22,7 @@ from clarion.delivery.fanout import fan_out
 from clarion.delivery.repository import LedgerRepository
 from clarion.delivery.senders import Sender, WebPushSender
 from clarion.delivery.service import Deliverer
-from clarion.worker.queue import Job, Queue
+from clarion.worker.queue import Job, Queue, Taken
 
 log = logging.getLogger("clarion.engine")
 
@@ -59,6 +59,8 @@ class Engine:
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._fanouts: set[asyncio.Task[int]] = set()
+        # Consumers waiting for a job (not holding one): safe to cancel at once on stop.
+        self._idle: set[asyncio.Task[None] | None] = set()
         self._http: aiohttp.ClientSession | None = None
         self.deliverer: Deliverer | None = None
 
@@ -96,6 +98,9 @@ class Engine:
         self.wakeup.set()
         for fanout in self._fanouts:
             fanout.cancel()  # a fan-out resumes from the ledger: stopping it mid-way loses nothing
+        for waiting in self._idle:
+            if waiting is not None:
+                waiting.cancel()  # a job taken but not started is redelivered (lease / XAUTOCLAIM)
         await asyncio.gather(*self._tasks, *self._fanouts, return_exceptions=True)
         self._tasks.clear()
         if self._http is not None:
@@ -161,11 +166,19 @@ class Engine:
             for start in range(0, len(ids), size):
                 await self.queue.put(Job(campaign_id, tuple(ids[start : start + size])))
 
+    async def _take(self) -> Taken | None:
+        me = asyncio.current_task()
+        self._idle.add(me)
+        try:
+            return await self.queue.take(timeout_s=0.5)
+        finally:
+            self._idle.discard(me)
+
     async def _consume(self) -> None:
         assert self.deliverer is not None
         while not self._stopping.is_set():
             try:
-                taken = await self.queue.take(timeout_s=0.5)
+                taken = await self._take()
                 if taken is None:
                     continue
                 await self.deliverer.run(taken.job.campaign_id, taken.job.delivery_ids, self.owner)

@@ -1,0 +1,82 @@
+"""Native provider credentials per app: validated when stored, read only by the delivery engine.
+
+Private keys and client secrets are never returned: `describe` lists what is configured without them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from clarion import errors
+from clarion.app_tenant.repository import AppRepository
+from clarion.db import insert_ignore, utcnow
+from clarion.models import AppCredential
+
+PROVIDERS = ("fcm", "apns", "wns", "adm")
+# Which provider delivers to which subscriber platform.
+PROVIDER_FOR_PLATFORM = {"android": "fcm", "ios": "apns", "wns": "wns", "adm": "adm"}
+_SERVICE_ACCOUNT_KEYS = ("project_id", "private_key", "client_email", "token_uri")
+# What `describe` may show of each provider's credentials: identifiers, never secrets.
+_PUBLIC_FIELDS = {
+    "fcm": ("project_id", "client_email"),
+    "apns": ("key_id", "team_id", "topic"),
+    "wns": ("client_id",),
+    "adm": ("client_id",),
+}
+
+
+def _require(data: dict[str, Any], keys: tuple[str, ...], field: str) -> None:
+    for key in keys:
+        value = data.get(key)
+        if not isinstance(value, str) or not value:
+            raise errors.InvalidField(f"{field}: {key} is required", field=f"{field}.{key}")
+
+
+def validate(provider: str, data: dict[str, Any]) -> dict[str, Any]:
+    if provider == "fcm":
+        _require(data, _SERVICE_ACCOUNT_KEYS, "fcm")
+        key = serialization.load_pem_private_key(data["private_key"].encode(), password=None)
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise errors.InvalidField("fcm: private_key must be an RSA key", field="fcm.private_key")
+    elif provider == "apns":
+        _require(data, ("key_pem", "key_id", "team_id", "topic"), "apns")
+        key = serialization.load_pem_private_key(data["key_pem"].encode(), password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
+            raise errors.InvalidField("apns: the .p8 key must be a P-256 key", field="apns.key_pem")
+    elif provider in ("wns", "adm"):
+        _require(data, ("client_id", "client_secret"), provider)
+    else:
+        raise errors.InvalidField(f"provider must be one of {', '.join(PROVIDERS)}", field="provider")
+    return data
+
+
+async def store(session: AsyncSession, app_key: str, provider: str, data: dict[str, Any]) -> dict[str, Any]:
+    app = await AppRepository(session).by_key(app_key)
+    if app is None:
+        raise errors.NotFound(f"There is no app with app_key: {app_key}", field="app_key")
+    try:
+        validate(provider, data)
+    except ValueError as exc:  # a key that cryptography cannot load
+        raise errors.InvalidField(f"{provider}: the key cannot be read ({exc})", field=provider) from None
+    existing = await session.get(AppCredential, (app.id, provider))
+    if existing is None:
+        row = {"app_id": app.id, "provider": provider, "data": data, "updated_at": utcnow()}
+        await insert_ignore(session, AppCredential.__table__, [row])
+    else:
+        existing.data = data
+        existing.updated_at = utcnow()
+    return describe(provider, data)
+
+
+def describe(provider: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {"provider": provider, **{key: data.get(key) for key in _PUBLIC_FIELDS[provider]}}
+
+
+async def for_app(session: AsyncSession, app_id: int) -> dict[str, dict[str, Any]]:
+    query = select(AppCredential).where(AppCredential.app_id == app_id)
+    return {row.provider: row.data for row in (await session.execute(query)).scalars()}

@@ -1,0 +1,50 @@
+"""A platform-neutral notification, mapped by each native provider onto its own request format.
+
+Gravitec campaigns and Swrve batches both become a NativeMessage; fcm.py, apns.py, wns.py and adm.py
+each turn it into their service's body and check their service's size limit before sending.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+ActionType = Literal["open_app", "open_url", "dismiss"]
+
+
+@dataclass(frozen=True, slots=True)
+class NativeButton:
+    title: str
+    action_type: ActionType = "open_url"
+    action: str | None = None  # the URL or deeplink for open_url
+
+
+@dataclass(frozen=True, slots=True)
+class RichMedia:
+    url: str
+    type: str  # image | gif | video | audio (as Swrve names them); mapped per platform
+    title: str | None = None
+    subtitle: str | None = None
+    message: str | None = None
+    thumbnail_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NativeMessage:
+    campaign_id: str
+    message: str
+    title: str | None = None
+    subtitle: str | None = None
+    icon: str | None = None
+    image: str | None = None
+    url: str | None = None  # where a tap leads: the Gravitec redirect_url or the Swrve deeplink
+    buttons: tuple[NativeButton, ...] = ()
+    sound: str | None = None
+    badge: int | None = None
+    category: str | None = None
+    rich_media: RichMedia | None = None
+    data: dict[str, Any] = field(default_factory=dict)  # free JSON for the app (Swrve "payload")
+    ttl_s: int = 28_800
+    collapse_key: str | None = None
+    silent: bool = False  # a data-only / background message
+    high_priority: bool = True

@@ -1,0 +1,168 @@
+"""OAuth 2 bearer tokens for the native providers: fetched once, cached until near expiry, refreshed on 401.
+
+`TokenCache` owns the caching and the refresh-once-on-401 rule for FCM, WNS and ADM alike; what differs
+is how a token is fetched: `fetch_client_credentials` (RFC 6749 §4.4) for WNS and ADM, google-auth's
+service-account grant for FCM. A fetch that fails raises `TokenUnavailable`, which carries the Outcome
+the send reports instead: the token endpoint's trouble never escapes a provider as an exception.
+"""
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import aiohttp
+
+from clarion.provider.outcome import Outcome, Rejected, Retry, parse_retry_after
+
+# 5 min: a token used up to its last second may expire in flight; renew this long before expiry.
+REFRESH_MARGIN_S = 300.0
+# A failed fetch is remembered this long, so the sends queued behind it do not each hit a token
+# endpoint that is down or refusing the credentials.
+FAILURE_HOLD_S = 5.0
+# RFC 6749 §5.1 makes expires_in optional; an hour is what Google, Microsoft and Amazon all issue.
+DEFAULT_EXPIRES_IN_S = 3600.0
+
+_MAX_READ_BYTES = 64 * 1024  # a hostile or broken server could answer with an endless body
+_REASON_CHARS = 200
+
+
+@dataclass(frozen=True, slots=True)
+class AccessToken:
+    value: str
+    expires_in_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Unauthorized:
+    """The service refused the bearer token (401): a fresh token may help once."""
+
+    reason: str
+
+
+class TokenUnavailable(Exception):
+    """No access token could be had; `outcome` is what the send reports instead."""
+
+    def __init__(self, outcome: Retry | Rejected) -> None:
+        super().__init__(outcome.reason)
+        self.outcome = outcome
+
+
+class TokenCache:
+    """One credential's bearer token: fetched when missing or near expiry, one fetch at a time."""
+
+    def __init__(
+        self, fetch: Callable[[], Awaitable[AccessToken]], *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._fetch = fetch
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self._token: str | None = None
+        self._renew_at = 0.0
+        self._failure: tuple[Retry | Rejected, float] | None = None
+
+    async def get(self, *, stale: str | None = None) -> str:
+        """The cached token, or a new one when it is near expiry or is `stale` (just refused)."""
+        async with self._lock:
+            now = self._clock()
+            if self._token is not None and self._token != stale and now < self._renew_at:
+                return self._token
+            if self._failure is not None and now < self._failure[1]:
+                raise TokenUnavailable(self._failure[0])
+            try:
+                token = await self._fetch()
+            except TokenUnavailable as exc:
+                self._failure = (exc.outcome, self._clock() + FAILURE_HOLD_S)
+                raise
+            self._failure = None
+            # Short-lived tokens (tests, odd servers) are renewed at half-life instead of never used.
+            margin = min(REFRESH_MARGIN_S, token.expires_in_s / 2)
+            self._token, self._renew_at = token.value, self._clock() + token.expires_in_s - margin
+            return token.value
+
+    async def authorized(self, post: Callable[[str], Awaitable[Outcome | Unauthorized]]) -> Outcome:
+        """`post` with a bearer token; on 401 once more with a fresh one, then the channel is at fault."""
+        try:
+            token = await self.get()
+            result = await post(token)
+            if isinstance(result, Unauthorized):
+                result = await post(await self.get(stale=token))
+        except TokenUnavailable as exc:
+            return exc.outcome
+        if isinstance(result, Unauthorized):
+            # A fresh token refused too: the app's credentials are bad, not the device's token.
+            return Rejected(f"channel: credentials refused after a token refresh ({result.reason})")
+        return result
+
+
+async def fetch_client_credentials(
+    session: aiohttp.ClientSession,
+    token_url: str,
+    *,
+    client_id: str,
+    client_secret: str,
+    scope: str,
+    timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109 - aiohttp's per-request budget, handed to the session
+) -> AccessToken:
+    """The client-credentials grant (RFC 6749 §4.4) as WNS and ADM take it: a form with the secret."""
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": client_id,
+        "client_secret": client_secret,
+        "scope": scope,
+    }
+    try:
+        async with session.post(token_url, data=form, timeout=timeout, allow_redirects=False) as response:
+            body = await read_body(response)
+            status, retry_after = response.status, response.headers.get("Retry-After")
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        raise TokenUnavailable(Retry(f"token endpoint: {type(exc).__name__}: {exc}".rstrip(": "))) from exc
+    if status == 200:
+        return _access_token(body)
+    reason = f"token endpoint: {http_reason(status, _oauth_error(body))}"
+    if status == 429 or 500 <= status < 600:
+        raise TokenUnavailable(Retry(reason, parse_retry_after(retry_after, datetime.now(UTC))))
+    raise TokenUnavailable(Rejected(f"channel: {reason}"))
+
+
+def _access_token(body: bytes) -> AccessToken:
+    try:
+        document = json.loads(body)
+        value = document["access_token"]
+        expires_in = float(document.get("expires_in", DEFAULT_EXPIRES_IN_S))
+    except (ValueError, TypeError, KeyError):
+        value, expires_in = None, 0.0
+    if not isinstance(value, str) or not value or expires_in <= 0:
+        raise TokenUnavailable(Rejected("channel: token endpoint answered 200 without a usable access_token"))
+    return AccessToken(value, expires_in)
+
+
+def _oauth_error(body: bytes) -> str:
+    """RFC 6749 §5.2 `error` and `error_description`, or the start of whatever the body was."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        document = None
+    if isinstance(document, dict) and isinstance(document.get("error"), str):
+        description = document.get("error_description")
+        return f"{document['error']}: {description}" if isinstance(description, str) else document["error"]
+    return body.decode("utf-8", "replace")
+
+
+async def read_body(response: aiohttp.ClientResponse) -> bytes:
+    """Read the body to its end so the connection goes back to the pool; past the cap it is dropped."""
+    body = bytearray()
+    while len(body) < _MAX_READ_BYTES:
+        chunk = await response.content.read(_MAX_READ_BYTES - len(body))
+        if not chunk:
+            break
+        body += chunk
+    return bytes(body)
+
+
+def http_reason(status: int, detail: str) -> str:
+    """`HTTP 400: detail`, with the detail on one line and cut short: it ends up in the ledger."""
+    text = " ".join(detail[: _REASON_CHARS * 4].split())[:_REASON_CHARS]
+    return f"HTTP {status}: {text}" if text else f"HTTP {status}"
