@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from clarion.app_tenant import credentials
 from clarion.campaign import payload as payloads
 from clarion.campaign.schemas import Button, Content
 from clarion.db import as_utc, utcnow
 from clarion.models import App, Campaign
+from clarion.provider.message import NativeButton, NativeMessage
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +29,8 @@ class CampaignContext:
     topic: str | None
     vapid_private_pem: str
     vapid_public_key: str
+    # The app's native provider credentials (fcm, apns, wns, adm), as stored.
+    credentials: dict[str, dict[str, Any]]
 
     @property
     def expires_at(self) -> datetime:
@@ -34,6 +39,23 @@ class CampaignContext:
     def remaining_ttl_s(self, now: datetime) -> int:
         """On a retry the push service is told what is left of the TTL, not the whole of it."""
         return max(0, int((self.expires_at - now).total_seconds()))
+
+    def native_message(self, now: datetime) -> NativeMessage:
+        """The campaign's content as a platform-neutral notification for FCM, APNs, WNS and ADM."""
+        content = self.content
+        return NativeMessage(
+            campaign_id=str(self.campaign_id),
+            message=content.message,
+            title=content.title,
+            icon=content.icon,
+            image=content.image,
+            url=content.redirect_url,
+            buttons=tuple(NativeButton(b.title, "open_url", b.url) for b in content.buttons),
+            ttl_s=self.remaining_ttl_s(now),
+            collapse_key=self.topic,
+            # A visible notification goes at high priority unless the campaign asked for less.
+            high_priority=self.urgency in ("normal", "high"),
+        )
 
 
 def _content(stored: dict[str, object]) -> Content:
@@ -70,6 +92,7 @@ async def load(session: AsyncSession, campaign_id: int) -> CampaignContext | Non
         topic=campaign.push_tag,
         vapid_private_pem=app.vapid_private_pem,
         vapid_public_key=app.vapid_public_key,
+        credentials=await credentials.for_app(session, app.id),
     )
 
 

@@ -24,6 +24,7 @@ class Claimed:
     address: str
     p256dh: str | None
     auth: str | None
+    registered_at: datetime | None
 
 
 class LedgerRepository:
@@ -100,6 +101,7 @@ class LedgerRepository:
                 Subscriber.address,
                 Subscriber.p256dh,
                 Subscriber.auth,
+                Subscriber.registered_at,
             )
             .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
             .where(Delivery.id.in_(delivery_ids), Delivery.owner == owner)

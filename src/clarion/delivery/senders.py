@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiohttp
 
+from clarion.config import Settings
 from clarion.delivery.context import CampaignContext
 from clarion.delivery.repository import Claimed
-from clarion.provider import webpush
+from clarion.provider import adm, apns, fcm, webpush, wns
+from clarion.provider.message import NativeMessage
 from clarion.provider.outcome import Outcome, Rejected
 
 
 class Sender(Protocol):
     async def send(self, context: CampaignContext, recipient: Claimed, now: datetime) -> Outcome: ...
+
+    async def close(self) -> None: ...
 
 
 class WebPushSender:
@@ -44,3 +50,120 @@ class WebPushSender:
             topic=context.topic,
         )
         return await webpush.send(self._session, self._signer(context), request, timeout=self._timeout)
+
+    async def close(self) -> None:
+        return None  # the shared session is closed by the engine
+
+
+class NativeClient(Protocol):
+    async def send(self, address: str, message: NativeMessage, registered_at: datetime | None) -> Outcome: ...
+
+    async def close(self) -> None: ...
+
+
+class _AddressSender(Protocol):
+    async def send(self, address: str, message: NativeMessage, /) -> Outcome: ...
+
+
+ClientFactory = Callable[[dict[str, Any]], NativeClient]
+
+# Swrve's wording for an app without credentials for the platform (spec, batch error report).
+NO_CREDENTIALS = "Failed to retrieve push certificate for app"
+
+
+class NativeSender:
+    """One native provider for every app: a long-lived client per app credential (it caches tokens)."""
+
+    def __init__(self, provider: str, factory: ClientFactory) -> None:
+        self._provider = provider
+        self._factory = factory
+        self._clients: dict[tuple[int, str], NativeClient] = {}
+
+    def _client(self, context: CampaignContext) -> NativeClient | None:
+        data = context.credentials.get(self._provider)
+        if data is None:
+            return None
+        key = (context.app_id, json.dumps(data, sort_keys=True))
+        client = self._clients.get(key)
+        if client is None:
+            client = self._clients[key] = self._factory(data)
+        return client
+
+    async def send(self, context: CampaignContext, recipient: Claimed, now: datetime) -> Outcome:
+        client = self._client(context)
+        if client is None:
+            return Rejected(NO_CREDENTIALS)
+        return await client.send(recipient.address, context.native_message(now), recipient.registered_at)
+
+    async def close(self) -> None:
+        for client in self._clients.values():
+            await client.close()
+        self._clients.clear()
+
+
+class AiohttpClientAdapter:
+    """FCM, WNS and ADM clients share the engine's aiohttp session; there is nothing of theirs to close."""
+
+    def __init__(self, client: _AddressSender) -> None:
+        self._client = client
+
+    async def send(self, address: str, message: NativeMessage, registered_at: datetime | None) -> Outcome:
+        return await self._client.send(address, message)
+
+    async def close(self) -> None:
+        return None
+
+
+class ApnsAdapter:
+    """APNs alone needs the registration time: a stale Unregistered must not deactivate a new token."""
+
+    def __init__(self, client: apns.ApnsClient) -> None:
+        self._client = client
+
+    async def send(self, address: str, message: NativeMessage, registered_at: datetime | None) -> Outcome:
+        return await self._client.send(address, message, token_registered_at=registered_at)
+
+    async def close(self) -> None:
+        await self._client.close()
+
+
+def native_senders(
+    session: aiohttp.ClientSession, settings: Settings, timeout: aiohttp.ClientTimeout
+) -> dict[str, Sender]:
+    """Subscriber platform -> the sender of the provider that serves it."""
+
+    def fcm_client(data: dict[str, Any]) -> NativeClient:
+        return AiohttpClientAdapter(fcm.FcmClient(session, data, base_url=settings.fcm_url, timeout=timeout))
+
+    def wns_client(data: dict[str, Any]) -> NativeClient:
+        client = wns.WnsClient(
+            session, data["client_id"], data["client_secret"], auth_url=settings.wns_url, timeout=timeout
+        )
+        return AiohttpClientAdapter(client)
+
+    def adm_client(data: dict[str, Any]) -> NativeClient:
+        client = adm.AdmClient(
+            session, data["client_id"], data["client_secret"], base_url=settings.adm_url, timeout=timeout
+        )
+        return AiohttpClientAdapter(client)
+
+    def apns_client(data: dict[str, Any]) -> NativeClient:
+        return ApnsAdapter(
+            apns.ApnsClient(
+                base_url=settings.apns_url,
+                key_pem=data["key_pem"],
+                key_id=data["key_id"],
+                team_id=data["team_id"],
+                topic=data["topic"],
+                ca_file=settings.ca_file,
+                timeout_s=settings.request_timeout_s,
+                connect_timeout_s=settings.connect_timeout_s,
+            )
+        )
+
+    return {
+        "android": NativeSender("fcm", fcm_client),
+        "ios": NativeSender("apns", apns_client),
+        "wns": NativeSender("wns", wns_client),
+        "adm": NativeSender("adm", adm_client),
+    }

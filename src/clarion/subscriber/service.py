@@ -71,6 +71,7 @@ async def register(
         active=True,
         created_at=now,
         updated_at=now,
+        registered_at=now,
     )
     if not await repo.insert_if_absent(subscriber):
         # A concurrent registration of the same address won the race: answer with its regId.
@@ -83,7 +84,7 @@ async def register(
 
 def _refresh(subscriber: Subscriber, body: SubscriberCreate) -> None:
     subscriber.active = True
-    subscriber.updated_at = utcnow()
+    subscriber.updated_at = subscriber.registered_at = utcnow()
     if body.subscription is not None:
         subscriber.p256dh = body.subscription.keys.p256dh
         subscriber.auth = body.subscription.keys.auth

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import ssl
 import uuid
 from collections import defaultdict
 from datetime import timedelta
@@ -20,8 +19,9 @@ from clarion.config import Settings
 from clarion.db import Database, utcnow
 from clarion.delivery.fanout import fan_out
 from clarion.delivery.repository import LedgerRepository
-from clarion.delivery.senders import Sender, WebPushSender
+from clarion.delivery.senders import Sender, WebPushSender, native_senders
 from clarion.delivery.service import Deliverer
+from clarion.provider.apns import ssl_context
 from clarion.worker.queue import Job, Queue, Taken
 
 log = logging.getLogger("clarion.engine")
@@ -30,13 +30,6 @@ log = logging.getLogger("clarion.engine")
 QUEUE_GRACE_FACTOR = 10
 SWEEP_EVERY_S = 1.0
 SWEEP_BATCH = 5000
-
-
-def ssl_context(ca_file: str | None) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    if ca_file:
-        context.load_verify_locations(cafile=ca_file)
-    return context
 
 
 def http_session(settings: Settings) -> aiohttp.ClientSession:
@@ -72,7 +65,8 @@ class Engine:
         timeout = aiohttp.ClientTimeout(
             total=self.settings.request_timeout_s, connect=self.settings.connect_timeout_s
         )
-        return {"web": WebPushSender(http, self.settings.vapid_subject, timeout)}
+        web: dict[str, Sender] = {"web": WebPushSender(http, self.settings.vapid_subject, timeout)}
+        return {**web, **native_senders(http, self.settings, timeout)}
 
     async def start(self) -> None:
         self._http = http_session(self.settings)
@@ -103,6 +97,9 @@ class Engine:
                 waiting.cancel()  # a job taken but not started is redelivered (lease / XAUTOCLAIM)
         await asyncio.gather(*self._tasks, *self._fanouts, return_exceptions=True)
         self._tasks.clear()
+        if self.deliverer is not None:
+            for sender in self.deliverer.senders.values():
+                await sender.close()
         if self._http is not None:
             await self._http.close()
         await self.queue.close()

@@ -1,0 +1,196 @@
+"""Native push through a real `clarion serve`: FCM, APNs (HTTP/2 + TLS), WNS and ADM fakes."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import create_app_cli, engine_env
+from tests.e2e.processes import Processes
+from tests.fakes.adm import FakeAdm
+from tests.fakes.apns import FakeApns
+from tests.fakes.fcm import FakeFcm
+from tests.fakes.wns import FakeWns
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def fakes() -> Iterator[tuple[FakeFcm, FakeApns, FakeWns, FakeAdm]]:
+    with FakeFcm() as fcm, FakeApns(topic="com.example.shop") as apns, FakeWns() as wns, FakeAdm() as adm:
+        yield fcm, apns, wns, adm
+
+
+def _register(base: str, app_key: str, platform: str, token: str) -> str:
+    body = {"app_key": app_key, "platform": platform, "token": token}
+    response = httpx.post(f"{base}/sdk/v1/subscribers", json=body, timeout=10)
+    assert response.status_code == 201, response.text
+    return str(response.json()["regId"])
+
+
+def _wait_sent(base: str, auth: tuple[str, str], campaign_id: str) -> dict[str, object]:
+    deadline = time.monotonic() + 30
+    while True:
+        stats: dict[str, object] = httpx.get(
+            f"{base}/api/v3/messages/{campaign_id}", auth=auth, timeout=10
+        ).json()
+        if stats["status"] == "SENT" or time.monotonic() > deadline:
+            return stats
+        time.sleep(0.1)
+
+
+def test_a_gravitec_campaign_reaches_every_native_platform(
+    tmp_path: Path, fakes: tuple[FakeFcm, FakeApns, FakeWns, FakeAdm], processes: list[Processes]
+) -> None:
+    fcm, apns, wns, adm = fakes
+    database_url = f"sqlite:///{tmp_path / 'clarion.db'}"
+    env = {
+        **engine_env(database_url),
+        "CLARION_FCM_URL": fcm.origin,
+        "CLARION_APNS_URL": apns.origin,
+        "CLARION_CA_FILE": apns.ca_file,
+        "CLARION_WNS_URL": wns.origin,
+        "CLARION_ADM_URL": adm.origin,
+    }
+    procs = Processes(tmp_path, env)
+    processes.append(procs)
+    server = procs.server()
+    app = create_app_cli(procs)
+    key, auth = app["app_key"], (app["app_key"], app["app_secret"])
+
+    account = tmp_path / "service-account.json"
+    account.write_text(json.dumps(fcm.new_service_account("shop-project")))
+    p8 = tmp_path / "AuthKey.p8"
+    assert apns.key_pem is not None
+    p8.write_text(apns.key_pem)
+    wns_id, wns_secret = wns.new_client()
+    adm_id, adm_secret = adm.new_client()
+    described = [
+        json.loads(procs.cli("apps", "credentials", key, "--fcm", str(account), "--json")),
+        json.loads(
+            procs.cli(
+                "apps",
+                "credentials",
+                key,
+                "--apns-key",
+                str(p8),
+                "--apns-key-id",
+                apns.key_id,
+                "--apns-team-id",
+                apns.team_id,
+                "--apns-topic",
+                apns.topic,
+                "--json",
+            )
+        ),
+        json.loads(
+            procs.cli(
+                "apps",
+                "credentials",
+                key,
+                "--wns-client-id",
+                wns_id,
+                "--wns-client-secret",
+                wns_secret,
+                "--json",
+            )
+        ),
+        json.loads(
+            procs.cli(
+                "apps",
+                "credentials",
+                key,
+                "--adm-client-id",
+                adm_id,
+                "--adm-client-secret",
+                adm_secret,
+                "--json",
+            )
+        ),
+    ]
+    # Identifiers only: no private key or client secret is ever printed back.
+    assert [d["provider"] for d in described] == ["fcm", "apns", "wns", "adm"]
+    printed = json.dumps(described)
+    for secret in (wns_secret, adm_secret, "PRIVATE KEY"):
+        assert secret not in printed
+
+    android, gone_android = fcm.new_token("shop-project"), fcm.new_token("shop-project")
+    ios, channel, registration = apns.new_token(), wns.new_channel(wns_id), adm.new_registration()
+    for platform, token in (
+        ("android", android),
+        ("android", gone_android),
+        ("ios", ios),
+        ("wns", channel),
+        ("adm", registration),
+    ):
+        _register(server.url, key, platform, token)
+    fcm.unregister(gone_android)
+
+    payload = {
+        "title": "Sale",
+        "message": "50% off today",
+        "redirect_url": "https://shop.example.com/sale",
+        "image": "https://shop.example.com/banner.png",
+    }
+    push = httpx.post(
+        f"{server.url}/api/v3/push",
+        json={"payload": payload, "ttl": 600, "push_tag": "sale"},
+        auth=auth,
+        timeout=10,
+    )
+    campaign_id = push.json()["id"]
+    stats = _wait_sent(server.url, auth, campaign_id)
+    assert stats == {"status": "SENT", "send": 4, "received": 0, "clicked": 0, "closed": 0}
+
+    [to_android] = fcm.received_for(android)
+    assert to_android.message["notification"] == {
+        "title": "Sale",
+        "body": "50% off today",
+        "image": "https://shop.example.com/banner.png",
+    }
+    assert to_android.message["data"]["campaign_id"] == campaign_id
+    assert to_android.message["data"]["url"] == "https://shop.example.com/sale"
+    [to_ios] = apns.received_for(ios)
+    assert to_ios.payload["aps"]["alert"] == {"title": "Sale", "body": "50% off today"}
+    assert to_ios.payload["campaign_id"] == campaign_id
+    assert to_ios.headers["apns-topic"] == "com.example.shop"
+    assert to_ios.headers["apns-push-type"] == "alert"
+    [to_windows] = wns.received_for(channel)
+    assert to_windows.wns_type == "wns/toast"
+    assert [t.text for t in to_windows.toast().iter("text")] == ["Sale", "50% off today"]
+    [to_fire] = adm.received_for(registration)
+    assert to_fire.body["data"]["title"] == "Sale"
+    assert to_fire.body["data"]["message"] == "50% off today"
+    for fake in (fcm, apns, wns, adm):
+        assert fake.errors == []
+
+    # The uninstalled Android app's token answered UNREGISTERED: that subscriber is inactive now.
+    second = httpx.post(f"{server.url}/api/v3/push", json={"payload": payload}, auth=auth, timeout=10).json()[
+        "id"
+    ]
+    assert _wait_sent(server.url, auth, second)["send"] == 4
+    assert len(fcm.received_for(gone_android)) == 1
+
+
+def test_a_platform_without_credentials_is_rejected_not_retried(
+    tmp_path: Path, fakes: tuple[FakeFcm, FakeApns, FakeWns, FakeAdm], processes: list[Processes]
+) -> None:
+    fcm = fakes[0]
+    database_url = f"sqlite:///{tmp_path / 'clarion.db'}"
+    procs = Processes(tmp_path, {**engine_env(database_url), "CLARION_FCM_URL": fcm.origin})
+    processes.append(procs)
+    server = procs.server()
+    app = create_app_cli(procs)
+    auth = (app["app_key"], app["app_secret"])
+    _register(server.url, app["app_key"], "android", fcm.new_token())
+    payload = {"message": "m", "redirect_url": "https://example.com/"}
+    campaign_id = httpx.post(
+        f"{server.url}/api/v3/push", json={"payload": payload}, auth=auth, timeout=10
+    ).json()["id"]
+    assert _wait_sent(server.url, auth, campaign_id)["send"] == 0
+    assert fcm.received == []
