@@ -13,13 +13,18 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from clarion import errors
+from clarion.admin import router as admin_router
 from clarion.config import Settings
 from clarion.db import Database
 from clarion.gravitec import render as gravitec_render
 from clarion.gravitec.routes import router as gravitec_router
 from clarion.migrations import upgrade_sqlite
 from clarion.runtime import Runtime
+from clarion.sdk.routes import router as sdk_router
 from clarion.subscriber.routes import router as subscriber_router
+from clarion.subscriber.self_routes import router as subscriber_self_router
+from clarion.swrve import render as swrve_render
+from clarion.swrve.routes import router as swrve_router
 from clarion.validation import field_path
 from clarion.worker.engine import Engine
 from clarion.worker.queue import connect
@@ -29,8 +34,16 @@ log = logging.getLogger("clarion")
 
 def error_response(request: Request, error: errors.ClarionError) -> JSONResponse:
     """The one error renderer; each compatible surface renders its vendor's body."""
-    body = gravitec_render.body(error) if request.url.path.startswith("/api/v3") else error.as_json()
-    headers = {"WWW-Authenticate": 'Basic realm="clarion"'} if error.status == 401 else None
+    path = request.url.path
+    headers: dict[str, str] | None = None
+    if path.startswith("/api/v3"):
+        body = gravitec_render.body(error)
+        if error.status == 401:
+            headers = {"WWW-Authenticate": 'Basic realm="clarion"'}
+    elif path.startswith("/push_batch"):
+        body, headers = swrve_render.body(error), swrve_render.headers(error)
+    else:
+        body = error.as_json()
     return JSONResponse(body, status_code=error.status, headers=headers)
 
 
@@ -93,6 +106,10 @@ def create_app(settings: Settings, *, run_engine: bool | None = None) -> FastAPI
     app.add_exception_handler(Exception, _unexpected)
     app.include_router(gravitec_router)
     app.include_router(subscriber_router)
+    app.include_router(swrve_router)
+    app.include_router(admin_router)
+    app.include_router(subscriber_self_router)
+    app.include_router(sdk_router)
 
     @app.get("/healthz", tags=["Operations"])
     async def healthz(request: Request) -> JSONResponse:

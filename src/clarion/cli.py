@@ -191,6 +191,20 @@ def cmd_segments_create(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_push_campaigns_create(args: argparse.Namespace, settings: Settings) -> int:
+    from clarion.swrve import service
+
+    async def work(db: Database) -> dict[str, Any]:
+        async with db.session() as session:
+            campaign_id, push_key = await service.create_push_campaign(
+                session, args.app_key, args.name, args.message, args.title, args.platform
+            )
+        return {"campaign_id": campaign_id, "push_key": push_key}
+
+    _print(asyncio.run(_with_db(settings, work)), args.json)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="clarion", description="Clarion push notification server")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -236,6 +250,16 @@ def build_parser() -> argparse.ArgumentParser:
     creds.add_argument("--adm-client-secret")
     creds.add_argument("--json", action="store_true")
     creds.set_defaults(handler=cmd_apps_credentials)
+
+    push_campaigns = commands.add_parser("push-campaigns", help="Swrve-style Push API campaigns")
+    pc = push_campaigns.add_subparsers(dest="push_campaigns_command", required=True).add_parser("create")
+    pc.add_argument("app_key")
+    pc.add_argument("--name", required=True)
+    pc.add_argument("--message")
+    pc.add_argument("--title")
+    pc.add_argument("--platform", choices=("all", "ios", "android", "adm", "wns", "web"), default="all")
+    pc.add_argument("--json", action="store_true")
+    pc.set_defaults(handler=cmd_push_campaigns_create)
 
     segments = commands.add_parser("segments", help="saved audiences")
     seg = segments.add_subparsers(dest="segments_command", required=True).add_parser("create")

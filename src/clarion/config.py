@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     adm_url: str = "https://api.amazon.com"
     ca_file: str | None = None
     batch_rate_per_minute: int = 60
+    # How long a Swrve batch may wait to be processed before its users are reported as too late.
+    batch_time_limit_s: float = Field(default=600.0, gt=0)
     admin_token: str | None = None
 
     # VAPID `sub` claim (RFC 8292 §2.1): a contact for the push service operator.

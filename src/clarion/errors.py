@@ -97,6 +97,67 @@ class Unavailable(ClarionError):
     message = "A backing service is unreachable"
 
 
+class Unauthorized(ClarionError):
+    code = "unauthorized"
+    status = 401
+    message = "A valid admin bearer token is required"
+
+
+# The Swrve-compatible Batch Push API's documented errors (spec/swrve-batch-push-api.txt).
+
+
+class UnsupportedMethod(ClarionError):
+    code = "unsupported_method"
+    status = 400
+    message = "Unsupported HTTP method"
+
+
+class FeatureNotAvailable(ClarionError):
+    code = "feature_not_available"
+    status = 403
+    message = "Feature Not Available"
+
+
+class InvalidPushKey(ClarionError):
+    code = "invalid_push_key"
+    status = 404
+    message = "Invalid Push API Key"
+
+
+class InvalidIdentityKey(ClarionError):
+    code = "invalid_identity_key"
+    status = 404
+    message = "Invalid identity key"
+
+
+class IdentityKeyMismatch(ClarionError):
+    code = "identity_key_mismatch"
+    status = 404
+    message = "Identity key and campaign key refer to different apps"
+
+
+class InvalidBatchId(ClarionError):
+    code = "invalid_batch_id"
+    status = 404
+    message = "Invalid Batch ID"
+
+
+class BatchTooLarge(ClarionError):
+    code = "request_entity_too_large"
+    status = 413
+    message = "Request Entity Too Large"
+
+
+class RateLimitExceeded(ClarionError):
+    code = "rate_limit_exceeded"
+    status = 429
+    message = "Rate Limit Exceeded"
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__()
+        self.retry_after_s = retry_after_s
+
+
 CATALOGUE: tuple[type[ClarionError], ...] = (
     BadRequest,
     MissingParameter,
@@ -110,4 +171,13 @@ CATALOGUE: tuple[type[ClarionError], ...] = (
     UnknownMessage,
     QuotaExceeded,
     Unavailable,
+    Unauthorized,
+    UnsupportedMethod,
+    FeatureNotAvailable,
+    InvalidPushKey,
+    InvalidIdentityKey,
+    IdentityKeyMismatch,
+    InvalidBatchId,
+    BatchTooLarge,
+    RateLimitExceeded,
 )

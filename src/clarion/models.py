@@ -140,6 +140,9 @@ class Campaign(Base):
     fanout_lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A Swrve-style batch sends personalized content per recipient (Delivery.params) to the rows its
+    # processor adds itself; it is tied to its Push API campaign for the counters.
+    push_campaign_id: Mapped[int | None] = mapped_column(ForeignKey("push_campaigns.id", ondelete="CASCADE"))
 
 
 class CampaignTarget(Base):
@@ -176,6 +179,59 @@ class Delivery(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(String(255))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Per-recipient content (a Swrve batch's merged parameters and the user it was addressed as).
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class PushCampaign(Base):
+    """A Swrve-style Push API campaign: its own push_key (stored hashed) and default content."""
+
+    __tablename__ = "push_campaigns"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+    push_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    message: Mapped[str | None] = mapped_column(Text)
+    title: Mapped[str | None] = mapped_column(String(1000))
+    platform: Mapped[str] = mapped_column(String(16))  # all | ios | android | adm | wns | web
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Batch(Base):
+    """One accepted POST /push_batch: its raw body is kept so processing survives a crash."""
+
+    __tablename__ = "batches"
+    __table_args__ = (
+        Index("ix_batch_app_created", "app_id", "created_at"),
+        Index("ix_batch_status", "status", "lease_until"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    push_campaign_id: Mapped[int] = mapped_column(ForeignKey("push_campaigns.id", ondelete="CASCADE"))
+    # accepted (waiting for its processor) | processed (recipients in the ledger)
+    status: Mapped[str] = mapped_column(String(16))
+    body: Mapped[str] = mapped_column(Text)
+    identity_key_given: Mapped[bool] = mapped_column(Boolean)
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="SET NULL"))
+    total_users: Mapped[int] = mapped_column(Integer, default=0)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    deadline_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class BatchReport(Base):
+    """A warning or failure about one user of a batch, found while processing it."""
+
+    __tablename__ = "batch_reports"
+
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user: Mapped[str | None] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(16))  # warning | failure
+    reason: Mapped[str] = mapped_column(Text)
+    safe_to_resend: Mapped[bool] = mapped_column(Boolean)
 
 
 class Event(Base):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,7 +14,7 @@ from clarion.campaign import payload as payloads
 from clarion.campaign.schemas import Button, Content
 from clarion.db import as_utc, utcnow
 from clarion.models import App, Campaign
-from clarion.provider.message import NativeButton, NativeMessage
+from clarion.provider.message import NativeButton, NativeMessage, message_from_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +39,33 @@ class CampaignContext:
     def remaining_ttl_s(self, now: datetime) -> int:
         """On a retry the push service is told what is left of the TTL, not the whole of it."""
         return max(0, int((self.expires_at - now).total_seconds()))
+
+    def message_for(self, params: dict[str, Any] | None, now: datetime) -> NativeMessage:
+        """A recipient's notification: its own (a Swrve batch's personalized one) or the campaign's."""
+        if params is None:
+            return self.native_message(now)
+        message = message_from_json(params["message"])
+        return replace(message, ttl_s=min(message.ttl_s, self.remaining_ttl_s(now)))
+
+    def web_payload_for(self, params: dict[str, Any] | None) -> bytes:
+        """What a browser's service worker receives; a batch's recipients get their own content."""
+        if params is None:
+            return self.payload
+        message = message_from_json(params["message"])
+        return payloads.encode(
+            {
+                "campaign_id": message.campaign_id,
+                "title": message.title or "",
+                "message": message.message,
+                "icon": message.icon,
+                "image": message.image,
+                "redirect_url": message.url,
+                "buttons": [{"title": b.title, "url": b.action} for b in message.buttons if b.action],
+                "display_time": 0,
+                "tag": message.collapse_key,
+                "data": message.data,
+            }
+        )
 
     def native_message(self, now: datetime) -> NativeMessage:
         """The campaign's content as a platform-neutral notification for FCM, APNs, WNS and ADM."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,6 +26,7 @@ class Claimed:
     p256dh: str | None
     auth: str | None
     registered_at: datetime | None
+    params: dict[str, Any] | None
 
 
 class LedgerRepository:
@@ -102,6 +104,7 @@ class LedgerRepository:
                 Subscriber.p256dh,
                 Subscriber.auth,
                 Subscriber.registered_at,
+                Delivery.params,
             )
             .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
             .where(Delivery.id.in_(delivery_ids), Delivery.owner == owner)
@@ -148,6 +151,10 @@ class LedgerRepository:
             .values(active=False, updated_at=now)
             .execution_options(synchronize_session=False)
         )
+
+    async def pending_ids(self, campaign_id: int) -> list[int]:
+        query = select(Delivery.id).where(Delivery.campaign_id == campaign_id, Delivery.status == PENDING)
+        return list((await self.session.execute(query.order_by(Delivery.id))).scalars())
 
     async def has_pending(self, campaign_id: int) -> bool:
         query = select(Delivery.id).where(Delivery.campaign_id == campaign_id, Delivery.status == PENDING)

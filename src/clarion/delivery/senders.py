@@ -44,7 +44,7 @@ class WebPushSender:
             endpoint=recipient.address,
             p256dh=recipient.p256dh,
             auth=recipient.auth,
-            payload=context.payload,
+            payload=context.web_payload_for(recipient.params),
             ttl_s=context.remaining_ttl_s(now),
             urgency=context.urgency,
             topic=context.topic,
@@ -93,7 +93,8 @@ class NativeSender:
         client = self._client(context)
         if client is None:
             return Rejected(NO_CREDENTIALS)
-        return await client.send(recipient.address, context.native_message(now), recipient.registered_at)
+        message = context.message_for(recipient.params, now)
+        return await client.send(recipient.address, message, recipient.registered_at)
 
     async def close(self) -> None:
         for client in self._clients.values():

@@ -6,7 +6,7 @@ each turn it into their service's body and check their service's size limit befo
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 ActionType = Literal["open_app", "open_url", "dismiss"]
@@ -48,3 +48,19 @@ class NativeMessage:
     collapse_key: str | None = None
     silent: bool = False  # a data-only / background message
     high_priority: bool = True
+
+
+def message_to_json(message: NativeMessage) -> dict[str, Any]:
+    """A NativeMessage as JSON, for a ledger row's per-recipient content."""
+    return asdict(message)
+
+
+def message_from_json(fields: dict[str, Any]) -> NativeMessage:
+    media = fields.get("rich_media")
+    return NativeMessage(
+        **{
+            **fields,
+            "buttons": tuple(NativeButton(**b) for b in fields.get("buttons", ())),
+            "rich_media": RichMedia(**media) if media else None,
+        }
+    )

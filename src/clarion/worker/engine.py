@@ -22,6 +22,8 @@ from clarion.delivery.repository import LedgerRepository
 from clarion.delivery.senders import Sender, WebPushSender, native_senders
 from clarion.delivery.service import Deliverer
 from clarion.provider.apns import ssl_context
+from clarion.swrve import service as swrve
+from clarion.swrve.repository import SwrveRepository
 from clarion.worker.queue import Job, Queue, Taken
 
 log = logging.getLogger("clarion.engine")
@@ -110,6 +112,7 @@ class Engine:
         while not self._stopping.is_set():
             try:
                 await self._start_due()
+                await self._process_batches()
                 if loop.time() - last_sweep >= SWEEP_EVERY_S:
                     last_sweep = loop.time()
                     await self._sweep()
@@ -131,6 +134,24 @@ class Engine:
             task = asyncio.create_task(self._fan_out(campaign_id), name=f"fanout-{campaign_id}")
             self._fanouts.add(task)
             task.add_done_callback(self._fanouts.discard)
+
+    async def _process_batches(self) -> None:
+        """Swrve batches accepted by the API: parsed, checked and put in the ledger, one at a time."""
+        while not self._stopping.is_set():
+            now = utcnow()
+            queued_until = now + timedelta(seconds=self.queue_grace_s)
+            async with self.db.session() as session:
+                batch = await SwrveRepository(session).claim_batch(
+                    now, now + timedelta(seconds=self.settings.lease_s)
+                )
+            if batch is None:
+                return
+            async with self.db.session() as session:
+                batch = await session.merge(batch)
+                campaign_id, pending = await swrve.process(session, batch, queued_until)
+            size = self.settings.chunk_size
+            for start in range(0, len(pending), size):
+                await self.queue.put(Job(campaign_id, tuple(pending[start : start + size])))
 
     async def _fan_out(self, campaign_id: int) -> int:
         assert self.deliverer is not None

@@ -1,0 +1,274 @@
+/*
+ * Clarion service worker v1, served by a Clarion server at /sdk/v1/sw.js. No dependencies.
+ *
+ * Register it directly, or from a site's own worker on the site's origin (for example /clarion-sw.js):
+ *
+ *   importScripts('https://push.example.com/sdk/v1/sw.js');
+ *
+ * It shows Clarion's pushes, reports `received`, `clicked` and `closed` to the server, and moves the
+ * subscriber onto the browser's new subscription when the old one changes. It reads the server, the
+ * app key, the regId and the subscription's auth secret from the IndexedDB database "clarion" that
+ * the SDK (clarion.js) writes. A site's worker that routes events itself can call the handlers in
+ * `self.ClarionWorker` instead (set `self.ClarionWorkerOptions = {listen: false}` before importing).
+ */
+(function (worker) {
+  'use strict';
+
+  const API_PATH = '/sdk/v1';
+  const AUTH_HEADER = 'X-Clarion-Subscription-Auth';
+  // Notification actions a browser shows at most (Chromium's Notification.maxActions).
+  const MAX_BUTTONS = 2;
+  // Chromium ends a service worker event after 5 minutes: a notification is closed by the worker only
+  // when its display_time is shorter than this, and otherwise left to the user.
+  const MAX_DISPLAY_HOLD_S = 240;
+  const standalone = worker.location.pathname.endsWith(API_PATH + '/sw.js');
+
+  // --- the shared state in IndexedDB (the same code is in clarion.js) --------------------------------
+
+  const DB_NAME = 'clarion';
+  const DB_STORE = 'state';
+  const DB_KEY = 'subscription';
+
+  function openDb() {
+    return new Promise(function (resolve, reject) {
+      const request = worker.indexedDB.open(DB_NAME, 1);
+      request.onupgradeneeded = function () { request.result.createObjectStore(DB_STORE); };
+      request.onsuccess = function () { resolve(request.result); };
+      request.onerror = function () { reject(request.error); };
+    });
+  }
+
+  function withStore(mode, action) {
+    return openDb().then(function (db) {
+      return new Promise(function (resolve, reject) {
+        const transaction = db.transaction(DB_STORE, mode);
+        const request = action(transaction.objectStore(DB_STORE));
+        transaction.oncomplete = function () { db.close(); resolve(request.result); };
+        transaction.onerror = transaction.onabort = function () { db.close(); reject(transaction.error); };
+      });
+    });
+  }
+
+  async function loadState() {
+    const state = (await withStore('readonly', function (store) { return store.get(DB_KEY); })) || {};
+    if (!state.server && standalone) {
+      const path = worker.location.pathname;
+      state.server = worker.location.origin + path.slice(0, path.length - (API_PATH + '/sw.js').length);
+    }
+    return state;
+  }
+
+  function saveState(state) {
+    return withStore('readwrite', function (store) { return store.put(state, DB_KEY); });
+  }
+
+  // --- HTTP --------------------------------------------------------------------------------------------
+
+  async function request(state, method, path, options) {
+    const url = new URL(state.server + API_PATH + path);
+    if (options.appKey) url.searchParams.set('app_key', options.appKey);
+    const headers = {'Content-Type': 'application/json'};
+    if (options.auth) headers[AUTH_HEADER] = options.auth;
+    const response = await fetch(url.href, {
+      method: method,
+      headers: headers,
+      body: JSON.stringify(options.body),
+      credentials: 'omit',
+      cache: 'no-store',
+    });
+    if (!response.ok) {
+      const error = new Error('Clarion answered ' + response.status + ' to ' + method + ' ' + path);
+      error.status = response.status;
+      throw error;
+    }
+    return response.status === 204 ? null : response.json();
+  }
+
+  async function report(type, campaignId) {
+    try {
+      const state = await loadState();
+      if (!state.server || !state.appKey || !state.regId || campaignId === undefined) return;
+      await request(state, 'POST', '/events', {
+        body: {app_key: state.appKey, regId: state.regId, campaign_id: String(campaignId), type: type},
+      });
+    } catch (error) {
+      console.warn('[Clarion] could not report', type, error);
+    }
+  }
+
+  // A script-constructed event (a site's worker forwarding one, a test) cannot be extended; the work
+  // runs all the same.
+  function extend(event, promise) {
+    try {
+      event.waitUntil(promise);
+    } catch (error) {
+      /* not extendable: see above */
+    }
+    return promise;
+  }
+
+  function sleep(seconds) {
+    return new Promise(function (resolve) { setTimeout(resolve, seconds * 1000); });
+  }
+
+  // --- push --------------------------------------------------------------------------------------------
+
+  // The payload Clarion sends (campaign/payload.py): campaign_id, title, message, icon, image,
+  // redirect_url, buttons [{title, url}], display_time (seconds; 0 = until the user acts), tag.
+  function clarionPayload(event) {
+    if (!event.data) return null;
+    let data;
+    try {
+      data = event.data.json();
+    } catch (error) {
+      return null;
+    }
+    const ours = data && typeof data === 'object' && data.campaign_id !== undefined && typeof data.title === 'string';
+    return ours ? data : null;
+  }
+
+  function notificationOptions(data) {
+    const buttons = (Array.isArray(data.buttons) ? data.buttons : []).slice(0, MAX_BUTTONS);
+    const options = {
+      body: data.message || '',
+      requireInteraction: data.display_time === 0,
+      actions: buttons.map(function (button, index) { return {action: 'button-' + index, title: button.title}; }),
+      data: {clarion: true, campaign_id: data.campaign_id, redirect_url: data.redirect_url, buttons: buttons},
+    };
+    if (data.icon) options.icon = data.icon;
+    if (data.image) options.image = data.image;
+    if (data.tag) options.tag = data.tag;
+    return options;
+  }
+
+  async function closeLater(campaignId, seconds) {
+    await sleep(seconds);
+    const shown = await worker.registration.getNotifications();
+    shown.forEach(function (notification) {
+      if (notification.data && notification.data.clarion && notification.data.campaign_id === campaignId) {
+        notification.close();
+      }
+    });
+  }
+
+  function handlePush(event) {
+    const data = clarionPayload(event);
+    if (!data) return Promise.resolve(false); // not Clarion's: a site's own worker handles it
+    const shown = worker.registration.showNotification(data.title, notificationOptions(data)).then(function () {
+      const seconds = data.display_time;
+      if (typeof seconds === 'number' && seconds > 0 && seconds <= MAX_DISPLAY_HOLD_S) {
+        return closeLater(data.campaign_id, seconds);
+      }
+    });
+    return extend(event, Promise.all([shown, report('received', data.campaign_id)]).then(function () { return true; }));
+  }
+
+  // --- clicks and closes -------------------------------------------------------------------------------
+
+  async function openOrFocus(url) {
+    const target = new URL(url, worker.location.href).href;
+    try {
+      const windows = await worker.clients.matchAll({type: 'window', includeUncontrolled: true});
+      const open = windows.find(function (client) { return client.url === target; });
+      if (open && 'focus' in open) return await open.focus();
+      return await worker.clients.openWindow(target);
+    } catch (error) {
+      console.warn('[Clarion] could not open', target, error);
+      return null;
+    }
+  }
+
+  function handleNotificationClick(event) {
+    const notification = event.notification;
+    const data = notification.data || {};
+    if (!data.clarion) return Promise.resolve(false);
+    notification.close();
+    let url = data.redirect_url;
+    const index = event.action ? Number(String(event.action).replace('button-', '')) : -1;
+    if (data.buttons && data.buttons[index] && data.buttons[index].url) url = data.buttons[index].url;
+    // Opening a window is allowed only while the click is being handled: start it at once.
+    const opened = url ? openOrFocus(url) : Promise.resolve(null);
+    return extend(event, Promise.all([opened, report('clicked', data.campaign_id)]).then(function () { return true; }));
+  }
+
+  function handleNotificationClose(event) {
+    const data = event.notification.data || {};
+    if (!data.clarion) return Promise.resolve(false);
+    return extend(event, report('closed', data.campaign_id).then(function () { return true; }));
+  }
+
+  // --- the browser renewed (or dropped) the push subscription ------------------------------------------
+
+  function base64UrlToBytes(text) {
+    const base64 = text.replace(/-/g, '+').replace(/_/g, '/');
+    const raw = atob(base64 + '='.repeat((4 - (base64.length % 4)) % 4));
+    return Uint8Array.from(raw, function (char) { return char.charCodeAt(0); });
+  }
+
+  async function renew(event) {
+    const state = await loadState();
+    if (!state.server || !state.appKey || !state.regId || !state.auth) return false;
+    let subscription = event.newSubscription || null;
+    if (!subscription) {
+      let key = event.oldSubscription && event.oldSubscription.options && event.oldSubscription.options.applicationServerKey;
+      if (!key) {
+        if (!state.vapidPublicKey) {
+          state.vapidPublicKey = (await request(state, 'GET', '/apps/' + encodeURIComponent(state.appKey), {})).vapid_public_key;
+        }
+        key = base64UrlToBytes(state.vapidPublicKey);
+      }
+      subscription = await worker.registration.pushManager.subscribe({userVisibleOnly: true, applicationServerKey: key});
+    }
+    const json = subscription.toJSON();
+    let regId;
+    try {
+      // Authorised by the old subscription's secret: the regId keeps its alias and tags.
+      const moved = await request(state, 'POST', '/subscribers/' + encodeURIComponent(state.regId) + '/resubscribe', {
+        appKey: state.appKey, auth: state.auth, body: {subscription: json},
+      });
+      regId = moved.regId;
+    } catch (error) {
+      if (error.status !== 404 && error.status !== 422) throw error;
+      const registered = await request(state, 'POST', '/subscribers', {
+        body: {app_key: state.appKey, platform: 'web', subscription: json},
+      });
+      regId = registered.regId;
+    }
+    state.regId = regId;
+    state.auth = json.keys.auth;
+    state.endpoint = json.endpoint;
+    state.p256dh = json.keys.p256dh;
+    await saveState(state);
+    return true;
+  }
+
+  function handleSubscriptionChange(event) {
+    const renewed = renew(event).catch(function (error) {
+      console.warn('[Clarion] could not renew the push subscription', error);
+      return false;
+    });
+    return extend(event, renewed);
+  }
+
+  // --- wiring ------------------------------------------------------------------------------------------
+
+  worker.ClarionWorker = {
+    handlePush: handlePush,
+    handleNotificationClick: handleNotificationClick,
+    handleNotificationClose: handleNotificationClose,
+    handleSubscriptionChange: handleSubscriptionChange,
+  };
+
+  const options = worker.ClarionWorkerOptions || {};
+  if (options.listen !== false) {
+    worker.addEventListener('push', handlePush);
+    worker.addEventListener('notificationclick', handleNotificationClick);
+    worker.addEventListener('notificationclose', handleNotificationClose);
+    worker.addEventListener('pushsubscriptionchange', handleSubscriptionChange);
+  }
+  if (standalone) {
+    // This worker handles only push events, so a new version may take over at once.
+    worker.addEventListener('install', function () { worker.skipWaiting(); });
+    worker.addEventListener('activate', function (event) { event.waitUntil(worker.clients.claim()); });
+  }
+})(self);

@@ -1,0 +1,116 @@
+"""Thin handlers for the subscriber endpoints a browser calls for itself (docs/sdk.md).
+
+Every route but the app's public description needs `?app_key=`, the regId in the path and the
+subscription's auth secret in the X-Clarion-Subscription-Auth header.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from pydantic import BaseModel
+
+from clarion.runtime import Runtime, runtime
+from clarion.subscriber import self_service as service
+from clarion.subscriber.self_schemas import (
+    AliasSet,
+    AppInfo,
+    Resubscription,
+    SubscriberView,
+    TagAdd,
+    TagList,
+    TagsSet,
+    TestNotificationCreate,
+    TestSent,
+)
+from clarion.subscriber.self_service import AUTH_HEADER, SubscriptionCredentials
+from clarion.validation import parse_json, validate
+
+router = APIRouter(prefix="/sdk/v1", tags=["Subscriber self-service (Web SDK)"])
+RuntimeDep = Annotated[Runtime, Depends(runtime)]
+
+
+def credentials(
+    reg_id: str,
+    app_key: Annotated[str, Query(min_length=1, max_length=64)],
+    auth: Annotated[str | None, Header(alias=AUTH_HEADER)] = None,
+) -> SubscriptionCredentials:
+    return SubscriptionCredentials(app_key=app_key, reg_id=reg_id, auth=auth)
+
+
+CredentialsDep = Annotated[SubscriptionCredentials, Depends(credentials)]
+
+
+def _schema(model: type[BaseModel]) -> dict[str, object]:
+    return {"requestBody": {"content": {"application/json": {"schema": model.model_json_schema()}}}}
+
+
+@router.get("/apps/{app_key}")
+async def app_info(app_key: str, rt: RuntimeDep) -> AppInfo:
+    async with rt.db.session() as session:
+        return await service.app_info(session, app_key)
+
+
+@router.get("/subscribers/{reg_id}")
+async def read(creds: CredentialsDep, rt: RuntimeDep) -> SubscriberView:
+    async with rt.db.session() as session:
+        return await service.read(session, creds)
+
+
+@router.put("/subscribers/{reg_id}/alias", openapi_extra=_schema(AliasSet))
+async def set_alias(request: Request, creds: CredentialsDep, rt: RuntimeDep) -> SubscriberView:
+    body = validate(AliasSet, parse_json(await request.body()))
+    async with rt.db.session() as session:
+        return await service.set_alias(session, creds, body.alias)
+
+
+@router.get("/subscribers/{reg_id}/tags")
+async def tags(creds: CredentialsDep, rt: RuntimeDep) -> TagList:
+    async with rt.db.session() as session:
+        return await service.tags(session, creds)
+
+
+@router.post("/subscribers/{reg_id}/tags", openapi_extra=_schema(TagAdd))
+async def add_tag(request: Request, creds: CredentialsDep, rt: RuntimeDep) -> SubscriberView:
+    body = validate(TagAdd, parse_json(await request.body()))
+    async with rt.db.session() as session:
+        return await service.add_tag(session, creds, body.tag)
+
+
+@router.put("/subscribers/{reg_id}/tags", openapi_extra=_schema(TagsSet))
+async def set_tags(request: Request, creds: CredentialsDep, rt: RuntimeDep) -> SubscriberView:
+    body = validate(TagsSet, parse_json(await request.body()))
+    async with rt.db.session() as session:
+        return await service.set_tags(session, creds, body.tags)
+
+
+@router.delete("/subscribers/{reg_id}/tags")
+async def remove_all_tags(creds: CredentialsDep, rt: RuntimeDep) -> SubscriberView:
+    async with rt.db.session() as session:
+        return await service.remove_all_tags(session, creds)
+
+
+@router.delete("/subscribers/{reg_id}/tags/{tag:path}")
+async def remove_tag(tag: str, creds: CredentialsDep, rt: RuntimeDep) -> SubscriberView:
+    async with rt.db.session() as session:
+        return await service.remove_tag(session, creds, tag)
+
+
+@router.post("/subscribers/{reg_id}/resubscribe", openapi_extra=_schema(Resubscription))
+async def resubscribe(request: Request, creds: CredentialsDep, rt: RuntimeDep) -> SubscriberView:
+    body = validate(Resubscription, parse_json(await request.body()))
+    async with rt.db.session() as session:
+        return await service.resubscribe(session, creds, body, rt.settings.push_host_set())
+
+
+@router.post("/subscribers/{reg_id}/test", openapi_extra=_schema(TestNotificationCreate), status_code=202)
+async def send_test(request: Request, creds: CredentialsDep, rt: RuntimeDep) -> TestSent:
+    raw = await request.body()
+    body = validate(TestNotificationCreate, parse_json(raw)) if raw.strip() else TestNotificationCreate()
+    demo_url = f"{request.base_url}sdk/v1/demo?{urlencode({'appKey': creds.app_key})}"
+    async with rt.db.session() as session:
+        campaign = await service.send_test(session, creds, body, demo_url)
+    rt.wake_scheduler()
+    return TestSent(campaign_id=str(campaign.id))

@@ -1,0 +1,198 @@
+"""Rules of the subscriber endpoints a browser calls for itself (docs/sdk.md).
+
+A browser proves it holds a subscription with the regId plus the subscription's `auth` secret, the
+16 random bytes (RFC 8291 §3.2) that only the browser and Clarion know: the push service never sees
+it. It is compared in constant time with the stored one, and a wrong secret answers exactly like an
+unknown regId, so the answer tells nothing about which regIds exist. The app secret is never used
+here: it must not reach a web page.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from clarion import errors
+from clarion.app_tenant import service as apps
+from clarion.campaign import service as campaigns
+from clarion.campaign.schemas import AudienceSpec, CampaignCreate, Content
+from clarion.db import utcnow
+from clarion.models import App, Campaign, Subscriber
+from clarion.subscriber import endpoint
+from clarion.subscriber import service as subscribers
+from clarion.subscriber.repository import SubscriberRepository
+from clarion.subscriber.self_repository import SelfServiceRepository
+from clarion.subscriber.self_schemas import (
+    AppInfo,
+    Resubscription,
+    SubscriberView,
+    TagList,
+    TestNotificationCreate,
+)
+
+AUTH_HEADER = "X-Clarion-Subscription-Auth"
+# Compared against when there is no stored secret, so that every refusal costs the same.
+_NO_SECRET = "-" * 22
+# Test notifications: a tag of their own (a newer one replaces an older one on screen and at the push
+# service), a short life (a test that arrives an hour later helps nobody), and one per subscriber per
+# interval, so a page cannot turn the endpoint into a campaign generator.
+TEST_PUSH_TAG = "clarion-test"
+TEST_TTL_S = 300
+TEST_DISPLAY_TIME_S = 60
+TEST_INTERVAL_S = 10
+TEST_TITLE = "Clarion test notification"
+TEST_MESSAGE = "It works: this notification was sent to this browser alone."
+
+
+@dataclass(frozen=True)
+class SubscriptionCredentials:
+    app_key: str
+    reg_id: str
+    auth: str | None
+
+
+def _refused() -> errors.ClarionError:
+    return errors.NotFound("There is no subscriber with this regId and auth", field="regId")
+
+
+async def authorise(session: AsyncSession, creds: SubscriptionCredentials) -> tuple[App, Subscriber]:
+    if not creds.auth:
+        raise errors.MissingParameter(f"The {AUTH_HEADER} header is required", field=AUTH_HEADER)
+    app = await apps.by_public_key(session, creds.app_key)
+    subscriber = await subscribers.find(session, app, creds.reg_id)
+    stored = subscriber.auth if subscriber is not None and subscriber.auth else _NO_SECRET
+    matches = hmac.compare_digest(creds.auth.encode(), stored.encode())
+    if subscriber is None or subscriber.auth is None or not matches:
+        raise _refused()
+    return app, subscriber
+
+
+async def _view(session: AsyncSession, subscriber: Subscriber) -> SubscriberView:
+    tags = await SubscriberRepository(session).tag_names(subscriber.id)
+    return SubscriberView(
+        regId=subscriber.reg_id, alias=subscriber.alias, tags=tags, active=subscriber.active
+    )
+
+
+async def app_info(session: AsyncSession, app_key: str) -> AppInfo:
+    try:
+        app = await apps.by_public_key(session, app_key)
+    except errors.InvalidField as unknown:
+        raise errors.NotFound(unknown.message, field="app_key") from None
+    return AppInfo(app_key=app.app_key, vapid_public_key=app.vapid_public_key)
+
+
+async def read(session: AsyncSession, creds: SubscriptionCredentials) -> SubscriberView:
+    _, subscriber = await authorise(session, creds)
+    return await _view(session, subscriber)
+
+
+async def set_alias(session: AsyncSession, creds: SubscriptionCredentials, alias: str) -> SubscriberView:
+    app, subscriber = await authorise(session, creds)
+    await subscribers.set_alias(session, app, subscriber.reg_id, alias)
+    return await _view(session, subscriber)
+
+
+async def tags(session: AsyncSession, creds: SubscriptionCredentials) -> TagList:
+    _, subscriber = await authorise(session, creds)
+    return TagList(tags=await SubscriberRepository(session).tag_names(subscriber.id))
+
+
+async def add_tag(session: AsyncSession, creds: SubscriptionCredentials, name: str) -> SubscriberView:
+    app, subscriber = await authorise(session, creds)
+    await subscribers.add_tag(session, app, subscriber.reg_id, name)
+    return await _view(session, subscriber)
+
+
+async def remove_tag(session: AsyncSession, creds: SubscriptionCredentials, name: str) -> SubscriberView:
+    app, subscriber = await authorise(session, creds)
+    await subscribers.remove_tag(session, app, subscriber.reg_id, name)
+    return await _view(session, subscriber)
+
+
+async def remove_all_tags(session: AsyncSession, creds: SubscriptionCredentials) -> SubscriberView:
+    _, subscriber = await authorise(session, creds)
+    await SelfServiceRepository(session).detach_all(subscriber.id)
+    return await _view(session, subscriber)
+
+
+def _check_tag_name(name: str) -> None:
+    """The v3 rule (subscriber.service): a tag and its case-folded form both fit 255 symbols."""
+    if len(name) > subscribers.MAX_NAME_LENGTH or len(name.casefold()) > subscribers.MAX_NAME_LENGTH:
+        raise errors.AliasTooLong()
+
+
+async def set_tags(session: AsyncSession, creds: SubscriptionCredentials, names: list[str]) -> SubscriberView:
+    """Replace the subscriber's tags; all or nothing. Spellings of one tag count once."""
+    app, subscriber = await authorise(session, creds)
+    for name in names:
+        _check_tag_name(name)
+    await SelfServiceRepository(session).detach_all(subscriber.id)
+    unique: dict[str, str] = {}
+    for name in names:
+        unique.setdefault(name.casefold(), name)  # the first spelling in the list wins
+    for name in unique.values():
+        await subscribers.add_tag(session, app, subscriber.reg_id, name)
+    return await _view(session, subscriber)
+
+
+async def resubscribe(
+    session: AsyncSession, creds: SubscriptionCredentials, body: Resubscription, push_hosts: frozenset[str]
+) -> SubscriberView:
+    """Move a subscriber onto the browser's new subscription, keeping its regId, alias and tags."""
+    _, subscriber = await authorise(session, creds)
+    new = body.subscription
+    # The same checks as a registration (subscriber.service).
+    endpoint.check_push_url(new.endpoint, push_hosts, "subscription.endpoint")
+    endpoint.check_p256dh(new.keys.p256dh)
+    endpoint.check_auth(new.keys.auth)
+    if subscriber.platform != "web":
+        raise errors.InvalidField("Only web subscribers can resubscribe", field="regId")
+    taken = errors.InvalidField(
+        "subscription.endpoint: this subscription is registered already as another subscriber",
+        field="subscription.endpoint",
+    )
+    new_hash = subscribers.address_hash(new.endpoint)
+    moving = new_hash != subscriber.address_hash
+    if moving and await SubscriberRepository(session).by_address(subscriber.app_id, new_hash) is not None:
+        raise taken
+    subscriber.address, subscriber.address_hash = new.endpoint, new_hash
+    subscriber.p256dh, subscriber.auth = new.keys.p256dh, new.keys.auth
+    subscriber.active, subscriber.updated_at = True, utcnow()
+    if not await SelfServiceRepository(session).move_address(subscriber):
+        raise taken  # a registration of the same endpoint won a race
+    return await _view(session, subscriber)
+
+
+async def send_test(
+    session: AsyncSession, creds: SubscriptionCredentials, body: TestNotificationCreate, default_url: str
+) -> Campaign:
+    """A one-recipient campaign to this subscriber; the engine delivers it like any other."""
+    app, subscriber = await authorise(session, creds)
+    if not subscriber.active:
+        raise errors.InvalidField("This subscriber is not active; subscribe again first", field="regId")
+    if body.redirect_url is not None and not body.redirect_url.startswith(("https://", "http://")):
+        raise errors.InvalidField("redirect_url must be an http(s) URL", field="redirect_url")
+    since = utcnow() - timedelta(seconds=TEST_INTERVAL_S)
+    recent = await SelfServiceRepository(session).campaigns_to_since(
+        app.id, subscriber.reg_id, TEST_PUSH_TAG, since
+    )
+    if recent:
+        raise errors.QuotaExceeded(f"One test notification per subscriber every {TEST_INTERVAL_S} seconds")
+    content = Content(
+        title=body.title or TEST_TITLE,
+        message=body.message or TEST_MESSAGE,
+        redirect_url=body.redirect_url or default_url,
+    )
+    spec = CampaignCreate(
+        content=content,
+        audience=AudienceSpec(kind="tokens", values=(subscriber.reg_id,)),
+        send_at=None,
+        ttl_s=TEST_TTL_S,
+        display_time_s=TEST_DISPLAY_TIME_S,
+        push_tag=TEST_PUSH_TAG,
+    )
+    return await campaigns.create(session, app, spec)

@@ -1,0 +1,175 @@
+"""Batch parameters: reading, merging (campaign < common < personalized) and the spec's checks.
+
+Every reason text here is the spec's own wording (its "Possible failure or warning reasons" tables).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from clarion.provider.message import NativeButton, NativeMessage, RichMedia, message_to_json
+
+MAX_TTL_S = 2_419_200  # 4 weeks, the spec's maximum time_to_live
+DEFAULT_TTL_S = 2_419_200
+MAX_MESSAGE_CHARS = 4096
+MAX_BUTTONS = 3
+ACTION_TYPES = ("open_app", "open_url", "dismiss")
+# Rich media each platform can show (spec: audio and gif only on iOS; video links from a thumbnail).
+MEDIA_TYPES = {
+    "ios": ("image", "gif", "audio", "video"),
+    "android": ("image", "video"),
+    "adm": ("image",),
+    "wns": ("image",),
+    "web": ("image",),
+}
+# Spec: "Only GCM, ADM and iOS support silent notifications."
+SILENT_PLATFORMS = ("android", "adm", "ios")
+PLATFORM_NAMES = {"ios": "ios", "android": "android", "adm": "adm", "wns": "wns", "web": "web"}
+# Alternative spellings the spec allows for the same parameter.
+ALIASES = {
+    "title": "notification_title",
+    "ios_notification_title": "notification_title",
+    "badge": "badge_number",
+}
+ID_KEYS = ("swrve_user_id", "external_user_id")
+
+_STRING_PARAMS = (
+    "message",
+    "sound",
+    "notification_category",
+    "notification_title",
+    "deeplink",
+    "subtitle",
+    "rich_media_url",
+    "rich_media_type",
+    "rich_media_title",
+    "rich_media_subtitle",
+    "rich_media_message",
+    "rich_media_thumbnail_url",
+)
+_INT_PARAMS = ("badge_number", "time_to_live")
+
+
+class ParamError(ValueError):
+    """A parameter of the wrong type: 'Failure to parse request. {detail}' for that user."""
+
+
+@dataclass(frozen=True)
+class Warning_:
+    reason: str
+    safe_to_resend: bool = True
+
+
+def normalise(raw: dict[str, Any]) -> dict[str, Any]:
+    """Spellings folded, types checked; unknown keys are ignored as the vendor's API does."""
+    params: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = ALIASES.get(key, key)
+        if name in ID_KEYS or name == "users":
+            continue
+        if value is None:
+            continue
+        if name in _STRING_PARAMS:
+            if not isinstance(value, str):
+                raise ParamError(f"'{key}' must be a string")
+        elif name in _INT_PARAMS:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ParamError(f"'{key}' must be an integer")
+        elif name == "collapse_key":
+            if isinstance(value, bool) or not isinstance(value, int | str):
+                raise ParamError("'collapse_key' must be an integer")
+            value = str(value)
+        elif name == "silent":
+            if not isinstance(value, bool):
+                raise ParamError("'silent' must be true or false")
+        elif name == "payload":
+            if not isinstance(value, dict):
+                raise ParamError("'payload' must be a JSON object")
+        elif name == "buttons":
+            value = _buttons(value)
+        else:
+            continue
+        params[name] = value
+    return params
+
+
+def _buttons(value: Any) -> list[dict[str, str | None]]:
+    if not isinstance(value, list):
+        raise ParamError("'buttons' must be an array")
+    buttons: list[dict[str, str | None]] = []
+    for index, item in enumerate(value):
+        if not isinstance(item, dict) or not isinstance(item.get("title"), str):
+            raise ParamError(f"'buttons[{index}]' must be an object with a title")
+        action_type = item.get("action_type", "open_app")
+        if action_type not in ACTION_TYPES:
+            raise ParamError(f"'buttons[{index}].action_type' must be one of {', '.join(ACTION_TYPES)}")
+        action = item.get("action")
+        if action is not None and not isinstance(action, str):
+            raise ParamError(f"'buttons[{index}].action' must be a string")
+        buttons.append({"title": item["title"], "action_type": action_type, "action": action})
+    return buttons
+
+
+def user_warnings(params: dict[str, Any]) -> list[Warning_]:
+    """The checks that stop a user's push whatever the platform."""
+    found: list[Warning_] = []
+    if len(params.get("buttons", [])) > MAX_BUTTONS:
+        found.append(Warning_("Invalid buttons, no more than 3 buttons are supported"))
+    ttl = params.get("time_to_live", DEFAULT_TTL_S)
+    if not 0 <= ttl <= MAX_TTL_S:
+        found.append(Warning_("Invalid time_to_live value, must be positive number less than 4 weeks"))
+    message = params.get("message", "")
+    if params.get("silent") is not True and (not message or len(message) > MAX_MESSAGE_CHARS):
+        found.append(
+            Warning_(f"Push Message should be not empty and less than {MAX_MESSAGE_CHARS} characters")
+        )
+    return found
+
+
+def platform_warning(params: dict[str, Any], platform: str) -> Warning_ | None:
+    """The checks that stop a push to one of the user's devices."""
+    media_type = params.get("rich_media_type")
+    allowed = MEDIA_TYPES[platform]
+    if media_type is not None and media_type not in allowed:
+        return Warning_(f"Invalid media type, must be one of {list(allowed)}")
+    if platform == "wns" and not params.get("notification_title") and params.get("silent") is not True:
+        return Warning_("For wns platform, title is required")
+    if params.get("silent") is True and platform not in SILENT_PLATFORMS:
+        return Warning_(f"Silent push not supported for platform {platform}")
+    return None
+
+
+def message_fields(campaign_id: int, params: dict[str, Any]) -> dict[str, Any]:
+    """The NativeMessage a batch user's devices receive, as JSON for the ledger (Delivery.params)."""
+    media = None
+    if params.get("rich_media_url"):
+        media = RichMedia(
+            url=params["rich_media_url"],
+            type=params.get("rich_media_type", "image"),
+            title=params.get("rich_media_title"),
+            subtitle=params.get("rich_media_subtitle"),
+            message=params.get("rich_media_message"),
+            thumbnail_url=params.get("rich_media_thumbnail_url"),
+        )
+    buttons = tuple(
+        NativeButton(b["title"], b["action_type"], b["action"]) for b in params.get("buttons", [])
+    )
+    message = NativeMessage(
+        campaign_id=str(campaign_id),
+        message=params.get("message", ""),
+        title=params.get("notification_title"),
+        subtitle=params.get("subtitle"),
+        image=params.get("rich_media_url") if media is not None and media.type == "image" else None,
+        url=params.get("deeplink"),
+        buttons=buttons,
+        sound=params.get("sound"),
+        badge=params.get("badge_number"),
+        category=params.get("notification_category"),
+        rich_media=media,
+        data=params.get("payload", {}),
+        ttl_s=params.get("time_to_live", DEFAULT_TTL_S),
+        collapse_key=params.get("collapse_key"),
+        silent=params.get("silent") is True,
+    )
+    return message_to_json(message)

@@ -1,0 +1,144 @@
+"""Reading a batch body user by user, so that a syntax error part-way loses only what follows it.
+
+Two shapes (docs/swrve-batch.md): an array of user objects, or an object of common parameters with
+"users": ["id", {"swrve_user_id": …, personalized params}, …]. The body is walked one array element
+at a time with json.JSONDecoder.raw_decode; at the first syntax error the rest is reported as
+"Parsing impossible. {detail}" from the identified user onwards.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+_DECODER = json.JSONDecoder()
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+# To name the user a broken element was about, when its id is still legible.
+_USER_ID = re.compile(r'"(?:swrve_user_id|external_user_id)"\s*:\s*"([^"\\]{1,255})"')
+
+
+@dataclass(frozen=True)
+class UserEntry:
+    """One element of the users list: an id, or an object with id(s) and personalized params."""
+
+    index: int
+    value: Any
+
+
+@dataclass(frozen=True)
+class Broken:
+    """Parsing stopped at this element: it and everything after it are reported."""
+
+    index: int
+    user: str | None
+    detail: str
+
+
+@dataclass
+class Parsed:
+    common: dict[str, Any] = field(default_factory=dict)
+    entries: list[UserEntry] = field(default_factory=list)
+    broken: Broken | None = None
+
+
+class _Syntax(Exception):
+    def __init__(self, position: int, detail: str) -> None:
+        super().__init__(detail)
+        self.position = position
+        self.detail = detail
+
+
+def _skip(text: str, position: int) -> int:
+    match = _WHITESPACE.match(text, position)
+    return match.end() if match else position
+
+
+def _expect(text: str, position: int, char: str) -> int:
+    position = _skip(text, position)
+    if position >= len(text) or text[position] != char:
+        found = text[position : position + 10] if position < len(text) else "end of input"
+        raise _Syntax(position, f"expected '{char}' at char {position}, found {found!r}")
+    return position + 1
+
+
+def _value(text: str, position: int) -> tuple[Any, int]:
+    position = _skip(text, position)
+    try:
+        return _DECODER.raw_decode(text, position)
+    except json.JSONDecodeError as exc:
+        raise _Syntax(exc.pos, f"{exc.msg} at char {exc.pos}") from None
+    except RecursionError:
+        raise _Syntax(position, f"nested too deeply at char {position}") from None
+
+
+def _users(text: str, position: int, parsed: Parsed) -> int:
+    """Parse an array of users from text[position] == '['; returns the position after it."""
+    position = _expect(text, position, "[")
+    index = 0
+    if text[_skip(text, position) : _skip(text, position) + 1] == "]":
+        return _skip(text, position) + 1
+    while True:
+        start = position
+        try:
+            value, position = _value(text, position)
+            parsed.entries.append(UserEntry(index, value))
+            position = _skip(text, position)
+            if position < len(text) and text[position] == "]":
+                return position + 1
+            position = _expect(text, position, ",")
+        except _Syntax as exc:
+            named = _USER_ID.search(text, start)
+            parsed.broken = Broken(index, named.group(1) if named else None, exc.detail)
+            return len(text)
+        index += 1
+
+
+def parse(body: bytes) -> Parsed:
+    parsed = Parsed()
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        parsed.broken = Broken(0, None, f"the body is not UTF-8: {exc.reason} at byte {exc.start}")
+        return parsed
+    position = _skip(text, 0)
+    try:
+        if text[position : position + 1] == "[":
+            position = _users(text, position, parsed)
+        elif text[position : position + 1] == "{":
+            position = _object(text, position, parsed)
+        else:
+            raise _Syntax(position, "the batch must be a JSON array of users or an object with 'users'")
+        if parsed.broken is None and _skip(text, position) != len(text):
+            raise _Syntax(position, f"extra data after the batch at char {position}")
+    except _Syntax as exc:
+        parsed.broken = Broken(len(parsed.entries), None, exc.detail)
+    return parsed
+
+
+def _object(text: str, position: int, parsed: Parsed) -> int:
+    position = _expect(text, position, "{")
+    seen_users = False
+    if text[_skip(text, position) : _skip(text, position) + 1] == "}":
+        raise _Syntax(position, "the batch object has no 'users'")
+    while True:
+        key, position = _value(text, position)
+        if not isinstance(key, str):
+            raise _Syntax(position, f"an object key must be a string at char {position}")
+        position = _expect(text, position, ":")
+        if key == "users":
+            seen_users = True
+            if text[_skip(text, position) : _skip(text, position) + 1] != "[":
+                raise _Syntax(position, "'users' must be an array")
+            position = _users(text, position, parsed)
+            if parsed.broken is not None:
+                return len(text)
+        else:
+            parsed.common[key], position = _value(text, position)
+        position = _skip(text, position)
+        if position < len(text) and text[position] == "}":
+            if not seen_users:
+                raise _Syntax(position, "the batch object has no 'users'")
+            return position + 1
+        position = _expect(text, position, ",")

@@ -1,0 +1,105 @@
+"""All SQL of the Swrve-compatible surface: Push API campaigns, batches, their reports and users."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from clarion.models import Batch, BatchReport, Campaign, Delivery, Event, PushCampaign, Subscriber
+
+# Users looked up at once: a batch of 256 KB may name thousands; no giant IN lists.
+LOOKUP_CHUNK = 500
+
+
+class SwrveRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, row: PushCampaign | Batch) -> None:
+        self.session.add(row)
+        await self.session.flush()
+
+    async def push_campaign_by_key_hash(self, key_hash: str) -> PushCampaign | None:
+        query = select(PushCampaign).where(PushCampaign.push_key_hash == key_hash)
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def batches_since(self, app_id: int, since: datetime) -> list[datetime]:
+        query = select(Batch.created_at).where(Batch.app_id == app_id, Batch.created_at >= since)
+        return list((await self.session.execute(query.order_by(Batch.created_at))).scalars())
+
+    async def claim_batch(self, now: datetime, lease_until: datetime) -> Batch | None:
+        """One accepted batch whose lease is free, for this processor alone (the conditional UPDATE)."""
+        query = select(Batch.id).where(
+            Batch.status == "accepted", or_(Batch.lease_until.is_(None), Batch.lease_until < now)
+        )
+        for batch_id in (await self.session.execute(query.limit(4))).scalars():
+            result = await self.session.execute(
+                update(Batch)
+                .where(
+                    Batch.id == batch_id,
+                    Batch.status == "accepted",
+                    or_(Batch.lease_until.is_(None), Batch.lease_until < now),
+                )
+                .values(lease_until=lease_until)
+                .execution_options(synchronize_session=False)
+            )
+            if getattr(result, "rowcount", 0) == 1:
+                return await self.session.get(Batch, batch_id)
+        return None
+
+    async def devices(self, app_id: int, column: str, ids: Sequence[str]) -> list[tuple[str, int, str]]:
+        """(user id, subscriber id, platform) of the active devices of these users."""
+        key = Subscriber.user_id if column == "swrve_user_id" else Subscriber.external_user_id
+        found: list[tuple[str, int, str]] = []
+        for start in range(0, len(ids), LOOKUP_CHUNK):
+            query = select(key, Subscriber.id, Subscriber.platform).where(
+                Subscriber.app_id == app_id,
+                Subscriber.active.is_(True),
+                key.in_(ids[start : start + LOOKUP_CHUNK]),
+            )
+            found.extend((str(u), int(s), str(p)) for u, s, p in (await self.session.execute(query)).all())
+        return found
+
+    async def known_users(self, app_id: int, column: str, ids: Sequence[str]) -> set[str]:
+        """Which of these ids belong to any subscriber, active or not."""
+        key = Subscriber.user_id if column == "swrve_user_id" else Subscriber.external_user_id
+        known: set[str] = set()
+        for start in range(0, len(ids), LOOKUP_CHUNK):
+            query = select(key).where(Subscriber.app_id == app_id, key.in_(ids[start : start + LOOKUP_CHUNK]))
+            known.update(str(u) for u in (await self.session.execute(query.distinct())).scalars())
+        return known
+
+    async def replace_reports(self, batch_id: str, reports: Sequence[dict[str, Any]]) -> None:
+        await self.session.execute(delete(BatchReport).where(BatchReport.batch_id == batch_id))
+        if reports:
+            rows = [{"batch_id": batch_id, "seq": seq, **report} for seq, report in enumerate(reports)]
+            await self.session.execute(insert(BatchReport), rows)
+
+    async def reports(self, batch_id: str) -> list[BatchReport]:
+        query = select(BatchReport).where(BatchReport.batch_id == batch_id).order_by(BatchReport.seq)
+        return list((await self.session.execute(query)).scalars())
+
+    async def ledger(self, campaign_id: int) -> list[tuple[str, str | None, dict[str, Any] | None]]:
+        """(status, last error, params) of every recipient of a batch's campaign: bounded by the batch."""
+        query = select(Delivery.status, Delivery.last_error, Delivery.params).where(
+            Delivery.campaign_id == campaign_id
+        )
+        return [(str(s), e, p) for s, e, p in (await self.session.execute(query.order_by(Delivery.id))).all()]
+
+    async def campaign_counters(self, push_campaign_id: int) -> tuple[dict[str, int], dict[str, int], int]:
+        """Ledger statuses, engagement events and the number of batches of one Push API campaign."""
+        campaigns = select(Campaign.id).where(Campaign.push_campaign_id == push_campaign_id)
+        statuses = select(Delivery.status, func.count()).where(Delivery.campaign_id.in_(campaigns))
+        events = select(Event.type, func.count()).where(Event.campaign_id.in_(campaigns))
+        batches = select(func.count()).where(Batch.push_campaign_id == push_campaign_id)
+        by_status = {
+            str(s): int(n) for s, n in (await self.session.execute(statuses.group_by(Delivery.status))).all()
+        }
+        by_event = {
+            str(t): int(n) for t, n in (await self.session.execute(events.group_by(Event.type))).all()
+        }
+        return by_status, by_event, int((await self.session.execute(batches)).scalar_one())

@@ -1,0 +1,68 @@
+"""Thin handlers for /push_batch: POST submits a batch, GET reads its status, anything else is 400."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from clarion import errors
+from clarion.runtime import Runtime, runtime
+from clarion.swrve import service
+
+router = APIRouter(tags=["Swrve Batch Push"])
+RuntimeDep = Annotated[Runtime, Depends(runtime)]
+OTHER_METHODS = ["PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+
+async def _bounded_body(request: Request) -> bytes:
+    """Decided before parsing: a declared or actual size over 256 KB is refused unread."""
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > service.MAX_BATCH_BYTES:
+        raise errors.BatchTooLarge()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > service.MAX_BATCH_BYTES:
+            raise errors.BatchTooLarge()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post("/push_batch", status_code=202)
+async def submit(request: Request, rt: RuntimeDep) -> JSONResponse:
+    submission = service.Submission(
+        push_key=request.query_params.get("push_key"),
+        identity_key=request.query_params.get("identity_secret_key"),
+        body=b"",
+    )
+    async with rt.db.session() as session:
+        await service.check_keys(session, submission)
+    submission = service.Submission(
+        submission.push_key, submission.identity_key, await _bounded_body(request)
+    )
+    async with rt.db.session() as session:
+        batch_id = await service.submit(
+            session,
+            submission,
+            per_minute=rt.settings.batch_rate_per_minute,
+            time_limit_s=rt.settings.batch_time_limit_s,
+        )
+    rt.wake_scheduler()
+    location = f"{str(request.base_url).rstrip('/')}/push_batch?batch_id={batch_id}"
+    return JSONResponse(
+        {"batch_id": batch_id, "location": location}, status_code=202, headers={"Location": location}
+    )
+
+
+@router.get("/push_batch")
+async def batch_status(request: Request, rt: RuntimeDep) -> dict[str, object]:
+    async with rt.db.session() as session:
+        return await service.status(session, request.query_params.get("batch_id", ""))
+
+
+@router.api_route("/push_batch", methods=OTHER_METHODS, include_in_schema=False)
+async def unsupported(request: Request) -> JSONResponse:
+    raise errors.UnsupportedMethod(f"Unsupported HTTP method {request.method}")
