@@ -20,6 +20,7 @@ from clarion.gravitec import render as gravitec_render
 from clarion.gravitec.routes import router as gravitec_router
 from clarion.migrations import upgrade_sqlite
 from clarion.runtime import Runtime
+from clarion.sdk.cors import SdkCors
 from clarion.sdk.routes import router as sdk_router
 from clarion.subscriber.routes import router as subscriber_router
 from clarion.subscriber.self_routes import router as subscriber_self_router
@@ -110,6 +111,8 @@ def create_app(settings: Settings, *, run_engine: bool | None = None) -> FastAPI
     app.include_router(admin_router)
     app.include_router(subscriber_self_router)
     app.include_router(sdk_router)
+    # Web SDK calls come from the customers' own sites: CORS for /sdk/v1 only.
+    app.add_middleware(SdkCors)
 
     @app.get("/healthz", tags=["Operations"])
     async def healthz(request: Request) -> JSONResponse:

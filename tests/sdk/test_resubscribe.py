@@ -29,7 +29,7 @@ async def test_the_regid_moves_to_the_new_subscription_with_alias_and_tags(
     moved = Visitor(tenant, visitor.reg_id, renewed)
     assert (await moved.call(client, "GET")).json() == view(visitor, "kept", ["news", "sport"])
     old = await visitor.call(client, "GET")
-    assert (old.status_code, old.json()) == (404, REFUSED)
+    assert (old.status_code, old.json()) == (401, REFUSED)
 
     # The new endpoint is this regId's address; the old one is free (registering it is a newcomer).
     again = await client.post("/sdk/v1/subscribers", json=web_body(tenant.app_key, renewed.to_json()))

@@ -14,7 +14,8 @@ from tests.conftest import Api
 from tests.fakes.push_service import FakePushService
 from tests.sdk.visitor import Visitor, new_visitor
 
-REFUSED = native_error("not_found", "There is no subscriber with this regId and auth", "regId")
+REFUSED = native_error("unauthorized", "There is no subscriber with this regId and auth", "regId")
+MISSING = native_error("unauthorized", f"The {AUTH_HEADER} header is required", AUTH_HEADER)
 TOO_LONG = native_error("alias_too_long", "Max alias length is 255!")
 
 # Every self-service call: (method, path suffix, body).
@@ -72,24 +73,22 @@ async def test_every_call_needs_the_subscription_auth(
     client = quiet_api.client
 
     missing = await visitor.call(client, method, suffix, body, headers={})
-    assert missing.status_code == 400
-    assert missing.json() == native_error(
-        "missing_parameter", f"The {AUTH_HEADER} header is required", AUTH_HEADER
-    )
+    assert (missing.status_code, missing.json()) == (401, MISSING)
+    # No HTTP authentication challenge: browsers would pop up a login dialog on the site.
     assert "www-authenticate" not in missing.headers
+    empty = await visitor.call(client, method, suffix, body, headers=visitor.headers(""))
+    assert (empty.status_code, empty.json()) == (401, MISSING)
 
-    for wrong in ("", "x", visitor.auth[:-1], visitor.auth + "A", visitor.auth.lower()):
+    for wrong in ("x", visitor.auth[:-1], visitor.auth + "A", visitor.auth.lower()):
         answer = await visitor.call(client, method, suffix, body, headers=visitor.headers(wrong))
-        if wrong == "":
-            assert answer.status_code == 400
-            continue
-        assert (answer.status_code, answer.json()) == (404, REFUSED), wrong
+        assert (answer.status_code, answer.json()) == (401, REFUSED), wrong
+        assert "www-authenticate" not in answer.headers
 
     # The p256dh key is public (the push service sees it): it is no substitute for the secret.
     by_key = await visitor.call(
         client, method, suffix, body, headers=visitor.headers(visitor.subscription.p256dh)
     )
-    assert (by_key.status_code, by_key.json()) == (404, REFUSED)
+    assert (by_key.status_code, by_key.json()) == (401, REFUSED)
 
     # An unknown regId answers exactly like a wrong secret.
     unknown = await client.request(
@@ -99,12 +98,12 @@ async def test_every_call_needs_the_subscription_auth(
         params=visitor.params(),
         headers=visitor.headers(),
     )
-    assert (unknown.status_code, unknown.json()) == (404, REFUSED)
+    assert (unknown.status_code, unknown.json()) == (401, REFUSED)
 
     # Another app's key does not reach this app's subscriber.
     other = await new_app(db, name="other")
     elsewhere = await visitor.call(client, method, suffix, body, params={"app_key": other.app_key})
-    assert (elsewhere.status_code, elsewhere.json()) == (404, REFUSED)
+    assert (elsewhere.status_code, elsewhere.json()) == (401, REFUSED)
 
     no_app = await visitor.call(client, method, suffix, body, params={})
     assert no_app.status_code == 400
@@ -132,7 +131,7 @@ async def test_one_visitor_cannot_read_or_change_another(
     # Bob knows Alice's regId (say, from a shared link) but only his own secret.
     for method, suffix, body in CALLS:
         answer = await alice.call(client, method, suffix, body, headers=bob.headers())
-        assert (answer.status_code, answer.json()) == (404, REFUSED), (method, suffix)
+        assert (answer.status_code, answer.json()) == (401, REFUSED), (method, suffix)
     resubscribe = await alice.call(
         client,
         "POST",
@@ -140,7 +139,7 @@ async def test_one_visitor_cannot_read_or_change_another(
         {"subscription": fake.new_subscription().to_json()},
         headers=bob.headers(),
     )
-    assert (resubscribe.status_code, resubscribe.json()) == (404, REFUSED)
+    assert (resubscribe.status_code, resubscribe.json()) == (401, REFUSED)
 
     assert (await alice.call(client, "GET")).json() == view(alice, "alice", ["news"])
     assert (await bob.call(client, "GET")).json() == view(bob)
@@ -293,4 +292,4 @@ async def test_native_subscribers_have_no_secret_to_show(quiet_api: Api, db: Dat
         answer = await quiet_api.client.get(
             f"/sdk/v1/subscribers/{reg_id}", params={"app_key": tenant.app_key}, headers={AUTH_HEADER: auth}
         )
-        assert (answer.status_code, answer.json()) == (404, REFUSED), auth
+        assert (answer.status_code, answer.json()) == (401, REFUSED), auth

@@ -83,7 +83,7 @@ async def test_refusals(api: Api, db: Database, fake: FakePushService) -> None:
     client = api.client
 
     wrong = await visitor.call(client, "POST", "/test", {}, headers=visitor.headers("wrong"))
-    assert (wrong.status_code, wrong.json()) == (404, REFUSED)
+    assert (wrong.status_code, wrong.json()) == (401, REFUSED)
     for body, field in (
         ({"redirect_url": "javascript:alert(1)"}, "redirect_url"),
         ({"title": ""}, "title"),

@@ -3,8 +3,8 @@
 A browser proves it holds a subscription with the regId plus the subscription's `auth` secret, the
 16 random bytes (RFC 8291 §3.2) that only the browser and Clarion know: the push service never sees
 it. It is compared in constant time with the stored one, and a wrong secret answers exactly like an
-unknown regId, so the answer tells nothing about which regIds exist. The app secret is never used
-here: it must not reach a web page.
+unknown regId (401), so the answer tells nothing about which regIds exist. The app secret is never
+used here: it must not reach a web page.
 """
 
 from __future__ import annotations
@@ -55,12 +55,12 @@ class SubscriptionCredentials:
 
 
 def _refused() -> errors.ClarionError:
-    return errors.NotFound("There is no subscriber with this regId and auth", field="regId")
+    return errors.Unauthorized("There is no subscriber with this regId and auth", field="regId")
 
 
 async def authorise(session: AsyncSession, creds: SubscriptionCredentials) -> tuple[App, Subscriber]:
     if not creds.auth:
-        raise errors.MissingParameter(f"The {AUTH_HEADER} header is required", field=AUTH_HEADER)
+        raise errors.Unauthorized(f"The {AUTH_HEADER} header is required", field=AUTH_HEADER)
     app = await apps.by_public_key(session, creds.app_key)
     subscriber = await subscribers.find(session, app, creds.reg_id)
     stored = subscriber.auth if subscriber is not None and subscriber.auth else _NO_SECRET
@@ -161,7 +161,8 @@ async def resubscribe(
         raise taken
     subscriber.address, subscriber.address_hash = new.endpoint, new_hash
     subscriber.p256dh, subscriber.auth = new.keys.p256dh, new.keys.auth
-    subscriber.active, subscriber.updated_at = True, utcnow()
+    subscriber.active = True
+    subscriber.updated_at = subscriber.registered_at = utcnow()
     if not await SelfServiceRepository(session).move_address(subscriber):
         raise taken  # a registration of the same endpoint won a race
     return await _view(session, subscriber)

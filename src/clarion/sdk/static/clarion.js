@@ -138,8 +138,9 @@
     return request(state.server, 'POST', '/subscribers', {body: body});
   }
 
-  // Keeps the regId (with its alias and tags) when the browser's subscription changed; a regId the
-  // server no longer knows for this secret falls back to a plain registration.
+  // Keeps the regId (with its alias and tags) when the browser's subscription changed; when the server
+  // refuses (it no longer knows this regId and secret, or another subscriber holds the new endpoint),
+  // a plain registration.
   async function registerOrMove(state, subscription) {
     if (state.regId && state.auth && state.endpoint !== subscription.endpoint) {
       try {
@@ -149,7 +150,7 @@
         );
         return moved.regId;
       } catch (error) {
-        if (error.status !== 404 && error.status !== 422) throw error;
+        if (error.status !== 401 && error.status !== 422) throw error;
       }
     }
     return (await register(state, subscription)).regId;
@@ -302,7 +303,7 @@
     try {
       return (await own(await subscribed(), 'GET', '')).active === true;
     } catch (error) {
-      if (error.status === 404) return false;
+      if (error.status === 401) return false;
       throw error;
     }
   }

@@ -228,7 +228,7 @@
       });
       regId = moved.regId;
     } catch (error) {
-      if (error.status !== 404 && error.status !== 422) throw error;
+      if (error.status !== 401 && error.status !== 422) throw error;
       const registered = await request(state, 'POST', '/subscribers', {
         body: {app_key: state.appKey, platform: 'web', subscription: json},
       });
