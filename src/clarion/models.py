@@ -18,6 +18,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.expression import true
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -143,6 +144,8 @@ class Campaign(Base):
     # A Swrve-style batch sends personalized content per recipient (Delivery.params) to the rows its
     # processor adds itself; it is tied to its Push API campaign for the counters.
     push_campaign_id: Mapped[int | None] = mapped_column(ForeignKey("push_campaigns.id", ondelete="CASCADE"))
+    # Created through the Gravitec API, so it counts toward the free plan's 10 a day.
+    counts_toward_quota: Mapped[bool] = mapped_column(Boolean, default=False, server_default=true())
 
 
 class CampaignTarget(Base):

@@ -101,8 +101,15 @@ async def test_refusals(api: Api, db: Database, fake: FakePushService) -> None:
     assert fake.received_for(visitor.subscription.sub_id) == []
 
 
-async def test_the_free_plan_quota_applies(api: Api, db: Database, fake: FakePushService) -> None:
+async def test_test_notifications_do_not_use_the_free_plan_quota(
+    api: Api, db: Database, fake: FakePushService
+) -> None:
     tenant = await new_app(db, plan="free")
     visitors = [await new_visitor(api.client, tenant, fake) for _ in range(11)]
     statuses = [(await v.call(api.client, "POST", "/test", {})).status_code for v in visitors]
-    assert statuses == [202] * 10 + [429]
+    assert statuses == [202] * 11
+    # The app's own 10 API campaigns a day are all still there.
+    body = {"payload": {"message": "m", "redirect_url": "https://example.com/"}}
+    auth = (tenant.app_key, tenant.app_secret)
+    answers = [(await api.client.post("/api/v3/push", json=body, auth=auth)).status_code for _ in range(11)]
+    assert answers == [200] * 10 + [429]

@@ -46,5 +46,7 @@ class AppRepository:
         )
 
     async def campaigns_created_since(self, app_id: int, since: datetime) -> int:
-        query = select(func.count()).where(Campaign.app_id == app_id, Campaign.created_at >= since)
+        query = select(func.count()).where(
+            Campaign.app_id == app_id, Campaign.created_at >= since, Campaign.counts_toward_quota.is_(True)
+        )
         return int((await self.session.execute(query)).scalar_one())

@@ -59,14 +59,19 @@ async def _audience(session: AsyncSession, app: App, spec: AudienceSpec) -> tupl
     return {"kind": spec.kind}, list(spec.values)
 
 
-async def create(session: AsyncSession, app: App, spec: CampaignCreate) -> Campaign:
+async def create(
+    session: AsyncSession, app: App, spec: CampaignCreate, *, api_quota: bool = True
+) -> Campaign:
+    """Store a campaign as scheduled. `api_quota`: it counts toward the free plan's API campaigns
+    (the Gravitec API); a subscriber's own test notification does not."""
     if not payload.fits(spec.content, spec.display_time_s, spec.push_tag):
         raise errors.InvalidField(
             f"payload: the notification must fit {payload.MAX_PAYLOAD_BYTES} bytes once encoded",
             field="payload",
         )
     audience, targets = await _audience(session, app, spec.audience)
-    await apps.check_campaign_quota(session, app)
+    if api_quota:
+        await apps.check_campaign_quota(session, app)
     now = utcnow()
     campaign = Campaign(
         app_id=app.id,
@@ -88,6 +93,7 @@ async def create(session: AsyncSession, app: App, spec: CampaignCreate) -> Campa
         audience=audience,
         created_at=now,
         fanout_done=False,
+        counts_toward_quota=api_quota,
     )
     return await CampaignRepository(session).add(campaign, targets)
 

@@ -196,4 +196,4 @@ async def send_test(
         display_time_s=TEST_DISPLAY_TIME_S,
         push_tag=TEST_PUSH_TAG,
     )
-    return await campaigns.create(session, app, spec)
+    return await campaigns.create(session, app, spec, api_quota=False)
