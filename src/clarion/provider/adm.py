@@ -16,8 +16,9 @@ from urllib.parse import quote
 
 import aiohttp
 
+from clarion.provider.httpio import http_reason, read_body
 from clarion.provider.message import NativeMessage
-from clarion.provider.oauth import TokenCache, Unauthorized, fetch_client_credentials, http_reason, read_body
+from clarion.provider.oauth import TokenCache, Unauthorized, fetch_client_credentials
 from clarion.provider.outcome import Delivered, Gone, Outcome, Rejected, Retry, parse_retry_after
 
 ADM_SCOPE = "messaging:push"

@@ -20,6 +20,7 @@ import google.auth.transport.requests
 import requests
 from google.oauth2 import service_account as google_service_account
 
+from clarion.provider.httpio import http_reason, read_body
 from clarion.provider.message import NativeMessage
 from clarion.provider.oauth import (
     DEFAULT_EXPIRES_IN_S,
@@ -27,8 +28,6 @@ from clarion.provider.oauth import (
     TokenCache,
     TokenUnavailable,
     Unauthorized,
-    http_reason,
-    read_body,
 )
 from clarion.provider.outcome import Delivered, Gone, Outcome, Rejected, Retry, parse_retry_after
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 import aiohttp
 
+from clarion.provider.httpio import http_reason, read_body
 from clarion.provider.outcome import Outcome, Rejected, Retry, parse_retry_after
 
 # 5 min: a token used up to its last second may expire in flight; renew this long before expiry.
@@ -24,9 +25,6 @@ REFRESH_MARGIN_S = 300.0
 FAILURE_HOLD_S = 5.0
 # RFC 6749 §5.1 makes expires_in optional; an hour is what Google, Microsoft and Amazon all issue.
 DEFAULT_EXPIRES_IN_S = 3600.0
-
-_MAX_READ_BYTES = 64 * 1024  # a hostile or broken server could answer with an endless body
-_REASON_CHARS = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,20 +147,3 @@ def _oauth_error(body: bytes) -> str:
         description = document.get("error_description")
         return f"{document['error']}: {description}" if isinstance(description, str) else document["error"]
     return body.decode("utf-8", "replace")
-
-
-async def read_body(response: aiohttp.ClientResponse) -> bytes:
-    """Read the body to its end so the connection goes back to the pool; past the cap it is dropped."""
-    body = bytearray()
-    while len(body) < _MAX_READ_BYTES:
-        chunk = await response.content.read(_MAX_READ_BYTES - len(body))
-        if not chunk:
-            break
-        body += chunk
-    return bytes(body)
-
-
-def http_reason(status: int, detail: str) -> str:
-    """`HTTP 400: detail`, with the detail on one line and cut short: it ends up in the ledger."""
-    text = " ".join(detail[: _REASON_CHARS * 4].split())[:_REASON_CHARS]
-    return f"HTTP {status}: {text}" if text else f"HTTP {status}"

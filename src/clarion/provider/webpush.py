@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
+from clarion.provider.httpio import REASON_CHARS, http_reason, read_body
 from clarion.provider.outcome import Delivered, Gone, Outcome, Rejected, Retry, parse_retry_after
 
 # 3993 bytes: 4096-byte body limit (RFC 8030 §7.2) minus the 86-byte aes128gcm header
@@ -34,8 +35,6 @@ VAPID_RENEW_MARGIN_S = 3600
 _MAX_CACHED_ORIGINS = 1024
 
 _TOPIC = re.compile(r"[A-Za-z0-9_-]{1,32}")  # RFC 8030 §5.4: at most 32 URL-safe base64 characters
-_REASON_CHARS = 200
-_MAX_READ_BYTES = 64 * 1024  # a hostile endpoint could answer with an endless body
 _JWT_HEADER = "eyJ0eXAiOiJKV1QiLCJhbGciOiJFUzI1NiJ9"  # {"typ":"JWT","alg":"ES256"}
 _URLSAFE_TO_STD = str.maketrans("-_", "+/")
 
@@ -209,21 +208,10 @@ async def send(
         async with session.post(
             request.endpoint, data=body, headers=headers, timeout=timeout, allow_redirects=False
         ) as response:
-            body = await _read_body(response)
+            body = await read_body(response)
             return _outcome(response.status, response.headers.get("Retry-After"), body)
     except (TimeoutError, aiohttp.ClientError) as exc:
         return Retry(f"{type(exc).__name__}: {exc}".rstrip(": "))
-
-
-async def _read_body(response: aiohttp.ClientResponse) -> bytes:
-    """Read the body to its end so the connection goes back to the pool; past the cap it is dropped."""
-    body = bytearray()
-    while len(body) < _MAX_READ_BYTES:
-        chunk = await response.content.read(_MAX_READ_BYTES - len(body))
-        if not chunk:
-            break
-        body += chunk
-    return bytes(body)
 
 
 def _request_problem(request: WebPushRequest) -> str | None:
@@ -272,5 +260,4 @@ def _outcome(status: int, retry_after: str | None, body: bytes) -> Outcome:
 
 
 def _reason(status: int, body: bytes) -> str:
-    text = " ".join(body[: _REASON_CHARS * 4].decode("utf-8", "replace").split())[:_REASON_CHARS]
-    return f"HTTP {status}: {text}" if text else f"HTTP {status}"
+    return http_reason(status, body[: REASON_CHARS * 4].decode("utf-8", "replace"))

@@ -17,8 +17,9 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from clarion.provider.httpio import http_reason, read_body
 from clarion.provider.message import NativeButton, NativeMessage
-from clarion.provider.oauth import TokenCache, Unauthorized, fetch_client_credentials, http_reason, read_body
+from clarion.provider.oauth import TokenCache, Unauthorized, fetch_client_credentials
 from clarion.provider.outcome import Delivered, Gone, Outcome, Rejected, Retry, parse_retry_after
 
 WNS_SCOPE = "notify.windows.com"
