@@ -9,11 +9,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from clarion.provider.message import NativeButton, NativeMessage, RichMedia, message_to_json
+from clarion.validation import storable
 
 MAX_TTL_S = 2_419_200  # 4 weeks, the spec's maximum time_to_live
 DEFAULT_TTL_S = 2_419_200
 MAX_MESSAGE_CHARS = 4096
 MAX_BUTTONS = 3
+MAX_ID_CHARS = 255  # the user id columns' width (subscribers.user_id, external_user_id)
 ACTION_TYPES = ("open_app", "open_url", "dismiss")
 # Rich media each platform can show (spec: audio and gif only on iOS; video links from a thumbnail).
 MEDIA_TYPES = {
@@ -73,6 +75,7 @@ def normalise(raw: dict[str, Any]) -> dict[str, Any]:
         if name in _STRING_PARAMS:
             if not isinstance(value, str):
                 raise ParamError(f"'{key}' must be a string")
+            _check_storable(key, value)
         elif name in _INT_PARAMS:
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ParamError(f"'{key}' must be an integer")
@@ -80,18 +83,34 @@ def normalise(raw: dict[str, Any]) -> dict[str, Any]:
             if isinstance(value, bool) or not isinstance(value, int | str):
                 raise ParamError("'collapse_key' must be an integer")
             value = str(value)
+            _check_storable(key, value)
         elif name == "silent":
             if not isinstance(value, bool):
                 raise ParamError("'silent' must be true or false")
         elif name == "payload":
             if not isinstance(value, dict):
                 raise ParamError("'payload' must be a JSON object")
+            _check_storable(key, value)
         elif name == "buttons":
             value = _buttons(value)
         else:
             continue
         params[name] = value
     return params
+
+
+def _check_storable(key: str, value: Any) -> None:
+    """Text neither database can keep (NUL, unpaired surrogates) would stop the whole batch."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str) and not storable(item):
+            raise ParamError(f"'{key}' must not contain NUL characters or unpaired surrogates")
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 def _buttons(value: Any) -> list[dict[str, str | None]]:
@@ -107,6 +126,7 @@ def _buttons(value: Any) -> list[dict[str, str | None]]:
         action = item.get("action")
         if action is not None and not isinstance(action, str):
             raise ParamError(f"'buttons[{index}].action' must be a string")
+        _check_storable(f"buttons[{index}]", [item["title"], action])
         buttons.append({"title": item["title"], "action_type": action_type, "action": action})
     return buttons
 

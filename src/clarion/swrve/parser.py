@@ -15,8 +15,10 @@ from typing import Any
 
 _DECODER = json.JSONDecoder()
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
-# To name the user a broken element was about, when its id is still legible.
-_USER_ID = re.compile(r'"(?:swrve_user_id|external_user_id)"\s*:\s*"([^"\\]{1,255})"')
+# To name the user a broken element was about, when its id is still legible (no escapes, and no
+# control characters, which JSON forbids in a string and PostgreSQL in text).
+# For an array of ids, the first one names the element.
+_USER_ID = re.compile(r'"(?:swrve_user_id|external_user_id)"\s*:\s*(?:\[\s*)?"([^"\\\x00-\x1f]{1,255})"')
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ def _value(text: str, position: int) -> tuple[Any, int]:
     try:
         return _DECODER.raw_decode(text, position)
     except json.JSONDecodeError as exc:
-        raise _Syntax(exc.pos, f"{exc.msg} at char {exc.pos}") from None
+        raise _Syntax(exc.pos, str(exc)) from None  # "{what}: line L column C (char N)"
     except RecursionError:
         raise _Syntax(position, f"nested too deeply at char {position}") from None
 
@@ -89,10 +91,17 @@ def _users(text: str, position: int, parsed: Parsed) -> int:
                 return position + 1
             position = _expect(text, position, ",")
         except _Syntax as exc:
-            named = _USER_ID.search(text, start)
-            parsed.broken = Broken(index, named.group(1) if named else None, exc.detail)
+            parsed.broken = Broken(index, _named_user(text, start, exc.position), exc.detail)
             return len(text)
         index += 1
+
+
+def _named_user(text: str, start: int, error_at: int) -> str | None:
+    """The id in the broken element, read up to the end of the object the error is in (so that a
+    later user's id is not taken for it)."""
+    end = text.find("}", error_at)
+    named = _USER_ID.search(text, start, len(text) if end == -1 else end)
+    return named.group(1) if named else None
 
 
 def parse(body: bytes) -> Parsed:

@@ -61,6 +61,7 @@ class SwrveRepository:
                 Subscriber.active.is_(True),
                 key.in_(ids[start : start + LOOKUP_CHUNK]),
             )
+            query = query.order_by(Subscriber.id)  # a user's devices in a stable order, for the report
             found.extend((str(u), int(s), str(p)) for u, s, p in (await self.session.execute(query)).all())
         return found
 

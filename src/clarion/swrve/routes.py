@@ -66,3 +66,9 @@ async def batch_status(request: Request, rt: RuntimeDep) -> dict[str, object]:
 @router.api_route("/push_batch", methods=OTHER_METHODS, include_in_schema=False)
 async def unsupported(request: Request) -> JSONResponse:
     raise errors.UnsupportedMethod(f"Unsupported HTTP method {request.method}")
+
+
+@router.api_route("/push_batch/{rest:path}", methods=["GET", "POST", *OTHER_METHODS], include_in_schema=False)
+async def not_found(request: Request) -> JSONResponse:
+    # The spec's "404 Not Found" for a wrong URI, in the API's own error body.
+    raise errors.NotFound("Not Found")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import secrets
 import uuid
@@ -21,6 +22,7 @@ from clarion.models import App, Batch, Campaign, Delivery, PushCampaign
 from clarion.swrve import params as rules
 from clarion.swrve.parser import Parsed, UserEntry, parse
 from clarion.swrve.repository import SwrveRepository
+from clarion.validation import storable
 
 PLATFORMS = ("all", "ios", "android", "adm", "wns", "web")
 MAX_BATCH_BYTES = 256 * 1024  # spec: "The maximum supported batch size is 256 KB."
@@ -111,13 +113,34 @@ async def submit(
         app_id=app.id,
         push_campaign_id=campaign.id,
         status="accepted",
-        body=submission.body.decode("utf-8", errors="surrogateescape"),
+        body=_storable_body(submission.body),
         identity_key_given=submission.identity_key is not None,
         created_at=now,
         deadline_at=now + timedelta(seconds=time_limit_s),
     )
     await SwrveRepository(session).add(batch)
     return batch.id
+
+
+def _storable_body(body: bytes) -> str:
+    """The body as text either database takes, byte for byte recoverable by `_stored_body`.
+
+    A body that is UTF-8 without NUL is kept as it is (a batch starts with '[' or '{'). Any other
+    (not UTF-8, a NUL that PostgreSQL refuses in text, or one that starts with '"') is kept as a
+    JSON string literal of its surrogate-escaped text, so that it is still parsed, and reported, later.
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return json.dumps(body.decode("utf-8", errors="surrogateescape"))
+    if "\x00" in text or text.startswith('"'):
+        return json.dumps(text)
+    return text
+
+
+def _stored_body(stored: str) -> bytes:
+    text = json.loads(stored) if stored.startswith('"') else stored
+    return str(text).encode("utf-8", errors="surrogateescape")
 
 
 # --- Processing a batch -------------------------------------------------------------------------
@@ -146,22 +169,34 @@ class Target:
     params: dict[str, Any]
 
 
+def _valid_id(value: Any) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= rules.MAX_ID_CHARS and storable(value)
+
+
 def _targets(entry: UserEntry, common: dict[str, Any], plan: Plan) -> list[Target]:
-    """Ids and merged params of one users-list element; a malformed one is reported alone."""
-    if isinstance(entry.value, str):
-        return [Target(entry.value, "swrve_user_id", common)]
-    if not isinstance(entry.value, dict):
+    """Ids and merged params of one users-list element; a malformed one is reported alone.
+
+    Every id counts toward the batch's total, and a malformed element without a legible id as one.
+    """
+    value = {"swrve_user_id": entry.value} if isinstance(entry.value, str) else entry.value
+    if not isinstance(value, dict):
+        plan.users += 1
         plan.fail(None, f"Failure to parse request. user #{entry.index} must be an id or an object")
         return []
-    id_key = "external_user_id" if "external_user_id" in entry.value else "swrve_user_id"
-    ids = entry.value.get(id_key)
+    id_key = "external_user_id" if "external_user_id" in value else "swrve_user_id"
+    ids = value.get(id_key)
     id_list = ids if isinstance(ids, list) else [ids]
-    label = ids if isinstance(ids, str) else None
-    if not id_list or not all(isinstance(i, str) and 0 < len(i) <= 255 for i in id_list):
-        plan.fail(label, f"Failure to parse request. user #{entry.index}: '{id_key}' must be an id or ids")
+    if not id_list or not all(_valid_id(i) for i in id_list):
+        plan.users += 1
+        plan.fail(
+            None,
+            f"Failure to parse request. user #{entry.index}: '{id_key}' must be an id "
+            f"(1-{rules.MAX_ID_CHARS} characters, no NUL) or an array of ids",
+        )
         return []
+    plan.users += len(id_list)
     try:
-        merged = {**common, **rules.normalise(entry.value)}
+        merged = {**common, **rules.normalise(value)}
     except rules.ParamError as exc:
         for user in id_list:
             plan.fail(user, f"Failure to parse request. {exc}")
@@ -196,13 +231,20 @@ async def _plan(
 ) -> Plan:
     plan = Plan()
     defaults = {"message": push.message, "notification_title": push.title}
+    common_error = None
     try:
         common = {**{k: v for k, v in defaults.items() if v is not None}, **rules.normalise(parsed.common)}
     except rules.ParamError as exc:
-        plan.fail(None, f"Failure to parse request. {exc}")
-        return plan
-    targets = [t for entry in parsed.entries for t in _targets(entry, common, plan)]
-    plan.users = len(targets) + (1 if parsed.broken else 0)
+        common, common_error = {}, f"Failure to parse request. {exc}"
+    named = [t for entry in parsed.entries for t in _targets(entry, common, plan)]
+    targets = _distinct(named)
+    plan.users -= len(named) - len(targets)
+    if parsed.broken is not None:
+        plan.users += 1
+    if common_error is not None:
+        for target in targets:  # the common parameters are every user's: none can be sent
+            plan.fail(target.user, common_error)
+        targets = []
     lookup = await _lookup(session, batch, targets)
     creds = await credentials.for_app(session, batch.app_id)
     for target in targets:
@@ -210,6 +252,17 @@ async def _plan(
     if parsed.broken is not None:
         plan.fail(parsed.broken.user, f"Parsing impossible. {parsed.broken.detail}")
     return plan
+
+
+def _distinct(targets: list[Target]) -> list[Target]:
+    """A user named twice is sent one notification, with the parameters of the first mention."""
+    seen: set[tuple[str, str]] = set()
+    kept: list[Target] = []
+    for target in targets:
+        if (target.id_key, target.user) not in seen:
+            seen.add((target.id_key, target.user))
+            kept.append(target)
+    return kept
 
 
 def _refusal(batch: Batch, target: Target, lookup: Lookup) -> str | None:
@@ -305,9 +358,7 @@ async def process(session: AsyncSession, batch: Batch, queued_until: datetime) -
         session.add(campaign)
         await session.flush()
         batch.campaign_id = campaign.id
-    plan = await _plan(
-        session, batch, push, parse(batch.body.encode("utf-8", errors="surrogateescape")), campaign.id
-    )
+    plan = await _plan(session, batch, push, parse(_stored_body(batch.body)), campaign.id)
     rows = [
         {
             "campaign_id": campaign.id,

@@ -1,0 +1,83 @@
+"""Delivery and engagement counters per Push API campaign, through the admin JSON API."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.swrve.conftest import Device, PushApi, Swrve
+
+ADMIN = {"Authorization": "Bearer test-admin-token"}  # tests.conftest.make_settings' admin token
+
+
+async def _counters(api: Swrve, push: PushApi) -> dict[str, Any]:
+    response = await api.client.get(f"/admin/v1/push-campaigns/{push.campaign_id}", headers=ADMIN)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def _event(api: Swrve, device: Device, campaign_id: str, kind: str) -> None:
+    body = {"app_key": api.app_key, "regId": device.reg_id, "campaign_id": campaign_id, "type": kind}
+    response = await api.client.post("/sdk/v1/events", json=body)
+    assert response.status_code == 204, response.text
+
+
+def _counts(
+    push: PushApi, batches: int, delivery: dict[str, int], engagement: dict[str, int]
+) -> dict[str, Any]:
+    statuses = ("pending", "sent", "gone", "rejected", "expired", "failed")
+    return {
+        "campaign_id": push.campaign_id,
+        "name": "c",
+        "platform": "all",
+        "batches": batches,
+        "delivery": {status: delivery.get(status, 0) for status in statuses},
+        "engagement": {kind: engagement.get(kind, 0) for kind in ("received", "clicked", "closed")},
+    }
+
+
+async def test_counters_of_a_push_api_campaign_over_its_batches(swrve_api: Swrve) -> None:
+    push, other = await swrve_api.push_campaign(), await swrve_api.push_campaign()
+    android, web = await swrve_api.device("android", "u1"), await swrve_api.device("web", "u2")
+    changed = await swrve_api.device("android", "u3")
+    swrve_api.fakes.fcm.unregister(changed.token)
+
+    first = await swrve_api.submit(push.push_key, ["u1", "u2"])
+    assert (await swrve_api.report(first))["status"] == "done"
+    second = await swrve_api.submit(push.push_key, ["u1", "u3", "nobody"])
+    assert (await swrve_api.report(second))["status"] == "done_with_warnings"
+
+    # The campaign id an app reports engagement with is the one inside the message it received.
+    first_id, second_id = (r.message["data"]["campaign_id"] for r in swrve_api.received(android))
+    web_id = json.loads(swrve_api.received(web)[0].payload)["campaign_id"]
+    assert web_id == first_id != second_id
+    await _event(swrve_api, android, first_id, "received")
+    await _event(swrve_api, android, first_id, "clicked")
+    await _event(swrve_api, android, first_id, "clicked")  # counted once per device
+    await _event(swrve_api, web, web_id, "received")
+    await _event(swrve_api, android, second_id, "closed")
+
+    assert await _counters(swrve_api, push) == _counts(
+        push, 2, {"sent": 3, "gone": 1}, {"received": 2, "clicked": 1, "closed": 1}
+    )
+    assert await _counters(swrve_api, other) == _counts(other, 0, {}, {})
+
+
+async def test_the_counters_need_the_admin_token_and_a_known_campaign(swrve_api: Swrve) -> None:
+    push = await swrve_api.push_campaign()
+    path = f"/admin/v1/push-campaigns/{push.campaign_id}"
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic dGVzdA=="}):
+        response = await swrve_api.client.get(path, headers=headers)
+        assert response.status_code == 401
+        assert response.json() == {
+            "error": "unauthorized",
+            "message": "A valid admin bearer token is required",
+        }
+    missing = await swrve_api.client.get(f"/admin/v1/push-campaigns/{push.campaign_id + 1000}", headers=ADMIN)
+    assert missing.status_code == 404
+    assert missing.json() == {
+        "error": "not_found",
+        "message": f"There is no Push API campaign {push.campaign_id + 1000}",
+        "field": "campaign_id",
+    }

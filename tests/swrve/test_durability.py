@@ -1,0 +1,50 @@
+"""An accepted batch survives the process that accepted it, and a batch processed too late says so."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from tests.swrve.conftest import SwrveEnv, report
+
+
+async def test_a_batch_accepted_without_an_engine_is_completed_by_the_next_start(
+    swrve_env: SwrveEnv,
+) -> None:
+    async with swrve_env.running(run_engine=False) as api:
+        push = await api.push_campaign()
+        device = await api.device("android", "u1")
+        batch_id = await api.submit(push.push_key, [{"swrve_user_id": "u1", "message": "Later"}])
+        await asyncio.sleep(0.3)
+        # Accepted and stored, not yet processed: nothing is known about its users yet.
+        assert await api.status(batch_id) == report(batch_id, "in_progress", total=0, sent=0)
+    assert api.received(device) == []
+
+    async with swrve_env.running() as api:
+        assert await api.report(batch_id) == report(batch_id, "done", total=1, sent=1)
+    [received] = api.received(device)
+    assert received.message["notification"]["body"] == "Later"
+
+
+async def test_a_batch_processed_past_its_time_limit_reports_by_how_much(swrve_env: SwrveEnv) -> None:
+    async with swrve_env.running(run_engine=False, batch_time_limit_s=0.05) as api:
+        push = await api.push_campaign()
+        device = await api.device("android", "u1")
+        batch_id = await api.submit(push.push_key, ["u1", "u2"])
+        await asyncio.sleep(0.3)
+
+    async with swrve_env.running() as api:
+        status = await api.report(batch_id)
+    late = [re.fullmatch(r"Exceeded time limit by (\d+) ms", entry["reason"]) for entry in status["warnings"]]
+    assert all(late), status
+    assert all(int(match.group(1)) >= 250 for match in late if match)
+    reasons = [entry["reason"] for entry in status["warnings"]]
+    assert status == report(
+        batch_id,
+        "failed",
+        total=2,
+        sent=0,
+        warnings=[("u1", reasons[0], True), ("u2", reasons[1], True)],
+        retry_possible=True,
+    )
+    assert api.received(device) == []

@@ -1,0 +1,137 @@
+"""A real `clarion serve`: set up through the CLI, SIGKILLed right after a 202, restarted, and the
+accepted batch still delivered; an oversized body is refused from its Content-Length alone."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import engine_env
+from tests.e2e.processes import Processes
+from tests.fakes.fcm import FakeFcm
+from tests.fakes.native_service import Hang
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def fcm() -> Iterator[FakeFcm]:
+    with FakeFcm() as fake:
+        yield fake
+
+
+def _report(base: str, batch_id: str, timeout_s: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        response = httpx.get(f"{base}/push_batch", params={"batch_id": batch_id}, timeout=5)
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        if body["status"] != "in_progress":
+            return body
+        assert time.monotonic() < deadline, body
+        time.sleep(0.1)
+
+
+def _head_only(port: int, request: bytes) -> bytes:
+    """Send a request's head and no body; the answer must come without the body."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(request)
+        answer = b""
+        while b"\r\n\r\n" not in answer or len(answer.split(b"\r\n\r\n", 1)[1]) < _length(answer):
+            chunk = connection.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+        return answer
+
+
+def _length(answer: bytes) -> int:
+    for line in answer.split(b"\r\n\r\n", 1)[0].split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value)
+    return 0
+
+
+def test_a_batch_accepted_before_a_crash_is_delivered_after_the_restart(tmp_path: Path, fcm: FakeFcm) -> None:
+    env = {
+        **engine_env(f"sqlite:///{tmp_path / 'clarion.db'}"),
+        "CLARION_FCM_URL": fcm.origin,
+        "CLARION_REQUEST_TIMEOUT_S": "2",
+    }
+    procs = Processes(tmp_path, env)
+    try:
+        app = json.loads(procs.cli("apps", "create", "crash", "--plan", "unlimited", "--json"))
+        account = tmp_path / "service-account.json"
+        account.write_text(json.dumps(fcm.new_service_account("crash-project")))
+        procs.cli("apps", "credentials", app["app_key"], "--fcm", str(account), "--json")
+        created = procs.cli(
+            "push-campaigns",
+            "create",
+            app["app_key"],
+            "--name",
+            "launch",
+            "--message",
+            "Hello from the CLI",
+            "--title",
+            "Launch",
+            "--platform",
+            "android",
+            "--json",
+        )
+        push = json.loads(created)
+        assert sorted(push) == ["campaign_id", "push_key"]
+
+        server = procs.server()
+        token = fcm.new_token("crash-project")
+        registration = {"app_key": app["app_key"], "platform": "android", "token": token, "user_id": "u1"}
+        assert (
+            httpx.post(f"{server.url}/sdk/v1/subscribers", json=registration, timeout=10).status_code == 201
+        )
+
+        head = (
+            f"POST /push_batch?push_key={push['push_key']} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {10 * 1024 * 1024}\r\n\r\n"
+        )
+        answer = _head_only(server.port, head.encode())
+        assert answer.startswith(b"HTTP/1.1 413 "), answer
+        assert answer.split(b"\r\n\r\n", 1)[1] == (
+            b'{"code":413,"message":"Request Entity Too Large","error":"Request Entity Too Large"}'
+        )
+
+        fcm.script(token, [Hang()])  # whatever the crash interrupts, the first attempt never ends
+        accepted = httpx.post(
+            f"{server.url}/push_batch", params={"push_key": push["push_key"]}, json=["u1"], timeout=10
+        )
+        server.kill()
+        assert accepted.status_code == 202, accepted.text
+        batch_id = accepted.json()["batch_id"]
+
+        restarted = procs.server()
+        assert _report(restarted.url, batch_id) == {
+            "batch_id": batch_id,
+            "status": "done",
+            "retry_possible": False,
+            "counts": {"total": 1, "sent": 1, "warnings": 0, "failures": 0},
+            "warnings": [],
+            "failures": [],
+        }
+        assert fcm.accepted == 1
+        delivered = fcm.received_for(token)[-1].message
+        assert delivered["notification"] == {"title": "Launch", "body": "Hello from the CLI"}
+
+        counters = httpx.get(
+            f"{restarted.url}/admin/v1/push-campaigns/{push['campaign_id']}",
+            headers={"Authorization": "Bearer e2e-admin-token"},
+            timeout=10,
+        ).json()
+        assert (counters["batches"], counters["delivery"]["sent"]) == (1, 1)
+    finally:
+        procs.close()
