@@ -219,6 +219,8 @@ class Batch(Base):
     identity_key_given: Mapped[bool] = mapped_column(Boolean)
     campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="SET NULL"))
     total_users: Mapped[int] = mapped_column(Integer, default=0)
+    # Processing attempts: a batch whose processing keeps failing is given up, not retried forever.
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     deadline_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -165,7 +165,12 @@ def test_normal_priority_and_rich_media_image() -> None:
         "message": {
             "token": "tok",
             "notification": {"body": "m", "image": "https://img.example.com/r.gif"},
-            "data": {"campaign_id": "c"},
+            # The full rich media also travels in data, for the app's SDK.
+            "data": {
+                "campaign_id": "c",
+                "media": '{"url":"https://img.example.com/r.gif","type":"gif","title":null,'
+                '"subtitle":null,"message":null,"thumbnail_url":null}',
+            },
             "android": {"ttl": "28800s", "priority": "NORMAL"},
         }
     }

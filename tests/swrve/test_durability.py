@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import re
 
+import pytest
+
+from clarion.swrve import service as swrve_service
 from tests.swrve.conftest import SwrveEnv, report
 
 
@@ -48,3 +51,19 @@ async def test_a_batch_processed_past_its_time_limit_reports_by_how_much(swrve_e
         retry_possible=True,
     )
     assert api.received(device) == []
+
+
+async def test_a_batch_whose_processing_keeps_failing_is_given_up_and_reported(
+    swrve_env: SwrveEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("processing is broken")
+
+    monkeypatch.setattr(swrve_service, "process", broken)
+    async with swrve_env.running(lease_s=0.1) as api:
+        push = await api.push_campaign()
+        await api.device("android", "u1")
+        batch_id = await api.submit(push.push_key, ["u1"])
+        status = await api.report(batch_id)
+    failure = [(None, "Internal failure to send a Push message", True)]
+    assert status == report(batch_id, "failed", total=0, sent=0, failures=failure, retry_possible=True)

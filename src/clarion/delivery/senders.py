@@ -40,14 +40,18 @@ class WebPushSender:
     async def send(self, context: CampaignContext, recipient: Claimed, now: datetime) -> Outcome:
         if recipient.p256dh is None or recipient.auth is None:
             return Rejected("the web subscription has no keys")
+        ttl_s, topic = context.remaining_ttl_s(now), context.topic
+        if recipient.params is not None:  # a batch recipient: its own time_to_live and collapse_key
+            own = context.message_for(recipient.params, now)
+            ttl_s, topic = own.ttl_s, own.collapse_key
         request = webpush.WebPushRequest(
             endpoint=recipient.address,
             p256dh=recipient.p256dh,
             auth=recipient.auth,
             payload=context.web_payload_for(recipient.params),
-            ttl_s=context.remaining_ttl_s(now),
+            ttl_s=ttl_s,
             urgency=context.urgency,
-            topic=context.topic,
+            topic=topic,
         )
         return await webpush.send(self._session, self._signer(context), request, timeout=self._timeout)
 

@@ -124,9 +124,13 @@ def _data(message: NativeMessage) -> dict[str, str]:
             "icon": message.icon,
             "image": _image(message),
             "sound": message.sound,
+            # Swrve: on platforms other than iOS the category travels as a plain "category".
+            "category": message.category,
         }
         if message.buttons:
             shown["buttons"] = _json([asdict(button) for button in message.buttons])
+        if message.rich_media is not None:
+            shown["media"] = _json(asdict(message.rich_media))
     own = {"campaign_id": message.campaign_id, "url": message.url, **shown}
     data.update({key: value for key, value in own.items() if value is not None})
     return data

@@ -179,6 +179,11 @@ def _data(message: NativeMessage) -> dict[str, str]:
         data["url"] = message.url
     if message.buttons:
         data["buttons"] = _json([asdict(button) for button in message.buttons])
+    # Android has no notification field for these; the app's SDK reads them from data.
+    if message.subtitle is not None:
+        data["subtitle"] = message.subtitle
+    if message.rich_media is not None:
+        data["media"] = _json(asdict(message.rich_media))
     return data
 
 

@@ -44,12 +44,21 @@ class SwrveRepository:
                     Batch.status == "accepted",
                     or_(Batch.lease_until.is_(None), Batch.lease_until < now),
                 )
-                .values(lease_until=lease_until)
+                .values(lease_until=lease_until, attempts=Batch.attempts + 1)
                 .execution_options(synchronize_session=False)
             )
             if getattr(result, "rowcount", 0) == 1:
                 return await self.session.get(Batch, batch_id)
         return None
+
+    async def reset_leases(self, now: datetime) -> None:
+        """After an in-process engine's restart nothing it was processing is held any more."""
+        await self.session.execute(
+            update(Batch)
+            .where(Batch.status == "accepted")
+            .values(lease_until=now)
+            .execution_options(synchronize_session=False)
+        )
 
     async def devices(self, app_id: int, column: str, ids: Sequence[str]) -> list[tuple[str, int, str]]:
         """(user id, subscriber id, platform) of the active devices of these users."""

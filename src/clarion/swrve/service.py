@@ -386,6 +386,19 @@ async def process(session: AsyncSession, batch: Batch, queued_until: datetime) -
     return campaign.id, pending
 
 
+# Processing attempts before a batch that keeps failing is given up.
+MAX_PROCESS_ATTEMPTS = 3
+
+
+async def give_up(session: AsyncSession, batch: Batch) -> None:
+    """Processing failed every time: report it rather than leave the batch in progress forever."""
+    batch.status = "processed"
+    reason = "Internal failure to send a Push message"
+    await SwrveRepository(session).replace_reports(
+        batch.id, [{"user": None, "kind": "failure", "reason": reason, "safe_to_resend": True}]
+    )
+
+
 # --- Reporting ----------------------------------------------------------------------------------
 
 # How a recipient's final ledger status reads in the report (spec, warning table; none safe to resend).
@@ -411,7 +424,7 @@ async def status(session: AsyncSession, batch_id: str) -> dict[str, Any]:
     if batch is None:
         raise errors.InvalidBatchId()
     body: dict[str, Any] = {"batch_id": batch.id}
-    if batch.status != "processed" or batch.campaign_id is None:
+    if batch.status != "processed":
         return {
             **body,
             "status": "in_progress",
@@ -427,7 +440,8 @@ async def status(session: AsyncSession, batch_id: str) -> dict[str, Any]:
     sent_users: set[str] = set()
     unsent: dict[str, str] = {}
     pending = False
-    for row_status, last_error, params in await repo.ledger(batch.campaign_id):
+    ledger = await repo.ledger(batch.campaign_id) if batch.campaign_id is not None else []
+    for row_status, last_error, params in ledger:
         user = str((params or {}).get("user"))
         if row_status == "sent":
             sent_users.add(user)

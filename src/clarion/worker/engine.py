@@ -21,6 +21,7 @@ from clarion.delivery.fanout import fan_out
 from clarion.delivery.repository import LedgerRepository
 from clarion.delivery.senders import Sender, WebPushSender, native_senders
 from clarion.delivery.service import Deliverer
+from clarion.models import Batch
 from clarion.provider.apns import ssl_context
 from clarion.swrve import service as swrve
 from clarion.swrve.repository import SwrveRepository
@@ -84,6 +85,7 @@ class Engine:
             # The in-process queue died with the last process: whatever it held is free again.
             async with self.db.session() as session:
                 await LedgerRepository(session).reset_leases(utcnow())
+                await SwrveRepository(session).reset_leases(utcnow())
         self._tasks.append(asyncio.create_task(self._schedule(), name="scheduler"))
         for index in range(self.settings.worker_jobs):
             self._tasks.append(asyncio.create_task(self._consume(), name=f"consumer-{index}"))
@@ -139,19 +141,28 @@ class Engine:
         """Swrve batches accepted by the API: parsed, checked and put in the ledger, one at a time."""
         while not self._stopping.is_set():
             now = utcnow()
-            queued_until = now + timedelta(seconds=self.queue_grace_s)
             async with self.db.session() as session:
-                batch = await SwrveRepository(session).claim_batch(
-                    now, now + timedelta(seconds=self.settings.lease_s)
-                )
+                lease_until = now + timedelta(seconds=self.settings.lease_s)
+                batch = await SwrveRepository(session).claim_batch(now, lease_until)
             if batch is None:
                 return
-            async with self.db.session() as session:
-                batch = await session.merge(batch)
-                campaign_id, pending = await swrve.process(session, batch, queued_until)
-            size = self.settings.chunk_size
-            for start in range(0, len(pending), size):
-                await self.queue.put(Job(campaign_id, tuple(pending[start : start + size])))
+            try:
+                await self._process_batch(batch)
+            except Exception:
+                # The lease lapses and the batch is tried again, up to MAX_PROCESS_ATTEMPTS.
+                log.exception("processing batch %s failed (attempt %s)", batch.id, batch.attempts)
+
+    async def _process_batch(self, batch: Batch) -> None:
+        queued_until = utcnow() + timedelta(seconds=self.queue_grace_s)
+        async with self.db.session() as session:
+            batch = await session.merge(batch)
+            if batch.attempts > swrve.MAX_PROCESS_ATTEMPTS:
+                await swrve.give_up(session, batch)
+                return
+            campaign_id, pending = await swrve.process(session, batch, queued_until)
+        size = self.settings.chunk_size
+        for start in range(0, len(pending), size):
+            await self.queue.put(Job(campaign_id, tuple(pending[start : start + size])))
 
     async def _fan_out(self, campaign_id: int) -> int:
         assert self.deliverer is not None
