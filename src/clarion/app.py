@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from clarion import errors
 from clarion.admin import router as admin_router
@@ -18,7 +19,7 @@ from clarion.config import Settings
 from clarion.db import Database
 from clarion.gravitec import render as gravitec_render
 from clarion.gravitec.routes import router as gravitec_router
-from clarion.migrations import upgrade_sqlite
+from clarion.migrations import upgrade_on_start
 from clarion.runtime import Runtime
 from clarion.sdk.cors import SdkCors
 from clarion.sdk.routes import router as sdk_router
@@ -76,8 +77,11 @@ def create_app(settings: Settings, *, run_engine: bool | None = None) -> FastAPI
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if settings.is_sqlite:
-            await asyncio.to_thread(upgrade_sqlite, settings.database_url)
+        try:
+            await asyncio.to_thread(upgrade_on_start, settings.database_url)
+        except (OSError, OperationalError, InterfaceError) as exc:
+            # Serve anyway: /healthz answers 503 until the database is back (then restart to migrate).
+            log.error("database unreachable, migrations not applied: %s", exc)
         db = Database(settings.database_url)
         rt = Runtime(settings=settings, db=db)
         app.state.runtime = rt

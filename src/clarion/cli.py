@@ -28,10 +28,9 @@ def _print(data: dict[str, Any], as_json: bool) -> None:
 async def _with_db(
     settings: Settings, work: Callable[[Database], Awaitable[dict[str, Any]]]
 ) -> dict[str, Any]:
-    from clarion.migrations import upgrade_sqlite
+    from clarion.migrations import upgrade_on_start
 
-    if settings.is_sqlite:
-        await asyncio.to_thread(upgrade_sqlite, settings.database_url)
+    await asyncio.to_thread(upgrade_on_start, settings.database_url)
     db = Database(settings.database_url, pool_size=1)
     try:
         return await work(db)
@@ -60,12 +59,11 @@ async def _run_worker(settings: Settings) -> None:
     import socket
     import uuid
 
-    from clarion.migrations import upgrade_sqlite
+    from clarion.migrations import upgrade_on_start
     from clarion.worker.engine import Engine
     from clarion.worker.queue import connect
 
-    if settings.is_sqlite:
-        await asyncio.to_thread(upgrade_sqlite, settings.database_url)
+    await asyncio.to_thread(upgrade_on_start, settings.database_url)
     db = Database(settings.database_url)
     consumer = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
     queue = connect(settings.queue_url, consumer=consumer, reclaim_after_s=settings.lease_s)

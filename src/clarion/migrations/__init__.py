@@ -22,5 +22,6 @@ def upgrade(database_url: str) -> None:
     command.upgrade(alembic_config(database_url), "head")
 
 
-def upgrade_sqlite(database_url: str) -> None:
+def upgrade_on_start(database_url: str) -> None:
+    """serve, worker and the CLI bring the schema up to date before they use it (idempotent)."""
     upgrade(database_url)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from clarion.db import create_engine
 from clarion.models import Base
 
 target_metadata = Base.metadata
+# An arbitrary constant naming Clarion's migration lock among PostgreSQL advisory locks.
+MIGRATION_LOCK_KEY = 0x436C6172
 
 
 def _run(connection: Connection) -> None:
@@ -20,6 +23,9 @@ def _run(connection: Connection) -> None:
         render_as_batch=connection.dialect.name == "sqlite",
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Many processes may start at once: one migrates, the others wait and find it done.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         context.run_migrations()
 
 
