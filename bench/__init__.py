@@ -1,0 +1,1 @@
+"""Benchmarks of Clarion against real processes; see bench/README.md."""
