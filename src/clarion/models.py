@@ -48,6 +48,9 @@ class Subscriber(Base):
     __table_args__ = (
         UniqueConstraint("app_id", "address_hash", name="uq_subscriber_address"),
         Index("ix_subscriber_app_alias", "app_id", "alias"),
+        # Fan-out pages through an app's subscribers by id (keyset): without this, every page
+        # scans and sorts the whole audience.
+        Index("ix_subscriber_app_id", "app_id", "id"),
         Index("ix_subscriber_app_user", "app_id", "user_id"),
     )
 

@@ -34,7 +34,9 @@ class Deliverer:
         self.lease_s = lease_s
         self.retry_base_s = retry_base_s
         self.retry_max_s = retry_max_s
+        # The process-wide cap on requests in flight; each job runs up to that many lanes.
         self._limit = asyncio.Semaphore(concurrency)
+        self._lanes = concurrency
         self._contexts = ContextCache()
 
     @property
@@ -50,9 +52,22 @@ class Deliverer:
             context = await self._contexts.get(session, campaign_id) if claimed else None
         if not claimed or context is None:
             return 0
-        outcomes = await asyncio.gather(*(self._send(context, r) for r in claimed))
+        outcomes = await self._send_all(context, claimed)
         await self._record(context, claimed, outcomes)
         return len(claimed)
+
+    async def _send_all(self, context: CampaignContext, claimed: Sequence[Claimed]) -> list[Outcome]:
+        """A few sender coroutines per job pull from the claimed rows: no task per recipient."""
+        outcomes: list[Outcome] = [Retry("not attempted")] * len(claimed)
+        pending = iter(range(len(claimed)))
+
+        async def lane() -> None:
+            for index in pending:
+                async with self._limit:
+                    outcomes[index] = await self._send(context, claimed[index])
+
+        await asyncio.gather(*(lane() for _ in range(min(self._lanes, len(claimed)))))
+        return outcomes
 
     async def _send(self, context: CampaignContext, recipient: Claimed) -> Outcome:
         now = utcnow()
@@ -61,8 +76,7 @@ class Deliverer:
         sender = self.senders.get(recipient.platform)
         if sender is None:
             return Retry(f"no sender for platform {recipient.platform}")
-        async with self._limit:
-            return await sender.send(context, recipient, utcnow())
+        return await sender.send(context, recipient, now)
 
     async def _record(
         self, context: CampaignContext, claimed: Sequence[Claimed], outcomes: Sequence[Outcome]

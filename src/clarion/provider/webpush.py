@@ -135,7 +135,10 @@ class VapidSigner:
         return self._public_key
 
     def authorization(self, endpoint: str) -> str:
-        origin = endpoint_origin(endpoint)
+        return self.authorization_for(endpoint_origin(endpoint))
+
+    def authorization_for(self, origin: str) -> str:
+        """The header for a push service origin already known (saves parsing the endpoint again)."""
         now = int(self._clock())
         cached = self._cache.get(origin)
         if cached is not None and cached[1] - now > VAPID_RENEW_MARGIN_S:
@@ -196,6 +199,10 @@ async def send(
     timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109 - aiohttp's per-request budget, handed to the session
 ) -> Outcome:
     """POST one push message (RFC 8030 §5); network trouble is a `Retry`, never an exception."""
+    try:
+        origin = endpoint_origin(request.endpoint)
+    except ValueError as exc:
+        return Rejected(str(exc))
     problem = _request_problem(request)
     if problem is not None:
         return Rejected(problem)
@@ -203,7 +210,7 @@ async def send(
         body = encrypt(request.payload, request.p256dh, request.auth) if request.payload else b""
     except (ValueError, http_ece.ECEException) as exc:
         return Rejected(f"cannot encrypt for this subscription: {exc}")
-    headers = _headers(signer, request, has_body=bool(body))
+    headers = _headers(signer.authorization_for(origin), request, has_body=bool(body))
     try:
         async with session.post(
             request.endpoint, data=body, headers=headers, timeout=timeout, allow_redirects=False
@@ -215,10 +222,6 @@ async def send(
 
 
 def _request_problem(request: WebPushRequest) -> str | None:
-    try:
-        endpoint_origin(request.endpoint)
-    except ValueError as exc:
-        return str(exc)
     if request.ttl_s < 0:
         return f"TTL must not be negative, got {request.ttl_s}"
     if request.urgency is not None and request.urgency not in URGENCIES:
@@ -228,8 +231,8 @@ def _request_problem(request: WebPushRequest) -> str | None:
     return None
 
 
-def _headers(signer: VapidSigner, request: WebPushRequest, *, has_body: bool) -> dict[str, str]:
-    headers = {"TTL": str(request.ttl_s), "Authorization": signer.authorization(request.endpoint)}
+def _headers(authorization: str, request: WebPushRequest, *, has_body: bool) -> dict[str, str]:
+    headers = {"TTL": str(request.ttl_s), "Authorization": authorization}
     if has_body:
         headers["Content-Encoding"] = "aes128gcm"
         headers["Content-Type"] = "application/octet-stream"

@@ -42,7 +42,10 @@ def http_session(settings: Settings) -> aiohttp.ClientSession:
         ssl=ssl_context(settings.ca_file),
         ttl_dns_cache=300,
     )
-    return aiohttp.ClientSession(connector=connector, auto_decompress=False)
+    # Push services set no cookies worth keeping: a dummy jar saves a cookie parse per response.
+    return aiohttp.ClientSession(
+        connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar()
+    )
 
 
 class Engine:
