@@ -197,6 +197,20 @@ class LedgerRepository:
             .execution_options(synchronize_session=False)
         )
 
+    async def complete_finished(self, now: datetime) -> None:
+        """Mark sent every fanned-out campaign with nothing pending.
+
+        Workers check this after each job, but two jobs finishing at once in two transactions can
+        each still see the other's rows pending; the sweeper's pass catches that.
+        """
+        pending = select(Delivery.id).where(Delivery.campaign_id == Campaign.id, Delivery.status == PENDING)
+        await self.session.execute(
+            update(Campaign)
+            .where(Campaign.status == "sending", Campaign.fanout_done.is_(True), ~pending.exists())
+            .values(status="sent", finished_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
     async def complete_if_done(self, campaign_id: int, now: datetime) -> bool:
         if await self.has_pending(campaign_id):
             return False

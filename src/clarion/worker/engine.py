@@ -189,7 +189,9 @@ class Engine:
         now = utcnow()
         async with self.db.session() as session:
             queued_until = now + timedelta(seconds=self.queue_grace_s)
-            lapsed = await LedgerRepository(session).lapsed(now, queued_until, SWEEP_BATCH)
+            ledger = LedgerRepository(session)
+            lapsed = await ledger.lapsed(now, queued_until, SWEEP_BATCH)
+            await ledger.complete_finished(now)
         by_campaign: dict[int, list[int]] = defaultdict(list)
         for delivery_id, campaign_id in lapsed:
             by_campaign[campaign_id].append(delivery_id)
