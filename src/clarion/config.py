@@ -45,7 +45,3 @@ class Settings(BaseSettings):
 
     def push_host_set(self) -> frozenset[str]:
         return frozenset(h.strip().lower() for h in self.push_hosts.split(",") if h.strip())
-
-    @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")

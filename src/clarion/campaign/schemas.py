@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
@@ -53,7 +53,6 @@ class CampaignCreate:
     push_tag: str | None = None
     is_transactional: bool = False
     urgency: str = "normal"
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

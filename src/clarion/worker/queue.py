@@ -72,9 +72,6 @@ class MemoryQueue:
     async def close(self) -> None:
         return None
 
-    def qsize(self) -> int:
-        return self._jobs.qsize()
-
 
 def connect(url: str, *, consumer: str, reclaim_after_s: float) -> Queue:
     if url.startswith("memory:"):
