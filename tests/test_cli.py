@@ -121,3 +121,30 @@ def test_serve_answers_health_and_stops_on_sigterm(tmp_path: object, database_ur
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_apps_credentials_print_identifiers_only(database_url: str) -> None:
+    created = json.loads(clarion(database_url, "apps", "create", "Shop", "--json").stdout)
+    secret = "-starts-with-a-dash"  # the = form keeps argparse from reading it as an option
+    out = clarion(
+        database_url,
+        "apps",
+        "credentials",
+        created["app_key"],
+        "--adm-client-id=amzn1.client",
+        f"--adm-client-secret={secret}",
+        "--json",
+    )
+    assert json.loads(out.stdout) == {"provider": "adm", "client_id": "amzn1.client"}
+    both = clarion(
+        database_url,
+        "apps",
+        "credentials",
+        created["app_key"],
+        "--fcm",
+        "x.json",
+        "--adm-client-id=a",
+        check=False,
+    )
+    assert both.returncode == 2
+    assert json.loads(both.stderr.strip().splitlines()[-1])["field"] == "provider"

@@ -267,9 +267,10 @@ def build_parser() -> argparse.ArgumentParser:
     creds.add_argument("--apns-team-id")
     creds.add_argument("--apns-topic", metavar="BUNDLE")
     creds.add_argument("--wns-client-id")
-    creds.add_argument("--wns-client-secret")
+    # A secret may begin with "-": pass it as --wns-client-secret=VALUE so it is not read as an option.
+    creds.add_argument("--wns-client-secret", help="give it as --wns-client-secret=VALUE")
     creds.add_argument("--adm-client-id")
-    creds.add_argument("--adm-client-secret")
+    creds.add_argument("--adm-client-secret", help="give it as --adm-client-secret=VALUE")
     creds.add_argument("--json", action="store_true")
     creds.set_defaults(handler=cmd_apps_credentials)
 

@@ -93,10 +93,9 @@ def test_a_gravitec_campaign_reaches_every_native_platform(
                 "apps",
                 "credentials",
                 key,
-                "--wns-client-id",
-                wns_id,
-                "--wns-client-secret",
-                wns_secret,
+                # The = form: a generated secret may start with "-", which argparse would take for an option.
+                f"--wns-client-id={wns_id}",
+                f"--wns-client-secret={wns_secret}",
                 "--json",
             )
         ),
@@ -105,10 +104,8 @@ def test_a_gravitec_campaign_reaches_every_native_platform(
                 "apps",
                 "credentials",
                 key,
-                "--adm-client-id",
-                adm_id,
-                "--adm-client-secret",
-                adm_secret,
+                f"--adm-client-id={adm_id}",
+                f"--adm-client-secret={adm_secret}",
                 "--json",
             )
         ),
