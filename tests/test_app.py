@@ -45,3 +45,15 @@ async def test_openapi_and_interactive_docs_are_served(api: Api) -> None:
     docs = await api.client.get("/docs")
     assert docs.status_code == 200
     assert "swagger-ui" in docs.text.lower()
+
+
+async def test_a_body_over_the_ceiling_is_refused_with_413(api: Api) -> None:
+    huge = b'{"payload": {"message": "' + b"x" * (1024 * 1024) + b'"}}'
+    response = await api.client.post(
+        "/sdk/v1/subscribers", content=huge, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert response.json() == {
+        "error": "request_entity_too_large",
+        "message": "Request Entity Too Large: at most 1048576 bytes",
+    }

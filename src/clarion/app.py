@@ -15,6 +15,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from clarion import errors
 from clarion.admin import router as admin_router
+from clarion.body_limit import BodyLimit
 from clarion.config import Settings
 from clarion.db import Database
 from clarion.gravitec import render as gravitec_render
@@ -117,6 +118,7 @@ def create_app(settings: Settings, *, run_engine: bool | None = None) -> FastAPI
     app.include_router(sdk_router)
     # Web SDK calls come from the customers' own sites: CORS for /sdk/v1 only.
     app.add_middleware(SdkCors)
+    app.add_middleware(BodyLimit)
 
     @app.get("/healthz", tags=["Operations"])
     async def healthz(request: Request) -> JSONResponse:
