@@ -47,11 +47,10 @@ class CampaignContext:
         message = message_from_json(params["message"])
         return replace(message, ttl_s=min(message.ttl_s, self.remaining_ttl_s(now)))
 
-    def web_payload_for(self, params: dict[str, Any] | None) -> bytes:
-        """What a browser's service worker receives; a batch's recipients get their own content."""
-        if params is None:
+    def web_payload(self, message: NativeMessage | None) -> bytes:
+        """What a browser's service worker receives: the campaign's, or a batch recipient's own."""
+        if message is None:
             return self.payload
-        message = message_from_json(params["message"])
         return payloads.encode(
             {
                 "campaign_id": message.campaign_id,

@@ -40,15 +40,15 @@ class WebPushSender:
     async def send(self, context: CampaignContext, recipient: Claimed, now: datetime) -> Outcome:
         if recipient.p256dh is None or recipient.auth is None:
             return Rejected("the web subscription has no keys")
-        ttl_s, topic = context.remaining_ttl_s(now), context.topic
-        if recipient.params is not None:  # a batch recipient: its own time_to_live and collapse_key
+        ttl_s, topic, own = context.remaining_ttl_s(now), context.topic, None
+        if recipient.params is not None:  # a batch recipient: its own content, TTL and collapse key
             own = context.message_for(recipient.params, now)
             ttl_s, topic = own.ttl_s, own.collapse_key
         request = webpush.WebPushRequest(
             endpoint=recipient.address,
             p256dh=recipient.p256dh,
             auth=recipient.auth,
-            payload=context.web_payload_for(recipient.params),
+            payload=context.web_payload(own),
             ttl_s=ttl_s,
             urgency=context.urgency,
             topic=topic,

@@ -34,7 +34,6 @@ MESSAGE_TYPE = "com.amazon.device.messaging.ADMMessage@1.0"
 RESULT_TYPE = "com.amazon.device.messaging.ADMSendResult@1.0"
 
 _GONE_REASONS = frozenset({"Unregistered", "InvalidRegistrationId"})
-_IMAGE_MEDIA = frozenset({"image", "gif"})
 
 
 class AdmClient:
@@ -122,7 +121,7 @@ def _data(message: NativeMessage) -> dict[str, str]:
             "message": message.message,
             "subtitle": message.subtitle,
             "icon": message.icon,
-            "image": _image(message),
+            "image": message.shown_image(),
             "sound": message.sound,
             # Swrve: on platforms other than iOS the category travels as a plain "category".
             "category": message.category,
@@ -134,13 +133,6 @@ def _data(message: NativeMessage) -> dict[str, str]:
     own = {"campaign_id": message.campaign_id, "url": message.url, **shown}
     data.update({key: value for key, value in own.items() if value is not None})
     return data
-
-
-def _image(message: NativeMessage) -> str | None:
-    media = message.rich_media
-    if message.image is None and media is not None and media.type in _IMAGE_MEDIA:
-        return media.url
-    return message.image
 
 
 def _json(value: object) -> str:

@@ -50,7 +50,6 @@ _RESERVED_DATA_PREFIXES = ("google.", "gcm.")
 _FCM_ERROR = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
 _BAD_REQUEST = "type.googleapis.com/google.rpc.BadRequest"
 _TARGET_FIELD = "message.token"
-_IMAGE_MEDIA = frozenset({"image", "gif"})
 
 
 class FcmClient:
@@ -152,7 +151,7 @@ def fcm_message(token: str, message: NativeMessage) -> dict[str, Any]:
     body: dict[str, Any] = {"token": token}
     if not message.silent:
         body["notification"] = _without_none(
-            {"title": message.title, "body": message.message, "image": _image(message)}
+            {"title": message.title, "body": message.message, "image": message.shown_image()}
         )
         shown = _without_none(
             {
@@ -185,13 +184,6 @@ def _data(message: NativeMessage) -> dict[str, str]:
     if message.rich_media is not None:
         data["media"] = _json(asdict(message.rich_media))
     return data
-
-
-def _image(message: NativeMessage) -> str | None:
-    media = message.rich_media
-    if message.image is None and media is not None and media.type in _IMAGE_MEDIA:
-        return media.url
-    return message.image
 
 
 def _without_none(values: dict[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 ActionType = Literal["open_app", "open_url", "dismiss"]
+# Rich media types that a notification can show as its picture.
+IMAGE_MEDIA = frozenset({"image", "gif"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +50,13 @@ class NativeMessage:
     collapse_key: str | None = None
     silent: bool = False  # a data-only / background message
     high_priority: bool = True
+
+    def shown_image(self) -> str | None:
+        """The picture to show: the image, else rich media that is a picture (an image or a gif)."""
+        media = self.rich_media
+        if self.image is None and media is not None and media.type in IMAGE_MEDIA:
+            return media.url
+        return self.image
 
 
 def message_to_json(message: NativeMessage) -> dict[str, Any]:

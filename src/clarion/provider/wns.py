@@ -31,7 +31,6 @@ MAX_TAG_CHARS = 16
 MAX_TOAST_ACTIONS = 5
 
 _SOUND_SCHEMES = ("ms-winsoundevent:", "ms-appx:", "ms-appdata:")  # what <audio src> accepts
-_IMAGE_MEDIA = frozenset({"image", "gif"})
 _XML_FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
@@ -153,7 +152,7 @@ def toast_xml(message: NativeMessage) -> str:
         _element(binding, "text", message.subtitle, placement="attribution")
     if message.icon:
         _element(binding, "image", placement="appLogoOverride", src=message.icon)
-    image = _image(message)
+    image = message.shown_image()
     if image:
         _element(binding, "image", placement="hero", src=image)
     if message.buttons:
@@ -193,13 +192,6 @@ def _action(button: NativeButton, launch: str) -> dict[str, str]:
     if button.action_type == "open_url" and button.action:
         return {"content": button.title, "activationType": "protocol", "arguments": button.action}
     return {"content": button.title, "activationType": "foreground", "arguments": launch}
-
-
-def _image(message: NativeMessage) -> str | None:
-    media = message.rich_media
-    if message.image is None and media is not None and media.type in _IMAGE_MEDIA:
-        return media.url
-    return message.image
 
 
 def wns_outcome(status: int, retry_after: str | None, detail: str) -> Outcome | Unauthorized:
