@@ -6,12 +6,12 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
-import aiohttp
 import http_ece
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from pyreqwest.client import Client
 
 from clarion.provider.outcome import Delivered, Gone, Rejected, Retry, parse_retry_after
 from clarion.provider.webpush import (
@@ -27,6 +27,8 @@ from clarion.provider.webpush import (
     push_topic,
     send,
 )
+from clarion.provider.webpush import http_client as webpush_http_client
+from tests.fakes.apns import FakeApns
 from tests.fakes.push_service import FakePushService, Hang, Request, Respond, Subscription
 
 # RFC 8291 Appendix A, with the line breaks of the RFC's text removed.
@@ -254,7 +256,7 @@ def test_parse_retry_after(value: str | None, expected: float | None) -> None:
 
 # --- send against the fake push service ---------------------------------------------------------------
 
-TIMEOUT = aiohttp.ClientTimeout(total=5)
+TIMEOUT_S = 5.0
 
 
 @pytest.fixture
@@ -263,10 +265,15 @@ def fake() -> Iterator[FakePushService]:
         yield service
 
 
+def http_client(timeout_s: float = TIMEOUT_S) -> Client:
+    return webpush_http_client(ca_file=None, timeout_s=timeout_s, connect_timeout_s=TIMEOUT_S)
+
+
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client:
-        yield client
+async def session() -> AsyncIterator[Client]:
+    client = http_client()
+    yield client
+    await client.close()
 
 
 def request_for(
@@ -281,12 +288,12 @@ def request_for(
 
 
 async def test_send_delivers_and_the_service_decrypts_the_exact_payload(
-    fake: FakePushService, session: aiohttp.ClientSession
+    fake: FakePushService, session: Client
 ) -> None:
     sub = fake.new_subscription()
     signer = make_signer()
 
-    outcome = await send(session, signer, request_for(sub, urgency="high", topic="news"), timeout=TIMEOUT)
+    outcome = await send(session, signer, request_for(sub, urgency="high", topic="news"))
 
     assert outcome == Delivered(201)
     [received] = fake.received_for(sub.sub_id)
@@ -304,11 +311,11 @@ async def test_send_delivers_and_the_service_decrypts_the_exact_payload(
 
 
 async def test_send_derives_a_valid_topic_and_omits_unset_headers(
-    fake: FakePushService, session: aiohttp.ClientSession
+    fake: FakePushService, session: Client
 ) -> None:
     sub = fake.new_subscription()
 
-    outcome = await send(session, make_signer(), request_for(sub, topic="breaking news"), timeout=TIMEOUT)
+    outcome = await send(session, make_signer(), request_for(sub, topic="breaking news"))
 
     assert outcome == Delivered(201)
     [received] = fake.received
@@ -316,12 +323,10 @@ async def test_send_derives_a_valid_topic_and_omits_unset_headers(
     assert "urgency" not in received.headers
 
 
-async def test_send_an_empty_payload_without_a_body(
-    fake: FakePushService, session: aiohttp.ClientSession
-) -> None:
+async def test_send_an_empty_payload_without_a_body(fake: FakePushService, session: Client) -> None:
     sub = fake.new_subscription()
 
-    outcome = await send(session, make_signer(), request_for(sub, payload=b""), timeout=TIMEOUT)
+    outcome = await send(session, make_signer(), request_for(sub, payload=b""))
 
     assert outcome == Delivered(201)
     [received] = fake.received
@@ -329,37 +334,33 @@ async def test_send_an_empty_payload_without_a_body(
 
 
 @pytest.mark.parametrize("status", [404, 410])
-async def test_send_maps_404_and_410_to_gone(
-    fake: FakePushService, session: aiohttp.ClientSession, status: int
-) -> None:
+async def test_send_maps_404_and_410_to_gone(fake: FakePushService, session: Client, status: int) -> None:
     sub = fake.new_subscription()
     fake.script(sub.sub_id, [Respond(status, body="expired")])
 
-    outcome = await send(session, make_signer(), request_for(sub), timeout=TIMEOUT)
+    outcome = await send(session, make_signer(), request_for(sub))
 
     assert outcome == Gone(f"HTTP {status}: expired")
     assert fake.received == []
 
 
 async def test_send_maps_429_with_retry_after_seconds_to_retry(
-    fake: FakePushService, session: aiohttp.ClientSession
+    fake: FakePushService, session: Client
 ) -> None:
     sub = fake.new_subscription()
     fake.script(sub.sub_id, [Respond(429, retry_after="2")])
 
-    outcome = await send(session, make_signer(), request_for(sub), timeout=TIMEOUT)
+    outcome = await send(session, make_signer(), request_for(sub))
 
     assert outcome == Retry("HTTP 429", 2.0)
 
 
-async def test_send_maps_429_with_an_http_date_to_retry(
-    fake: FakePushService, session: aiohttp.ClientSession
-) -> None:
+async def test_send_maps_429_with_an_http_date_to_retry(fake: FakePushService, session: Client) -> None:
     sub = fake.new_subscription()
     later = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=60)
     fake.script(sub.sub_id, [Respond(429, retry_after=format_datetime(later, usegmt=True))])
 
-    outcome = await send(session, make_signer(), request_for(sub), timeout=TIMEOUT)
+    outcome = await send(session, make_signer(), request_for(sub))
 
     assert isinstance(outcome, Retry)
     assert outcome.reason == "HTTP 429"
@@ -378,70 +379,68 @@ async def test_send_maps_429_with_an_http_date_to_retry(
 )
 async def test_send_maps_other_statuses(
     fake: FakePushService,
-    session: aiohttp.ClientSession,
+    session: Client,
     response: Respond,
     expected: Retry | Rejected,
 ) -> None:
     sub = fake.new_subscription()
     fake.script(sub.sub_id, [response])
 
-    assert await send(session, make_signer(), request_for(sub), timeout=TIMEOUT) == expected
+    assert await send(session, make_signer(), request_for(sub)) == expected
 
 
 async def test_send_truncates_an_error_body_and_keeps_the_connection(
-    fake: FakePushService, session: aiohttp.ClientSession
+    fake: FakePushService, session: Client
 ) -> None:
     sub = fake.new_subscription()
     fake.script(sub.sub_id, [Respond(500, body="e" * 20_000)])
     signer = make_signer()
 
-    first = await send(session, signer, request_for(sub), timeout=TIMEOUT)
-    second = await send(session, signer, request_for(sub), timeout=TIMEOUT)
+    first = await send(session, signer, request_for(sub))
+    second = await send(session, signer, request_for(sub))
 
     assert (first, second) == (Retry("HTTP 500: " + "e" * 200), Delivered(201))
     [one, two] = fake.requests
     assert one.peer == two.peer
 
 
-async def test_send_does_not_follow_a_redirect(fake: FakePushService, session: aiohttp.ClientSession) -> None:
+async def test_send_does_not_follow_a_redirect(fake: FakePushService, session: Client) -> None:
     sub = fake.new_subscription()
     elsewhere = fake.new_subscription()
     fake.script(sub.sub_id, [Respond(301, location=elsewhere.endpoint)])
 
-    outcome = await send(session, make_signer(), request_for(sub), timeout=TIMEOUT)
+    outcome = await send(session, make_signer(), request_for(sub))
 
     assert outcome == Rejected("HTTP 301")
     assert fake.requests == [Request("POST", f"/push/{sub.sub_id}")]
 
 
-async def test_send_times_out_into_retry(fake: FakePushService, session: aiohttp.ClientSession) -> None:
+async def test_send_times_out_into_retry(fake: FakePushService, session: Client) -> None:
     sub = fake.new_subscription()
     fake.script(sub.sub_id, [Hang()])
 
-    outcome = await send(session, make_signer(), request_for(sub), timeout=aiohttp.ClientTimeout(total=0.3))
+    impatient = http_client(timeout_s=0.3)
+    outcome = await send(impatient, make_signer(), request_for(sub))
+    await impatient.close()
 
     assert outcome == Retry("TimeoutError")
 
 
-async def test_send_turns_a_refused_connection_into_retry(session: aiohttp.ClientSession) -> None:
+async def test_send_turns_a_refused_connection_into_retry(session: Client) -> None:
     with FakePushService() as stopped:
         sub = stopped.new_subscription()
 
-    outcome = await send(session, make_signer(), request_for(sub), timeout=TIMEOUT)
+    outcome = await send(session, make_signer(), request_for(sub))
 
-    assert isinstance(outcome, Retry)
-    assert outcome.reason.startswith("ClientConnectorError: ")
-    assert outcome.after_s is None
+    assert outcome == Retry("ConnectError: connection error (Connection refused (os error 111))")
 
 
-async def test_send_follows_scripts_in_order_then_the_default(
-    fake: FakePushService, session: aiohttp.ClientSession
-) -> None:
+async def test_send_follows_scripts_in_order_then_the_default(fake: FakePushService, session: Client) -> None:
     sub = fake.new_subscription()
     fake.script(sub.sub_id, [Respond(500), Respond(202)])
     signer = make_signer()
 
-    outcomes = [await send(session, signer, request_for(sub), timeout=TIMEOUT) for _ in range(3)]
+    outcomes = [await send(session, signer, request_for(sub)) for _ in range(3)]
 
     assert outcomes == [Retry("HTTP 500"), Delivered(202), Delivered(201)]
     assert [r.sub_id for r in fake.received] == [sub.sub_id, sub.sub_id]
@@ -449,7 +448,7 @@ async def test_send_follows_scripts_in_order_then_the_default(
 
 
 async def test_send_refuses_invalid_requests_without_a_request(
-    fake: FakePushService, session: aiohttp.ClientSession
+    fake: FakePushService, session: Client
 ) -> None:
     sub = fake.new_subscription()
     signer = make_signer()
@@ -463,9 +462,9 @@ async def test_send_refuses_invalid_requests_without_a_request(
     ]
 
     for request, reason in cases:
-        assert await send(session, signer, request, timeout=TIMEOUT) == Rejected(reason)
+        assert await send(session, signer, request) == Rejected(reason)
     bad_key = WebPushRequest(sub.endpoint, sub.p256dh[:-4], sub.auth, b"hi", ttl_s=60)
-    outcome = await send(session, signer, bad_key, timeout=TIMEOUT)
+    outcome = await send(session, signer, bad_key)
     assert isinstance(outcome, Rejected)
     assert outcome.reason.startswith("cannot encrypt for this subscription: ")
     assert fake.requests == []
@@ -474,13 +473,11 @@ async def test_send_refuses_invalid_requests_without_a_request(
 # --- the fake itself must be able to fail ----------------------------------------------------------
 
 
-async def test_fake_refuses_an_expired_vapid_token(
-    fake: FakePushService, session: aiohttp.ClientSession
-) -> None:
+async def test_fake_refuses_an_expired_vapid_token(fake: FakePushService, session: Client) -> None:
     sub = fake.new_subscription()
     stale = make_signer([datetime.now(UTC).timestamp() - 13 * 3600])
 
-    outcome = await send(session, stale, request_for(sub), timeout=TIMEOUT)
+    outcome = await send(session, stale, request_for(sub))
 
     assert isinstance(outcome, Rejected)
     assert outcome.reason.startswith("HTTP 401: ")
@@ -489,26 +486,24 @@ async def test_fake_refuses_an_expired_vapid_token(
 
 
 async def test_fake_refuses_a_key_other_than_the_subscriptions(
-    fake: FakePushService, session: aiohttp.ClientSession
+    fake: FakePushService, session: Client
 ) -> None:
     _, registered = generate_vapid_keys()
     sub = fake.new_subscription(application_server_key=registered)
 
-    outcome = await send(session, make_signer(), request_for(sub), timeout=TIMEOUT)
+    outcome = await send(session, make_signer(), request_for(sub))
 
     assert isinstance(outcome, Rejected)
     assert outcome.reason.startswith("HTTP 403: ")
     assert fake.received == []
 
 
-async def test_fake_refuses_a_body_it_cannot_decrypt(
-    fake: FakePushService, session: aiohttp.ClientSession
-) -> None:
+async def test_fake_refuses_a_body_it_cannot_decrypt(fake: FakePushService, session: Client) -> None:
     sub = fake.new_subscription()
     other = fake.new_subscription()  # encrypted for another subscriber's keys
     request = WebPushRequest(sub.endpoint, other.p256dh, other.auth, b"secret", ttl_s=0)
 
-    outcome = await send(session, make_signer(), request, timeout=TIMEOUT)
+    outcome = await send(session, make_signer(), request)
 
     assert isinstance(outcome, Rejected)
     assert outcome.reason.startswith("HTTP 400: ")
@@ -541,3 +536,26 @@ def test_fake_stop_leaves_no_thread_or_port_behind() -> None:
     assert not thread.is_alive()
     with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), timeout=1):
         pass
+
+
+async def test_send_speaks_http2_to_a_push_service_that_offers_it_over_tls(fake: FakePushService) -> None:
+    # The local APNs is the HTTP/2-over-TLS server at hand: it records each request's HTTP version
+    # before refusing what is not an APNs request, which is all this test needs of it.
+    with FakeApns() as h2_service:
+        client = webpush_http_client(
+            ca_file=h2_service.ca_file, timeout_s=TIMEOUT_S, connect_timeout_s=TIMEOUT_S
+        )
+        subscription = fake.new_subscription()
+        request = WebPushRequest(
+            endpoint=f"{h2_service.origin}/3/device/{'ab' * 32}",
+            p256dh=subscription.p256dh,
+            auth=subscription.auth,
+            payload=b'{"title":"hi"}',
+            ttl_s=60,
+        )
+        outcome = await send(client, make_signer(), request)
+        await client.close()
+        requests = h2_service.requests
+
+    assert outcome == Rejected('HTTP 403: {"reason": "MissingProviderToken"}')
+    assert [(r.method, r.http_version) for r in requests] == [("POST", "2")]

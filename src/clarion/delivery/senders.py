@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import aiohttp
+from pyreqwest.client import Client
 
 from clarion.config import Settings
 from clarion.delivery.context import CampaignContext
@@ -24,10 +25,9 @@ class Sender(Protocol):
 
 
 class WebPushSender:
-    def __init__(self, session: aiohttp.ClientSession, subject: str, timeout: aiohttp.ClientTimeout) -> None:
-        self._session = session
+    def __init__(self, client: Client, subject: str) -> None:
+        self._client = client
         self._subject = subject
-        self._timeout = timeout
         self._signers: dict[int, webpush.VapidSigner] = {}
 
     def _signer(self, context: CampaignContext) -> webpush.VapidSigner:
@@ -53,10 +53,10 @@ class WebPushSender:
             urgency=context.urgency,
             topic=topic,
         )
-        return await webpush.send(self._session, self._signer(context), request, timeout=self._timeout)
+        return await webpush.send(self._client, self._signer(context), request)
 
     async def close(self) -> None:
-        return None  # the shared session is closed by the engine
+        await self._client.close()
 
 
 class NativeClient(Protocol):

@@ -22,6 +22,7 @@ from clarion.delivery.repository import LedgerRepository
 from clarion.delivery.senders import Sender, WebPushSender, native_senders
 from clarion.delivery.service import Deliverer
 from clarion.models import Batch
+from clarion.provider import webpush
 from clarion.provider.apns import ssl_context
 from clarion.swrve import service as swrve
 from clarion.swrve.repository import SwrveRepository
@@ -36,7 +37,7 @@ SWEEP_BATCH = 5000
 
 
 def http_session(settings: Settings) -> aiohttp.ClientSession:
-    """One shared client with a connection pool; aiohttp because it sets the delivery ceiling."""
+    """The native providers' (FCM, WNS, ADM) shared client; Web Push has its own (webpush.http_client)."""
     connector = aiohttp.TCPConnector(
         limit=settings.worker_concurrency * settings.worker_jobs,
         ssl=ssl_context(settings.ca_file),
@@ -71,7 +72,12 @@ class Engine:
         timeout = aiohttp.ClientTimeout(
             total=self.settings.request_timeout_s, connect=self.settings.connect_timeout_s
         )
-        web: dict[str, Sender] = {"web": WebPushSender(http, self.settings.vapid_subject, timeout)}
+        web_client = webpush.http_client(
+            ca_file=self.settings.ca_file,
+            timeout_s=self.settings.request_timeout_s,
+            connect_timeout_s=self.settings.connect_timeout_s,
+        )
+        web: dict[str, Sender] = {"web": WebPushSender(web_client, self.settings.vapid_subject)}
         return {**web, **native_senders(http, self.settings, timeout)}
 
     async def start(self) -> None:
