@@ -31,10 +31,8 @@ class CampaignContext:
     vapid_public_key: str
     # The app's native provider credentials (fcm, apns, wns, adm), as stored.
     credentials: dict[str, dict[str, Any]]
-
-    @property
-    def expires_at(self) -> datetime:
-        return self.started_at + timedelta(seconds=self.ttl_s)
+    # started_at + ttl_s, kept rather than computed: every recipient's send reads it.
+    expires_at: datetime
 
     def remaining_ttl_s(self, now: datetime) -> int:
         """On a retry the push service is told what is left of the TTL, not the whole of it."""
@@ -105,13 +103,14 @@ async def load(session: AsyncSession, campaign_id: int) -> CampaignContext | Non
     assert app is not None, "a campaign's app is deleted with it"
     content = _content(campaign.payload)
     body = payloads.build(str(campaign.id), content, campaign.display_time_s, campaign.push_tag)
+    started_at = as_utc(campaign.started_at or campaign.send_at or utcnow())
     return CampaignContext(
         campaign_id=campaign.id,
         app_id=app.id,
         content=content,
         payload=payloads.encode(body),
         ttl_s=campaign.ttl_s,
-        started_at=as_utc(campaign.started_at or campaign.send_at or utcnow()),
+        started_at=started_at,
         urgency=campaign.urgency,
         # push_tag doubles as the RFC 8030 Topic: a newer campaign with the same tag replaces an
         # older one still waiting at the push service for an offline device.
@@ -119,6 +118,7 @@ async def load(session: AsyncSession, campaign_id: int) -> CampaignContext | Non
         vapid_private_pem=app.vapid_private_pem,
         vapid_public_key=app.vapid_public_key,
         credentials=await credentials.for_app(session, app.id),
+        expires_at=started_at + timedelta(seconds=campaign.ttl_s),
     )
 
 
