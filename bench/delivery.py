@@ -138,7 +138,7 @@ def run(config: Config) -> Result:
         # database and queue are removed.
         stack.callback(group.close)
         stack.push(lambda kind, error, tb: _print_logs_on_error(group, error))
-        push, origin = _start_push_service(group)
+        push, origin = processes.start_push_service(group)
         env = _clarion_env(config, database_url, queue_url)
         result.settings = {k: v for k, v in env.items() if k.startswith("CLARION_") and "TOKEN" not in k}
 
@@ -171,16 +171,6 @@ def _storage(config: Config, work: Path, stack: contextlib.ExitStack) -> tuple[s
     if config.mode == "sqlite":
         return stack.enter_context(storage.sqlite_database(work)), "memory://"
     return stack.enter_context(storage.postgres_database()), stack.enter_context(storage.flushed_redis())
-
-
-def _start_push_service(group: ProcessGroup) -> tuple[Child, str]:
-    script = Path(__file__).with_name("push_service.py")
-    push = group.start("push-service", [sys.executable, str(script)], {}, stdout_pipe=True)
-    assert push.proc.stdout is not None
-    line = push.proc.stdout.readline().decode().strip()  # EOF (b"") if it died before listening
-    if not line.startswith("PORT "):
-        raise RuntimeError(f"the push service did not start:\n{push.log_tail()}")
-    return push, f"http://127.0.0.1:{line.split()[1]}"
 
 
 def _clarion_env(config: Config, database_url: str, queue_url: str) -> dict[str, str]:

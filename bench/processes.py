@@ -80,6 +80,17 @@ class ProcessGroup:
         self.children.clear()
 
 
+def start_push_service(group: ProcessGroup) -> tuple[Child, str]:
+    """bench/push_service.py in its own process; returns it and its origin once it listens."""
+    script = Path(__file__).with_name("push_service.py")
+    push = group.start("push-service", [sys.executable, str(script)], {}, stdout_pipe=True)
+    assert push.proc.stdout is not None
+    line = push.proc.stdout.readline().decode().strip()  # EOF (b"") if it died before listening
+    if not line.startswith("PORT "):
+        raise RuntimeError(f"the push service did not start:\n{push.log_tail()}")
+    return push, f"http://127.0.0.1:{line.split()[1]}"
+
+
 def _signal_group(pid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
