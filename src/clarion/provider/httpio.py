@@ -1,8 +1,19 @@
-"""HTTP details every provider shares: bounded body reads and one-line failure reasons."""
+"""HTTP details every provider shares: the pyreqwest client, bounded body reads, one-line reasons.
+
+Web Push and APNs go through pyreqwest (Rust's reqwest over hyper and tokio), chosen by measurement
+(docs/architecture.md, "HTTP client"); FCM, WNS and ADM through the engine's aiohttp session.
+"""
 
 from __future__ import annotations
 
+import ssl
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
 import aiohttp
+from pyreqwest.client import Client, ClientBuilder
+from pyreqwest.exceptions import RequestError, RequestTimeoutError
 
 MAX_READ_BYTES = 64 * 1024  # a hostile or broken server could answer with an endless body
 REASON_CHARS = 200  # a reason ends up in the ledger's last_error (255) and in Swrve reports
@@ -23,3 +34,58 @@ def http_reason(status: int, detail: str) -> str:
     """`HTTP 400: detail`, with the detail on one line and cut short: it ends up in the ledger."""
     text = " ".join(detail[: REASON_CHARS * 4].split())[:REASON_CHARS]
     return f"HTTP {status}: {text}" if text else f"HTTP {status}"
+
+
+def ssl_context(ca_file: str | None) -> ssl.SSLContext:
+    """The system's CAs, plus those in `ca_file` (CLARION_CA_FILE) when given."""
+    context = ssl.create_default_context()
+    if ca_file:
+        context.load_verify_locations(cafile=ca_file)
+    return context
+
+
+def reqwest_client(
+    *, ca_file: str | None, timeout_s: float, connect_timeout_s: float, http2_only: bool = False
+) -> Client:
+    """A pooled client: no redirects followed, connect and total timeouts on every request, HTTP/2
+    where the server offers it in TLS's ALPN (or always, `http2_only`), `ca_file` trusted too."""
+    builder = (
+        ClientBuilder()
+        .follow_redirects(False)
+        .timeout(timedelta(seconds=timeout_s))
+        .connect_timeout(timedelta(seconds=connect_timeout_s))
+        .user_agent("clarion")
+    )
+    builder = builder.http2_prior_knowledge() if http2_only else builder.http2(True)
+    if ca_file:
+        builder = builder.add_root_certificate_pem(Path(ca_file).read_bytes())
+    return builder.build()
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status: int
+    body: bytes  # at most MAX_READ_BYTES of it
+    retry_after: str | None
+
+
+async def post(client: Client, url: str, headers: dict[str, str], body: bytes) -> Answer:
+    """POST and read at most MAX_READ_BYTES of the answer; raises pyreqwest's RequestError."""
+    async with client.post(url).headers(headers).body_bytes(body).build_streamed() as response:
+        answer = await response.body_reader.read(MAX_READ_BYTES)
+        return Answer(response.status, bytes(answer or b""), response.get_header("Retry-After"))
+
+
+def transport_reason(exc: RequestError) -> str:
+    """`ConnectError: connection error (Connection refused (os error 111))`: kind, then root cause.
+
+    reqwest's chain of causes starts with "error sending request for url (…)", which would copy the
+    URL (for Web Push a capability) into the ledger; the innermost cause is the one that explains.
+    """
+    if isinstance(exc, RequestTimeoutError):
+        # reqwest files a response that never came as a "connection timeout" too: name no phase.
+        return "TimeoutError"
+    causes = (exc.details or {}).get("causes") or []
+    root = causes[-1]["message"] if causes else ""
+    detail = f"{exc.message} ({root})" if root and root != exc.message else exc.message
+    return f"{type(exc).__name__}: {' '.join(detail.split())}"

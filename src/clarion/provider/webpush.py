@@ -10,18 +10,17 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from pyreqwest.client import Client, ClientBuilder
-from pyreqwest.exceptions import BuilderError, RequestError, RequestTimeoutError
+from pyreqwest.client import Client
+from pyreqwest.exceptions import BuilderError, RequestError
 
-from clarion.provider.httpio import MAX_READ_BYTES, REASON_CHARS, http_reason
+from clarion.provider.httpio import REASON_CHARS, http_reason, post, reqwest_client, transport_reason
 from clarion.provider.outcome import Delivered, Gone, Outcome, Rejected, Retry, parse_retry_after
 
 # 3993 bytes: 4096-byte body limit (RFC 8030 §7.2) minus the 86-byte aes128gcm header
@@ -234,24 +233,12 @@ class WebPushRequest:
 
 
 def http_client(*, ca_file: str | None, timeout_s: float, connect_timeout_s: float) -> Client:
-    """The one client every Web Push request goes through (pyreqwest: Rust's reqwest over hyper).
+    """The one client all Web Push requests of a process share (see `httpio.reqwest_client`).
 
-    Chosen by measurement (docs/architecture.md, "HTTP clients"): about half aiohttp's CPU per
-    request, with its I/O on a thread of its own, and HTTP/2 where the push service offers it in
-    TLS's ALPN (HTTP/1.1 otherwise). Redirects are never followed: an endpoint is the capability
-    the subscriber granted, not a place to be sent elsewhere.
+    Redirects are never followed: an endpoint is the capability the subscriber granted, not a
+    place to be sent elsewhere.
     """
-    builder = (
-        ClientBuilder()
-        .follow_redirects(False)
-        .timeout(timedelta(seconds=timeout_s))
-        .connect_timeout(timedelta(seconds=connect_timeout_s))
-        .http2(True)
-        .user_agent("clarion")
-    )
-    if ca_file:
-        builder = builder.add_root_certificate_pem(Path(ca_file).read_bytes())
-    return builder.build()
+    return reqwest_client(ca_file=ca_file, timeout_s=timeout_s, connect_timeout_s=connect_timeout_s)
 
 
 async def send(client: Client, signer: VapidSigner, request: WebPushRequest) -> Outcome:
@@ -269,31 +256,12 @@ async def send(client: Client, signer: VapidSigner, request: WebPushRequest) -> 
         return Rejected(f"cannot encrypt for this subscription: {exc}")
     headers = _headers(signer.authorization_for(origin), request, has_body=bool(body))
     try:
-        post = client.post(request.endpoint).headers(headers).body_bytes(body).build_streamed()
-        async with post as response:
-            # A bounded read: an error body only feeds a one-line reason, and a hostile or broken
-            # server could send one without end.
-            answer = await response.body_reader.read(MAX_READ_BYTES)
-            return _outcome(response.status, response.get_header("Retry-After"), bytes(answer or b""))
+        answer = await post(client, request.endpoint, headers, body)
     except BuilderError as exc:
         return Rejected(f"cannot request this endpoint: {exc}")
     except RequestError as exc:
-        return Retry(_transport_reason(exc))
-
-
-def _transport_reason(exc: RequestError) -> str:
-    """`ConnectError: connection error (Connection refused (os error 111))`: kind, then root cause.
-
-    reqwest's chain of causes starts with "error sending request for url (…)", which repeats the
-    endpoint (a capability URL) into the ledger; the innermost cause is the one that explains.
-    """
-    if isinstance(exc, RequestTimeoutError):
-        # reqwest files a response that never came as a "connection timeout" too: name no phase.
-        return "TimeoutError"
-    causes = (exc.details or {}).get("causes") or []
-    root = causes[-1]["message"] if causes else ""
-    detail = f"{exc.message} ({root})" if root and root != exc.message else exc.message
-    return f"{type(exc).__name__}: {' '.join(detail.split())}"
+        return Retry(transport_reason(exc))
+    return _outcome(answer.status, answer.retry_after, answer.body)
 
 
 def _request_problem(request: WebPushRequest) -> str | None:

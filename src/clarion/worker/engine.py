@@ -23,7 +23,7 @@ from clarion.delivery.senders import Sender, WebPushSender, native_senders
 from clarion.delivery.service import Deliverer
 from clarion.models import Batch
 from clarion.provider import webpush
-from clarion.provider.apns import ssl_context
+from clarion.provider.httpio import ssl_context
 from clarion.swrve import service as swrve
 from clarion.swrve.repository import SwrveRepository
 from clarion.worker.queue import Job, Queue, Taken
