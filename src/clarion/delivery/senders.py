@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -17,9 +18,15 @@ from clarion.provider import adm, apns, fcm, webpush, wns
 from clarion.provider.message import NativeMessage
 from clarion.provider.outcome import Outcome, Rejected
 
+# What is left of a send once its CPU-bound part is done: the request itself.
+Transmit = Callable[[], Awaitable[Outcome]]
+
 
 class Sender(Protocol):
-    async def send(self, context: CampaignContext, recipient: Claimed, now: datetime) -> Outcome: ...
+    def prepare(self, context: CampaignContext, recipient: Claimed, now: datetime) -> Outcome | Transmit:
+        """Everything before the request (for Web Push, the encryption), or the outcome if there is
+        nothing to send; the Deliverer prepares a window of recipients before it sends any."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -37,7 +44,7 @@ class WebPushSender:
             self._signers[context.app_id] = signer
         return signer
 
-    async def send(self, context: CampaignContext, recipient: Claimed, now: datetime) -> Outcome:
+    def prepare(self, context: CampaignContext, recipient: Claimed, now: datetime) -> Outcome | Transmit:
         if recipient.p256dh is None or recipient.auth is None:
             return Rejected("the web subscription has no keys")
         ttl_s, topic, own = context.remaining_ttl_s(now), context.topic, None
@@ -53,7 +60,10 @@ class WebPushSender:
             urgency=context.urgency,
             topic=topic,
         )
-        return await webpush.send(self._client, self._signer(context), request)
+        prepared = webpush.prepare(self._signer(context), request)
+        if isinstance(prepared, Rejected):
+            return prepared
+        return functools.partial(webpush.transmit, self._client, prepared)
 
     async def close(self) -> None:
         await self._client.close()
@@ -93,12 +103,12 @@ class NativeSender:
             client = self._clients[key] = self._factory(data)
         return client
 
-    async def send(self, context: CampaignContext, recipient: Claimed, now: datetime) -> Outcome:
+    def prepare(self, context: CampaignContext, recipient: Claimed, now: datetime) -> Outcome | Transmit:
         client = self._client(context)
         if client is None:
             return Rejected(NO_CREDENTIALS)
         message = context.message_for(recipient.params, now)
-        return await client.send(recipient.address, message, recipient.registered_at)
+        return functools.partial(client.send, recipient.address, message, recipient.registered_at)
 
     async def close(self) -> None:
         for client in self._clients.values():

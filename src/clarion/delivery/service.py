@@ -6,16 +6,20 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from clarion.db import Database, utcnow
 from clarion.delivery import policy
 from clarion.delivery.context import CampaignContext, ContextCache
 from clarion.delivery.repository import Claimed, LedgerRepository
-from clarion.delivery.senders import Sender
+from clarion.delivery.senders import Sender, Transmit
 from clarion.provider.outcome import Outcome, Retry
 
 log = logging.getLogger("clarion.delivery")
+
+# Recipients prepared (for Web Push, encrypted) back to back before any of them is sent: the
+# default lane count, so that one window keeps a job's lanes busy while the next is prepared.
+PREPARE_WINDOW = 64
 
 
 class Deliverer:
@@ -57,26 +61,62 @@ class Deliverer:
         return len(claimed)
 
     async def _send_all(self, context: CampaignContext, claimed: Sequence[Claimed]) -> list[Outcome]:
-        """A few sender coroutines per job pull from the claimed rows: no task per recipient."""
+        """Prepare a window of recipients back to back, then hand it to the job's sending lanes.
+
+        Preparing (encrypting) many messages in a row, instead of alternating encryption and HTTP
+        per message, keeps each phase's code and data in the CPU caches: ≈ 60 µs less per Web Push
+        message here (docs/architecture.md). The queue holds at most one window: the next one is
+        prepared while the lanes send this one, and a request that hangs holds up one lane only.
+        """
         outcomes: list[Outcome] = [Retry("not attempted")] * len(claimed)
-        pending = iter(range(len(claimed)))
-
-        async def lane() -> None:
-            for index in pending:
-                async with self._limit:
-                    outcomes[index] = await self._send(context, claimed[index])
-
-        await asyncio.gather(*(lane() for _ in range(min(self._lanes, len(claimed)))))
+        queue: asyncio.Queue[tuple[int, Transmit] | None] = asyncio.Queue(PREPARE_WINDOW)
+        lanes = [
+            asyncio.create_task(self._lane(queue, outcomes)) for _ in range(min(self._lanes, len(claimed)))
+        ]
+        try:
+            for start in range(0, len(claimed), PREPARE_WINDOW):
+                for item in self._prepare_window(context, claimed, start, outcomes):
+                    await queue.put(item)
+            for _ in lanes:
+                await queue.put(None)
+            await asyncio.gather(*lanes)
+        finally:
+            for lane in lanes:
+                lane.cancel()  # only if the job itself was cancelled: otherwise all have returned
         return outcomes
 
-    async def _send(self, context: CampaignContext, recipient: Claimed) -> Outcome:
+    def _prepare_window(
+        self, context: CampaignContext, claimed: Sequence[Claimed], start: int, outcomes: list[Outcome]
+    ) -> list[tuple[int, Transmit]]:
         now = utcnow()
+        window: list[tuple[int, Transmit]] = []
+        for index in range(start, min(start + PREPARE_WINDOW, len(claimed))):
+            prepared = self._prepare(context, claimed[index], now)
+            if isinstance(prepared, Outcome):
+                outcomes[index] = prepared
+            else:
+                window.append((index, prepared))
+        return window
+
+    async def _lane(self, queue: asyncio.Queue[tuple[int, Transmit] | None], outcomes: list[Outcome]) -> None:
+        while (item := await queue.get()) is not None:
+            index, transmit = item
+            async with self._limit:
+                try:
+                    outcomes[index] = await transmit()
+                except Exception as exc:
+                    # Providers turn what they expect into outcomes; anything else is one recipient's
+                    # problem, retried like a network error, not the end of the job's other sends.
+                    log.exception("sending to one recipient failed unexpectedly")
+                    outcomes[index] = Retry(f"{type(exc).__name__}: {exc}")
+
+    def _prepare(self, context: CampaignContext, recipient: Claimed, now: datetime) -> Outcome | Transmit:
         if now >= context.expires_at and context.ttl_s > 0:
             return Retry("the TTL ran out before the attempt")
         sender = self.senders.get(recipient.platform)
         if sender is None:
             return Retry(f"no sender for platform {recipient.platform}")
-        return await sender.send(context, recipient, now)
+        return sender.prepare(context, recipient, now)
 
     async def _record(
         self, context: CampaignContext, claimed: Sequence[Claimed], outcomes: Sequence[Outcome]

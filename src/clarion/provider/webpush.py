@@ -241,8 +241,22 @@ def http_client(*, ca_file: str | None, timeout_s: float, connect_timeout_s: flo
     return reqwest_client(ca_file=ca_file, timeout_s=timeout_s, connect_timeout_s=connect_timeout_s)
 
 
-async def send(client: Client, signer: VapidSigner, request: WebPushRequest) -> Outcome:
-    """POST one push message (RFC 8030 §5); network trouble is a `Retry`, never an exception."""
+@dataclass(frozen=True, slots=True)
+class PreparedPush:
+    """A message ready to go: encrypted body and headers; sending it is all that is left."""
+
+    endpoint: str
+    headers: dict[str, str]
+    body: bytes
+
+
+def prepare(signer: VapidSigner, request: WebPushRequest) -> PreparedPush | Rejected:
+    """Check, encrypt and sign one message; what can never be sent comes back as `Rejected`.
+
+    Separate from `transmit` so that a worker can encrypt a window of messages back to back and
+    then send them: alternating encryption and HTTP per message cost ≈ 60 µs more per message here
+    (each evicts the other's code and data from the CPU caches; bench/http_clients.py).
+    """
     try:
         origin = _cached_origin(request.endpoint)
     except ValueError as exc:
@@ -255,13 +269,26 @@ async def send(client: Client, signer: VapidSigner, request: WebPushRequest) -> 
     except ValueError as exc:
         return Rejected(f"cannot encrypt for this subscription: {exc}")
     headers = _headers(signer.authorization_for(origin), request, has_body=bool(body))
+    return PreparedPush(request.endpoint, headers, body)
+
+
+async def transmit(client: Client, prepared: PreparedPush) -> Outcome:
+    """POST a prepared message (RFC 8030 §5); network trouble is a `Retry`, never an exception."""
     try:
-        answer = await post(client, request.endpoint, headers, body)
+        answer = await post(client, prepared.endpoint, prepared.headers, prepared.body)
     except BuilderError as exc:
         return Rejected(f"cannot request this endpoint: {exc}")
     except RequestError as exc:
         return Retry(transport_reason(exc))
     return _outcome(answer.status, answer.retry_after, answer.body)
+
+
+async def send(client: Client, signer: VapidSigner, request: WebPushRequest) -> Outcome:
+    """`prepare` and `transmit` one message."""
+    prepared = prepare(signer, request)
+    if isinstance(prepared, Rejected):
+        return prepared
+    return await transmit(client, prepared)
 
 
 def _request_problem(request: WebPushRequest) -> str | None:
