@@ -7,13 +7,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Table, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion.db import insert_ignore
 from clarion.models import Campaign, Delivery, Subscriber
 
 PENDING = "pending"
+
+# The per-job statements (add, claim, finish) go through the Core tables, not the ORM entities:
+# the same SQL without the ORM's per-statement compile and row-loading work (≈ 10 % of the event
+# loop's time in the delivery benchmark, py-spy).
+_deliveries: Table = Delivery.__table__  # type: ignore[assignment]  # declarative: always a Table
+_subscribers: Table = Subscriber.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,44 +76,35 @@ class LedgerRepository:
             }
             for sid in subscriber_ids
         ]
-        await insert_ignore(self.session, Delivery.__table__, rows)
-        query = select(Delivery.id).where(
-            Delivery.campaign_id == campaign_id,
-            Delivery.subscriber_id >= subscriber_ids[0],
-            Delivery.subscriber_id <= subscriber_ids[-1],
-            Delivery.status == PENDING,
+        await insert_ignore(self.session, _deliveries, rows)
+        d = _deliveries.c
+        query = select(d.id).where(
+            d.campaign_id == campaign_id,
+            d.subscriber_id >= subscriber_ids[0],
+            d.subscriber_id <= subscriber_ids[-1],
+            d.status == PENDING,
         )
-        return list((await self.session.execute(query.order_by(Delivery.id))).scalars())
+        return list((await self.session.execute(query.order_by(d.id))).scalars())
 
     async def claim(
         self, delivery_ids: Sequence[int], owner: str, now: datetime, lease_until: datetime
     ) -> list[Claimed]:
         """Take the still-pending, due, unheld rows of a job; a duplicate job finds nothing to take."""
+        d, s = _deliveries.c, _subscribers.c
         await self.session.execute(
-            update(Delivery)
+            update(_deliveries)
             .where(
-                Delivery.id.in_(delivery_ids),
-                Delivery.status == PENDING,
-                Delivery.next_attempt_at <= now,
-                or_(Delivery.owner.is_(None), Delivery.lease_until < now),
+                d.id.in_(delivery_ids),
+                d.status == PENDING,
+                d.next_attempt_at <= now,
+                or_(d.owner.is_(None), d.lease_until < now),
             )
-            .values(owner=owner, lease_until=lease_until, attempts=Delivery.attempts + 1)
-            .execution_options(synchronize_session=False)
+            .values(owner=owner, lease_until=lease_until, attempts=d.attempts + 1)
         )
         query = (
-            select(
-                Delivery.id,
-                Delivery.attempts,
-                Subscriber.id,
-                Subscriber.platform,
-                Subscriber.address,
-                Subscriber.p256dh,
-                Subscriber.auth,
-                Subscriber.registered_at,
-                Delivery.params,
-            )
-            .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
-            .where(Delivery.id.in_(delivery_ids), Delivery.owner == owner)
+            select(d.id, d.attempts, s.id, s.platform, s.address, s.p256dh, s.auth, s.registered_at, d.params)
+            .join_from(_deliveries, _subscribers, s.id == d.subscriber_id)
+            .where(d.id.in_(delivery_ids), d.owner == owner)
         )
         return [Claimed(*row) for row in (await self.session.execute(query)).all()]
 
@@ -117,10 +114,9 @@ class LedgerRepository:
         if not delivery_ids:
             return
         await self.session.execute(
-            update(Delivery)
-            .where(Delivery.id.in_(delivery_ids))
+            update(_deliveries)
+            .where(_deliveries.c.id.in_(delivery_ids))
             .values(status=status, owner=None, last_error=reason, updated_at=now)
-            .execution_options(synchronize_session=False)
         )
 
     async def retry_later(self, delivery_id: int, at: datetime, reason: str, now: datetime) -> None:
