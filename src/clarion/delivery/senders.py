@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -13,13 +13,11 @@ from pyreqwest.client import Client
 
 from clarion.config import Settings
 from clarion.delivery.context import CampaignContext
+from clarion.delivery.lanes import Transmit
 from clarion.delivery.repository import Claimed
 from clarion.provider import adm, apns, fcm, webpush, wns
 from clarion.provider.message import NativeMessage
 from clarion.provider.outcome import Outcome, Rejected
-
-# What is left of a send once its CPU-bound part is done: the request itself.
-Transmit = Callable[[], Awaitable[Outcome]]
 
 
 class Sender(Protocol):

@@ -111,8 +111,7 @@ class Engine:
         await asyncio.gather(*self._tasks, *self._fanouts, return_exceptions=True)
         self._tasks.clear()
         if self.deliverer is not None:
-            for sender in self.deliverer.senders.values():
-                await sender.close()
+            await self.deliverer.close()
         if self._http is not None:
             await self._http.close()
         await self.queue.close()
