@@ -80,17 +80,25 @@ def as_utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def _insert_for(session: AsyncSession, table: Any) -> Any:
+    """The dialect's INSERT, the one that knows ON CONFLICT."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table)
+
+
+def insert_ignore_from(session: AsyncSession, table: Any, columns: list[str], query: Any) -> Any:
+    """INSERT INTO table (columns) <query> ON CONFLICT DO NOTHING, on either database."""
+    return _insert_for(session, table).from_select(columns, query).on_conflict_do_nothing()
+
+
 async def insert_ignore(session: AsyncSession, table: Any, rows: list[dict[str, Any]]) -> int:
     """INSERT … ON CONFLICT DO NOTHING on either database; returns how many rows were inserted."""
     if not rows:
         return 0
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        statement: Any = pg_insert(table).on_conflict_do_nothing()
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        statement = sqlite_insert(table).on_conflict_do_nothing()
-    result = await session.execute(statement, rows)
+    result = await session.execute(_insert_for(session, table).on_conflict_do_nothing(), rows)
     return int(getattr(result, "rowcount", 0) or 0)

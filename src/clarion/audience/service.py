@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, not_, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, exists, not_, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion.models import CampaignTarget, Subscriber, SubscriberTag, Tag
@@ -79,7 +79,14 @@ def recipients(
     )
 
 
+def page(condition: ColumnElement[bool], after_id: int, size: int) -> Select[int]:
+    """The next `size` recipient ids above `after_id`, in id order (a keyset page), as a query:
+    the fan-out inserts it into the ledger without the ids passing through Python."""
+    return (
+        select(Subscriber.id).where(condition, Subscriber.id > after_id).order_by(Subscriber.id).limit(size)
+    )
+
+
 async def chunk(session: AsyncSession, condition: ColumnElement[bool], after_id: int, size: int) -> list[int]:
-    """The next `size` recipient ids above `after_id`, in id order (a keyset page)."""
-    query = select(Subscriber.id).where(condition, Subscriber.id > after_id).order_by(Subscriber.id)
-    return list((await session.execute(query.limit(size))).scalars())
+    """`page`, run."""
+    return list((await session.execute(page(condition, after_id, size))).scalars())

@@ -47,18 +47,17 @@ async def fan_out(
         async with db.session() as session:
             ledger = LedgerRepository(session)
             cursor = await ledger.fanout_cursor(campaign_id)
-            subscriber_ids = await audiences.chunk(session, condition, cursor, chunk_size)
-            delivery_ids: list[int] = []
-            if subscriber_ids:
-                queued_until = now + timedelta(seconds=queue_grace_s)
-                delivery_ids = await ledger.add_recipients(campaign_id, subscriber_ids, now, queued_until)
+            page = audiences.page(condition, cursor, chunk_size)
+            queued_until = now + timedelta(seconds=queue_grace_s)
+            delivery_ids = await ledger.add_page(campaign_id, page, now, queued_until)
             await ledger.renew_fanout(campaign_id, now + timedelta(seconds=lease_s))
         # Enqueued only after the rows are committed: a worker never sees a job before its data.
-        if delivery_ids:
-            await queue.put(Job(campaign_id, tuple(delivery_ids)))
-            added += len(delivery_ids)
-        if len(subscriber_ids) < chunk_size:
+        if not delivery_ids:
+            # Only an exhausted audience adds nothing: the cursor is the ledger's highest recipient,
+            # so every id above it is new (unless a concurrent fan-out of this campaign took it).
             break
+        await queue.put(Job(campaign_id, tuple(delivery_ids)))
+        added += len(delivery_ids)
     await _finish(db, campaign_id)
     log.info("campaign %s fanned out to %s recipients", campaign_id, added)
     return added
