@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, Table, func, literal, or_, select, true, update
+from sqlalchemy import Select, Table, func, literal, or_, select, text, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion.db import insert_ignore_from
@@ -70,6 +70,11 @@ class LedgerRepository:
         3,900 -> 4,650 messages per CPU-second). Returns the new rows' ids in order; none once the
         audience is exhausted (or a concurrent fan-out added these recipients first).
         """
+        if self.session.get_bind().dialect.name == "postgresql":
+            # asyncpg prepares statements, and after five runs PostgreSQL may switch to a generic
+            # plan that cannot see the cursor's selectivity: measured, it tripled PostgreSQL's CPU
+            # for a campaign (7.7 -> 18 CPU-s at N=100,000). Plan each page for its own cursor.
+            await self.session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
         d = _deliveries.c
         subscriber_ids = page.subquery()
         rows = select(
