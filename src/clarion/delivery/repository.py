@@ -7,7 +7,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, Table, func, literal, or_, select, text, true, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Select,
+    Table,
+    any_,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    true,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion.db import insert_ignore_from
@@ -38,6 +52,18 @@ class Claimed:
 class LedgerRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+        self._postgres = session.get_bind().dialect.name == "postgresql"
+
+    def _one_of(self, column: ColumnElement[int], ids: Sequence[int]) -> ColumnElement[bool]:
+        """`column IN (ids)`; on PostgreSQL `= ANY(array)`: one parameter instead of one per id.
+
+        SQLAlchemy renders an IN list of a job's 500 ids as 500 cast parameters, and asyncpg
+        prepares each distinct count anew: ≈ 8 % of a worker's event loop (py-spy). An array keeps
+        one statement text, prepared once.
+        """
+        if self._postgres:
+            return column == any_(literal(list(ids), ARRAY(BigInteger)))
+        return column.in_(ids)
 
     async def fanout_cursor(self, campaign_id: int) -> int:
         """The ledger is its own fan-out cursor: recipients are added in subscriber id order."""
@@ -106,7 +132,7 @@ class LedgerRepository:
         await self.session.execute(
             update(_deliveries)
             .where(
-                d.id.in_(delivery_ids),
+                self._one_of(d.id, delivery_ids),
                 d.status == PENDING,
                 d.next_attempt_at <= now,
                 or_(d.owner.is_(None), d.lease_until < now),
@@ -116,7 +142,7 @@ class LedgerRepository:
         query = (
             select(d.id, d.attempts, s.id, s.platform, s.address, s.p256dh, s.auth, s.registered_at, d.params)
             .join_from(_deliveries, _subscribers, s.id == d.subscriber_id)
-            .where(d.id.in_(delivery_ids), d.owner == owner)
+            .where(self._one_of(d.id, delivery_ids), d.owner == owner)
         )
         return [Claimed(*row) for row in (await self.session.execute(query)).all()]
 
@@ -127,7 +153,7 @@ class LedgerRepository:
             return
         await self.session.execute(
             update(_deliveries)
-            .where(_deliveries.c.id.in_(delivery_ids))
+            .where(self._one_of(_deliveries.c.id, delivery_ids))
             .values(status=status, owner=None, last_error=reason, updated_at=now)
         )
 
