@@ -102,7 +102,7 @@ class LedgerRepository:
         3,900 -> 4,650 messages per CPU-second). Returns the new rows' ids in order; none once the
         audience is exhausted (or a concurrent fan-out added these recipients first).
         """
-        if self.session.get_bind().dialect.name == "postgresql":
+        if self._postgres:
             # asyncpg prepares statements, and after five runs PostgreSQL may switch to a generic
             # plan that cannot see the cursor's selectivity: measured, it tripled PostgreSQL's CPU
             # for a campaign (7.7 -> 18 CPU-s at N=100,000). Plan each page for its own cursor.

@@ -39,7 +39,8 @@ SWEEP_BATCH = 5000
 def http_session(settings: Settings) -> aiohttp.ClientSession:
     """The native providers' (FCM, WNS, ADM) shared client; Web Push has its own (webpush.http_client)."""
     connector = aiohttp.TCPConnector(
-        limit=settings.worker_concurrency * settings.worker_jobs,
+        # The sending lanes are the cap on requests in flight: one connection each at most.
+        limit=settings.worker_concurrency,
         ssl=ssl_context(settings.ca_file),
         ttl_dns_cache=300,
     )
