@@ -159,7 +159,7 @@ class VapidSigner:
         return self._public_key
 
     def authorization(self, endpoint: str) -> str:
-        return self.authorization_for(endpoint_origin(endpoint))
+        return self.authorization_for(_cached_origin(endpoint))
 
     def authorization_for(self, origin: str) -> str:
         """The header for a push service origin already known (saves parsing the endpoint again)."""
