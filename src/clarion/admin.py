@@ -14,7 +14,7 @@ from clarion.config import Settings
 from clarion.db import Database
 from clarion.models import Meta
 from clarion.runtime import Runtime, runtime
-from clarion.swrve import service as swrve
+from clarion.swrve import report as swrve
 
 KEY = "admin_token_sha256"
 

@@ -16,11 +16,13 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from clarion import errors
 from clarion.admin import router as admin_router
 from clarion.body_limit import BodyLimit
+from clarion.composition import background
 from clarion.config import Settings
 from clarion.db import Database
 from clarion.gravitec import render as gravitec_render
 from clarion.gravitec.routes import router as gravitec_router
 from clarion.migrations import upgrade_on_start
+from clarion.queue import connect
 from clarion.runtime import Runtime
 from clarion.sdk.cors import SdkCors
 from clarion.sdk.routes import router as sdk_router
@@ -29,8 +31,7 @@ from clarion.subscriber.self_routes import router as subscriber_self_router
 from clarion.swrve import render as swrve_render
 from clarion.swrve.routes import router as swrve_router
 from clarion.validation import field_path
-from clarion.worker.engine import Engine
-from clarion.worker.queue import connect
+from clarion.worker.runner import Runner
 
 log = logging.getLogger("clarion")
 
@@ -88,17 +89,16 @@ def create_app(settings: Settings, *, run_engine: bool | None = None) -> FastAPI
         app.state.runtime = rt
         queue = connect(settings.queue_url, consumer="serve", reclaim_after_s=settings.lease_s)
         rt.queue = queue
-        engine: Engine | None = None
+        runner: Runner | None = None
         if in_process:
-            engine = Engine(settings, db, queue, rt.scheduler_wakeup)
-            await engine.start()
+            runner = background(settings, db, queue, rt.scheduler_wakeup)
+            await runner.start()
         try:
             yield
         finally:
-            if engine is not None:
-                await engine.stop()  # closes the queue too
-            else:
-                await queue.close()
+            if runner is not None:
+                await runner.stop()
+            await queue.close()
             await db.dispose()
 
     app = FastAPI(

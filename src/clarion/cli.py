@@ -83,23 +83,24 @@ async def _run_worker(settings: Settings) -> None:
     import socket
     import uuid
 
+    from clarion.composition import background
     from clarion.migrations import upgrade_on_start
-    from clarion.worker.engine import Engine
-    from clarion.worker.queue import connect
+    from clarion.queue import connect
 
     await asyncio.to_thread(upgrade_on_start, settings.database_url)
     db = Database(settings.database_url)
     consumer = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
     queue = connect(settings.queue_url, consumer=consumer, reclaim_after_s=settings.lease_s)
-    engine = Engine(settings, db, queue, asyncio.Event())
+    runner = background(settings, db, queue, asyncio.Event())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await engine.start()
+    await runner.start()
     logging.getLogger("clarion").info("worker %s running", consumer)
     await stop.wait()
-    await engine.stop()
+    await runner.stop()
+    await queue.close()
     await db.dispose()
 
 
@@ -214,11 +215,11 @@ def cmd_segments_create(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_push_campaigns_create(args: argparse.Namespace, settings: Settings) -> int:
-    from clarion.swrve import service
+    from clarion.swrve import campaigns
 
     async def work(db: Database) -> dict[str, Any]:
         async with db.session() as session:
-            campaign_id, push_key = await service.create_push_campaign(
+            campaign_id, push_key = await campaigns.create_push_campaign(
                 session, args.app_key, args.name, args.message, args.title, args.platform
             )
         return {"campaign_id": campaign_id, "push_key": push_key}

@@ -9,7 +9,7 @@ from fastapi import Request
 
 from clarion.config import Settings
 from clarion.db import Database
-from clarion.worker.queue import Queue
+from clarion.queue import Queue
 
 
 @dataclass

@@ -23,7 +23,7 @@ from clarion.app_tenant import credentials
 from clarion.app_tenant import service as apps
 from clarion.config import Settings
 from clarion.db import Database
-from clarion.swrve import service as swrve
+from clarion.swrve import campaigns as swrve
 from tests.conftest import make_settings
 from tests.fakes.adm import FakeAdm
 from tests.fakes.apns import FakeApns

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from clarion.swrve import service as swrve_service
+from clarion.swrve import process as swrve_process
 from tests.swrve.conftest import SwrveEnv, report
 
 
@@ -59,7 +59,7 @@ async def test_a_batch_whose_processing_keeps_failing_is_given_up_and_reported(
     async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("processing is broken")
 
-    monkeypatch.setattr(swrve_service, "process", broken)
+    monkeypatch.setattr(swrve_process, "process", broken)
     async with swrve_env.running(lease_s=0.1) as api:
         push = await api.push_campaign()
         await api.device("android", "u1")

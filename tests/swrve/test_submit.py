@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from clarion import cli
-from clarion.swrve import service as swrve_service
+from clarion.swrve import report as swrve_report
 from tests.swrve.conftest import RATE_PER_MINUTE, Swrve, error, report
 
 LIMIT_BYTES = 256 * 1024  # spec: "The maximum supported batch size is 256 KB."
@@ -194,7 +194,7 @@ async def test_an_unexpected_error_is_500_in_the_apis_own_body(
     async def broken(*args: object) -> None:
         raise RuntimeError("the database went away")
 
-    monkeypatch.setattr(swrve_service, "status", broken)
+    monkeypatch.setattr(swrve_report, "status", broken)
     transport = httpx.ASGITransport(app=swrve_api.asgi, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://clarion.test") as client:
         response = await client.get("/push_batch", params={"batch_id": "x"})

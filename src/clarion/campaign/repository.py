@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion.db import insert_ignore
-from clarion.models import Campaign, CampaignTarget, Delivery, Event, Segment
+from clarion.models import Campaign, CampaignTarget, Delivery, Event, Segment, Tag
 from clarion.validation import ascii_int, storable
 
 
@@ -24,6 +25,47 @@ class CampaignRepository:
         await insert_ignore(self.session, CampaignTarget.__table__, rows)
         return campaign
 
+    async def add_for_batch(
+        self,
+        app_id: int,
+        push_campaign_id: int,
+        batch_id: str,
+        payload: dict[str, Any],
+        *,
+        ttl_s: int,
+        now: datetime,
+    ) -> Campaign:
+        """The campaign of a Swrve-style batch: transactional, started at once, its ledger rows
+        written by the batch's processing rather than by a fan-out."""
+        campaign = Campaign(
+            app_id=app_id,
+            status="sending",
+            send_at=now,
+            ttl_s=ttl_s,
+            display_time_s=0,
+            push_tag=None,
+            is_transactional=True,
+            urgency="normal",
+            payload=payload,
+            audience={"kind": "batch", "batch_id": batch_id},
+            created_at=now,
+            fanout_done=False,
+            started_at=now,
+            push_campaign_id=push_campaign_id,
+        )
+        self.session.add(campaign)
+        await self.session.flush()
+        return campaign
+
+    async def finish_batch_fanout(self, campaign_id: int, *, ttl_s: int) -> None:
+        """A batch's rows are all in the ledger: its longest TTL is the campaign's."""
+        await self.session.execute(
+            update(Campaign)
+            .where(Campaign.id == campaign_id)
+            .values(ttl_s=ttl_s, fanout_done=True)
+            .execution_options(synchronize_session=False)
+        )
+
     async def get(self, app_id: int, campaign_id: int) -> Campaign | None:
         campaign = await self.session.get(Campaign, campaign_id)
         return campaign if campaign is not None and campaign.app_id == app_id else None
@@ -37,6 +79,12 @@ class CampaignRepository:
             match = or_(match, Segment.id == segment_id)
         query = select(Segment).where(Segment.app_id == app_id, match).order_by(Segment.id).limit(1)
         return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def tags_by_names(self, app_id: int, names: Sequence[str]) -> list[Tag]:
+        """The app's tags of these names (case-folded), which a tags_segment audience refers to by id."""
+        folded = [name.casefold() for name in names if storable(name)]
+        query = select(Tag).where(Tag.app_id == app_id, Tag.name_folded.in_(folded))
+        return list((await self.session.execute(query)).scalars())
 
     async def add_segment(self, segment: Segment) -> Segment:
         self.session.add(segment)

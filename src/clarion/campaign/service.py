@@ -13,7 +13,6 @@ from clarion.campaign.repository import CampaignRepository
 from clarion.campaign.schemas import AudienceSpec, CampaignCreate, CampaignStats, SegmentTerm
 from clarion.db import as_utc, utcnow
 from clarion.models import App, Campaign, Segment
-from clarion.subscriber.repository import SubscriberRepository
 from clarion.validation import storable
 
 # Tag names (and their case-folded forms) are at most 255 symbols (Gravitec v3).
@@ -24,7 +23,7 @@ async def _resolve_terms(
     session: AsyncSession, app: App, terms: tuple[SegmentTerm, ...], field: str
 ) -> list[dict[str, Any]]:
     """tags_segment names must exist in the app; they are stored as tag ids."""
-    tags = await SubscriberRepository(session).tags_by_names(app.id, [t.name for t in terms])
+    tags = await CampaignRepository(session).tags_by_names(app.id, [t.name for t in terms])
     by_folded = {tag.name_folded: tag.id for tag in tags}
     resolved: list[dict[str, Any]] = []
     for index, term in enumerate(terms):

@@ -11,9 +11,10 @@ from datetime import timedelta
 
 from clarion.audience import service as audiences
 from clarion.db import Database, utcnow
+from clarion.delivery.jobs import deliver_job
 from clarion.delivery.repository import LedgerRepository
 from clarion.models import Campaign
-from clarion.worker.queue import Job, Queue
+from clarion.queue import Queue
 
 log = logging.getLogger("clarion.fanout")
 
@@ -56,7 +57,7 @@ async def fan_out(
             # Only an exhausted audience adds nothing: the cursor is the ledger's highest recipient,
             # so every id above it is new (unless a concurrent fan-out of this campaign took it).
             break
-        await queue.put(Job(campaign_id, tuple(delivery_ids)))
+        await queue.put(deliver_job(campaign_id, delivery_ids))
         added += len(delivery_ids)
     await _finish(db, campaign_id)
     log.info("campaign %s fanned out to %s recipients", campaign_id, added)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import delete, select
@@ -36,11 +35,6 @@ class SubscriberRepository:
             return None
         query = select(Tag).where(Tag.app_id == app_id, Tag.name_folded == name.casefold())
         return (await self.session.execute(query)).scalar_one_or_none()
-
-    async def tags_by_names(self, app_id: int, names: Sequence[str]) -> list[Tag]:
-        folded = [name.casefold() for name in names if storable(name)]
-        query = select(Tag).where(Tag.app_id == app_id, Tag.name_folded.in_(folded))
-        return list((await self.session.execute(query)).scalars())
 
     async def ensure_tag(self, app_id: int, name: str) -> Tag:
         row = {"app_id": app_id, "name": name, "name_folded": name.casefold()}

@@ -11,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion.models import Batch, BatchReport, Campaign, Delivery, Event, PushCampaign, Subscriber
 
+BATCH_ACCEPTED = "accepted"
+BATCH_PROCESSED = "processed"
 # Users looked up at once: a batch of 256 KB may name thousands; no giant IN lists.
 LOOKUP_CHUNK = 500
 
@@ -31,31 +33,79 @@ class SwrveRepository:
         query = select(Batch.created_at).where(Batch.app_id == app_id, Batch.created_at >= since)
         return list((await self.session.execute(query.order_by(Batch.created_at))).scalars())
 
-    async def claim_batch(self, now: datetime, lease_until: datetime) -> Batch | None:
-        """One accepted batch whose lease is free, for this processor alone (the conditional UPDATE)."""
-        query = select(Batch.id).where(
-            Batch.status == "accepted", or_(Batch.lease_until.is_(None), Batch.lease_until < now)
+    async def push_campaign(self, push_campaign_id: int) -> PushCampaign | None:
+        return await self.session.get(PushCampaign, push_campaign_id)
+
+    async def batch(self, batch_id: str) -> Batch | None:
+        return await self.session.get(Batch, batch_id)
+
+    async def claim_batch(
+        self, batch_id: str, attempts: int, now: datetime, lease_until: datetime
+    ) -> Batch | None:
+        """The batch, for this processor alone, if it is still accepted and at `attempts`.
+
+        The attempt count is the job's ticket: a job queued twice for the same attempt (the accepting
+        request's and the sweep's), or one left from an earlier attempt, finds the count moved on.
+        """
+        result = await self.session.execute(
+            update(Batch)
+            .where(Batch.id == batch_id, Batch.status == BATCH_ACCEPTED, Batch.attempts == attempts)
+            .values(lease_until=lease_until, attempts=Batch.attempts + 1)
+            .execution_options(synchronize_session=False)
         )
-        for batch_id in (await self.session.execute(query.limit(4))).scalars():
+        if getattr(result, "rowcount", 0) != 1:
+            return None
+        return await self.session.get(Batch, batch_id, populate_existing=True)
+
+    async def lapsed_batches(
+        self, now: datetime, queued_until: datetime, limit: int
+    ) -> list[tuple[str, int]]:
+        """(id, attempts) of accepted batches whose lease ran out (lost job, failed or dead processor).
+
+        They are left alone until `queued_until`, the time their new job may wait in the queue.
+        """
+        lapsed = or_(Batch.lease_until.is_(None), Batch.lease_until < now)
+        query = select(Batch.id, Batch.attempts).where(Batch.status == BATCH_ACCEPTED, lapsed)
+        found: list[tuple[str, int]] = []
+        for batch_id, attempts in (
+            await self.session.execute(query.order_by(Batch.created_at).limit(limit))
+        ).all():
             result = await self.session.execute(
                 update(Batch)
                 .where(
-                    Batch.id == batch_id,
-                    Batch.status == "accepted",
-                    or_(Batch.lease_until.is_(None), Batch.lease_until < now),
+                    Batch.id == batch_id, Batch.status == BATCH_ACCEPTED, Batch.attempts == attempts, lapsed
                 )
-                .values(lease_until=lease_until, attempts=Batch.attempts + 1)
+                .values(lease_until=queued_until)
                 .execution_options(synchronize_session=False)
             )
             if getattr(result, "rowcount", 0) == 1:
-                return await self.session.get(Batch, batch_id)
-        return None
+                found.append((str(batch_id), int(attempts)))
+        return found
+
+    async def link_campaign(self, batch_id: str, campaign_id: int) -> None:
+        await self.session.execute(
+            update(Batch)
+            .where(Batch.id == batch_id)
+            .values(campaign_id=campaign_id)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def mark_processed(self, batch_id: str, *, total_users: int | None = None) -> None:
+        values: dict[str, Any] = {"status": BATCH_PROCESSED}
+        if total_users is not None:
+            values["total_users"] = total_users
+        await self.session.execute(
+            update(Batch)
+            .where(Batch.id == batch_id)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
 
     async def reset_leases(self, now: datetime) -> None:
         """After an in-process engine's restart nothing it was processing is held any more."""
         await self.session.execute(
             update(Batch)
-            .where(Batch.status == "accepted")
+            .where(Batch.status == BATCH_ACCEPTED)
             .values(lease_until=now)
             .execution_options(synchronize_session=False)
         )

@@ -8,8 +8,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from clarion import errors
+from clarion.delivery.tasks import queue_grace_s
 from clarion.runtime import Runtime, runtime
-from clarion.swrve import service
+from clarion.swrve import accept, report, tasks
 
 router = APIRouter(tags=["Swrve Batch Push"])
 RuntimeDep = Annotated[Runtime, Depends(runtime)]
@@ -19,13 +20,13 @@ OTHER_METHODS = ["PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 async def _bounded_body(request: Request) -> bytes:
     """Decided before parsing: a declared or actual size over 256 KB is refused unread."""
     declared = request.headers.get("content-length", "")
-    if declared.isascii() and declared.isdigit() and int(declared) > service.MAX_BATCH_BYTES:
+    if declared.isascii() and declared.isdigit() and int(declared) > accept.MAX_BATCH_BYTES:
         raise errors.BatchTooLarge()
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > service.MAX_BATCH_BYTES:
+        if size > accept.MAX_BATCH_BYTES:
             raise errors.BatchTooLarge()
         chunks.append(chunk)
     return b"".join(chunks)
@@ -33,24 +34,23 @@ async def _bounded_body(request: Request) -> bytes:
 
 @router.post("/push_batch", status_code=202)
 async def submit(request: Request, rt: RuntimeDep) -> JSONResponse:
-    submission = service.Submission(
+    submission = accept.Submission(
         push_key=request.query_params.get("push_key"),
         identity_key=request.query_params.get("identity_secret_key"),
         body=b"",
     )
     async with rt.db.session() as session:
-        await service.check_keys(session, submission)
-    submission = service.Submission(
-        submission.push_key, submission.identity_key, await _bounded_body(request)
-    )
+        await accept.check_keys(session, submission)
+    submission = accept.Submission(submission.push_key, submission.identity_key, await _bounded_body(request))
     async with rt.db.session() as session:
-        batch_id = await service.submit(
+        batch_id = await accept.submit(
             session,
             submission,
             per_minute=rt.settings.batch_rate_per_minute,
             time_limit_s=rt.settings.batch_time_limit_s,
+            queue_grace_s=queue_grace_s(rt.settings),
         )
-    rt.wake_scheduler()
+    await tasks.enqueue(rt.queue, batch_id)
     location = f"{str(request.base_url).rstrip('/')}/push_batch?batch_id={batch_id}"
     return JSONResponse(
         {"batch_id": batch_id, "location": location}, status_code=202, headers={"Location": location}
@@ -60,7 +60,7 @@ async def submit(request: Request, rt: RuntimeDep) -> JSONResponse:
 @router.get("/push_batch")
 async def batch_status(request: Request, rt: RuntimeDep) -> dict[str, object]:
     async with rt.db.session() as session:
-        return await service.status(session, request.query_params.get("batch_id", ""))
+        return await report.status(session, request.query_params.get("batch_id", ""))
 
 
 @router.api_route("/push_batch", methods=OTHER_METHODS, include_in_schema=False)

@@ -11,7 +11,7 @@ from typing import Any
 
 import redis.asyncio as redis
 
-from clarion.worker.queue import Job, Taken
+from clarion.queue import Job, Taken
 
 STREAM = "clarion:jobs"
 GROUP = "clarion-workers"

@@ -1,0 +1,24 @@
+"""What runs in the background, wired in one place for `clarion serve` and `clarion worker`.
+
+The runner knows no feature; each feature registers its periodic work and job handlers here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from clarion.config import Settings
+from clarion.db import Database
+from clarion.delivery import tasks as delivery_tasks
+from clarion.queue import Queue
+from clarion.swrve import tasks as swrve_tasks
+from clarion.worker.runner import Runner
+
+
+def background(settings: Settings, db: Database, queue: Queue, wakeup: asyncio.Event) -> Runner:
+    runner = Runner(
+        queue, consumers=settings.worker_jobs, tick_s=settings.scheduler_interval_s, wakeup=wakeup
+    )
+    delivery_tasks.register(runner, settings, db, queue)
+    swrve_tasks.register(runner, settings, db, queue)
+    return runner

@@ -1,0 +1,154 @@
+"""The delivery feature's background work, handed to the runner by the composition root.
+
+Periodic: start due campaigns (each fan-out runs beside the scheduler) and sweep the ledger for rows
+whose lease lapsed. Jobs: `deliver` a chunk of ledger rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import defaultdict
+from datetime import timedelta
+
+import aiohttp
+
+from clarion.campaign.repository import CampaignRepository
+from clarion.config import Settings
+from clarion.db import Database, utcnow
+from clarion.delivery.fanout import fan_out
+from clarion.delivery.jobs import DELIVER, deliver_jobs
+from clarion.delivery.repository import LedgerRepository
+from clarion.delivery.senders import Sender, WebPushSender, native_senders
+from clarion.delivery.service import Deliverer
+from clarion.provider import webpush
+from clarion.provider.httpio import ssl_context
+from clarion.queue import Job, Queue, Registry
+
+log = logging.getLogger("clarion.delivery")
+
+# Queued rows are left alone by the sweeper this long: a job waits in a busy queue for a while.
+QUEUE_GRACE_FACTOR = 10
+SWEEP_EVERY_S = 1.0
+SWEEP_BATCH = 5000
+# Campaigns claimed per scheduler tick.
+START_BATCH = 16
+
+
+def queue_grace_s(settings: Settings) -> float:
+    return settings.lease_s * QUEUE_GRACE_FACTOR
+
+
+def http_session(settings: Settings) -> aiohttp.ClientSession:
+    """The native providers' (FCM, WNS, ADM) shared client; Web Push has its own (webpush.http_client)."""
+    connector = aiohttp.TCPConnector(
+        # The sending lanes are the cap on requests in flight: one connection each at most.
+        limit=settings.worker_concurrency,
+        ssl=ssl_context(settings.ca_file),
+        ttl_dns_cache=300,
+    )
+    # Push services set no cookies worth keeping: a dummy jar saves a cookie parse per response.
+    return aiohttp.ClientSession(
+        connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar()
+    )
+
+
+def _senders(settings: Settings, http: aiohttp.ClientSession) -> dict[str, Sender]:
+    timeout = aiohttp.ClientTimeout(total=settings.request_timeout_s, connect=settings.connect_timeout_s)
+    web_client = webpush.http_client(
+        ca_file=settings.ca_file,
+        timeout_s=settings.request_timeout_s,
+        connect_timeout_s=settings.connect_timeout_s,
+    )
+    web: dict[str, Sender] = {"web": WebPushSender(web_client, settings.vapid_subject)}
+    return {**web, **native_senders(http, settings, timeout)}
+
+
+class DeliveryTasks:
+    def __init__(self, settings: Settings, db: Database, queue: Queue, registry: Registry) -> None:
+        self.settings = settings
+        self.db = db
+        self.queue = queue
+        self.registry = registry
+        # This process's name on the ledger rows it holds.
+        self.owner = uuid.uuid4().hex[:12]
+        self._http: aiohttp.ClientSession | None = None
+        self.deliverer: Deliverer | None = None
+
+    async def open(self) -> None:
+        self._http = http_session(self.settings)
+        self.deliverer = Deliverer(
+            self.db,
+            _senders(self.settings, self._http),
+            lease_s=self.settings.lease_s,
+            concurrency=self.settings.worker_concurrency,
+            retry_base_s=self.settings.retry_base_s,
+            retry_max_s=self.settings.retry_max_s,
+        )
+
+    async def close(self) -> None:
+        if self.deliverer is not None:
+            await self.deliverer.close()
+        if self._http is not None:
+            await self._http.close()
+
+    async def reset_leases(self) -> None:
+        async with self.db.session() as session:
+            await LedgerRepository(session).reset_leases(utcnow())
+
+    async def start_due(self) -> None:
+        now = utcnow()
+        async with self.db.session() as session:
+            lease_until = now + timedelta(seconds=self.settings.lease_s)
+            claimed = await CampaignRepository(session).claim_due(now, lease_until, limit=START_BATCH)
+        for campaign_id in claimed:
+            self.registry.spawn(self._fan_out(campaign_id), name=f"fanout-{campaign_id}")
+
+    async def _fan_out(self, campaign_id: int) -> int:
+        assert self.deliverer is not None
+        try:
+            return await fan_out(
+                self.db,
+                self.queue,
+                campaign_id,
+                platforms=self.deliverer.platforms,
+                chunk_size=self.settings.chunk_size,
+                lease_s=self.settings.lease_s,
+                queue_grace_s=queue_grace_s(self.settings),
+            )
+        except asyncio.CancelledError:
+            raise  # a fan-out resumes from the ledger: stopping it mid-way loses nothing
+        except Exception:
+            log.exception("fan-out of campaign %s failed; another scheduler will resume it", campaign_id)
+            return 0
+
+    async def sweep(self) -> None:
+        """Queue again the rows whose lease lapsed; mark sent the campaigns with nothing pending."""
+        now = utcnow()
+        async with self.db.session() as session:
+            queued_until = now + timedelta(seconds=queue_grace_s(self.settings))
+            ledger = LedgerRepository(session)
+            lapsed = await ledger.lapsed(now, queued_until, SWEEP_BATCH)
+            await ledger.complete_finished(now)
+        by_campaign: dict[int, list[int]] = defaultdict(list)
+        for delivery_id, campaign_id in lapsed:
+            by_campaign[campaign_id].append(delivery_id)
+        for campaign_id, ids in by_campaign.items():
+            for job in deliver_jobs(campaign_id, ids, self.settings.chunk_size):
+                await self.queue.put(job)
+
+    async def deliver(self, job: Job) -> None:
+        assert self.deliverer is not None
+        await self.deliverer.run(int(job.key), job.ids, self.owner)
+
+
+def register(registry: Registry, settings: Settings, db: Database, queue: Queue) -> DeliveryTasks:
+    tasks = DeliveryTasks(settings, db, queue, registry)
+    registry.on_start(tasks.open)
+    registry.on_reset(tasks.reset_leases)
+    registry.every("start due campaigns", tasks.start_due)
+    registry.every("sweep the ledger", tasks.sweep, every_s=SWEEP_EVERY_S)
+    registry.handle(DELIVER, tasks.deliver)
+    registry.on_stop(tasks.close)
+    return tasks

@@ -1,0 +1,105 @@
+"""Reporting: a batch's status and per-user report, and a Push API campaign's counters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from clarion import errors
+from clarion.swrve.repository import SwrveRepository
+
+# How a recipient's final ledger status reads in the report (spec, warning table; none safe to resend).
+_OUTCOME_REASONS = {
+    "gone": "Rejected, User Has Changed Token",
+    "expired": "Failed to send a Push message",
+    "failed": "Internal failure to send a Push message",
+}
+
+
+def _delivery_reason(status: str, last_error: str | None) -> str:
+    if status == "rejected":
+        return f"Failure due to: {last_error or 'the push service refused the message'}"
+    return _OUTCOME_REASONS.get(status, "Failure to send message")
+
+
+def _entry(user: str | None, reason: str, safe: bool) -> dict[str, Any]:
+    return {"user": user, "reason": reason, "safe_to_resend": safe}
+
+
+async def status(session: AsyncSession, batch_id: str) -> dict[str, Any]:
+    repo = SwrveRepository(session)
+    batch = await repo.batch(batch_id) if batch_id else None
+    if batch is None:
+        raise errors.InvalidBatchId()
+    body: dict[str, Any] = {"batch_id": batch.id}
+    if batch.status != "processed":
+        return {
+            **body,
+            "status": "in_progress",
+            "retry_possible": False,
+            **_counts(0, 0, [], []),
+            "warnings": [],
+            "failures": [],
+        }
+    reports = await repo.reports(batch.id)
+    warnings = [_entry(r.user, r.reason, r.safe_to_resend) for r in reports if r.kind == "warning"]
+    failures = [_entry(r.user, r.reason, r.safe_to_resend) for r in reports if r.kind == "failure"]
+    sent_users: set[str] = set()
+    unsent: dict[str, str] = {}
+    pending = False
+    ledger = await repo.ledger(batch.campaign_id) if batch.campaign_id is not None else []
+    for row_status, last_error, params in ledger:
+        user = str((params or {}).get("user"))
+        if row_status == "sent":
+            sent_users.add(user)
+        elif row_status == "pending":
+            pending = True
+        else:
+            unsent.setdefault(user, _delivery_reason(row_status, last_error))
+    warnings += [_entry(user, reason, False) for user, reason in unsent.items() if user not in sent_users]
+    state = _state(pending, len(sent_users), warnings, failures)
+    entries = warnings + failures
+    retry_possible = bool(entries) and all(e["safe_to_resend"] for e in entries) and not pending
+    return {
+        **body,
+        "status": state,
+        "retry_possible": retry_possible,
+        **_counts(batch.total_users, len(sent_users), warnings, failures),
+        "warnings": warnings,
+        "failures": failures,
+    }
+
+
+def _state(pending: bool, sent: int, warnings: list[dict[str, Any]], failures: list[dict[str, Any]]) -> str:
+    if pending:
+        return "in_progress"
+    if not warnings and not failures:
+        return "done"
+    if sent == 0:
+        return "failed"
+    return "done_with_warnings"
+
+
+def _counts(total: int, sent: int, warnings: list[Any], failures: list[Any]) -> dict[str, dict[str, int]]:
+    # Nested: "warnings" and "failures" at the top level are the lists themselves.
+    return {"counts": {"total": total, "sent": sent, "warnings": len(warnings), "failures": len(failures)}}
+
+
+async def counters(session: AsyncSession, push_campaign_id: int) -> dict[str, Any]:
+    """Delivery and engagement counters of one Push API campaign, over all its batches."""
+    repo = SwrveRepository(session)
+    push = await repo.push_campaign(push_campaign_id)
+    if push is None:
+        raise errors.NotFound(f"There is no Push API campaign {push_campaign_id}", field="campaign_id")
+    by_status, by_event, batches = await repo.campaign_counters(push.id)
+    return {
+        "campaign_id": push.id,
+        "name": push.name,
+        "platform": push.platform,
+        "batches": batches,
+        "delivery": {
+            key: by_status.get(key, 0) for key in ("pending", "sent", "gone", "rejected", "expired", "failed")
+        },
+        "engagement": {key: by_event.get(key, 0) for key in ("received", "clicked", "closed")},
+    }
