@@ -78,7 +78,7 @@ def _cycle(edges: dict[tuple[str, str], str]) -> list[str] | None:
         path.append(node)
         for nxt in graph.get(node, []):
             if state.get(nxt) == 1:
-                return path[path.index(nxt) :] + [nxt]
+                return [*path[path.index(nxt) :], nxt]
             if nxt not in state and (found := visit(nxt)) is not None:
                 return found
         path.pop()
@@ -99,8 +99,13 @@ def test_every_package_has_a_layer() -> None:
 def test_no_package_cycle() -> None:
     edges = _edges()
     cycle = _cycle(edges)
-    assert cycle is None, "package cycle: " + " -> ".join(cycle or []) + "; imports: " + ", ".join(
-        f"{a} -> {b} at {edges[(a, b)]}" for a, b in zip(cycle or [], (cycle or [])[1:], strict=False)
+    assert cycle is None, (
+        "package cycle: "
+        + " -> ".join(cycle or [])
+        + "; imports: "
+        + ", ".join(
+            f"{a} -> {b} at {edges[(a, b)]}" for a, b in zip(cycle or [], (cycle or [])[1:], strict=False)
+        )
     )
 
 

@@ -7,7 +7,9 @@ import re
 
 import pytest
 
+from clarion.queue import MemoryQueue
 from clarion.swrve import process as swrve_process
+from clarion.swrve.tasks import SwrveTasks, process_job
 from tests.swrve.conftest import SwrveEnv, report
 
 
@@ -67,3 +69,36 @@ async def test_a_batch_whose_processing_keeps_failing_is_given_up_and_reported(
         status = await api.report(batch_id)
     failure = [(None, "Internal failure to send a Push message", True)]
     assert status == report(batch_id, "failed", total=0, sent=0, failures=failure, retry_possible=True)
+
+
+async def test_a_batch_job_run_twice_processes_the_batch_once(swrve_env: SwrveEnv) -> None:
+    async with swrve_env.running(run_engine=False) as api:
+        push = await api.push_campaign()
+        await api.device("android", "u1")
+        batch_id = await api.submit(push.push_key, ["u1"])
+        queue = MemoryQueue()
+        tasks = SwrveTasks(api.settings, api.db, queue)
+        await tasks.process_batch(process_job(batch_id))
+        await tasks.process_batch(process_job(batch_id))  # the sweep's copy, or a redelivery
+        first = await queue.take(timeout_s=0.1)
+        assert first is not None
+        assert (first.job.kind, len(first.job.ids)) == ("deliver", 1)
+        assert await queue.take(timeout_s=0.1) is None
+
+
+async def test_the_sweep_queues_an_accepted_batch_once_its_job_is_overdue(swrve_env: SwrveEnv) -> None:
+    # lease_s 0.02: a queued batch is left to its job for 10 x 0.02 s.
+    async with swrve_env.running(run_engine=False, lease_s=0.02) as api:
+        push = await api.push_campaign()
+        batch_id = await api.submit(push.push_key, ["u1"])
+        queue = MemoryQueue()
+        tasks = SwrveTasks(api.settings, api.db, queue)
+        await tasks.sweep()
+        assert await queue.take(timeout_s=0.05) is None, "queued too early: its own job may be waiting"
+        await asyncio.sleep(0.3)
+        await tasks.sweep()
+        await tasks.sweep()  # the second finds it queued again, so leaves it
+        taken = await queue.take(timeout_s=0.1)
+        assert taken is not None
+        assert taken.job == process_job(batch_id, 0)
+        assert await queue.take(timeout_s=0.1) is None

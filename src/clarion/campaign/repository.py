@@ -70,6 +70,13 @@ class CampaignRepository:
         campaign = await self.session.get(Campaign, campaign_id)
         return campaign if campaign is not None and campaign.app_id == app_id else None
 
+    async def mark_started(self, campaign_id: int, now: datetime) -> Campaign | None:
+        """The campaign, its first fan-out's start recorded (a resumed fan-out keeps the first)."""
+        campaign = await self.session.get(Campaign, campaign_id)
+        if campaign is not None and campaign.started_at is None:
+            campaign.started_at = now
+        return campaign
+
     async def segment(self, app_id: int, name_or_id: str) -> Segment | None:
         if not storable(name_or_id):
             return None

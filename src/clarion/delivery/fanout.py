@@ -10,6 +10,7 @@ import logging
 from datetime import timedelta
 
 from clarion.audience import service as audiences
+from clarion.campaign.repository import CampaignRepository
 from clarion.db import Database, utcnow
 from clarion.delivery.jobs import deliver_job
 from clarion.delivery.repository import LedgerRepository
@@ -21,10 +22,7 @@ log = logging.getLogger("clarion.fanout")
 
 async def _start(db: Database, campaign_id: int) -> Campaign | None:
     async with db.session() as session:
-        campaign = await session.get(Campaign, campaign_id)
-        if campaign is not None and campaign.started_at is None:
-            campaign.started_at = utcnow()
-        return campaign
+        return await CampaignRepository(session).mark_started(campaign_id, utcnow())
 
 
 async def fan_out(
