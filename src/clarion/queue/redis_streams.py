@@ -7,11 +7,14 @@ and taking over what a consumer held once it has been idle too long (a SIGKILLed
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import redis.asyncio as redis
 
 from clarion.queue import Job, Taken
+
+log = logging.getLogger("clarion.queue")
 
 STREAM = "clarion:jobs"
 GROUP = "clarion-workers"
@@ -49,7 +52,7 @@ class RedisQueue:
         )
         for _stream, entries in answer or []:
             for entry_id, fields in entries:
-                return _taken(entry_id, fields)
+                return await self._accept(entry_id, fields)
         return None
 
     async def _reclaim(self) -> Taken | None:
@@ -60,8 +63,22 @@ class RedisQueue:
         entries = result[1] if result else []
         for entry_id, fields in entries:
             if fields:
-                return _taken(entry_id, fields)
+                return await self._accept(entry_id, fields)
         return None
+
+    async def _accept(self, entry_id: bytes | str, fields: dict[bytes, bytes]) -> Taken | None:
+        """The entry as a job; one that is not (left by another version) is dropped, not retried forever.
+
+        Nothing is lost by dropping it: the database is the truth, and the sweeps queue its work again.
+        """
+        receipt = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+        try:
+            return Taken(Job.decode(fields[b"job"]), receipt)
+        except (KeyError, ValueError, TypeError):
+            log.warning("dropped queue entry %s: not a job %r", receipt, fields)
+            await self._redis.xack(STREAM, GROUP, receipt)
+            await self._redis.xdel(STREAM, receipt)
+            return None
 
     async def ack(self, taken: Taken) -> None:
         await self._redis.xack(STREAM, GROUP, taken.receipt)
@@ -75,8 +92,3 @@ class RedisQueue:
 
     async def close(self) -> None:
         await self._redis.aclose()
-
-
-def _taken(entry_id: bytes | str, fields: dict[bytes, bytes]) -> Taken:
-    receipt = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-    return Taken(Job.decode(fields[b"job"]), receipt)
