@@ -12,18 +12,14 @@ import uuid
 from collections import defaultdict
 from datetime import timedelta
 
-import aiohttp
-
 from clarion.campaign.repository import CampaignRepository
 from clarion.config import Settings
 from clarion.db import Database, utcnow
 from clarion.delivery.fanout import fan_out
 from clarion.delivery.repository import LedgerRepository
-from clarion.delivery.senders import Sender, WebPushSender, native_senders
 from clarion.delivery.service import Deliverer
 from clarion.models import Batch
-from clarion.provider import webpush
-from clarion.provider.httpio import ssl_context
+from clarion.provider.registry import build_providers
 from clarion.swrve import service as swrve
 from clarion.swrve.repository import SwrveRepository
 from clarion.worker.queue import Job, Queue, Taken
@@ -34,20 +30,6 @@ log = logging.getLogger("clarion.engine")
 QUEUE_GRACE_FACTOR = 10
 SWEEP_EVERY_S = 1.0
 SWEEP_BATCH = 5000
-
-
-def http_session(settings: Settings) -> aiohttp.ClientSession:
-    """The native providers' (FCM, WNS, ADM) shared client; Web Push has its own (webpush.http_client)."""
-    connector = aiohttp.TCPConnector(
-        # The sending lanes are the cap on requests in flight: one connection each at most.
-        limit=settings.worker_concurrency,
-        ssl=ssl_context(settings.ca_file),
-        ttl_dns_cache=300,
-    )
-    # Push services set no cookies worth keeping: a dummy jar saves a cookie parse per response.
-    return aiohttp.ClientSession(
-        connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar()
-    )
 
 
 class Engine:
@@ -62,30 +44,16 @@ class Engine:
         self._fanouts: set[asyncio.Task[int]] = set()
         # Consumers waiting for a job (not holding one): safe to cancel at once on stop.
         self._idle: set[asyncio.Task[None] | None] = set()
-        self._http: aiohttp.ClientSession | None = None
         self.deliverer: Deliverer | None = None
 
     @property
     def queue_grace_s(self) -> float:
         return self.settings.lease_s * QUEUE_GRACE_FACTOR
 
-    def _senders(self, http: aiohttp.ClientSession) -> dict[str, Sender]:
-        timeout = aiohttp.ClientTimeout(
-            total=self.settings.request_timeout_s, connect=self.settings.connect_timeout_s
-        )
-        web_client = webpush.http_client(
-            ca_file=self.settings.ca_file,
-            timeout_s=self.settings.request_timeout_s,
-            connect_timeout_s=self.settings.connect_timeout_s,
-        )
-        web: dict[str, Sender] = {"web": WebPushSender(web_client, self.settings.vapid_subject)}
-        return {**web, **native_senders(http, self.settings, timeout)}
-
     async def start(self) -> None:
-        self._http = http_session(self.settings)
         self.deliverer = Deliverer(
             self.db,
-            self._senders(self._http),
+            build_providers(self.settings),
             lease_s=self.settings.lease_s,
             concurrency=self.settings.worker_concurrency,
             retry_base_s=self.settings.retry_base_s,
@@ -113,8 +81,6 @@ class Engine:
         self._tasks.clear()
         if self.deliverer is not None:
             await self.deliverer.close()
-        if self._http is not None:
-            await self._http.close()
         await self.queue.close()
 
     async def _schedule(self) -> None:
