@@ -7,7 +7,7 @@ for Web Push and APNs (docs/architecture.md, "HTTP client"): one HTTP stack for 
 from __future__ import annotations
 
 import ssl
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlencode
@@ -56,21 +56,18 @@ class Answer:
     status: int
     body: bytes  # at most MAX_READ_BYTES of it
     retry_after: str | None
-    extra: dict[str, str | None] = field(default_factory=dict)  # the headers `post` was asked for
+    header: str | None = None  # the value of the one header `post` was asked to read, if any
 
 
 async def post(
-    client: Client, url: str, headers: dict[str, str], body: bytes, *, read_headers: tuple[str, ...] = ()
+    client: Client, url: str, headers: dict[str, str], body: bytes, *, read_header: str | None = None
 ) -> Answer:
-    """POST and read at most MAX_READ_BYTES of the answer, and the `read_headers` too; raises
+    """POST and read at most MAX_READ_BYTES of the answer (and `read_header`'s value); raises
     pyreqwest's RequestError (and BuilderError for a URL it cannot request)."""
     async with client.post(url).headers(headers).body_bytes(body).build_streamed() as response:
         answer = await response.body_reader.read(MAX_READ_BYTES)
-        retry_after = response.get_header("Retry-After")
-        if not read_headers:
-            return Answer(response.status, bytes(answer or b""), retry_after)
-        extra = {name: response.get_header(name) for name in read_headers}
-        return Answer(response.status, bytes(answer or b""), retry_after, extra)
+        header = None if read_header is None else response.get_header(read_header)
+        return Answer(response.status, bytes(answer or b""), response.get_header("Retry-After"), header)
 
 
 async def post_form(client: Client, url: str, form: dict[str, str]) -> Answer:

@@ -33,7 +33,7 @@ MAX_TAG_CHARS = 16
 MAX_TOAST_ACTIONS = 5
 
 _SOUND_SCHEMES = ("ms-winsoundevent:", "ms-appx:", "ms-appdata:")  # what <audio src> accepts
-_ERROR_HEADER = ("X-WNS-Error-Description",)
+_ERROR_HEADER = "X-WNS-Error-Description"  # where WNS explains an error
 _XML_FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
@@ -98,14 +98,14 @@ class WnsClient:
         headers = notification.headers(bearer)
         try:
             answer = await post(
-                self._http, channel_uri, headers, notification.body, read_headers=_ERROR_HEADER
+                self._http, channel_uri, headers, notification.body, read_header=_ERROR_HEADER
             )
         except BuilderError as exc:
             return Rejected(f"cannot request this channel URI: {exc}")
         except RequestError as exc:
             return Retry(transport_reason(exc))
         # WNS explains its errors in a header; the body is usually empty.
-        detail = answer.extra[_ERROR_HEADER[0]] or answer.body.decode("utf-8", "replace")
+        detail = answer.header or answer.body.decode("utf-8", "replace")
         return wns_outcome(answer.status, answer.retry_after, detail)
 
 
