@@ -27,13 +27,13 @@ if __package__ in (None, ""):  # `python bench/apns_client.py`: make `bench` imp
 import httpx
 import uvloop
 
+from clarion.content import Notification
 from clarion.provider import apns
 from clarion.provider.httpio import ssl_context
-from clarion.provider.message import NativeMessage
 from clarion.provider.outcome import Delivered
 
 ROOT = Path(__file__).resolve().parent.parent
-MESSAGE = NativeMessage(campaign_id="1", title="Clarion benchmark", message="m" * 200)
+MESSAGE = Notification(campaign_id="1", title="Clarion benchmark", message="m" * 200)
 TOKEN = "ab" * 32
 # The fake in a child process: it prints what a client needs, then serves until its stdin closes.
 SERVER = """

@@ -16,7 +16,7 @@ ROOT = Path(clarion.__file__).parent
 # composition root hands it and imports no feature.
 LAYERS: list[set[str]] = [
     {"errors", "config"},
-    {"validation", "models", "body_limit"},
+    {"validation", "models", "body_limit", "content"},
     {"db"},
     {"migrations", "queue"},
     {"runtime", "worker"},

@@ -1,22 +1,21 @@
 import asyncio
 import hashlib
 import json
-import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 
-import aiohttp
 import pytest
+from pyreqwest.client import Client
 
+from clarion.content import Button, Notification
 from clarion.provider.adm import MAX_DATA_BYTES, AdmClient, adm_message
-from clarion.provider.message import NativeButton, NativeMessage
 from clarion.provider.outcome import Delivered, Gone, Outcome, Rejected, Retry
 from tests.fakes.adm import FakeAdm, adm_error
 from tests.fakes.native_service import Failure, Hang, Request, Respond, oauth_error
 
-TIMEOUT = aiohttp.ClientTimeout(total=5)
+FAKE = FakeAdm
 
-FULL = NativeMessage(
+FULL = Notification(
     campaign_id="cmp-1",
     message="Half price today",
     title="Sale",
@@ -24,42 +23,18 @@ FULL = NativeMessage(
     icon="https://img.example.com/icon.png",
     image="https://img.example.com/sale.png",
     url="https://shop.example.com/sale",
-    buttons=(NativeButton("Open", "open_url", "https://shop.example.com/b"),),
+    buttons=(Button("Open", "open_url", "https://shop.example.com/b"),),
     sound="chime",
     data={"deal": "42", "count": 7},
     ttl_s=3600,
     collapse_key="sale",
 )
-PLAIN = NativeMessage(campaign_id="cmp-2", message="Hello")
+PLAIN = Notification(campaign_id="cmp-2", message="Hello")
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeAdm]:
-    with FakeAdm() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-@pytest.fixture
-def credentials(fake: FakeAdm) -> tuple[str, str]:
-    return fake.new_client()
-
-
-@pytest.fixture
-def client(session: aiohttp.ClientSession, fake: FakeAdm, credentials: tuple[str, str]) -> AdmClient:
-    return AdmClient(session, *credentials, base_url=fake.origin, timeout=TIMEOUT)
-
-
-def closed_origin() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+def client(http: Client, fake: FakeAdm, credentials: tuple[str, str]) -> AdmClient:
+    return AdmClient(http, *credentials, base_url=fake.origin)
 
 
 # --- request shape ----------------------------------------------------------------------------------
@@ -106,7 +81,7 @@ async def test_message_carries_data_consolidation_key_and_expiry(fake: FakeAdm, 
 
 async def test_silent_message_carries_no_title_or_message(fake: FakeAdm, client: AdmClient) -> None:
     registration = fake.new_registration()
-    silent = NativeMessage(
+    silent = Notification(
         campaign_id="cmp-3", message="not shown", title="not shown", data={"sync": "inbox"}, silent=True
     )
 
@@ -128,7 +103,7 @@ async def test_registration_id_is_one_path_segment(fake: FakeAdm, client: AdmCli
 
 @pytest.mark.parametrize(("ttl_s", "expires"), [(0, 1), (-3, 1), (10**9, 31 * 24 * 3600)])
 def test_expiry_is_kept_within_what_adm_accepts(ttl_s: int, expires: int) -> None:
-    body = adm_message(NativeMessage(campaign_id="c", message="m", ttl_s=ttl_s))
+    body = adm_message(Notification(campaign_id="c", message="m", ttl_s=ttl_s))
 
     assert body["expiresAfter"] == expires
 
@@ -136,15 +111,13 @@ def test_expiry_is_kept_within_what_adm_accepts(ttl_s: int, expires: int) -> Non
 def test_long_collapse_key_becomes_its_digest() -> None:
     key = "k" * 65
 
-    body = adm_message(NativeMessage(campaign_id="c", message="m", collapse_key=key))
+    body = adm_message(Notification(campaign_id="c", message="m", collapse_key=key))
 
     assert body["consolidationKey"] == hashlib.sha256(key.encode()).hexdigest()
 
 
 def test_clarion_keys_win_over_the_apps_data() -> None:
-    message = NativeMessage(
-        campaign_id="c", message="m", data={"campaign_id": "x", "message": 1, "own": None}
-    )
+    message = Notification(campaign_id="c", message="m", data={"campaign_id": "x", "message": 1, "own": None})
 
     assert adm_message(message)["data"] == {"campaign_id": "c", "message": "m", "own": "null"}
 
@@ -152,10 +125,10 @@ def test_clarion_keys_win_over_the_apps_data() -> None:
 # --- limits checked before sending ------------------------------------------------------------------
 
 
-def with_data_of(size: int) -> NativeMessage:
-    empty = adm_message(NativeMessage(campaign_id="c", message="m", data={"pad": ""}))["data"]
+def with_data_of(size: int) -> Notification:
+    empty = adm_message(Notification(campaign_id="c", message="m", data={"pad": ""}))["data"]
     base = len(json.dumps(empty, separators=(",", ":")))
-    return NativeMessage(campaign_id="c", message="m", data={"pad": "x" * (size - base)})
+    return Notification(campaign_id="c", message="m", data={"pad": "x" * (size - base)})
 
 
 async def test_data_of_exactly_the_limit_is_sent(fake: FakeAdm, client: AdmClient) -> None:
@@ -173,7 +146,7 @@ async def test_data_over_the_limit_is_rejected_before_sending(fake: FakeAdm, cli
 async def test_empty_registration_and_bad_text_are_rejected(fake: FakeAdm, client: AdmClient) -> None:
     outcomes = [
         await client.send("", PLAIN),
-        await client.send("r", NativeMessage(campaign_id="c", message="bad \ud800")),
+        await client.send("r", Notification(campaign_id="c", message="bad \ud800")),
     ]
 
     assert outcomes == [
@@ -205,10 +178,10 @@ async def test_one_token_request_serves_many_sends(
 
 
 async def test_token_is_renewed_before_it_expires(
-    fake: FakeAdm, session: aiohttp.ClientSession, credentials: tuple[str, str]
+    fake: FakeAdm, http: Client, credentials: tuple[str, str]
 ) -> None:
     now = [0.0]
-    client = AdmClient(session, *credentials, base_url=fake.origin, timeout=TIMEOUT, clock=lambda: now[0])
+    client = AdmClient(http, *credentials, base_url=fake.origin, clock=lambda: now[0])
     registration = fake.new_registration()
 
     await client.send(registration, PLAIN)
@@ -245,9 +218,9 @@ async def test_401_after_a_refresh_fails_the_channel(fake: FakeAdm, client: AdmC
 
 
 async def test_wrong_secret_fails_the_channel(
-    fake: FakeAdm, session: aiohttp.ClientSession, credentials: tuple[str, str]
+    fake: FakeAdm, http: Client, credentials: tuple[str, str]
 ) -> None:
-    client = AdmClient(session, credentials[0], "wrong", base_url=fake.origin, timeout=TIMEOUT)
+    client = AdmClient(http, credentials[0], "wrong", base_url=fake.origin)
 
     outcome = await client.send(fake.new_registration(), PLAIN)
 
@@ -311,20 +284,23 @@ async def test_unregistered_and_unknown_registrations_are_gone(fake: FakeAdm, cl
 
 
 async def test_unreachable_service_means_retry(
-    session: aiohttp.ClientSession, fake: FakeAdm, credentials: tuple[str, str]
+    http: Client, fake: FakeAdm, credentials: tuple[str, str], closed_origin: str
 ) -> None:
-    client = AdmClient(session, *credentials, base_url=closed_origin(), timeout=TIMEOUT)
+    client = AdmClient(http, *credentials, base_url=closed_origin)
 
     outcome = await client.send(fake.new_registration(), PLAIN)
 
     assert isinstance(outcome, Retry)
-    assert outcome.reason.startswith("token endpoint: ClientConnectorError: Cannot connect to host")
+    assert (
+        outcome.reason
+        == "token endpoint: " + "ConnectError: connection error (Connection refused (os error 111))"
+    )
 
 
 async def test_timeout_means_retry(
-    session: aiohttp.ClientSession, fake: FakeAdm, credentials: tuple[str, str]
+    new_http: Callable[[float], Client], fake: FakeAdm, credentials: tuple[str, str]
 ) -> None:
-    client = AdmClient(session, *credentials, base_url=fake.origin, timeout=aiohttp.ClientTimeout(total=0.5))
+    client = AdmClient(new_http(0.5), *credentials, base_url=fake.origin)
     registration = fake.new_registration()
     fake.script(registration, [Hang()])
 

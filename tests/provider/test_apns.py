@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from clarion.content import Button, Notification, RichMedia
 from clarion.provider.apns import (
     MAX_PAYLOAD_BYTES,
     PROVIDER_TOKEN_REFRESH_S,
@@ -24,12 +25,11 @@ from clarion.provider.apns import (
     load_p8_key,
     outcome,
 )
-from clarion.provider.message import NativeButton, NativeMessage, RichMedia
 from clarion.provider.outcome import Delivered, Gone, Outcome, Rejected, Retry
 from tests.fakes.apns import Failure, FakeApns, Hang, Received, Respond, new_p8_key
 
 TIMESTAMP_MS = 1_700_000_000_000  # 2023-11-14T22:13:20Z
-MESSAGE = NativeMessage(campaign_id="c-1", message="Hello")
+MESSAGE = Notification(campaign_id="c-1", message="Hello")
 
 
 def unb64(part: str) -> dict[str, Any]:
@@ -88,15 +88,15 @@ async def test_alert_request_carries_aps_headers_and_custom_data(
     fake: FakeApns, client: ApnsClient, now: int
 ) -> None:
     token = fake.new_token()
-    message = NativeMessage(
+    message = Notification(
         campaign_id="c-1",
         message="Half price today",
         title="Sale",
         subtitle="Shoes",
         url="https://shop.example/sale",
         buttons=(
-            NativeButton("Open", "open_url", "https://shop.example/b"),
-            NativeButton("Later", "dismiss"),
+            Button("Open", "open_url", "https://shop.example/b"),
+            Button("Later", "dismiss"),
         ),
         sound="default",
         badge=3,
@@ -156,7 +156,7 @@ async def test_silent_message_is_a_background_push_with_data_only(
     fake: FakeApns, client: ApnsClient, now: int
 ) -> None:
     token = fake.new_token()
-    message = NativeMessage(
+    message = Notification(
         campaign_id="c-2",
         message="ignored",
         title="ignored",
@@ -182,7 +182,7 @@ async def test_silent_message_is_a_background_push_with_data_only(
 async def test_normal_priority_alert_uses_priority_5(fake: FakeApns, client: ApnsClient) -> None:
     token = fake.new_token()
 
-    await client.send(token, NativeMessage(campaign_id="c", message="m", high_priority=False))
+    await client.send(token, Notification(campaign_id="c", message="m", high_priority=False))
 
     assert apns_headers(fake.received[0])["apns-priority"] == "5"
 
@@ -190,14 +190,14 @@ async def test_normal_priority_alert_uses_priority_5(fake: FakeApns, client: Apn
 async def test_zero_ttl_means_expiration_zero(fake: FakeApns, client: ApnsClient) -> None:
     token = fake.new_token()
 
-    await client.send(token, NativeMessage(campaign_id="c", message="m", ttl_s=0))
+    await client.send(token, Notification(campaign_id="c", message="m", ttl_s=0))
 
     assert apns_headers(fake.received[0])["apns-expiration"] == "0"
 
 
 async def test_image_and_rich_media_set_mutable_content(fake: FakeApns, client: ApnsClient) -> None:
     token = fake.new_token()
-    message = NativeMessage(
+    message = Notification(
         campaign_id="c-3",
         message="Look",
         image="https://cdn.example/i.png",
@@ -215,7 +215,7 @@ async def test_image_and_rich_media_set_mutable_content(fake: FakeApns, client: 
 
 
 def test_image_alone_sets_mutable_content() -> None:
-    message = NativeMessage(campaign_id="c", message="m", image="https://cdn.example/i.png")
+    message = Notification(campaign_id="c", message="m", image="https://cdn.example/i.png")
 
     assert build_payload(message) == {
         "aps": {"alert": {"body": "m"}, "mutable-content": 1},
@@ -225,7 +225,7 @@ def test_image_alone_sets_mutable_content() -> None:
 
 
 def test_data_keys_never_override_aps_or_clarion_keys() -> None:
-    message = NativeMessage(
+    message = Notification(
         campaign_id="c", message="m", url="https://a.example", data={"aps": {}, "campaign_id": "x", "k": 1}
     )
 
@@ -243,7 +243,7 @@ async def test_long_collapse_key_is_sent_as_a_stable_64_character_id(
     token = fake.new_token()
     key = "k" * 65
 
-    await client.send(token, NativeMessage(campaign_id="c", message="m", collapse_key=key))
+    await client.send(token, Notification(campaign_id="c", message="m", collapse_key=key))
 
     sent = apns_headers(fake.received[0])["apns-collapse-id"]
     assert sent == collapse_id(key)
@@ -261,9 +261,9 @@ def test_collapse_id_keeps_valid_keys_and_replaces_others_by_their_sha256() -> N
 # --- payload limit ---------------------------------------------------------------------------------
 
 
-def _message_with_payload_bytes(size: int) -> NativeMessage:
-    base = len(json.dumps(build_payload(NativeMessage(campaign_id="c", message="")), separators=(",", ":")))
-    return NativeMessage(campaign_id="c", message="x" * (size - base))
+def _message_with_payload_bytes(size: int) -> Notification:
+    base = len(json.dumps(build_payload(Notification(campaign_id="c", message="")), separators=(",", ":")))
+    return Notification(campaign_id="c", message="x" * (size - base))
 
 
 async def test_payload_of_exactly_4096_bytes_is_sent(fake: FakeApns, client: ApnsClient) -> None:
@@ -285,7 +285,7 @@ async def test_payload_over_4096_bytes_is_rejected_before_sending(fake: FakeApns
 async def test_payload_size_counts_utf8_bytes(fake: FakeApns, client: ApnsClient) -> None:
     token = fake.new_token()
 
-    result = await client.send(token, NativeMessage(campaign_id="c", message="é" * 2100))
+    result = await client.send(token, Notification(campaign_id="c", message="é" * 2100))
 
     # 2100 two-byte characters inside the 47 bytes of {"aps":{"alert":{"body":""}},"campaign_id":"c"}
     assert result == Rejected("payload is 4247 bytes; APNs takes at most 4096")

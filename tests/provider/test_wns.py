@@ -1,20 +1,19 @@
 import asyncio
-import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 
-import aiohttp
 import pytest
+from pyreqwest.client import Client
 
-from clarion.provider.message import NativeButton, NativeMessage
+from clarion.content import Button, Notification
 from clarion.provider.outcome import Delivered, Gone, Outcome, Rejected, Retry
 from clarion.provider.wns import MAX_PAYLOAD_BYTES, WnsClient, wns_notification
 from tests.fakes.native_service import Failure, Hang, Request, Respond, oauth_error
 from tests.fakes.wns import FakeWns, channel_id_of, wns_error
 
-TIMEOUT = aiohttp.ClientTimeout(total=5)
+FAKE = FakeWns
 
-FULL = NativeMessage(
+FULL = Notification(
     campaign_id="cmp-1",
     message="Half price today",
     title="Sale",
@@ -23,50 +22,26 @@ FULL = NativeMessage(
     image="https://img.example.com/sale.png",
     url="https://shop.example.com/sale",
     buttons=(
-        NativeButton("Open", "open_url", "https://shop.example.com/b"),
-        NativeButton("App", "open_app"),
-        NativeButton("Later", "dismiss"),
+        Button("Open", "open_url", "https://shop.example.com/b"),
+        Button("App", "open_app"),
+        Button("Later", "dismiss"),
     ),
     sound="ms-winsoundevent:Notification.Mail",
     data={"deal": 42},
     ttl_s=3600,
     collapse_key="sale",
 )
-PLAIN = NativeMessage(campaign_id="cmp-2", message="Hello", title="Hi")
+PLAIN = Notification(campaign_id="cmp-2", message="Hello", title="Hi")
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeWns]:
-    with FakeWns() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-@pytest.fixture
-def credentials(fake: FakeWns) -> tuple[str, str]:
-    return fake.new_client()
-
-
-@pytest.fixture
-def client(session: aiohttp.ClientSession, fake: FakeWns, credentials: tuple[str, str]) -> WnsClient:
-    return WnsClient(session, *credentials, auth_url=fake.origin, timeout=TIMEOUT)
+def client(http: Client, fake: FakeWns, credentials: tuple[str, str]) -> WnsClient:
+    return WnsClient(http, *credentials, auth_url=fake.origin)
 
 
 @pytest.fixture
 def channel(fake: FakeWns, credentials: tuple[str, str]) -> str:
     return fake.new_channel(credentials[0])
-
-
-def closed_origin() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
 
 
 def attr(text: str) -> str:
@@ -106,7 +81,7 @@ async def test_toast_carries_title_body_images_launch_and_actions(
 async def test_toast_text_is_escaped_and_stripped_of_characters_xml_forbids(
     fake: FakeWns, client: WnsClient, channel: str
 ) -> None:
-    message = NativeMessage(
+    message = Notification(
         campaign_id="c", title='<b>"Deals"</b> & more', message="bell\x07 and\ttab", url="https://a/?x=1&y=2"
     )
 
@@ -119,18 +94,18 @@ async def test_toast_text_is_escaped_and_stripped_of_characters_xml_forbids(
 
 
 async def test_toast_without_a_title_is_rejected(fake: FakeWns, client: WnsClient, channel: str) -> None:
-    outcome = await client.send(channel, NativeMessage(campaign_id="c", message="no title"))
+    outcome = await client.send(channel, Notification(campaign_id="c", message="no title"))
 
     assert outcome == Rejected("WNS toast requires a title")
     assert fake.requests == []
 
 
 async def test_silent_message_is_raw_json(fake: FakeWns, client: WnsClient, channel: str) -> None:
-    silent = NativeMessage(
+    silent = Notification(
         campaign_id="cmp-3",
         message="sync",
         url="https://a",
-        buttons=(NativeButton("Go", "open_url", "https://b"),),
+        buttons=(Button("Go", "open_url", "https://b"),),
         data={"inbox": 2},
         collapse_key="sync",
         silent=True,
@@ -152,8 +127,8 @@ async def test_silent_message_is_raw_json(fake: FakeWns, client: WnsClient, chan
 
 
 def test_collapse_key_over_16_characters_is_not_a_tag() -> None:
-    short = wns_notification(NativeMessage(campaign_id="c", message="m", title="t", collapse_key="x" * 16))
-    long = wns_notification(NativeMessage(campaign_id="c", message="m", title="t", collapse_key="x" * 17))
+    short = wns_notification(Notification(campaign_id="c", message="m", title="t", collapse_key="x" * 16))
+    long = wns_notification(Notification(campaign_id="c", message="m", title="t", collapse_key="x" * 17))
 
     assert not isinstance(short, Rejected)
     assert not isinstance(long, Rejected)
@@ -161,8 +136,8 @@ def test_collapse_key_over_16_characters_is_not_a_tag() -> None:
 
 
 def test_at_most_five_actions() -> None:
-    buttons = tuple(NativeButton(f"b{i}", "dismiss") for i in range(7))
-    notification = wns_notification(NativeMessage(campaign_id="c", message="m", title="t", buttons=buttons))
+    buttons = tuple(Button(f"b{i}", "dismiss") for i in range(7))
+    notification = wns_notification(Notification(campaign_id="c", message="m", title="t", buttons=buttons))
 
     assert not isinstance(notification, Rejected)
     assert notification.body.count(b"<action ") == 5
@@ -171,10 +146,10 @@ def test_at_most_five_actions() -> None:
 # --- limits checked before sending ------------------------------------------------------------------
 
 
-def with_body_of(size: int) -> NativeMessage:
-    probe = wns_notification(NativeMessage(campaign_id="c", title="t", message="x"))
+def with_body_of(size: int) -> Notification:
+    probe = wns_notification(Notification(campaign_id="c", title="t", message="x"))
     assert not isinstance(probe, Rejected)
-    return NativeMessage(campaign_id="c", title="t", message="x" * (size - len(probe.body) + 1))
+    return Notification(campaign_id="c", title="t", message="x" * (size - len(probe.body) + 1))
 
 
 async def test_payload_of_exactly_the_limit_is_sent(fake: FakeWns, client: WnsClient, channel: str) -> None:
@@ -197,7 +172,7 @@ async def test_channel_that_is_not_http_is_rejected(fake: FakeWns, client: WnsCl
 
 
 async def test_text_that_is_not_unicode_is_rejected(fake: FakeWns, client: WnsClient, channel: str) -> None:
-    outcome = await client.send(channel, NativeMessage(campaign_id="c", title="t", message="bad \ud800"))
+    outcome = await client.send(channel, Notification(campaign_id="c", title="t", message="bad \ud800"))
 
     assert outcome == Rejected("the message holds text that is not valid Unicode")
     assert fake.requests == []
@@ -225,11 +200,11 @@ async def test_one_token_request_serves_many_sends(
 
 
 async def test_token_is_renewed_before_it_expires(
-    fake: FakeWns, session: aiohttp.ClientSession, credentials: tuple[str, str], channel: str
+    fake: FakeWns, http: Client, credentials: tuple[str, str], channel: str
 ) -> None:
     fake.token_lifetime_s = 86400  # what WNS issues
     now = [0.0]
-    client = WnsClient(session, *credentials, auth_url=fake.origin, timeout=TIMEOUT, clock=lambda: now[0])
+    client = WnsClient(http, *credentials, auth_url=fake.origin, clock=lambda: now[0])
 
     await client.send(channel, PLAIN)
     now[0] = 86400 - 300 - 1
@@ -277,9 +252,9 @@ async def test_403_after_a_refresh_fails_the_channel(fake: FakeWns, client: WnsC
 
 
 async def test_wrong_secret_fails_the_channel(
-    fake: FakeWns, session: aiohttp.ClientSession, credentials: tuple[str, str], channel: str
+    fake: FakeWns, http: Client, credentials: tuple[str, str], channel: str
 ) -> None:
-    client = WnsClient(session, credentials[0], "wrong", auth_url=fake.origin, timeout=TIMEOUT)
+    client = WnsClient(http, credentials[0], "wrong", auth_url=fake.origin)
 
     outcome = await client.send(channel, PLAIN)
 
@@ -301,14 +276,17 @@ async def test_token_endpoint_trouble_means_retry(fake: FakeWns, client: WnsClie
 
 
 async def test_token_endpoint_that_cannot_be_reached_means_retry(
-    session: aiohttp.ClientSession, fake: FakeWns, credentials: tuple[str, str], channel: str
+    http: Client, fake: FakeWns, credentials: tuple[str, str], channel: str, closed_origin: str
 ) -> None:
-    client = WnsClient(session, *credentials, auth_url=closed_origin(), timeout=TIMEOUT)
+    client = WnsClient(http, *credentials, auth_url=closed_origin)
 
     outcome = await client.send(channel, PLAIN)
 
     assert isinstance(outcome, Retry)
-    assert outcome.reason.startswith("token endpoint: ClientConnectorError: Cannot connect to host")
+    assert (
+        outcome.reason
+        == "token endpoint: " + "ConnectError: connection error (Connection refused (os error 111))"
+    )
     assert fake.requests == []
 
 
@@ -352,17 +330,17 @@ async def test_expired_and_unknown_channels_are_gone(fake: FakeWns, client: WnsC
     ]
 
 
-async def test_unreachable_channel_means_retry(client: WnsClient, fake: FakeWns) -> None:
-    outcome = await client.send(f"{closed_origin()}/channel/x", PLAIN)
+async def test_unreachable_channel_means_retry(client: WnsClient, fake: FakeWns, closed_origin: str) -> None:
+    outcome = await client.send(f"{closed_origin}/channel/x", PLAIN)
 
     assert isinstance(outcome, Retry)
-    assert outcome.reason.startswith("ClientConnectorError: Cannot connect to host 127.0.0.1:")
+    assert outcome.reason == "ConnectError: connection error (Connection refused (os error 111))"
 
 
 async def test_timeout_means_retry(
-    session: aiohttp.ClientSession, fake: FakeWns, credentials: tuple[str, str], channel: str
+    new_http: Callable[[float], Client], fake: FakeWns, credentials: tuple[str, str], channel: str
 ) -> None:
-    client = WnsClient(session, *credentials, auth_url=fake.origin, timeout=aiohttp.ClientTimeout(total=0.5))
+    client = WnsClient(new_http(0.5), *credentials, auth_url=fake.origin)
     fake.script(channel_id_of(channel), [Hang()])
 
     assert await client.send(channel, PLAIN) == Retry("TimeoutError")

@@ -10,7 +10,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion.db import insert_ignore
-from clarion.models import Campaign, CampaignTarget, Delivery, Event, Segment, Tag
+from clarion.models import App, Campaign, CampaignTarget, Delivery, Event, Segment, Tag
 from clarion.validation import ascii_int, storable
 
 
@@ -76,6 +76,15 @@ class CampaignRepository:
         if campaign is not None and campaign.started_at is None:
             campaign.started_at = now
         return campaign
+
+    async def get_with_app(self, campaign_id: int) -> tuple[Campaign, App] | None:
+        """A campaign and its app, whichever app it is: for the delivery workers."""
+        campaign = await self.session.get(Campaign, campaign_id)
+        if campaign is None:
+            return None
+        app = await self.session.get(App, campaign.app_id)
+        assert app is not None, "a campaign's app is deleted with it"
+        return campaign, app
 
     async def segment(self, app_id: int, name_or_id: str) -> Segment | None:
         if not storable(name_or_id):

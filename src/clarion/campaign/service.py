@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from clarion import errors
+from clarion import content, errors
 from clarion.app_tenant import service as apps
 from clarion.campaign import payload
 from clarion.campaign.repository import CampaignRepository
@@ -81,20 +82,19 @@ async def create(
         push_tag=spec.push_tag,
         is_transactional=spec.is_transactional,
         urgency=spec.urgency,
-        payload={
-            "title": spec.content.title,
-            "message": spec.content.message,
-            "icon": spec.content.icon,
-            "image": spec.content.image,
-            "redirect_url": spec.content.redirect_url,
-            "buttons": [{"title": b.title, "url": b.url} for b in spec.content.buttons],
-        },
+        payload=content.encode(_notification(spec)),
         audience=audience,
         created_at=now,
         fanout_done=False,
         counts_toward_quota=api_quota,
     )
     return await CampaignRepository(session).add(campaign, targets)
+
+
+def _notification(spec: CampaignCreate) -> content.Notification:
+    """What every recipient gets; on load the campaign's id and columns (TTL, urgency) are set again."""
+    shown = payload.notification("", spec.content, spec.display_time_s, spec.push_tag)
+    return replace(shown, ttl_s=spec.ttl_s, high_priority=spec.urgency in ("normal", "high"))
 
 
 async def stats(session: AsyncSession, app: App, campaign_id: int) -> CampaignStats:

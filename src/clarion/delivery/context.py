@@ -9,19 +9,18 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from clarion import content
 from clarion.app_tenant import credentials
-from clarion.campaign import payload as payloads
-from clarion.campaign.schemas import Button, Content
+from clarion.campaign.repository import CampaignRepository
+from clarion.content import Notification
 from clarion.db import as_utc, utcnow
-from clarion.models import App, Campaign
-from clarion.provider.message import NativeButton, NativeMessage, message_from_json
 
 
 @dataclass(frozen=True, slots=True)
 class CampaignContext:
     campaign_id: int
     app_id: int
-    content: Content
+    notification: Notification  # the campaign's own, with the whole TTL
     payload: bytes
     ttl_s: int
     started_at: datetime
@@ -38,82 +37,43 @@ class CampaignContext:
         """On a retry the push service is told what is left of the TTL, not the whole of it."""
         return max(0, int((self.expires_at - now).total_seconds()))
 
-    def message_for(self, params: dict[str, Any] | None, now: datetime) -> NativeMessage:
+    def message_for(self, params: dict[str, Any] | None, now: datetime) -> Notification:
         """A recipient's notification: its own (a Swrve batch's personalized one) or the campaign's."""
         if params is None:
-            return self.native_message(now)
-        message = message_from_json(params["message"])
+            return replace(self.notification, ttl_s=self.remaining_ttl_s(now))
+        message = content.decode(params["message"])
         return replace(message, ttl_s=min(message.ttl_s, self.remaining_ttl_s(now)))
 
-    def web_payload(self, message: NativeMessage | None) -> bytes:
+    def web_payload(self, message: Notification | None) -> bytes:
         """What a browser's service worker receives: the campaign's, or a batch recipient's own."""
-        if message is None:
-            return self.payload
-        return payloads.encode(
-            {
-                "campaign_id": message.campaign_id,
-                "title": message.title or "",
-                "message": message.message,
-                "icon": message.icon,
-                "image": message.image,
-                "redirect_url": message.url,
-                "buttons": [{"title": b.title, "url": b.action} for b in message.buttons if b.action],
-                "display_time": 0,
-                "tag": message.collapse_key,
-                "data": message.data,
-            }
-        )
-
-    def native_message(self, now: datetime) -> NativeMessage:
-        """The campaign's content as a platform-neutral notification for FCM, APNs, WNS and ADM."""
-        content = self.content
-        return NativeMessage(
-            campaign_id=str(self.campaign_id),
-            message=content.message,
-            title=content.title,
-            icon=content.icon,
-            image=content.image,
-            url=content.redirect_url,
-            buttons=tuple(NativeButton(b.title, "open_url", b.url) for b in content.buttons),
-            ttl_s=self.remaining_ttl_s(now),
-            collapse_key=self.topic,
-            # A visible notification goes at high priority unless the campaign asked for less.
-            high_priority=self.urgency in ("normal", "high"),
-        )
-
-
-def _content(stored: dict[str, object]) -> Content:
-    buttons = stored.get("buttons") or []
-    assert isinstance(buttons, list)
-    return Content(
-        message=str(stored["message"]),
-        title=str(stored["title"]),
-        redirect_url=str(stored["redirect_url"]),
-        icon=stored.get("icon"),  # type: ignore[arg-type]
-        image=stored.get("image"),  # type: ignore[arg-type]
-        buttons=tuple(Button(str(b["title"]), str(b["url"])) for b in buttons),
-    )
+        return self.payload if message is None else content.web_payload(message)
 
 
 async def load(session: AsyncSession, campaign_id: int) -> CampaignContext | None:
-    campaign = await session.get(Campaign, campaign_id)
-    if campaign is None:
+    found = await CampaignRepository(session).get_with_app(campaign_id)
+    if found is None:
         return None
-    app = await session.get(App, campaign.app_id)
-    assert app is not None, "a campaign's app is deleted with it"
-    content = _content(campaign.payload)
-    body = payloads.build(str(campaign.id), content, campaign.display_time_s, campaign.push_tag)
+    campaign, app = found
     started_at = as_utc(campaign.started_at or campaign.send_at or utcnow())
+    notification = replace(
+        content.decode(campaign.payload),
+        campaign_id=str(campaign.id),
+        ttl_s=campaign.ttl_s,
+        # push_tag doubles as the collapse key (RFC 8030 Topic, FCM collapse_key, apns-collapse-id):
+        # a newer campaign with the same tag replaces an older one still waiting for an offline device.
+        collapse_key=campaign.push_tag,
+        display_time_s=campaign.display_time_s,
+        # A visible notification goes at high priority unless the campaign asked for less.
+        high_priority=campaign.urgency in ("normal", "high"),
+    )
     return CampaignContext(
         campaign_id=campaign.id,
         app_id=app.id,
-        content=content,
-        payload=payloads.encode(body),
+        notification=notification,
+        payload=content.web_payload(notification),
         ttl_s=campaign.ttl_s,
         started_at=started_at,
         urgency=campaign.urgency,
-        # push_tag doubles as the RFC 8030 Topic: a newer campaign with the same tag replaces an
-        # older one still waiting at the push service for an offline device.
         topic=campaign.push_tag,
         vapid_private_pem=app.vapid_private_pem,
         vapid_public_key=app.vapid_public_key,

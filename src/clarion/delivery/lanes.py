@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 
+from clarion.provider.base import Transmit
 from clarion.provider.outcome import Outcome, Retry
 
 log = logging.getLogger("clarion.delivery")
-
-# What is left of a send once its CPU-bound part is done: the request itself.
-Transmit = Callable[[], Awaitable[Outcome]]
 
 
 class Sends:

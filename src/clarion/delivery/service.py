@@ -9,9 +9,9 @@ from datetime import datetime, timedelta
 from clarion.db import Database, utcnow
 from clarion.delivery import policy
 from clarion.delivery.context import CampaignContext, ContextCache
-from clarion.delivery.lanes import SendLanes, Sends, Transmit
+from clarion.delivery.lanes import SendLanes, Sends
 from clarion.delivery.repository import Claimed, LedgerRepository
-from clarion.delivery.senders import Sender
+from clarion.provider.base import Provider, Transmit
 from clarion.provider.outcome import Outcome, Retry
 
 # Recipients prepared (for Web Push, encrypted) back to back before any of them is sent: as many
@@ -23,7 +23,7 @@ class Deliverer:
     def __init__(
         self,
         db: Database,
-        senders: Mapping[str, Sender],
+        providers: Mapping[str, Provider],
         *,
         lease_s: float,
         concurrency: int,
@@ -31,7 +31,7 @@ class Deliverer:
         retry_max_s: float,
     ) -> None:
         self.db = db
-        self.senders = senders
+        self.providers = providers
         self.lease_s = lease_s
         self.retry_base_s = retry_base_s
         self.retry_max_s = retry_max_s
@@ -40,14 +40,14 @@ class Deliverer:
         self._contexts = ContextCache()
 
     async def close(self) -> None:
-        """After the last job: stop the sending lanes, then the senders' clients."""
+        """After the last job: stop the sending lanes, then the providers' clients."""
         await self._lanes.close()
-        for sender in self.senders.values():
-            await sender.close()
+        for provider in self.providers.values():
+            await provider.close()
 
     @property
     def platforms(self) -> tuple[str, ...]:
-        return tuple(self.senders)
+        return tuple(self.providers)
 
     async def run(self, campaign_id: int, delivery_ids: Sequence[int], owner: str) -> int:
         """Deliver one job; returns how many recipients were attempted."""
@@ -93,10 +93,10 @@ class Deliverer:
     def _prepare(self, context: CampaignContext, recipient: Claimed, now: datetime) -> Outcome | Transmit:
         if now >= context.expires_at and context.ttl_s > 0:
             return Retry("the TTL ran out before the attempt")
-        sender = self.senders.get(recipient.platform)
-        if sender is None:
+        provider = self.providers.get(recipient.platform)
+        if provider is None:
             return Retry(f"no sender for platform {recipient.platform}")
-        return sender.prepare(context, recipient, now)
+        return provider.prepare(context, recipient, now)
 
     async def _record(
         self, context: CampaignContext, claimed: Sequence[Claimed], outcomes: Sequence[Outcome]

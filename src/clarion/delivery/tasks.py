@@ -12,18 +12,14 @@ import uuid
 from collections import defaultdict
 from datetime import timedelta
 
-import aiohttp
-
 from clarion.campaign.repository import CampaignRepository
 from clarion.config import Settings
 from clarion.db import Database, utcnow
 from clarion.delivery.fanout import fan_out
 from clarion.delivery.jobs import DELIVER, deliver_jobs
 from clarion.delivery.repository import LedgerRepository
-from clarion.delivery.senders import Sender, WebPushSender, native_senders
 from clarion.delivery.service import Deliverer
-from clarion.provider import webpush
-from clarion.provider.httpio import ssl_context
+from clarion.provider.registry import build_providers
 from clarion.queue import Job, Queue, Registry
 
 log = logging.getLogger("clarion.delivery")
@@ -40,31 +36,6 @@ def queue_grace_s(settings: Settings) -> float:
     return settings.lease_s * QUEUE_GRACE_FACTOR
 
 
-def http_session(settings: Settings) -> aiohttp.ClientSession:
-    """The native providers' (FCM, WNS, ADM) shared client; Web Push has its own (webpush.http_client)."""
-    connector = aiohttp.TCPConnector(
-        # The sending lanes are the cap on requests in flight: one connection each at most.
-        limit=settings.worker_concurrency,
-        ssl=ssl_context(settings.ca_file),
-        ttl_dns_cache=300,
-    )
-    # Push services set no cookies worth keeping: a dummy jar saves a cookie parse per response.
-    return aiohttp.ClientSession(
-        connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar()
-    )
-
-
-def _senders(settings: Settings, http: aiohttp.ClientSession) -> dict[str, Sender]:
-    timeout = aiohttp.ClientTimeout(total=settings.request_timeout_s, connect=settings.connect_timeout_s)
-    web_client = webpush.http_client(
-        ca_file=settings.ca_file,
-        timeout_s=settings.request_timeout_s,
-        connect_timeout_s=settings.connect_timeout_s,
-    )
-    web: dict[str, Sender] = {"web": WebPushSender(web_client, settings.vapid_subject)}
-    return {**web, **native_senders(http, settings, timeout)}
-
-
 class DeliveryTasks:
     def __init__(self, settings: Settings, db: Database, queue: Queue, registry: Registry) -> None:
         self.settings = settings
@@ -73,14 +44,12 @@ class DeliveryTasks:
         self.registry = registry
         # This process's name on the ledger rows it holds.
         self.owner = uuid.uuid4().hex[:12]
-        self._http: aiohttp.ClientSession | None = None
         self.deliverer: Deliverer | None = None
 
     async def open(self) -> None:
-        self._http = http_session(self.settings)
         self.deliverer = Deliverer(
             self.db,
-            _senders(self.settings, self._http),
+            build_providers(self.settings),
             lease_s=self.settings.lease_s,
             concurrency=self.settings.worker_concurrency,
             retry_base_s=self.settings.retry_base_s,
@@ -90,8 +59,6 @@ class DeliveryTasks:
     async def close(self) -> None:
         if self.deliverer is not None:
             await self.deliverer.close()
-        if self._http is not None:
-            await self._http.close()
 
     async def reset_leases(self) -> None:
         async with self.db.session() as session:

@@ -14,10 +14,12 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-import aiohttp
+from pyreqwest.client import Client
+from pyreqwest.exceptions import BuilderError, RequestError
 
-from clarion.provider.httpio import http_reason, read_body
-from clarion.provider.message import NativeMessage
+from clarion.content import Notification
+from clarion.provider.base import ClientPerApp, ClientPerCredential
+from clarion.provider.httpio import http_reason, post, transport_reason
 from clarion.provider.oauth import TokenCache, Unauthorized, fetch_client_credentials
 from clarion.provider.outcome import Delivered, Gone, Outcome, Rejected, Retry, parse_retry_after
 
@@ -41,29 +43,26 @@ class AdmClient:
 
     def __init__(
         self,
-        session: aiohttp.ClientSession,
+        http: Client,
         client_id: str,
         client_secret: str,
         *,
         base_url: str,
-        timeout: aiohttp.ClientTimeout,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._base_url = base_url.rstrip("/")
         fetch = functools.partial(
             fetch_client_credentials,
-            session,
+            http,
             f"{self._base_url}/auth/o2/token",
             client_id=client_id,
             client_secret=client_secret,
             scope=ADM_SCOPE,
-            timeout=timeout,
         )
         self._tokens = TokenCache(fetch, clock=clock)
-        self._session = session
-        self._timeout = timeout
+        self._http = http
 
-    async def send(self, registration_id: str, message: NativeMessage) -> Outcome:
+    async def send(self, registration_id: str, message: Notification) -> Outcome:
         """POST one message to one registration ID; never raises on network or service errors."""
         if not registration_id:
             return Rejected("empty ADM registration ID")
@@ -87,16 +86,28 @@ class AdmClient:
             "X-Amzn-Accept-Type": RESULT_TYPE,
         }
         try:
-            async with self._session.post(
-                url, data=body, headers=headers, timeout=self._timeout, allow_redirects=False
-            ) as response:
-                answer = await read_body(response)
-                return adm_outcome(response.status, response.headers.get("Retry-After"), answer)
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            return Retry(f"{type(exc).__name__}: {exc}".rstrip(": "))
+            answer = await post(self._http, url, headers, body)
+        except BuilderError as exc:
+            return Rejected(f"channel: cannot request the ADM URL: {exc}")
+        except RequestError as exc:
+            return Retry(transport_reason(exc))
+        return adm_outcome(answer.status, answer.retry_after, answer.body)
 
 
-def adm_message(message: NativeMessage) -> dict[str, Any]:
+class AdmProvider(ClientPerApp[AdmClient]):
+    """Fire OS devices through ADM: a client per app's security profile, one HTTP client for all."""
+
+    def __init__(self, http: Client, *, base_url: str) -> None:
+        super().__init__(
+            http,
+            ClientPerCredential(
+                "adm",
+                lambda data: AdmClient(http, data["client_id"], data["client_secret"], base_url=base_url),
+            ),
+        )
+
+
+def adm_message(message: Notification) -> dict[str, Any]:
     """The request body. ADM delivers only data, so the app draws the notification from these keys;
     a silent message carries no title or message, which tells the app not to show one."""
     body: dict[str, Any] = {
@@ -111,7 +122,7 @@ def adm_message(message: NativeMessage) -> dict[str, Any]:
     return body
 
 
-def _data(message: NativeMessage) -> dict[str, str]:
+def _data(message: Notification) -> dict[str, str]:
     # ADM data values must be strings; the app's own keys first, so Clarion's cannot be overridden.
     data = {key: value if isinstance(value, str) else _json(value) for key, value in message.data.items()}
     shown: dict[str, str | None] = {}

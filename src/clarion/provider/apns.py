@@ -5,6 +5,7 @@ as Apple asks ("keep your connections with APNs open across multiple notificatio
 JWT that it signs again every 40 minutes.
 """
 
+import functools
 import hashlib
 import json
 import time
@@ -19,8 +20,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from pyreqwest.exceptions import RequestError
 
+from clarion.content import Notification
+from clarion.provider.base import NO_CREDENTIALS, Campaign, ClientPerCredential, Recipient, Transmit
 from clarion.provider.httpio import post, reqwest_client, transport_reason
-from clarion.provider.message import NativeMessage
 from clarion.provider.outcome import Delivered, Gone, Outcome, Rejected, Retry, parse_retry_after
 from clarion.provider.webpush import b64url_encode
 
@@ -130,7 +132,7 @@ class ApnsClient:
         )
 
     async def send(
-        self, device_token: str, message: NativeMessage, *, token_registered_at: datetime | None = None
+        self, device_token: str, message: Notification, *, token_registered_at: datetime | None = None
     ) -> Outcome:
         """POST one notification; network trouble is a `Retry`, never an exception.
 
@@ -169,7 +171,42 @@ class ApnsClient:
         await self._http.close()
 
 
-def build_headers(message: NativeMessage, *, topic: str, now_s: float) -> dict[str, str]:
+class ApnsProvider:
+    """iOS devices through APNs: a client (an HTTP/2 connection and a provider token) per app key."""
+
+    def __init__(
+        self, *, base_url: str, ca_file: str | None, timeout_s: float, connect_timeout_s: float
+    ) -> None:
+        def client(data: dict[str, Any]) -> ApnsClient:
+            return ApnsClient(
+                base_url=base_url,
+                key_pem=data["key_pem"],
+                key_id=data["key_id"],
+                team_id=data["team_id"],
+                topic=data["topic"],
+                ca_file=ca_file,
+                timeout_s=timeout_s,
+                connect_timeout_s=connect_timeout_s,
+            )
+
+        self._clients = ClientPerCredential("apns", client)
+
+    def prepare(self, campaign: Campaign, recipient: Recipient, now: datetime) -> Outcome | Transmit:
+        client = self._clients.get(campaign)
+        if client is None:
+            return Rejected(NO_CREDENTIALS)
+        message = campaign.message_for(recipient.params, now)
+        # APNs alone needs the registration time: a stale Unregistered must not deactivate a new token.
+        return functools.partial(
+            client.send, recipient.address, message, token_registered_at=recipient.registered_at
+        )
+
+    async def close(self) -> None:
+        for client in self._clients.clear():
+            await client.close()
+
+
+def build_headers(message: Notification, *, topic: str, now_s: float) -> dict[str, str]:
     """The apns-* request headers, without authorization."""
     priority = PRIORITY_IMMEDIATE
     if message.silent or not message.high_priority:
@@ -193,7 +230,7 @@ def collapse_id(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()  # 64 hex characters
 
 
-def build_payload(message: NativeMessage) -> dict[str, Any]:
+def build_payload(message: Notification) -> dict[str, Any]:
     """The JSON body: the `aps` dictionary plus the app's custom keys at the top level.
 
     Clarion's own keys win over `message.data` keys of the same name, and `aps` is never overridden.
@@ -208,7 +245,7 @@ def build_payload(message: NativeMessage) -> dict[str, Any]:
     return payload
 
 
-def _aps(message: NativeMessage) -> dict[str, Any]:
+def _aps(message: Notification) -> dict[str, Any]:
     alert: dict[str, str] = {}
     if message.title:
         alert["title"] = message.title
@@ -228,7 +265,7 @@ def _aps(message: NativeMessage) -> dict[str, Any]:
     return aps
 
 
-def _custom_keys(message: NativeMessage) -> dict[str, Any]:
+def _custom_keys(message: Notification) -> dict[str, Any]:
     keys: dict[str, Any] = {"campaign_id": message.campaign_id}
     if message.url:
         keys["url"] = message.url

@@ -4,7 +4,6 @@ References: firebase.google.com/docs/reference/fcm/rest/v1/projects.messages (th
 firebase.google.com/docs/reference/fcm/rest/v1/ErrorCode (what each error means and how to retry).
 """
 
-import asyncio
 import functools
 import json
 import time
@@ -14,20 +13,22 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-import aiohttp
-import google.auth.exceptions
-import google.auth.transport.requests
-import requests
-from google.oauth2 import service_account as google_service_account
+from google.auth import crypt
+from google.auth import jwt as google_jwt
+from pyreqwest.client import Client
+from pyreqwest.exceptions import BuilderError, RequestError
 
-from clarion.provider.httpio import http_reason, read_body
-from clarion.provider.message import NativeMessage
+from clarion.content import Notification
+from clarion.provider.base import ClientPerApp, ClientPerCredential
+from clarion.provider.httpio import http_reason, post, transport_reason
 from clarion.provider.oauth import (
-    DEFAULT_EXPIRES_IN_S,
     AccessToken,
     TokenCache,
     TokenUnavailable,
     Unauthorized,
+    access_token,
+    oauth_error,
+    request_token,
 )
 from clarion.provider.outcome import Delivered, Gone, Outcome, Rejected, Retry, parse_retry_after
 
@@ -41,8 +42,13 @@ MAX_PAYLOAD_BYTES = 4096
 MAX_TTL_S = 28 * 24 * 3600
 # 60 s: ErrorCode QUOTA_EXCEEDED says to retry with exponential back-off starting at one minute.
 QUOTA_RETRY_MIN_S = 60.0
-# Used when the client's ClientTimeout has no total; google-auth's own default would be 120 s.
-DEFAULT_TOKEN_TIMEOUT_S = 30.0
+# The audience Google's token endpoint expects in a service account's grant assertion, whatever the
+# account's token_uri (google-auth sends the same); the assertion lives an hour, the most Google takes.
+GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"  # noqa: S105 - a URL, not a secret
+ASSERTION_LIFETIME_S = 3600
+JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+# The token endpoint's OAuth errors that mean "try again later" (as google-auth reads them).
+_RETRYABLE_OAUTH_ERRORS = frozenset({"internal_failure", "server_error", "temporarily_unavailable"})
 
 # AndroidConfig.data / Message.data: keys FCM keeps for itself.
 _RESERVED_DATA_KEYS = frozenset({"from", "message_type"})
@@ -57,24 +63,22 @@ class FcmClient:
 
     def __init__(
         self,
-        session: aiohttp.ClientSession,
+        http: Client,
         service_account: dict[str, Any],
         *,
         base_url: str,
-        timeout: aiohttp.ClientTimeout,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """Raises ValueError when the service-account JSON lacks a project or a usable private key."""
         project_id = service_account.get("project_id")
         if not isinstance(project_id, str) or not project_id:
             raise ValueError("the service-account JSON has no project_id")
-        self._credentials = _load_credentials(service_account)
-        self._session = session
-        self._timeout = timeout
+        self._signer, self._email, self._token_url = _load_account(service_account)
+        self._http = http
         self._url = f"{base_url.rstrip('/')}/v1/projects/{quote(project_id, safe='')}/messages:send"
         self._tokens = TokenCache(self._fetch_token, clock=clock)
 
-    async def send(self, token: str, message: NativeMessage) -> Outcome:
+    async def send(self, token: str, message: Notification) -> Outcome:
         """POST one message to one registration token; never raises on network or service errors."""
         body = fcm_message(token, message)
         try:
@@ -89,58 +93,71 @@ class FcmClient:
     async def _post(self, data: bytes, bearer: str) -> Outcome | Unauthorized:
         headers = {"Authorization": f"Bearer {bearer}", "Content-Type": "application/json; charset=utf-8"}
         try:
-            async with self._session.post(
-                self._url, data=data, headers=headers, timeout=self._timeout, allow_redirects=False
-            ) as response:
-                body = await read_body(response)
-                return fcm_outcome(response.status, response.headers.get("Retry-After"), body)
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            return Retry(f"{type(exc).__name__}: {exc}".rstrip(": "))
+            answer = await post(self._http, self._url, headers, data)
+        except BuilderError as exc:
+            return Rejected(f"channel: cannot request the FCM URL: {exc}")
+        except RequestError as exc:
+            return Retry(transport_reason(exc))
+        return fcm_outcome(answer.status, answer.retry_after, answer.body)
 
     async def _fetch_token(self) -> AccessToken:
-        try:
-            return await asyncio.to_thread(self._refresh_blocking)
-        except google.auth.exceptions.TransportError as exc:
-            raise TokenUnavailable(Retry(f"token endpoint: {_auth_error_text(exc)}")) from exc
-        except google.auth.exceptions.GoogleAuthError as exc:
-            reason = f"token endpoint: {_auth_error_text(exc)}"
-            raise TokenUnavailable(
-                Retry(reason) if exc.retryable else Rejected(f"channel: {reason}")
-            ) from exc
+        """The service-account grant (RFC 7523): google-auth signs the assertion, pyreqwest sends it,
+        so no blocking HTTP client runs beside the event loop."""
+        form = {"grant_type": JWT_BEARER_GRANT, "assertion": self._assertion()}
+        answer = await request_token(self._http, self._token_url, form)
+        if answer.status == 200:
+            return access_token(answer.body)
+        reason = f"token endpoint: {oauth_error(answer.body)}"
+        if (
+            answer.status == 429
+            or answer.status >= 500
+            or _oauth_code(answer.body) in _RETRYABLE_OAUTH_ERRORS
+        ):
+            raise TokenUnavailable(Retry(reason))
+        raise TokenUnavailable(Rejected(f"channel: {reason}"))
 
-    def _refresh_blocking(self) -> AccessToken:
-        # google-auth is synchronous: this runs in a worker thread, one at a time (TokenCache's lock).
-        timeout_s = self._timeout.total or DEFAULT_TOKEN_TIMEOUT_S
-        with requests.Session() as http:
-            request = functools.partial(google.auth.transport.requests.Request(http), timeout=timeout_s)
-            self._credentials.refresh(request)  # type: ignore[no-untyped-call]
-        token, expiry = self._credentials.token, self._credentials.expiry
-        if not isinstance(token, str) or not token:
-            raise TokenUnavailable(Rejected("channel: token endpoint answered without an access_token"))
-        if not isinstance(expiry, datetime):
-            return AccessToken(token, DEFAULT_EXPIRES_IN_S)
-        # google-auth keeps expiry as a naive UTC datetime.
-        return AccessToken(token, (expiry.replace(tzinfo=UTC) - datetime.now(UTC)).total_seconds())
+    def _assertion(self) -> str:
+        issued_at = int(time.time())
+        claims = {
+            "iss": self._email,
+            "aud": GOOGLE_TOKEN_AUDIENCE,
+            "scope": FCM_SCOPE,
+            "iat": issued_at,
+            "exp": issued_at + ASSERTION_LIFETIME_S,
+        }
+        assertion: bytes = google_jwt.encode(self._signer, claims)  # type: ignore[no-untyped-call]
+        return assertion.decode("ascii")
 
 
-def _load_credentials(info: dict[str, Any]) -> google_service_account.Credentials:
-    try:
-        credentials: google_service_account.Credentials = (
-            google_service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
-                info, scopes=[FCM_SCOPE]
-            )
+class FcmProvider(ClientPerApp[FcmClient]):
+    """Android devices through FCM: a client per app's service account, one HTTP client for all."""
+
+    def __init__(self, http: Client, *, base_url: str) -> None:
+        super().__init__(
+            http, ClientPerCredential("fcm", lambda account: FcmClient(http, account, base_url=base_url))
         )
+
+
+def _load_account(info: dict[str, Any]) -> tuple[crypt.Signer, str, str]:
+    """(the private key's signer, client_email, token_uri) of a service-account JSON."""
+    email, token_url = info.get("client_email"), info.get("token_uri")
+    if not isinstance(email, str) or not email or not isinstance(token_url, str) or not token_url:
+        raise ValueError("not a usable service-account JSON: it needs client_email and token_uri")
+    try:
+        signer: crypt.Signer = crypt.RSASigner.from_service_account_info(info)  # type: ignore[no-untyped-call]
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"not a usable service-account JSON: {exc}") from exc
-    return credentials
+    return signer, email, token_url
 
 
-def _auth_error_text(exc: Exception) -> str:
-    # google-auth puts the response data in args[1]; its first argument is the readable part.
-    return str(exc.args[0]) if exc.args else type(exc).__name__
+def _oauth_code(body: bytes) -> object:
+    try:
+        return json.loads(body).get("error")
+    except (ValueError, AttributeError):
+        return None
 
 
-def fcm_message(token: str, message: NativeMessage) -> dict[str, Any]:
+def fcm_message(token: str, message: Notification) -> dict[str, Any]:
     """The v1 request body; silent messages are data-only (no notification) at NORMAL priority."""
     android: dict[str, Any] = {
         "ttl": f"{min(max(message.ttl_s, 0), MAX_TTL_S)}s",
@@ -170,7 +187,7 @@ def fcm_message(token: str, message: NativeMessage) -> dict[str, Any]:
     return {"message": body}
 
 
-def _data(message: NativeMessage) -> dict[str, str]:
+def _data(message: Notification) -> dict[str, str]:
     # FCM data values must be strings; the app's own keys first, so Clarion's cannot be overridden.
     data = {key: value if isinstance(value, str) else _json(value) for key, value in message.data.items()}
     data["campaign_id"] = message.campaign_id

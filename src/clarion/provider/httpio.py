@@ -1,7 +1,7 @@
 """HTTP details every provider shares: the pyreqwest client, bounded body reads, one-line reasons.
 
-Web Push and APNs go through pyreqwest (Rust's reqwest over hyper and tokio), chosen by measurement
-(docs/architecture.md, "HTTP client"); FCM, WNS and ADM through the engine's aiohttp session.
+Every provider goes through pyreqwest (Rust's reqwest over hyper and tokio), chosen by measurement
+for Web Push and APNs (docs/architecture.md, "HTTP client"): one HTTP stack for all of them.
 """
 
 from __future__ import annotations
@@ -10,24 +10,13 @@ import ssl
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlencode
 
-import aiohttp
 from pyreqwest.client import Client, ClientBuilder
 from pyreqwest.exceptions import RequestError, RequestTimeoutError
 
 MAX_READ_BYTES = 64 * 1024  # a hostile or broken server could answer with an endless body
 REASON_CHARS = 200  # a reason ends up in the ledger's last_error (255) and in Swrve reports
-
-
-async def read_body(response: aiohttp.ClientResponse) -> bytes:
-    """Read the body to its end so the connection goes back to the pool; past the cap it is dropped."""
-    body = bytearray()
-    while len(body) < MAX_READ_BYTES:
-        chunk = await response.content.read(MAX_READ_BYTES - len(body))
-        if not chunk:
-            break
-        body += chunk
-    return bytes(body)
 
 
 def http_reason(status: int, detail: str) -> str:
@@ -37,7 +26,7 @@ def http_reason(status: int, detail: str) -> str:
 
 
 def ssl_context(ca_file: str | None) -> ssl.SSLContext:
-    """The system's CAs, plus those in `ca_file` (CLARION_CA_FILE) when given."""
+    """The system's CAs, plus those in `ca_file` (CLARION_CA_FILE) when given (for Python clients)."""
     context = ssl.create_default_context()
     if ca_file:
         context.load_verify_locations(cafile=ca_file)
@@ -67,13 +56,24 @@ class Answer:
     status: int
     body: bytes  # at most MAX_READ_BYTES of it
     retry_after: str | None
+    header: str | None = None  # the value of the one header `post` was asked to read, if any
 
 
-async def post(client: Client, url: str, headers: dict[str, str], body: bytes) -> Answer:
-    """POST and read at most MAX_READ_BYTES of the answer; raises pyreqwest's RequestError."""
+async def post(
+    client: Client, url: str, headers: dict[str, str], body: bytes, *, read_header: str | None = None
+) -> Answer:
+    """POST and read at most MAX_READ_BYTES of the answer (and `read_header`'s value); raises
+    pyreqwest's RequestError (and BuilderError for a URL it cannot request)."""
     async with client.post(url).headers(headers).body_bytes(body).build_streamed() as response:
         answer = await response.body_reader.read(MAX_READ_BYTES)
-        return Answer(response.status, bytes(answer or b""), response.get_header("Retry-After"))
+        header = None if read_header is None else response.get_header(read_header)
+        return Answer(response.status, bytes(answer or b""), response.get_header("Retry-After"), header)
+
+
+async def post_form(client: Client, url: str, form: dict[str, str]) -> Answer:
+    """POST an application/x-www-form-urlencoded body (an OAuth token request, RFC 6749 §4)."""
+    headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
+    return await post(client, url, headers, urlencode(form).encode("ascii"))
 
 
 def transport_reason(exc: RequestError) -> str:

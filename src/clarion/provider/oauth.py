@@ -1,9 +1,10 @@
 """OAuth 2 bearer tokens for the native providers: fetched once, cached until near expiry, refreshed on 401.
 
 `TokenCache` owns the caching and the refresh-once-on-401 rule for FCM, WNS and ADM alike; what differs
-is how a token is fetched: `fetch_client_credentials` (RFC 6749 §4.4) for WNS and ADM, google-auth's
-service-account grant for FCM. A fetch that fails raises `TokenUnavailable`, which carries the Outcome
-the send reports instead: the token endpoint's trouble never escapes a provider as an exception.
+is how a token is fetched: `fetch_client_credentials` (RFC 6749 §4.4) for WNS and ADM, the
+service-account JWT grant (RFC 7523, the assertion signed by google-auth) for FCM; both over
+pyreqwest. A fetch that fails raises `TokenUnavailable`, which carries the Outcome the send reports
+instead: the token endpoint's trouble never escapes a provider as an exception.
 """
 
 import asyncio
@@ -13,9 +14,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import aiohttp
+from pyreqwest.client import Client
+from pyreqwest.exceptions import BuilderError, RequestError
 
-from clarion.provider.httpio import http_reason, read_body
+from clarion.provider.httpio import Answer, http_reason, post_form, transport_reason
 from clarion.provider.outcome import Outcome, Rejected, Retry, parse_retry_after
 
 # 5 min: a token used up to its last second may expire in flight; renew this long before expiry.
@@ -96,13 +98,7 @@ class TokenCache:
 
 
 async def fetch_client_credentials(
-    session: aiohttp.ClientSession,
-    token_url: str,
-    *,
-    client_id: str,
-    client_secret: str,
-    scope: str,
-    timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109 - aiohttp's per-request budget, handed to the session
+    client: Client, token_url: str, *, client_id: str, client_secret: str, scope: str
 ) -> AccessToken:
     """The client-credentials grant (RFC 6749 §4.4) as WNS and ADM take it: a form with the secret."""
     form = {
@@ -111,21 +107,25 @@ async def fetch_client_credentials(
         "client_secret": client_secret,
         "scope": scope,
     }
-    try:
-        async with session.post(token_url, data=form, timeout=timeout, allow_redirects=False) as response:
-            body = await read_body(response)
-            status, retry_after = response.status, response.headers.get("Retry-After")
-    except (TimeoutError, aiohttp.ClientError) as exc:
-        raise TokenUnavailable(Retry(f"token endpoint: {type(exc).__name__}: {exc}".rstrip(": "))) from exc
-    if status == 200:
-        return _access_token(body)
-    reason = f"token endpoint: {http_reason(status, _oauth_error(body))}"
-    if status == 429 or 500 <= status < 600:
-        raise TokenUnavailable(Retry(reason, parse_retry_after(retry_after, datetime.now(UTC))))
+    answer = await request_token(client, token_url, form)
+    if answer.status == 200:
+        return access_token(answer.body)
+    reason = f"token endpoint: {http_reason(answer.status, oauth_error(answer.body))}"
+    if answer.status == 429 or 500 <= answer.status < 600:
+        raise TokenUnavailable(Retry(reason, parse_retry_after(answer.retry_after, datetime.now(UTC))))
     raise TokenUnavailable(Rejected(f"channel: {reason}"))
 
 
-def _access_token(body: bytes) -> AccessToken:
+async def request_token(client: Client, token_url: str, form: dict[str, str]) -> Answer:
+    """POST a token request; a token endpoint out of reach is `TokenUnavailable(Retry)`."""
+    try:
+        return await post_form(client, token_url, form)
+    except (RequestError, BuilderError) as exc:
+        detail = transport_reason(exc) if isinstance(exc, RequestError) else f"BuilderError: {exc}"
+        raise TokenUnavailable(Retry(f"token endpoint: {detail}")) from exc
+
+
+def access_token(body: bytes) -> AccessToken:
     try:
         document = json.loads(body)
         value = document["access_token"]
@@ -137,7 +137,7 @@ def _access_token(body: bytes) -> AccessToken:
     return AccessToken(value, expires_in)
 
 
-def _oauth_error(body: bytes) -> str:
+def oauth_error(body: bytes) -> str:
     """RFC 6749 §5.2 `error` and `error_description`, or the start of whatever the body was."""
     try:
         document = json.loads(body)

@@ -2,6 +2,7 @@
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import json
@@ -20,6 +21,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pyreqwest.client import Client
 from pyreqwest.exceptions import BuilderError, RequestError
 
+from clarion.provider.base import Campaign, Recipient, Transmit
 from clarion.provider.httpio import REASON_CHARS, http_reason, post, reqwest_client, transport_reason
 from clarion.provider.outcome import Delivered, Gone, Outcome, Rejected, Retry, parse_retry_after
 
@@ -289,6 +291,50 @@ async def send(client: Client, signer: VapidSigner, request: WebPushRequest) -> 
     if isinstance(prepared, Rejected):
         return prepared
     return await transmit(client, prepared)
+
+
+class WebPushProvider:
+    """Browsers through their push services: one HTTP client, a VAPID signer per app.
+
+    `prepare` encrypts and signs; the request is left for the sending lanes, so the Deliverer can
+    encrypt a window of recipients back to back before it sends any (see `prepare` above).
+    """
+
+    def __init__(self, client: Client, subject: str) -> None:
+        self._client = client
+        self._subject = subject
+        self._signers: dict[int, VapidSigner] = {}
+
+    def _signer(self, campaign: Campaign) -> VapidSigner:
+        signer = self._signers.get(campaign.app_id)
+        if signer is None:
+            signer = VapidSigner(campaign.vapid_private_pem, campaign.vapid_public_key, self._subject)
+            self._signers[campaign.app_id] = signer
+        return signer
+
+    def prepare(self, campaign: Campaign, recipient: Recipient, now: datetime) -> Outcome | Transmit:
+        if recipient.p256dh is None or recipient.auth is None:
+            return Rejected("the web subscription has no keys")
+        ttl_s, topic, own = campaign.remaining_ttl_s(now), campaign.topic, None
+        if recipient.params is not None:  # a batch recipient: its own content, TTL and collapse key
+            own = campaign.message_for(recipient.params, now)
+            ttl_s, topic = own.ttl_s, own.collapse_key
+        request = WebPushRequest(
+            endpoint=recipient.address,
+            p256dh=recipient.p256dh,
+            auth=recipient.auth,
+            payload=campaign.web_payload(own),
+            ttl_s=ttl_s,
+            urgency=campaign.urgency,
+            topic=topic,
+        )
+        prepared = prepare(self._signer(campaign), request)
+        if isinstance(prepared, Rejected):
+            return prepared
+        return functools.partial(transmit, self._client, prepared)
+
+    async def close(self) -> None:
+        await self._client.close()
 
 
 def _request_problem(request: WebPushRequest) -> str | None:

@@ -15,10 +15,12 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
+from pyreqwest.client import Client
+from pyreqwest.exceptions import BuilderError, RequestError
 
-from clarion.provider.httpio import http_reason, read_body
-from clarion.provider.message import NativeButton, NativeMessage
+from clarion.content import Button, Notification
+from clarion.provider.base import ClientPerApp, ClientPerCredential
+from clarion.provider.httpio import http_reason, post, transport_reason
 from clarion.provider.oauth import TokenCache, Unauthorized, fetch_client_credentials
 from clarion.provider.outcome import Delivered, Gone, Outcome, Rejected, Retry, parse_retry_after
 
@@ -31,6 +33,7 @@ MAX_TAG_CHARS = 16
 MAX_TOAST_ACTIONS = 5
 
 _SOUND_SCHEMES = ("ms-winsoundevent:", "ms-appx:", "ms-appdata:")  # what <audio src> accepts
+_ERROR_HEADER = "X-WNS-Error-Description"  # where WNS explains an error
 _XML_FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
@@ -59,28 +62,25 @@ class WnsClient:
 
     def __init__(
         self,
-        session: aiohttp.ClientSession,
+        http: Client,
         client_id: str,
         client_secret: str,
         *,
         auth_url: str,
-        timeout: aiohttp.ClientTimeout,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         fetch = functools.partial(
             fetch_client_credentials,
-            session,
+            http,
             f"{auth_url.rstrip('/')}/accesstoken.srf",
             client_id=client_id,
             client_secret=client_secret,
             scope=WNS_SCOPE,
-            timeout=timeout,
         )
         self._tokens = TokenCache(fetch, clock=clock)
-        self._session = session
-        self._timeout = timeout
+        self._http = http
 
-    async def send(self, channel_uri: str, message: NativeMessage) -> Outcome:
+    async def send(self, channel_uri: str, message: Notification) -> Outcome:
         """POST one notification to one channel URI; never raises on network or service errors."""
         if urlsplit(channel_uri).scheme not in ("https", "http"):
             return Rejected(f"not an http(s) channel URI: {channel_uri[:100]!r}")
@@ -95,23 +95,34 @@ class WnsClient:
     async def _post(
         self, channel_uri: str, notification: WnsNotification, bearer: str
     ) -> Outcome | Unauthorized:
+        headers = notification.headers(bearer)
         try:
-            async with self._session.post(
-                channel_uri,
-                data=notification.body,
-                headers=notification.headers(bearer),
-                timeout=self._timeout,
-                allow_redirects=False,
-            ) as response:
-                body = await read_body(response)
-                # WNS explains its errors in a header; the body is usually empty.
-                detail = response.headers.get("X-WNS-Error-Description") or body.decode("utf-8", "replace")
-                return wns_outcome(response.status, response.headers.get("Retry-After"), detail)
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            return Retry(f"{type(exc).__name__}: {exc}".rstrip(": "))
+            answer = await post(
+                self._http, channel_uri, headers, notification.body, read_header=_ERROR_HEADER
+            )
+        except BuilderError as exc:
+            return Rejected(f"cannot request this channel URI: {exc}")
+        except RequestError as exc:
+            return Retry(transport_reason(exc))
+        # WNS explains its errors in a header; the body is usually empty.
+        detail = answer.header or answer.body.decode("utf-8", "replace")
+        return wns_outcome(answer.status, answer.retry_after, detail)
 
 
-def wns_notification(message: NativeMessage) -> WnsNotification | Rejected:
+class WnsProvider(ClientPerApp[WnsClient]):
+    """Windows devices through WNS: a client per app's credentials, one HTTP client for all."""
+
+    def __init__(self, http: Client, *, auth_url: str) -> None:
+        super().__init__(
+            http,
+            ClientPerCredential(
+                "wns",
+                lambda data: WnsClient(http, data["client_id"], data["client_secret"], auth_url=auth_url),
+            ),
+        )
+
+
+def wns_notification(message: Notification) -> WnsNotification | Rejected:
     """A toast, or for a silent message a raw notification carrying JSON for the app."""
     ttl_s = max(message.ttl_s, 0)
     try:
@@ -128,7 +139,7 @@ def wns_notification(message: NativeMessage) -> WnsNotification | Rejected:
         return Rejected("the message holds text that is not valid Unicode")
 
 
-def _raw_content(message: NativeMessage) -> dict[str, Any]:
+def _raw_content(message: Notification) -> dict[str, Any]:
     content: dict[str, Any] = {"campaign_id": message.campaign_id, "message": message.message}
     if message.title is not None:
         content["title"] = message.title
@@ -141,7 +152,7 @@ def _raw_content(message: NativeMessage) -> dict[str, Any]:
     return content
 
 
-def toast_xml(message: NativeMessage) -> str:
+def toast_xml(message: Notification) -> str:
     """ToastGeneric XML; `launch` is JSON with the campaign and the URL, handed to the app on a tap."""
     launch = _launch(message)
     toast = _element(None, "toast", launch=launch)
@@ -177,7 +188,7 @@ def _element(parent: ET.Element | None, tag: str, text: str | None = None, **att
     return element
 
 
-def _launch(message: NativeMessage) -> str:
+def _launch(message: Notification) -> str:
     launch: dict[str, Any] = {"campaign_id": message.campaign_id}
     if message.url is not None:
         launch["url"] = message.url
@@ -186,7 +197,7 @@ def _launch(message: NativeMessage) -> str:
     return _json(launch)
 
 
-def _action(button: NativeButton, launch: str) -> dict[str, str]:
+def _action(button: Button, launch: str) -> dict[str, str]:
     if button.action_type == "dismiss":
         return {"content": button.title, "activationType": "system", "arguments": "dismiss"}
     if button.action_type == "open_url" and button.action:

@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from clarion.provider.message import NativeButton, NativeMessage, RichMedia, message_to_json
+from clarion import content
+from clarion.content import Button, Notification, RichMedia
 from clarion.validation import storable
 
 MAX_TTL_S = 2_419_200  # 4 weeks, the spec's maximum time_to_live
@@ -58,7 +59,9 @@ class ParamError(ValueError):
 
 
 @dataclass(frozen=True)
-class Warning_:
+class PushWarning:
+    """Why one user's push (or one of their devices') is not sent: a row of the batch's report."""
+
     reason: str
     safe_to_resend: bool = True
 
@@ -131,37 +134,37 @@ def _buttons(value: Any) -> list[dict[str, str | None]]:
     return buttons
 
 
-def user_warnings(params: dict[str, Any]) -> list[Warning_]:
+def user_warnings(params: dict[str, Any]) -> list[PushWarning]:
     """The checks that stop a user's push whatever the platform."""
-    found: list[Warning_] = []
+    found: list[PushWarning] = []
     if len(params.get("buttons", [])) > MAX_BUTTONS:
-        found.append(Warning_("Invalid buttons, no more than 3 buttons are supported"))
+        found.append(PushWarning("Invalid buttons, no more than 3 buttons are supported"))
     ttl = params.get("time_to_live", DEFAULT_TTL_S)
     if not 0 <= ttl <= MAX_TTL_S:
-        found.append(Warning_("Invalid time_to_live value, must be positive number less than 4 weeks"))
+        found.append(PushWarning("Invalid time_to_live value, must be positive number less than 4 weeks"))
     message = params.get("message", "")
     if params.get("silent") is not True and (not message or len(message) > MAX_MESSAGE_CHARS):
         found.append(
-            Warning_(f"Push Message should be not empty and less than {MAX_MESSAGE_CHARS} characters")
+            PushWarning(f"Push Message should be not empty and less than {MAX_MESSAGE_CHARS} characters")
         )
     return found
 
 
-def platform_warning(params: dict[str, Any], platform: str) -> Warning_ | None:
+def platform_warning(params: dict[str, Any], platform: str) -> PushWarning | None:
     """The checks that stop a push to one of the user's devices."""
     media_type = params.get("rich_media_type")
     allowed = MEDIA_TYPES[platform]
     if media_type is not None and media_type not in allowed:
-        return Warning_(f"Invalid media type, must be one of {list(allowed)}")
+        return PushWarning(f"Invalid media type, must be one of {list(allowed)}")
     if platform == "wns" and not params.get("notification_title") and params.get("silent") is not True:
-        return Warning_("For wns platform, title is required")
+        return PushWarning("For wns platform, title is required")
     if params.get("silent") is True and platform not in SILENT_PLATFORMS:
-        return Warning_(f"Silent push not supported for platform {platform}")
+        return PushWarning(f"Silent push not supported for platform {platform}")
     return None
 
 
 def message_fields(campaign_id: int, params: dict[str, Any]) -> dict[str, Any]:
-    """The NativeMessage a batch user's devices receive, as JSON for the ledger (Delivery.params)."""
+    """The Notification a batch user's devices receive, as JSON for the ledger (Delivery.params)."""
     media = None
     if params.get("rich_media_url"):
         media = RichMedia(
@@ -172,10 +175,8 @@ def message_fields(campaign_id: int, params: dict[str, Any]) -> dict[str, Any]:
             message=params.get("rich_media_message"),
             thumbnail_url=params.get("rich_media_thumbnail_url"),
         )
-    buttons = tuple(
-        NativeButton(b["title"], b["action_type"], b["action"]) for b in params.get("buttons", [])
-    )
-    message = NativeMessage(
+    buttons = tuple(Button(b["title"], b["action_type"], b["action"]) for b in params.get("buttons", []))
+    message = Notification(
         campaign_id=str(campaign_id),
         message=params.get("message", ""),
         title=params.get("notification_title"),
@@ -192,4 +193,4 @@ def message_fields(campaign_id: int, params: dict[str, Any]) -> dict[str, Any]:
         collapse_key=params.get("collapse_key"),
         silent=params.get("silent") is True,
     )
-    return message_to_json(message)
+    return content.encode(message)

@@ -191,7 +191,7 @@ def _plan_user(
         problem = rules.platform_warning(target.params, platform)
         provider = credentials.PROVIDER_FOR_PLATFORM.get(platform)
         if problem is None and provider is not None and provider not in creds:
-            problem = rules.Warning_("Failed to retrieve push certificate for app")
+            problem = rules.PushWarning("Failed to retrieve push certificate for app")
         if problem is not None:
             plan.warn(target.user, problem.reason, problem.safe_to_resend)
             continue

@@ -1,0 +1,123 @@
+"""A notification's content: the one model every surface builds and every provider reads, and its codec.
+
+Gravitec campaigns (campaign/service.py) and Swrve batch recipients (swrve/params.py) both become a
+`Notification`; it is stored as JSON by `encode` (campaigns.payload, and deliveries.params["message"]
+for a batch recipient's own content) and read back by `decode`. Web Push sends `web_payload(...)`, the
+object a browser's service worker receives; fcm.py, apns.py, wns.py and adm.py each map the same
+`Notification` onto their service's request.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+ActionType = Literal["open_app", "open_url", "dismiss"]
+# Rich media types that a notification can show as its picture.
+IMAGE_MEDIA = frozenset({"image", "gif"})
+# 28,800 s (8 h): what a Notification lives without a TTL of its own; campaigns and batches set theirs.
+DEFAULT_TTL_S = 28_800
+
+
+@dataclass(frozen=True, slots=True)
+class Button:
+    title: str
+    action_type: ActionType = "open_url"
+    action: str | None = None  # the URL or deeplink for open_url
+
+
+@dataclass(frozen=True, slots=True)
+class RichMedia:
+    url: str
+    type: str  # image | gif | video | audio (as Swrve names them); mapped per platform
+    title: str | None = None
+    subtitle: str | None = None
+    message: str | None = None
+    thumbnail_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    campaign_id: str
+    message: str
+    title: str | None = None
+    subtitle: str | None = None
+    icon: str | None = None
+    image: str | None = None
+    url: str | None = None  # where a tap leads: the Gravitec redirect_url or the Swrve deeplink
+    buttons: tuple[Button, ...] = ()
+    sound: str | None = None
+    badge: int | None = None
+    category: str | None = None
+    rich_media: RichMedia | None = None
+    data: dict[str, Any] = field(default_factory=dict)  # free JSON for the app (Swrve "payload")
+    ttl_s: int = DEFAULT_TTL_S
+    collapse_key: str | None = None  # a Gravitec campaign's push_tag, a Swrve collapse_key
+    silent: bool = False  # a data-only / background message
+    high_priority: bool = True
+    display_time_s: int = 0  # how long a browser shows it (Gravitec's display_time; 0: the browser's)
+
+    def shown_image(self) -> str | None:
+        """The picture to show: the image, else rich media that is a picture (an image or a gif)."""
+        media = self.rich_media
+        if self.image is None and media is not None and media.type in IMAGE_MEDIA:
+            return media.url
+        return self.image
+
+
+def encode(notification: Notification) -> dict[str, Any]:
+    """The notification as the JSON stored in campaigns.payload and deliveries.params."""
+    return asdict(notification)
+
+
+def decode(stored: dict[str, Any]) -> Notification:
+    """A stored notification: `encode`'s shape, or a campaign row written before it (see `_legacy`)."""
+    if "redirect_url" in stored:
+        return _legacy(stored)
+    media = stored.get("rich_media")
+    return Notification(
+        **{
+            **stored,
+            "buttons": tuple(Button(**b) for b in stored.get("buttons", ())),
+            "rich_media": RichMedia(**media) if media else None,
+        }
+    )
+
+
+def _legacy(stored: dict[str, Any]) -> Notification:
+    """campaigns.payload as it was first written (and as Swrve batches' campaign rows still are):
+    {title, message, icon, image, redirect_url, buttons: [{title, url}]}, with no campaign id.
+    A campaign row's own columns (id, ttl, push_tag, display time, urgency) complete it on load."""
+    buttons = stored.get("buttons") or []
+    return Notification(
+        campaign_id="",
+        message=str(stored["message"]),
+        title=str(stored["title"]),
+        icon=stored.get("icon"),
+        image=stored.get("image"),
+        url=str(stored["redirect_url"]),
+        buttons=tuple(Button(str(b["title"]), "open_url", str(b["url"])) for b in buttons),
+    )
+
+
+def web_fields(notification: Notification) -> dict[str, Any]:
+    """The JSON object a Web Push subscriber's service worker receives (CONTRACT.md, "Delivery")."""
+    fields: dict[str, Any] = {
+        "campaign_id": notification.campaign_id,
+        "title": notification.title or "",
+        "message": notification.message,
+        "icon": notification.icon,
+        "image": notification.image,
+        "redirect_url": notification.url,
+        "buttons": [{"title": b.title, "url": b.action} for b in notification.buttons if b.action],
+        "display_time": notification.display_time_s,
+        "tag": notification.collapse_key,
+    }
+    if notification.data:
+        fields["data"] = notification.data
+    return fields
+
+
+def web_payload(notification: Notification) -> bytes:
+    return json.dumps(web_fields(notification), ensure_ascii=False, separators=(",", ":")).encode()
