@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion import errors
 from clarion.app_tenant import credentials
+from clarion.app_tenant import service as apps
 from clarion.app_tenant.repository import AppRepository
 from clarion.app_tenant.security import hash_secret
 from clarion.db import as_utc, insert_ignore, utcnow
@@ -35,9 +36,7 @@ RATE_WINDOW_S = 60
 async def create_push_campaign(
     session: AsyncSession, app_key: str, name: str, message: str | None, title: str | None, platform: str
 ) -> tuple[int, str]:
-    app = await AppRepository(session).by_key(app_key)
-    if app is None:
-        raise errors.NotFound(f"There is no app with app_key: {app_key}", field="app_key")
+    app = await apps.by_key(session, app_key)
     if platform not in PLATFORMS:
         raise errors.InvalidField(f"platform must be one of {', '.join(PLATFORMS)}", field="platform")
     if not 1 <= len(name) <= 255:
@@ -94,15 +93,21 @@ async def _check_rate(session: AsyncSession, app: App, per_minute: int, now: dat
         raise errors.RateLimitExceeded(retry_after)
 
 
-async def check_keys(session: AsyncSession, submission: Submission) -> None:
-    """The key checks, run before the body is read."""
-    await _campaign_and_app(session, submission)
+async def check_keys(session: AsyncSession, submission: Submission) -> tuple[PushCampaign, App]:
+    """The key checks, run before the body is read: what they find is handed on to `submit`."""
+    return await _campaign_and_app(session, submission)
 
 
 async def submit(
-    session: AsyncSession, submission: Submission, *, per_minute: int, time_limit_s: float
+    session: AsyncSession,
+    submission: Submission,
+    keys: tuple[PushCampaign, App],
+    *,
+    per_minute: int,
+    time_limit_s: float,
 ) -> str:
-    campaign, app = await _campaign_and_app(session, submission)
+    """Accept a batch whose keys `check_keys` found good, in the same session: not looked up again."""
+    campaign, app = keys
     if len(submission.body) > MAX_BATCH_BYTES:
         raise errors.BatchTooLarge()
     now = utcnow()
