@@ -1,4 +1,4 @@
-"""The command line (CONTRACT.md): serve, worker, db upgrade, apps, segments."""
+"""The command line: serve, worker, db upgrade, apps, segments, push-campaigns."""
 
 from __future__ import annotations
 
@@ -144,7 +144,7 @@ def cmd_apps_update(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _credential_args(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
-    """Exactly one provider per call, as the contract's usage line shows."""
+    """Exactly one provider per call, as the usage line shows."""
     chosen = [
         name
         for name, given in (

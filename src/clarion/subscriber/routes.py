@@ -1,4 +1,4 @@
-"""Thin handlers for the subscriber API under /sdk/v1 (CONTRACT.md, "Subscriber API")."""
+"""Thin handlers for the subscriber API under /sdk/v1: registration, unsubscription, engagement events."""
 
 from __future__ import annotations
 
