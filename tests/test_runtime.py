@@ -113,6 +113,13 @@ def _subscription() -> dict[str, Any]:
     }
 
 
+async def _push_campaign(db: Database) -> tuple[int, str]:
+    """A new app's Push API campaign: its id and its push_key."""
+    async with db.session() as session:
+        created = await apps.create(session, "swrve app", "unlimited")
+        return await swrve.create_push_campaign(session, created.app_key, "c", "m", "t", "all")
+
+
 async def _meta(db: Database, key: str) -> str | None:
     async with db.session() as session:
         return await MetaRepository(session).get(key)
@@ -151,9 +158,7 @@ async def test_the_auth_dependency_and_the_handler_share_one_session(served: Ser
 
 
 async def test_the_admin_token_check_and_the_handler_share_one_session(served: Served, db: Database) -> None:
-    async with db.session() as session:
-        created = await apps.create(session, "admin app", "unlimited")
-        campaign_id, _ = await swrve.create_push_campaign(session, created.app_key, "c", "m", "t", "all")
+    campaign_id, _ = await _push_campaign(db)
     served.reset()
     answer = await served.client.get(
         f"/admin/v1/push-campaigns/{campaign_id}", headers={"Authorization": "Bearer test-admin-token"}
@@ -189,9 +194,7 @@ async def test_a_commit_that_fails_is_answered_as_a_failure_not_a_success(
 
 
 async def test_push_batch_looks_its_campaign_and_app_up_once(served: Served, db: Database) -> None:
-    async with db.session() as session:
-        created = await apps.create(session, "swrve app", "unlimited")
-        _, push_key = await swrve.create_push_campaign(session, created.app_key, "c", "m", "t", "all")
+    _, push_key = await _push_campaign(db)
     served.reset()
     answer = await served.client.post(
         "/push_batch", params={"push_key": push_key}, json=[{"swrve_user_id": "u1"}]
