@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
 import httpx
+import pytest
 
 from clarion.app import create_app
 from tests.conftest import Api, make_settings
@@ -33,6 +36,26 @@ async def test_healthz_is_503_while_the_database_is_unreachable(database_url: st
             response = await client.get("/healthz")
     assert response.status_code == 503
     assert response.json()["status"] == "unavailable"
+
+
+async def test_healthz_keeps_the_database_error_to_the_log(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    dead = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"
+    app = create_app(make_settings(dead), run_engine=False)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://clarion.test") as client:
+            with caplog.at_level(logging.WARNING, logger="clarion"):
+                response = await client.get("/healthz")
+    assert (response.status_code, response.json()) == (
+        503,
+        {"status": "unavailable", "database": "unreachable"},
+    )
+    prefix = "health check: database unreachable: "
+    logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith(prefix)]
+    assert len(logged) == 1
+    assert len(logged[0]) > len(prefix)  # the driver's own text, kept for the operator
 
 
 async def test_openapi_and_interactive_docs_are_served(api: Api) -> None:

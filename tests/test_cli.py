@@ -1,4 +1,4 @@
-"""The command line as the contract fixes it, run as a real process."""
+"""The command line, run as a real process."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from clarion import errors
-from clarion.admin import router as admin_router
+from clarion.admin.routes import router as admin_router
 from clarion.body_limit import BodyLimit
 from clarion.composition import background
 from clarion.config import Settings
@@ -127,7 +127,9 @@ def create_app(settings: Settings, *, run_engine: bool | None = None) -> FastAPI
             async with rt.db.session() as session:
                 await session.execute(text("SELECT 1"))
         except Exception as exc:  # any failure to reach the database means "not healthy"
-            return JSONResponse({"status": "unavailable", "database": str(exc)[:200]}, status_code=503)
+            # The driver's text can name hosts, users and paths: it goes to the log, not to the caller.
+            log.warning("health check: database unreachable: %s", exc)
+            return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
         if rt.queue is not None and not await rt.queue.ping():
             return JSONResponse({"status": "unavailable", "queue": "unreachable"}, status_code=503)
         return JSONResponse({"status": "ok"})

@@ -30,7 +30,7 @@ class BodyLimit:
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
                     # Raised inside the handler's body read: rendered by the app's error handler.
-                    raise errors.BatchTooLarge(f"Request Entity Too Large: at most {self.max_bytes} bytes")
+                    raise errors.BodyTooLarge(f"Request Entity Too Large: at most {self.max_bytes} bytes")
             return message
 
         await self.app(scope, bounded, send)

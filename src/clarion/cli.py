@@ -1,4 +1,4 @@
-"""The command line (CONTRACT.md): serve, worker, db upgrade, apps, segments."""
+"""The command line: serve, worker, db upgrade, apps, segments, push-campaigns."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def run_loop(main: Coroutine[Any, Any, None]) -> None:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from clarion.admin import ensure_admin_token
+    from clarion.admin.service import ensure_admin_token
     from clarion.app import create_app
 
     asyncio.run(_with_db(settings, lambda db: ensure_admin_token(db, settings)))
@@ -145,7 +145,7 @@ def cmd_apps_update(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _credential_args(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
-    """Exactly one provider per call, as the contract's usage line shows."""
+    """Exactly one provider per call, as the usage line shows."""
     chosen = [
         name
         for name, given in (
@@ -192,7 +192,7 @@ def cmd_apps_credentials(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_segments_create(args: argparse.Namespace, settings: Settings) -> int:
-    from clarion.app_tenant.repository import AppRepository
+    from clarion.app_tenant import service as apps
     from clarion.campaign import service
     from clarion.gravitec.push_body import parse_terms
 
@@ -204,9 +204,7 @@ def cmd_segments_create(args: argparse.Namespace, settings: Settings) -> int:
 
     async def work(db: Database) -> dict[str, Any]:
         async with db.session() as session:
-            app = await AppRepository(session).by_key(args.app_key)
-            if app is None:
-                raise errors.NotFound(f"There is no app with app_key: {args.app_key}", field="app_key")
+            app = await apps.by_key(session, args.app_key)
             segment = await service.create_segment(session, app, args.name, terms)
             return {"segment_id": segment.id, "name": segment.name}
 

@@ -1,4 +1,5 @@
-"""Settings: the only reader of the environment (CLARION_* variables, see CONTRACT.md)."""
+"""Settings: the only reader of the environment. Each field is read from `CLARION_<FIELD>` (the field's
+name in capitals); README.md, "Configuration", lists every one with its default and meaning."""
 
 from __future__ import annotations
 
@@ -16,17 +17,23 @@ DEFAULT_PUSH_HOSTS = (
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CLARION_", extra="ignore")
 
+    # Storage and queue: SQLite or PostgreSQL; memory:// (one process, engine in-process) or redis://.
     database_url: str = "sqlite:///./clarion-data/clarion.db"
     queue_url: str = "memory://"
+    # Comma-separated hosts a Web Push (or WNS) endpoint may point at; "*.example.com" for subdomains.
     push_hosts: str = DEFAULT_PUSH_HOSTS
+    # The native push services' origins (tests and staging point them at local fakes).
     fcm_url: str = "https://fcm.googleapis.com"
     apns_url: str = "https://api.push.apple.com"
     wns_url: str = "https://login.live.com"
     adm_url: str = "https://api.amazon.com"
+    # A PEM file of extra CAs trusted for outbound calls to push services, beside the system's.
     ca_file: str | None = None
+    # Swrve batches accepted per app per minute; more are answered 429 with Retry-After.
     batch_rate_per_minute: int = 60
     # How long a Swrve batch may wait to be processed before its users are reported as too late.
     batch_time_limit_s: float = Field(default=600.0, gt=0)
+    # The admin API's bearer token; unset, one is generated, stored hashed and printed once.
     admin_token: str | None = None
 
     # VAPID `sub` claim (RFC 8292 §2.1): a contact for the push service operator.
@@ -38,8 +45,10 @@ class Settings(BaseSettings):
     # How long a worker may hold a chunk before another may take it over (a dead worker's chunk).
     lease_s: float = Field(default=30.0, gt=0)
     scheduler_interval_s: float = Field(default=0.2, gt=0)
+    # Outbound calls to push services: connection setup, and the whole request.
     connect_timeout_s: float = Field(default=5.0, gt=0)
     request_timeout_s: float = Field(default=15.0, gt=0)
+    # Retry back-off: the first delay, doubling with each attempt up to the longest.
     retry_base_s: float = Field(default=1.0, gt=0)
     retry_max_s: float = Field(default=600.0, gt=0)
 

@@ -103,6 +103,14 @@ class Unauthorized(ClarionError):
     message = "A valid admin bearer token is required"
 
 
+class BodyTooLarge(ClarionError):
+    """Any route's body over the server-wide ceiling (body_limit.py)."""
+
+    code = "request_entity_too_large"
+    status = 413
+    message = "Request Entity Too Large"
+
+
 # The Swrve-compatible Batch Push API's documented errors (spec/swrve-batch-push-api.txt).
 
 
@@ -143,7 +151,9 @@ class InvalidBatchId(ClarionError):
 
 
 class BatchTooLarge(ClarionError):
-    code = "request_entity_too_large"
+    """A Swrve batch over the spec's 256 KB; its vendor body shows the status and message only."""
+
+    code = "batch_too_large"
     status = 413
     message = "Request Entity Too Large"
 
@@ -172,6 +182,7 @@ CATALOGUE: tuple[type[ClarionError], ...] = (
     QuotaExceeded,
     Unavailable,
     Unauthorized,
+    BodyTooLarge,
     UnsupportedMethod,
     FeatureNotAvailable,
     InvalidPushKey,

@@ -1,4 +1,4 @@
-"""POST /sdk/v1/subscribers and DELETE /sdk/v1/subscribers/{regId} (CONTRACT.md, "Subscriber API")."""
+"""POST /sdk/v1/subscribers and DELETE /sdk/v1/subscribers/{regId}: the subscriber API."""
 
 from __future__ import annotations
 

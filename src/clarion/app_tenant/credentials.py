@@ -9,13 +9,11 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion import errors
-from clarion.app_tenant.repository import AppRepository
-from clarion.db import insert_ignore, utcnow
-from clarion.models import AppCredential
+from clarion.app_tenant import service as apps
+from clarion.app_tenant.repository import CredentialRepository
 
 PROVIDERS = ("fcm", "apns", "wns", "adm")
 # Which provider delivers to which subscriber platform.
@@ -56,20 +54,12 @@ def validate(provider: str, data: dict[str, Any]) -> dict[str, Any]:
 
 
 async def store(session: AsyncSession, app_key: str, provider: str, data: dict[str, Any]) -> dict[str, Any]:
-    app = await AppRepository(session).by_key(app_key)
-    if app is None:
-        raise errors.NotFound(f"There is no app with app_key: {app_key}", field="app_key")
+    app = await apps.by_key(session, app_key)
     try:
         validate(provider, data)
     except ValueError as exc:  # a key that cryptography cannot load
         raise errors.InvalidField(f"{provider}: the key cannot be read ({exc})", field=provider) from None
-    existing = await session.get(AppCredential, (app.id, provider))
-    if existing is None:
-        row = {"app_id": app.id, "provider": provider, "data": data, "updated_at": utcnow()}
-        await insert_ignore(session, AppCredential.__table__, [row])
-    else:
-        existing.data = data
-        existing.updated_at = utcnow()
+    await CredentialRepository(session).put(app.id, provider, data)
     return describe(provider, data)
 
 
@@ -78,5 +68,5 @@ def describe(provider: str, data: dict[str, Any]) -> dict[str, Any]:
 
 
 async def for_app(session: AsyncSession, app_id: int) -> dict[str, dict[str, Any]]:
-    query = select(AppCredential).where(AppCredential.app_id == app_id)
-    return {row.provider: row.data for row in (await session.execute(query)).scalars()}
+    """The app's credentials by provider (the delivery engine's one read of them)."""
+    return await CredentialRepository(session).for_app(app_id)

@@ -1,13 +1,14 @@
-"""All SQL about apps."""
+"""All SQL about apps and their provider credentials."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from clarion.models import App, Campaign
+from clarion.db import insert_ignore, utcnow
+from clarion.models import App, AppCredential
 from clarion.validation import storable
 
 
@@ -45,8 +46,22 @@ class AppRepository:
             .execution_options(synchronize_session=False)
         )
 
-    async def campaigns_created_since(self, app_id: int, since: datetime) -> int:
-        query = select(func.count()).where(
-            Campaign.app_id == app_id, Campaign.created_at >= since, Campaign.counts_toward_quota.is_(True)
-        )
-        return int((await self.session.execute(query)).scalar_one())
+
+class CredentialRepository:
+    """Native provider credentials, one row per app and provider."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def put(self, app_id: int, provider: str, data: dict[str, Any]) -> None:
+        existing = await self.session.get(AppCredential, (app_id, provider))
+        if existing is None:
+            row = {"app_id": app_id, "provider": provider, "data": data, "updated_at": utcnow()}
+            await insert_ignore(self.session, AppCredential.__table__, [row])
+        else:
+            existing.data = data
+            existing.updated_at = utcnow()
+
+    async def for_app(self, app_id: int) -> dict[str, dict[str, Any]]:
+        query = select(AppCredential).where(AppCredential.app_id == app_id)
+        return {row.provider: row.data for row in (await self.session.execute(query)).scalars()}

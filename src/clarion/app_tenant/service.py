@@ -1,9 +1,8 @@
-"""Rules about apps: creation, authentication, plans and the free plan's daily quota."""
+"""Rules about apps: creation, authentication, the lookup by app_key, and plans."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -58,20 +57,30 @@ async def authenticate(session: AsyncSession, app_key: str, app_secret: str) -> 
     return app
 
 
-async def by_public_key(session: AsyncSession, app_key: str) -> App:
-    """The subscriber API names its app by the public key alone."""
+async def by_key(session: AsyncSession, app_key: str) -> App:
+    """The app an app_key names: the one lookup by key, and the one error when there is none.
+
+    (Gravitec's `authenticate` answers an unknown key with the vendor's own 403 instead.)
+    """
     app = await AppRepository(session).by_key(app_key)
     if app is None:
-        raise errors.InvalidField(f"There is no app with app_key: {app_key}", field="app_key")
+        raise errors.NotFound(f"There is no app with app_key: {app_key}", field="app_key")
     return app
+
+
+async def by_public_key(session: AsyncSession, app_key: str) -> App:
+    """`by_key` for the subscriber API, where the key is one of the request's fields: an unknown key
+    is an invalid field there (422, docs/sdk.md), with the same message."""
+    try:
+        return await by_key(session, app_key)
+    except errors.NotFound as unknown:
+        raise errors.InvalidField(unknown.message, field="app_key") from None
 
 
 async def update(
     session: AsyncSession, app_key: str, *, plan: str | None = None, batch_push: bool | None = None
 ) -> App:
-    app = await AppRepository(session).by_key(app_key)
-    if app is None:
-        raise errors.NotFound(f"There is no app with app_key: {app_key}")
+    app = await by_key(session, app_key)
     if plan is not None:
         if plan not in PLANS:
             raise errors.InvalidField(f"plan must be one of {', '.join(PLANS)}", field="plan")
@@ -79,17 +88,3 @@ async def update(
     if batch_push is not None:
         app.batch_push = batch_push
     return app
-
-
-async def check_campaign_quota(session: AsyncSession, app: App) -> None:
-    """Call right before storing the campaign, in the same transaction: the app stays locked until
-    the commit, so concurrent requests cannot all see the 10th slot free."""
-    if app.plan != "free":
-        return
-    repo = AppRepository(session)
-    await repo.lock(app.id)
-    now = utcnow()
-    midnight = datetime.combine(now.date(), time.min, tzinfo=now.tzinfo)
-    used = await repo.campaigns_created_since(app.id, midnight)
-    if used >= FREE_CAMPAIGNS_PER_DAY:
-        raise errors.QuotaExceeded()

@@ -86,6 +86,28 @@ class CampaignRepository:
         assert app is not None, "a campaign's app is deleted with it"
         return campaign, app
 
+    async def quota_campaigns_since(self, app_id: int, since: datetime) -> int:
+        """Campaigns of the app created since `since` that count toward its plan's quota."""
+        query = select(func.count()).where(
+            Campaign.app_id == app_id, Campaign.created_at >= since, Campaign.counts_toward_quota.is_(True)
+        )
+        return int((await self.session.execute(query)).scalar_one())
+
+    async def created_for_since(self, app_id: int, target: str, push_tag: str, since: datetime) -> int:
+        """Campaigns with this push_tag created since `since` whose target list names `target`."""
+        query = (
+            select(func.count())
+            .select_from(Campaign)
+            .join(CampaignTarget, CampaignTarget.campaign_id == Campaign.id)
+            .where(
+                Campaign.app_id == app_id,
+                Campaign.push_tag == push_tag,
+                Campaign.created_at >= since,
+                CampaignTarget.value == target,
+            )
+        )
+        return int((await self.session.execute(query)).scalar_one())
+
     async def segment(self, app_id: int, name_or_id: str) -> Segment | None:
         if not storable(name_or_id):
             return None

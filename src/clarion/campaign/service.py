@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime, time
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion import content, errors
 from clarion.app_tenant import service as apps
+from clarion.app_tenant.repository import AppRepository
 from clarion.campaign import payload
 from clarion.campaign.repository import CampaignRepository
 from clarion.campaign.schemas import AudienceSpec, CampaignCreate, CampaignStats, SegmentTerm
@@ -59,6 +61,20 @@ async def _audience(session: AsyncSession, app: App, spec: AudienceSpec) -> tupl
     return {"kind": spec.kind}, list(spec.values)
 
 
+async def _check_quota(session: AsyncSession, app: App) -> None:
+    """The free plan's API campaigns per UTC day. Call right before storing the campaign, in the same
+    transaction: the app stays locked until the commit, so concurrent requests cannot all see the
+    last slot free."""
+    if app.plan != "free":
+        return
+    await AppRepository(session).lock(app.id)
+    now = utcnow()
+    midnight = datetime.combine(now.date(), time.min, tzinfo=now.tzinfo)
+    used = await CampaignRepository(session).quota_campaigns_since(app.id, midnight)
+    if used >= apps.FREE_CAMPAIGNS_PER_DAY:
+        raise errors.QuotaExceeded()
+
+
 async def create(
     session: AsyncSession, app: App, spec: CampaignCreate, *, api_quota: bool = True
 ) -> Campaign:
@@ -71,7 +87,7 @@ async def create(
         )
     audience, targets = await _audience(session, app, spec.audience)
     if api_quota:
-        await apps.check_campaign_quota(session, app)
+        await _check_quota(session, app)
     now = utcnow()
     campaign = Campaign(
         app_id=app.id,

@@ -15,7 +15,7 @@ from clarion.app_tenant import service as apps
 from clarion.campaign import service as campaigns
 from clarion.gravitec import push_body
 from clarion.models import App
-from clarion.runtime import Runtime, runtime
+from clarion.runtime import SessionDep, wake_scheduler_after_commit
 from clarion.subscriber import service as subscribers
 from clarion.validation import ascii_int, parse_json, storable
 
@@ -36,14 +36,12 @@ def _basic_credentials(request: Request) -> tuple[str, str]:
     return key, secret
 
 
-async def authenticated_app(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> App:
+async def authenticated_app(request: Request, session: SessionDep) -> App:
     key, secret = _basic_credentials(request)
-    async with rt.db.session() as session:
-        return await apps.authenticate(session, key, secret)
+    return await apps.authenticate(session, key, secret)
 
 
 AppDep = Annotated[App, Depends(authenticated_app)]
-RuntimeDep = Annotated[Runtime, Depends(runtime)]
 
 
 async def _param(request: Request, name: str, *, quoted: bool = True) -> str:
@@ -66,18 +64,16 @@ async def _param(request: Request, name: str, *, quoted: bool = True) -> str:
 
 
 @router.post("/alias")
-async def set_alias(request: Request, app: AppDep, rt: RuntimeDep) -> dict[str, object]:
+async def set_alias(request: Request, app: AppDep, session: SessionDep) -> dict[str, object]:
     reg_id, name = await _param(request, "regId"), await _param(request, "name")
-    async with rt.db.session() as session:
-        await subscribers.set_alias(session, app, reg_id, name)
+    await subscribers.set_alias(session, app, reg_id, name)
     return {"success": True, "message": "The alias was successfully added"}
 
 
 @router.get("/alias")
-async def get_alias(request: Request, app: AppDep, rt: RuntimeDep) -> dict[str, str]:
+async def get_alias(request: Request, app: AppDep, session: SessionDep) -> dict[str, str]:
     reg_id = await _param(request, "regId", quoted=False)
-    async with rt.db.session() as session:
-        found = await subscribers.find(session, app, reg_id)
+    found = await subscribers.find(session, app, reg_id)
     # The vendor's documented bodies spell these booleans as the strings "true" and "false".
     if found is None:
         return {"regIdExists": "false"}
@@ -92,27 +88,24 @@ async def get_alias(request: Request, app: AppDep, rt: RuntimeDep) -> dict[str, 
 
 
 @router.post("/tag")
-async def add_tag(request: Request, app: AppDep, rt: RuntimeDep) -> dict[str, object]:
+async def add_tag(request: Request, app: AppDep, session: SessionDep) -> dict[str, object]:
     reg_id, name = await _param(request, "regId"), await _param(request, "name")
-    async with rt.db.session() as session:
-        await subscribers.add_tag(session, app, reg_id, name)
+    await subscribers.add_tag(session, app, reg_id, name)
     return {"success": True, "message": "Tag was successfully added"}
 
 
 @router.delete("/tag")
-async def remove_tag(request: Request, app: AppDep, rt: RuntimeDep) -> dict[str, object]:
+async def remove_tag(request: Request, app: AppDep, session: SessionDep) -> dict[str, object]:
     reg_id, name = await _param(request, "regId"), await _param(request, "name")
-    async with rt.db.session() as session:
-        await subscribers.remove_tag(session, app, reg_id, name)
+    await subscribers.remove_tag(session, app, reg_id, name)
     return {"success": True, "message": "Tag was successfully deleted"}
 
 
 @router.post("/push")
-async def push(request: Request, app: AppDep, rt: RuntimeDep) -> dict[str, object]:
+async def push(request: Request, app: AppDep, session: SessionDep) -> dict[str, object]:
     spec = push_body.parse(parse_json(await request.body()))
-    async with rt.db.session() as session:
-        campaign = await campaigns.create(session, app, spec)
-    rt.wake_scheduler()
+    campaign = await campaigns.create(session, app, spec)
+    wake_scheduler_after_commit(session)
     return {
         "id": str(campaign.id),
         "send_date": str((campaign.send_at - push_body.EPOCH) // timedelta(milliseconds=1)),
@@ -129,12 +122,11 @@ async def message_without_id(app: AppDep) -> JSONResponse:
 
 
 @router.get("/messages/{campaign_id}")
-async def message_stats(campaign_id: str, app: AppDep, rt: RuntimeDep) -> dict[str, object]:
+async def message_stats(campaign_id: str, app: AppDep, session: SessionDep) -> dict[str, object]:
     numeric_id = ascii_int(campaign_id)
     if numeric_id is None:
         raise errors.UnknownMessage()
-    async with rt.db.session() as session:
-        stats = await campaigns.stats(session, app, numeric_id)
+    stats = await campaigns.stats(session, app, numeric_id)
     return {
         "status": stats.status.upper(),
         "send": stats.sent,

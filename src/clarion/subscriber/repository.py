@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion.db import insert_ignore
-from clarion.models import Event, Subscriber, SubscriberTag, Tag
+from clarion.models import Campaign, Event, Subscriber, SubscriberTag, Tag
 from clarion.validation import storable
 
 
@@ -29,6 +30,14 @@ class SubscriberRepository:
     async def insert_if_absent(self, subscriber: Subscriber) -> bool:
         row = {c.key: getattr(subscriber, c.key) for c in Subscriber.__table__.columns if c.key != "id"}
         return await insert_ignore(self.session, Subscriber.__table__, [row]) == 1
+
+    async def move_address(self, subscriber: Subscriber) -> bool:
+        """Write the subscriber's new address; False when another subscriber of the app holds it."""
+        try:
+            await self.session.flush()
+        except IntegrityError:
+            return False
+        return True
 
     async def tag_by_name(self, app_id: int, name: str) -> Tag | None:
         if not storable(name):
@@ -60,6 +69,9 @@ class SubscriberRepository:
             )
         )
 
+    async def detach_all(self, subscriber_id: int) -> None:
+        await self.session.execute(delete(SubscriberTag).where(SubscriberTag.subscriber_id == subscriber_id))
+
     async def tag_names(self, subscriber_id: int) -> list[str]:
         query = (
             select(Tag.name)
@@ -68,6 +80,11 @@ class SubscriberRepository:
             .order_by(Tag.name_folded)
         )
         return list((await self.session.execute(query)).scalars())
+
+    async def campaign_of_app(self, app_id: int, campaign_id: int) -> bool:
+        """Whether the campaign an engagement event names exists and belongs to this app."""
+        campaign = await self.session.get(Campaign, campaign_id)
+        return campaign is not None and campaign.app_id == app_id
 
     async def add_event(self, campaign_id: int, subscriber_id: int, kind: str, at: datetime) -> None:
         row = {"campaign_id": campaign_id, "subscriber_id": subscriber_id, "type": kind, "created_at": at}

@@ -1,4 +1,4 @@
-"""Subscriber API bodies (CONTRACT.md, "Subscriber API")."""
+"""Subscriber API bodies (/sdk/v1/subscribers and /sdk/v1/events)."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Header, Query, Request
 from pydantic import BaseModel
 
-from clarion.runtime import Runtime, runtime
+from clarion.runtime import RuntimeDep, SessionDep, wake_scheduler_after_commit
 from clarion.subscriber import self_service as service
 from clarion.subscriber.self_schemas import (
     AliasSet,
@@ -29,7 +29,6 @@ from clarion.subscriber.self_service import AUTH_HEADER, SubscriptionCredentials
 from clarion.validation import parse_json, validate
 
 router = APIRouter(prefix="/sdk/v1", tags=["Subscriber self-service (Web SDK)"])
-RuntimeDep = Annotated[Runtime, Depends(runtime)]
 
 
 def credentials(
@@ -48,69 +47,61 @@ def _schema(model: type[BaseModel]) -> dict[str, object]:
 
 
 @router.get("/apps/{app_key}")
-async def app_info(app_key: str, rt: RuntimeDep) -> AppInfo:
-    async with rt.db.session() as session:
-        return await service.app_info(session, app_key)
+async def app_info(app_key: str, session: SessionDep) -> AppInfo:
+    return await service.app_info(session, app_key)
 
 
 @router.get("/subscribers/{reg_id}")
-async def read(creds: CredentialsDep, rt: RuntimeDep) -> SubscriberView:
-    async with rt.db.session() as session:
-        return await service.read(session, creds)
+async def read(creds: CredentialsDep, session: SessionDep) -> SubscriberView:
+    return await service.read(session, creds)
 
 
 @router.put("/subscribers/{reg_id}/alias", openapi_extra=_schema(AliasSet))
-async def set_alias(request: Request, creds: CredentialsDep, rt: RuntimeDep) -> SubscriberView:
+async def set_alias(request: Request, creds: CredentialsDep, session: SessionDep) -> SubscriberView:
     body = validate(AliasSet, parse_json(await request.body()))
-    async with rt.db.session() as session:
-        return await service.set_alias(session, creds, body.alias)
+    return await service.set_alias(session, creds, body.alias)
 
 
 @router.get("/subscribers/{reg_id}/tags")
-async def tags(creds: CredentialsDep, rt: RuntimeDep) -> TagList:
-    async with rt.db.session() as session:
-        return await service.tags(session, creds)
+async def tags(creds: CredentialsDep, session: SessionDep) -> TagList:
+    return await service.tags(session, creds)
 
 
 @router.post("/subscribers/{reg_id}/tags", openapi_extra=_schema(TagAdd))
-async def add_tag(request: Request, creds: CredentialsDep, rt: RuntimeDep) -> SubscriberView:
+async def add_tag(request: Request, creds: CredentialsDep, session: SessionDep) -> SubscriberView:
     body = validate(TagAdd, parse_json(await request.body()))
-    async with rt.db.session() as session:
-        return await service.add_tag(session, creds, body.tag)
+    return await service.add_tag(session, creds, body.tag)
 
 
 @router.put("/subscribers/{reg_id}/tags", openapi_extra=_schema(TagsSet))
-async def set_tags(request: Request, creds: CredentialsDep, rt: RuntimeDep) -> SubscriberView:
+async def set_tags(request: Request, creds: CredentialsDep, session: SessionDep) -> SubscriberView:
     body = validate(TagsSet, parse_json(await request.body()))
-    async with rt.db.session() as session:
-        return await service.set_tags(session, creds, body.tags)
+    return await service.set_tags(session, creds, body.tags)
 
 
 @router.delete("/subscribers/{reg_id}/tags")
-async def remove_all_tags(creds: CredentialsDep, rt: RuntimeDep) -> SubscriberView:
-    async with rt.db.session() as session:
-        return await service.remove_all_tags(session, creds)
+async def remove_all_tags(creds: CredentialsDep, session: SessionDep) -> SubscriberView:
+    return await service.remove_all_tags(session, creds)
 
 
 @router.delete("/subscribers/{reg_id}/tags/{tag:path}")
-async def remove_tag(tag: str, creds: CredentialsDep, rt: RuntimeDep) -> SubscriberView:
-    async with rt.db.session() as session:
-        return await service.remove_tag(session, creds, tag)
+async def remove_tag(tag: str, creds: CredentialsDep, session: SessionDep) -> SubscriberView:
+    return await service.remove_tag(session, creds, tag)
 
 
 @router.post("/subscribers/{reg_id}/resubscribe", openapi_extra=_schema(Resubscription))
-async def resubscribe(request: Request, creds: CredentialsDep, rt: RuntimeDep) -> SubscriberView:
+async def resubscribe(
+    request: Request, creds: CredentialsDep, rt: RuntimeDep, session: SessionDep
+) -> SubscriberView:
     body = validate(Resubscription, parse_json(await request.body()))
-    async with rt.db.session() as session:
-        return await service.resubscribe(session, creds, body, rt.settings.push_host_set())
+    return await service.resubscribe(session, creds, body, rt.settings.push_host_set())
 
 
 @router.post("/subscribers/{reg_id}/test", openapi_extra=_schema(TestNotificationCreate), status_code=202)
-async def send_test(request: Request, creds: CredentialsDep, rt: RuntimeDep) -> TestSent:
+async def send_test(request: Request, creds: CredentialsDep, session: SessionDep) -> TestSent:
     raw = await request.body()
     body = validate(TestNotificationCreate, parse_json(raw)) if raw.strip() else TestNotificationCreate()
     demo_url = f"{request.base_url}sdk/v1/demo?{urlencode({'appKey': creds.app_key})}"
-    async with rt.db.session() as session:
-        campaign = await service.send_test(session, creds, body, demo_url)
-    rt.wake_scheduler()
+    campaign = await service.send_test(session, creds, body, demo_url)
+    wake_scheduler_after_commit(session)
     return TestSent(campaign_id=str(campaign.id))

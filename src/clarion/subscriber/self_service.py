@@ -18,13 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from clarion import errors
 from clarion.app_tenant import service as apps
 from clarion.campaign import service as campaigns
+from clarion.campaign.repository import CampaignRepository
 from clarion.campaign.schemas import AudienceSpec, CampaignCreate, Content
 from clarion.db import utcnow
 from clarion.models import App, Campaign, Subscriber
 from clarion.subscriber import endpoint
 from clarion.subscriber import service as subscribers
 from clarion.subscriber.repository import SubscriberRepository
-from clarion.subscriber.self_repository import SelfServiceRepository
 from clarion.subscriber.self_schemas import (
     AppInfo,
     Resubscription,
@@ -78,10 +78,7 @@ async def _view(session: AsyncSession, subscriber: Subscriber) -> SubscriberView
 
 
 async def app_info(session: AsyncSession, app_key: str) -> AppInfo:
-    try:
-        app = await apps.by_public_key(session, app_key)
-    except errors.InvalidField as unknown:
-        raise errors.NotFound(unknown.message, field="app_key") from None
+    app = await apps.by_key(session, app_key)
     return AppInfo(app_key=app.app_key, vapid_public_key=app.vapid_public_key)
 
 
@@ -91,8 +88,8 @@ async def read(session: AsyncSession, creds: SubscriptionCredentials) -> Subscri
 
 
 async def set_alias(session: AsyncSession, creds: SubscriptionCredentials, alias: str) -> SubscriberView:
-    app, subscriber = await authorise(session, creds)
-    await subscribers.set_alias(session, app, subscriber.reg_id, alias)
+    _, subscriber = await authorise(session, creds)
+    subscribers.name_alias(subscriber, alias)
     return await _view(session, subscriber)
 
 
@@ -102,40 +99,34 @@ async def tags(session: AsyncSession, creds: SubscriptionCredentials) -> TagList
 
 
 async def add_tag(session: AsyncSession, creds: SubscriptionCredentials, name: str) -> SubscriberView:
-    app, subscriber = await authorise(session, creds)
-    await subscribers.add_tag(session, app, subscriber.reg_id, name)
+    _, subscriber = await authorise(session, creds)
+    await subscribers.tag(session, subscriber, name)
     return await _view(session, subscriber)
 
 
 async def remove_tag(session: AsyncSession, creds: SubscriptionCredentials, name: str) -> SubscriberView:
-    app, subscriber = await authorise(session, creds)
-    await subscribers.remove_tag(session, app, subscriber.reg_id, name)
+    _, subscriber = await authorise(session, creds)
+    await subscribers.untag(session, subscriber, name)
     return await _view(session, subscriber)
 
 
 async def remove_all_tags(session: AsyncSession, creds: SubscriptionCredentials) -> SubscriberView:
     _, subscriber = await authorise(session, creds)
-    await SelfServiceRepository(session).detach_all(subscriber.id)
+    await SubscriberRepository(session).detach_all(subscriber.id)
     return await _view(session, subscriber)
-
-
-def _check_tag_name(name: str) -> None:
-    """The v3 rule (subscriber.service): a tag and its case-folded form both fit 255 symbols."""
-    if len(name) > subscribers.MAX_NAME_LENGTH or len(name.casefold()) > subscribers.MAX_NAME_LENGTH:
-        raise errors.AliasTooLong()
 
 
 async def set_tags(session: AsyncSession, creds: SubscriptionCredentials, names: list[str]) -> SubscriberView:
     """Replace the subscriber's tags; all or nothing. Spellings of one tag count once."""
-    app, subscriber = await authorise(session, creds)
+    _, subscriber = await authorise(session, creds)
     for name in names:
-        _check_tag_name(name)
-    await SelfServiceRepository(session).detach_all(subscriber.id)
+        subscribers.check_tag_name(name)
+    await SubscriberRepository(session).detach_all(subscriber.id)
     unique: dict[str, str] = {}
     for name in names:
         unique.setdefault(name.casefold(), name)  # the first spelling in the list wins
     for name in unique.values():
-        await subscribers.add_tag(session, app, subscriber.reg_id, name)
+        await subscribers.tag(session, subscriber, name)  # the subscriber in hand, not read again
     return await _view(session, subscriber)
 
 
@@ -163,7 +154,7 @@ async def resubscribe(
     subscriber.p256dh, subscriber.auth = new.keys.p256dh, new.keys.auth
     subscriber.active = True
     subscriber.updated_at = subscriber.registered_at = utcnow()
-    if not await SelfServiceRepository(session).move_address(subscriber):
+    if not await SubscriberRepository(session).move_address(subscriber):
         raise taken  # a registration of the same endpoint won a race
     return await _view(session, subscriber)
 
@@ -178,7 +169,7 @@ async def send_test(
     if body.redirect_url is not None and not body.redirect_url.startswith(("https://", "http://")):
         raise errors.InvalidField("redirect_url must be an http(s) URL", field="redirect_url")
     since = utcnow() - timedelta(seconds=TEST_INTERVAL_S)
-    recent = await SelfServiceRepository(session).campaigns_to_since(
+    recent = await CampaignRepository(session).created_for_since(
         app.id, subscriber.reg_id, TEST_PUSH_TAG, since
     )
     if recent:

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion import errors
 from clarion.db import utcnow
-from clarion.models import App, Campaign, Subscriber
+from clarion.models import App, Subscriber
 from clarion.subscriber import endpoint
 from clarion.subscriber.repository import SubscriberRepository
 from clarion.subscriber.schemas import EventCreate, SubscriberCreate
@@ -114,50 +114,62 @@ async def unsubscribe(session: AsyncSession, app: App, reg_id: str) -> None:
 
 
 async def set_alias(session: AsyncSession, app: App, reg_id: str, alias: str) -> None:
-    subscriber = await get(session, app, reg_id)
+    name_alias(await get(session, app, reg_id), alias)
+
+
+def name_alias(subscriber: Subscriber, alias: str) -> None:
+    """Set the alias of a subscriber already in hand."""
     if len(alias) > MAX_NAME_LENGTH:
         raise errors.AliasTooLong()
     subscriber.alias = alias
     subscriber.updated_at = utcnow()
 
 
-def _check_tag_name(name: str) -> None:
+def check_tag_name(name: str) -> None:
     """A tag is stored beside its case-folded form, and both must fit 255 symbols ("ß" folds to "ss")."""
     if len(name) > MAX_NAME_LENGTH or len(name.casefold()) > MAX_NAME_LENGTH:
         raise errors.AliasTooLong()
 
 
 async def add_tag(session: AsyncSession, app: App, reg_id: str, name: str) -> None:
-    subscriber = await get(session, app, reg_id)
-    _check_tag_name(name)
+    await tag(session, await get(session, app, reg_id), name)
+
+
+async def tag(session: AsyncSession, subscriber: Subscriber, name: str) -> None:
+    """Tag a subscriber already in hand, creating the app's tag on first use."""
+    check_tag_name(name)
     repo = SubscriberRepository(session)
-    tag = await repo.tag_by_name(app.id, name)
-    if tag is None:
+    found = await repo.tag_by_name(subscriber.app_id, name)
+    if found is None:
         # The first spelling is kept; a racing second spelling of the same tag is ignored.
-        tag = await repo.ensure_tag(app.id, name)
-    await repo.attach(subscriber.id, tag.id)
+        found = await repo.ensure_tag(subscriber.app_id, name)
+    await repo.attach(subscriber.id, found.id)
 
 
 async def remove_tag(session: AsyncSession, app: App, reg_id: str, name: str) -> None:
-    subscriber = await get(session, app, reg_id)
-    _check_tag_name(name)
+    await untag(session, await get(session, app, reg_id), name)
+
+
+async def untag(session: AsyncSession, subscriber: Subscriber, name: str) -> None:
+    """Remove a tag from a subscriber already in hand; TagNotOnSubscriber when it does not have it."""
+    check_tag_name(name)
     repo = SubscriberRepository(session)
-    tag = await repo.tag_by_name(app.id, name)
-    if tag is None or not await repo.has_tag(subscriber.id, tag.id):
+    found = await repo.tag_by_name(subscriber.app_id, name)
+    if found is None or not await repo.has_tag(subscriber.id, found.id):
         raise errors.TagNotOnSubscriber()
-    await repo.detach(subscriber.id, tag.id)
+    await repo.detach(subscriber.id, found.id)
 
 
 async def record_event(session: AsyncSession, app: App, body: EventCreate) -> None:
-    subscriber = await SubscriberRepository(session).by_reg_id(app.id, body.regId)
+    repo = SubscriberRepository(session)
+    subscriber = await repo.by_reg_id(app.id, body.regId)
     if subscriber is None:
         raise errors.InvalidField("There is no subscriber with this regId", field="regId")
     campaign_id = _campaign_id(body.campaign_id)
-    campaign = await session.get(Campaign, campaign_id)
-    if campaign is None or campaign.app_id != app.id:
+    if not await repo.campaign_of_app(app.id, campaign_id):
         raise errors.InvalidField("There is no campaign with this id", field="campaign_id")
     # Counted once per subscriber, campaign and type: a repeated report is ignored.
-    await SubscriberRepository(session).add_event(campaign.id, subscriber.id, body.type, utcnow())
+    await repo.add_event(campaign_id, subscriber.id, body.type, utcnow())
 
 
 def _campaign_id(value: str) -> int:

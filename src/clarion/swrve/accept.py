@@ -59,14 +59,15 @@ async def _check_rate(session: AsyncSession, app: App, per_minute: int, now: dat
         raise errors.RateLimitExceeded(retry_after)
 
 
-async def check_keys(session: AsyncSession, submission: Submission) -> None:
-    """The key checks, run before the body is read."""
-    await _campaign_and_app(session, submission)
+async def check_keys(session: AsyncSession, submission: Submission) -> tuple[PushCampaign, App]:
+    """The key checks, run before the body is read: what they find is handed on to `submit`."""
+    return await _campaign_and_app(session, submission)
 
 
 async def submit(
     session: AsyncSession,
     submission: Submission,
+    keys: tuple[PushCampaign, App],
     *,
     per_minute: int,
     time_limit_s: float,
@@ -76,7 +77,7 @@ async def submit(
 
     Until `queue_grace_s` has passed the batch is left to that job; after it, the sweep queues it again.
     """
-    campaign, app = await _campaign_and_app(session, submission)
+    campaign, app = keys  # found by check_keys in this session: not looked up again
     if len(submission.body) > MAX_BATCH_BYTES:
         raise errors.BatchTooLarge()
     now = utcnow()

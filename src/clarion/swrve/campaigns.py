@@ -7,7 +7,7 @@ import secrets
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion import errors
-from clarion.app_tenant.repository import AppRepository
+from clarion.app_tenant import service as apps
 from clarion.app_tenant.security import hash_secret
 from clarion.db import utcnow
 from clarion.models import PushCampaign
@@ -19,9 +19,7 @@ PLATFORMS = ("all", "ios", "android", "adm", "wns", "web")
 async def create_push_campaign(
     session: AsyncSession, app_key: str, name: str, message: str | None, title: str | None, platform: str
 ) -> tuple[int, str]:
-    app = await AppRepository(session).by_key(app_key)
-    if app is None:
-        raise errors.NotFound(f"There is no app with app_key: {app_key}", field="app_key")
+    app = await apps.by_key(session, app_key)
     if platform not in PLATFORMS:
         raise errors.InvalidField(f"platform must be one of {', '.join(PLATFORMS)}", field="platform")
     if not 1 <= len(name) <= 255:

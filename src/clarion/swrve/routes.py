@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from clarion import errors
 from clarion.delivery.tasks import queue_grace_s
-from clarion.runtime import Runtime, runtime
+from clarion.runtime import RuntimeDep, SessionDep, after_commit
 from clarion.swrve import accept, report, tasks
 
 router = APIRouter(tags=["Swrve Batch Push"])
-RuntimeDep = Annotated[Runtime, Depends(runtime)]
 OTHER_METHODS = ["PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 
@@ -33,24 +30,20 @@ async def _bounded_body(request: Request) -> bytes:
 
 
 @router.post("/push_batch", status_code=202)
-async def submit(request: Request, rt: RuntimeDep) -> JSONResponse:
-    submission = accept.Submission(
-        push_key=request.query_params.get("push_key"),
-        identity_key=request.query_params.get("identity_secret_key"),
-        body=b"",
+async def submit(request: Request, rt: RuntimeDep, session: SessionDep) -> JSONResponse:
+    push_key = request.query_params.get("push_key")
+    identity_key = request.query_params.get("identity_secret_key")
+    keys = await accept.check_keys(session, accept.Submission(push_key, identity_key, b""))
+    submission = accept.Submission(push_key, identity_key, await _bounded_body(request))
+    batch_id = await accept.submit(
+        session,
+        submission,
+        keys,
+        per_minute=rt.settings.batch_rate_per_minute,
+        time_limit_s=rt.settings.batch_time_limit_s,
+        queue_grace_s=queue_grace_s(rt.settings),
     )
-    async with rt.db.session() as session:
-        await accept.check_keys(session, submission)
-    submission = accept.Submission(submission.push_key, submission.identity_key, await _bounded_body(request))
-    async with rt.db.session() as session:
-        batch_id = await accept.submit(
-            session,
-            submission,
-            per_minute=rt.settings.batch_rate_per_minute,
-            time_limit_s=rt.settings.batch_time_limit_s,
-            queue_grace_s=queue_grace_s(rt.settings),
-        )
-    await tasks.enqueue(rt.queue, batch_id)
+    after_commit(session, lambda: tasks.enqueue(rt.queue, batch_id))
     location = f"{str(request.base_url).rstrip('/')}/push_batch?batch_id={batch_id}"
     return JSONResponse(
         {"batch_id": batch_id, "location": location}, status_code=202, headers={"Location": location}
@@ -58,9 +51,8 @@ async def submit(request: Request, rt: RuntimeDep) -> JSONResponse:
 
 
 @router.get("/push_batch")
-async def batch_status(request: Request, rt: RuntimeDep) -> dict[str, object]:
-    async with rt.db.session() as session:
-        return await report.status(session, request.query_params.get("batch_id", ""))
+async def batch_status(request: Request, session: SessionDep) -> dict[str, object]:
+    return await report.status(session, request.query_params.get("batch_id", ""))
 
 
 @router.api_route("/push_batch", methods=OTHER_METHODS, include_in_schema=False)
