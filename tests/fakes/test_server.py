@@ -15,18 +15,13 @@ from tests.fakes.server import AiohttpFake, Hang
 
 
 @dataclass(frozen=True, slots=True)
-class Answer:
-    status: int
-
-
-@dataclass(frozen=True, slots=True)
 class Seen:
     method: str
     path: str
 
 
-class EchoFake(AiohttpFake[str, str, Seen, Answer]):
-    """POST /k/{key}: answers from the key's script, else 204; "bad" keys are refused as errors."""
+class EchoFake(AiohttpFake[str, str, Seen, int]):
+    """POST /k/{key}: answers the key's scripted statuses, else 204; the key "bad" is refused as an error."""
 
     thread_name = "fake-echo"
 
@@ -43,18 +38,18 @@ class EchoFake(AiohttpFake[str, str, Seen, Answer]):
             return web.Response(status=400)
         self._record_received(key)
         scripted = self._next_scripted(key)
-        answer = Answer(204) if scripted is None else scripted
-        if isinstance(answer, Hang):
+        status = 204 if scripted is None else scripted
+        if isinstance(status, Hang):
             return await self._hang()
-        if answer.status < 300:
+        if status < 300:
             self._count_accepted()
-        return web.Response(status=answer.status)
+        return web.Response(status=status)
 
 
 def test_script_records_and_wait_for() -> None:
     with EchoFake() as fake:
         assert fake.origin == f"http://127.0.0.1:{fake.port}"
-        fake.script("a", [Answer(503), Answer(200)])
+        fake.script("a", [503, 200])
         statuses = [httpx.post(f"{fake.origin}/k/{key}").status_code for key in ("a", "a", "a", "bad")]
         fake.wait_for(2, timeout_s=1)
 
