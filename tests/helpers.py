@@ -66,6 +66,8 @@ async def wait_for_status(
     deadline = time.monotonic() + timeout_s
     while True:
         current = await stats(client, keys, campaign_id)
-        if current["status"] == status or time.monotonic() > deadline:
+        if current["status"] == status:
             return current
+        if time.monotonic() > deadline:
+            raise AssertionError(f"campaign {campaign_id} not {status} after {timeout_s} s: {current}")
         await asyncio.sleep(0.05)

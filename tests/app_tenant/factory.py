@@ -90,12 +90,14 @@ async def wait_for_stats(
     expected: dict[str, Any],
     timeout_s: float = 10,
 ) -> dict[str, Any]:
-    """Poll GET /api/v3/messages/{id} until it answers `expected` (or return the last answer)."""
+    """Poll GET /api/v3/messages/{id} until it answers `expected`; AssertionError after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     while True:
         body = await stats(client, tenant, campaign_id)
-        if body == expected or time.monotonic() > deadline:
+        if body == expected:
             return body
+        if time.monotonic() > deadline:
+            raise AssertionError(f"campaign {campaign_id} after {timeout_s} s: {body}, not {expected}")
         await asyncio.sleep(0.05)
 
 

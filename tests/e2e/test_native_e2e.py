@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -34,13 +36,16 @@ def _register(base: str, app_key: str, platform: str, token: str) -> str:
 
 
 def _wait_sent(base: str, auth: tuple[str, str], campaign_id: str) -> dict[str, object]:
+    """The campaign's statistics once it is SENT: every recipient in a final state. Fails after 30 s."""
     deadline = time.monotonic() + 30
     while True:
         stats: dict[str, object] = httpx.get(
             f"{base}/api/v3/messages/{campaign_id}", auth=auth, timeout=10
         ).json()
-        if stats["status"] == "SENT" or time.monotonic() > deadline:
+        if stats["status"] == "SENT":
             return stats
+        if time.monotonic() > deadline:
+            raise AssertionError(f"campaign {campaign_id} not SENT after 30 s: {stats}")
         time.sleep(0.1)
 
 
@@ -191,3 +196,9 @@ def test_a_platform_without_credentials_is_rejected_not_retried(
     ).json()["id"]
     assert _wait_sent(server.url, auth, campaign_id)["send"] == 0
     assert fcm.received == []
+    # SENT means no row is pending; the ledger shows it was rejected at its first attempt.
+    with closing(sqlite3.connect(tmp_path / "clarion.db")) as ledger:
+        rows = ledger.execute(
+            "SELECT status, attempts FROM deliveries WHERE campaign_id = ?", (int(campaign_id),)
+        ).fetchall()
+    assert rows == [("rejected", 1)]

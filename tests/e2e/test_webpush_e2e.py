@@ -27,7 +27,7 @@ def test_scripted_push_service_answers_through_real_processes(
     app = create_app_cli(procs)
     auth = (app["app_key"], app["app_secret"])
 
-    scripts = {
+    scripts: dict[str, list[Respond | Hang]] = {
         "ok": [Respond(201)],
         "gone404": [Respond(404)],
         "gone410": [Respond(410)],

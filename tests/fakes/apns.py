@@ -1,8 +1,7 @@
 """A local APNs speaking HTTP/2 over TLS with a test CA, for unit and e2e tests.
 
-At start it makes a CA and a server certificate for 127.0.0.1/localhost, writes the CA's PEM to a temp
-file (`ca_file`) and serves a small ASGI app with hypercorn on a free port, in a thread with its own event
-loop, so sync tests, async tests and a server under test in a subprocess can all reach it. It checks
+It is a `tests.fakes.server.FakeServer` with TLS (the test CA's PEM is `ca_file`) serving a small ASGI
+app with hypercorn, which speaks HTTP/2 as APNs does. It checks
 requests as APNs does (provider JWT, headers, payload), with its own JWT code, and answers with APNs'
 status codes and `{"reason": ...}` bodies. A request that is not HTTP/2 is refused and recorded.
 
@@ -18,38 +17,32 @@ From async code, wait with `await asyncio.to_thread(fake.wait_for, n, timeout_s)
 import asyncio
 import base64
 import contextlib
-import ipaddress
 import json
 import re
 import secrets
-import shutil
 import socket
-import tempfile
-import threading
 import time
 import uuid
-from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
+
+from tests.fakes.server import FakeServer
+from tests.fakes.server import Hang as Hang  # re-exported: tests take it from here
 
 MAX_PAYLOAD_BYTES = 4096  # Apple: "the maximum payload size is 4 KB" for regular remote notifications
 MAX_COLLAPSE_ID_BYTES = 64  # Apple: apns-collapse-id "must not exceed 64 bytes"
 MAX_JWT_AGE_S = 3600  # Apple refuses a provider token whose iat is older than one hour
 MAX_JWT_FUTURE_S = 60  # some clock skew allowed; a token from further in the future is invalid
-SSL_SHUTDOWN_TIMEOUT_S = 0.5  # see _FakeLoop
 PUSH_TYPES = frozenset({"alert", "background"})  # the two Clarion sends; APNs knows more
 
 _PATH = re.compile(r"/3/device/([^/]+)")
@@ -68,11 +61,6 @@ class Respond:
     timestamp: int | None = None  # ms since the epoch, APNs' "last invalid" time for a 410
     retry_after: str | None = None
     location: str | None = None  # for a redirect, which a client must not follow
-
-
-@dataclass(frozen=True, slots=True)
-class Hang:
-    """Never answer; the request is released only when the fake stops."""
 
 
 Response = Respond | Hang
@@ -120,12 +108,15 @@ def new_p8_key() -> tuple[str, str]:
     return private.decode("ascii"), public.decode("ascii")
 
 
-class FakeApns:
+class FakeApns(FakeServer[Received, Failure, Request, Respond]):
     """APNs at https://127.0.0.1:PORT (`origin`), trusted through `ca_file`; see the module docstring.
 
     It accepts provider tokens signed by `key_pem` (made here unless `public_key_pem` is given) with
     `kid` = `key_id` and `iss` = `team_id`, for the bundle id `topic`.
     """
+
+    thread_name = "fake-apns"
+    accepted_noun = "notifications"
 
     def __init__(
         self,
@@ -145,30 +136,9 @@ class FakeApns:
         assert isinstance(public, ec.EllipticCurvePublicKey)
         self._public_key = public
         self.default: Response = Respond(200)
-        self._cond = threading.Condition()
-        self._scripts: dict[str, deque[Response]] = {}
-        self._received: list[Received] = []
-        self._errors: list[Failure] = []
-        self._requests: list[Request] = []
         self._provider_tokens: list[str] = []
         self._verified: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
-        self._accepted = 0
-        self._stopped = False
-        self._dir = Path(tempfile.mkdtemp(prefix="fake-apns-"))
-        self.ca_file = str(self._dir / "ca.pem")
-        try:
-            config = self._config(_write_certificates(self._dir))
-        except BaseException:
-            shutil.rmtree(self._dir, ignore_errors=True)
-            raise
-        self.port = config.port
-        self.origin = f"https://127.0.0.1:{self.port}"
-        self._loop = _FakeLoop()
-        self._loop.set_exception_handler(_ignore_teardown_errors)
-        self._thread = threading.Thread(target=self._loop.run_forever, name="fake-apns", daemon=True)
-        self._thread.start()
-        self._stopping = asyncio.Event()
-        self._serving = asyncio.run_coroutine_threadsafe(self._serve(config.hypercorn), self._loop)
+        super().__init__(tls=True)
 
     # --- the test's side -------------------------------------------------------------------------
 
@@ -177,32 +147,8 @@ class FakeApns:
         """A device token as iOS gives it: 32 random bytes in hex."""
         return secrets.token_hex(32)
 
-    def script(self, token: str, responses: Iterable[Response]) -> None:
-        """Answer `token`'s next (well-formed) requests with these, in order; then `self.default`."""
-        with self._cond:
-            self._scripts.setdefault(token, deque()).extend(responses)
-
-    @property
-    def received(self) -> list[Received]:
-        """Requests that passed every check, whatever the script then answered."""
-        with self._cond:
-            return list(self._received)
-
     def received_for(self, token: str) -> list[Received]:
-        with self._cond:
-            return [r for r in self._received if r.token == token]
-
-    @property
-    def errors(self) -> list[Failure]:
-        """Requests the fake's own checks refused (scripted answers are not errors)."""
-        with self._cond:
-            return list(self._errors)
-
-    @property
-    def requests(self) -> list[Request]:
-        """Every request that reached the fake, accepted or not."""
-        with self._cond:
-            return list(self._requests)
+        return [r for r in self.received if r.token == token]
 
     @property
     def provider_tokens(self) -> list[str]:
@@ -210,82 +156,29 @@ class FakeApns:
         with self._cond:
             return list(self._provider_tokens)
 
-    @property
-    def accepted(self) -> int:
-        """Requests answered with 200."""
-        with self._cond:
-            return self._accepted
-
-    def wait_for(self, count: int, timeout_s: float) -> None:
-        """Block until at least `count` requests were answered with 200; TimeoutError otherwise."""
-        with self._cond:
-            if not self._cond.wait_for(lambda: self._accepted >= count, timeout_s):
-                raise TimeoutError(
-                    f"{self._accepted} of {count} notifications accepted in {timeout_s}s; "
-                    f"last errors: {self._errors[-5:]}"
-                )
-
-    def stop(self) -> None:
-        """Release hanging requests, close the port, end the thread, delete the files. Safe twice."""
-        if self._stopped:
-            return
-        self._stopped = True
-        try:
-            self._loop.call_soon_threadsafe(self._stopping.set)
-            self._serving.result(timeout=15)
-        finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=10)
-            self._loop.close()
-            shutil.rmtree(self._dir, ignore_errors=True)
-
-    def __enter__(self) -> "FakeApns":
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
     # --- the server's side (runs on the fake's own loop) -----------------------------------------
 
-    def _config(self, files: tuple[Path, Path]) -> "_BoundConfig":
-        certfile, keyfile = files
-        config = Config()
-        config.certfile = str(certfile)
-        config.keyfile = str(keyfile)
-        config.graceful_timeout = 2.0
-        config.loglevel = "WARNING"
-        config.accesslog = None
-        # APNs keeps a connection for as many notifications as it carries; hypercorn closes one
-        # after 1000 requests by default, which would fail the streams in flight.
-        config.keep_alive_max_requests = 2**62
-        # Bind here so the port is known, and listen so clients may connect as soon as this returns;
-        # hypercorn takes the socket over through its fd:// binding and closes it when it stops.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            sock.bind(("127.0.0.1", 0))
-            sock.listen(128)
-            port: int = sock.getsockname()[1]
-        except BaseException:
-            sock.close()
-            raise
-        config.bind = [f"fd://{sock.detach()}"]
-        return _BoundConfig(config, port)
+    async def _serve_on_free_port(self) -> int:
+        certificates = self._certificates
+        assert certificates is not None
+        config, port = _config(*certificates)
+        self._serving = asyncio.ensure_future(self._serve(config))
+        return port
+
+    async def _close(self) -> None:
+        await self._serving
+
+    def _is_teardown_error(self, error: BaseException) -> bool:
+        return _is_teardown_error(error)
 
     async def _serve(self, config: Config) -> None:
         try:
-            await serve(self._app, config, shutdown_trigger=self._stopping.wait)  # type: ignore[arg-type]
+            await serve(self._app, config, shutdown_trigger=self._until_stopped)  # type: ignore[arg-type]
         except Exception as error:
             # hypercorn re-raises the first error of its connections' tasks after it has shut down,
             # e.g. an SSLError when a client wrote after the server's close_notify.
             if not _is_teardown_error(error):
                 raise
-        finally:
-            # Connections a client left open outlive hypercorn's graceful timeout; end them here so
-            # that closing the loop destroys no pending task.
-            others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
-            for task in others:
-                task.cancel()
-            await asyncio.gather(*others, return_exceptions=True)
 
     async def _app(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -297,34 +190,29 @@ class FakeApns:
         client = scope.get("client")
         # The path as sent: an encoded "/" in a device token must not look like a path separator.
         path = (scope.get("raw_path") or scope["path"].encode("utf-8")).decode("latin-1").partition("?")[0]
-        with self._cond:
-            self._requests.append(Request(scope["method"], path, scope["http_version"], client))
+        self._record_request(Request(scope["method"], path, scope["http_version"], client))
         match = _PATH.fullmatch(path)
         token = unquote(match.group(1)) if match else ""
         try:
             received = self._check(token, scope, body)
         except _Refused as refused:
-            with self._cond:
-                self._errors.append(Failure(token, refused.status, refused.reason))
+            self._record_error(Failure(token, refused.status, refused.reason))
             await _respond(send, Respond(refused.status, reason=refused.reason))
             return
-        with self._cond:
-            self._received.append(received)
-            queue = self._scripts.get(token)
-            response = queue.popleft() if queue else self.default
+        self._record_received(received)
+        scripted = self._next_scripted(token)
+        response = self.default if scripted is None else scripted
         if isinstance(response, Hang):
             if not await self._hang(receive):
                 return  # the client gave up on the stream: nobody to answer
             response = Respond(503, reason="Shutdown")
         elif response.status == 200:
-            with self._cond:
-                self._accepted += 1
-                self._cond.notify_all()
+            self._count_accepted()
         await _respond(send, response)
 
     async def _hang(self, receive: Receive) -> bool:
         """Wait until the fake stops (True) or the client resets the stream (False)."""
-        stopping = asyncio.ensure_future(self._stopping.wait())
+        stopping = asyncio.ensure_future(self._until_stopped())
         disconnect = asyncio.ensure_future(_until_disconnect(receive))
         done, pending = await asyncio.wait({stopping, disconnect}, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
@@ -370,26 +258,6 @@ class FakeApns:
                 self._provider_tokens.append(token)
 
 
-class _FakeLoop(asyncio.SelectorEventLoop):
-    """An event loop whose TLS servers wait at most SSL_SHUTDOWN_TIMEOUT_S for a client's close_notify.
-
-    At stop, hypercorn closes the connections clients still hold; an idle HTTP/2 client does not read,
-    so the TLS shutdown would wait asyncio's default 30 s. hypercorn gives no way to set it.
-    """
-
-    async def create_server(self, *args: Any, **kwargs: Any) -> asyncio.Server:
-        if kwargs.get("ssl") is not None:
-            kwargs.setdefault("ssl_shutdown_timeout", SSL_SHUTDOWN_TIMEOUT_S)
-        return await super().create_server(*args, **kwargs)
-
-
-def _ignore_teardown_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-    """Connections a client drops or leaves open end in TLS and task-group errors: expected here."""
-    error = context.get("exception")
-    if error is None or not _is_teardown_error(error):
-        loop.default_exception_handler(context)
-
-
 def _is_teardown_error(error: BaseException) -> bool:
     if isinstance(error, BaseExceptionGroup):
         return all(_is_teardown_error(inner) for inner in error.exceptions)
@@ -398,10 +266,29 @@ def _is_teardown_error(error: BaseException) -> bool:
     return isinstance(error, OSError | TimeoutError | asyncio.CancelledError)
 
 
-@dataclass(frozen=True, slots=True)
-class _BoundConfig:
-    hypercorn: Config
-    port: int
+def _config(certfile: Path, keyfile: Path) -> tuple[Config, int]:
+    """hypercorn's configuration for TLS on a socket bound here, and that socket's port."""
+    config = Config()
+    config.certfile = str(certfile)
+    config.keyfile = str(keyfile)
+    config.graceful_timeout = 2.0
+    config.loglevel = "WARNING"
+    config.accesslog = None
+    # APNs keeps a connection for as many notifications as it carries; hypercorn closes one
+    # after 1000 requests by default, which would fail the streams in flight.
+    config.keep_alive_max_requests = 2**62
+    # Bind here so the port is known, and listen so clients may connect as soon as this returns;
+    # hypercorn takes the socket over through its fd:// binding and closes it when it stops.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(128)
+        port: int = sock.getsockname()[1]
+    except BaseException:
+        sock.close()
+        raise
+    config.bind = [f"fd://{sock.detach()}"]
+    return config, port
 
 
 def _headers(scope: Scope) -> dict[str, str]:
@@ -522,65 +409,3 @@ async def _respond(send: Send, response: Respond) -> None:
     with contextlib.suppress(OSError):
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
-
-
-def _write_certificates(directory: Path) -> tuple[Path, Path]:
-    """A test CA (its PEM at directory/ca.pem) and a server certificate for 127.0.0.1 and localhost."""
-    now = datetime.now(UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Clarion test CA")])
-    ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(hours=1))
-        .not_valid_after(now + timedelta(days=2))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(_key_usage(cert_sign=True), critical=True)
-        .add_extension(ca_ski, critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    server_key = ec.generate_private_key(ec.SECP256R1())
-    names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.IPv4Address("127.0.0.1"))]
-    server = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-        .issuer_name(ca_name)
-        .public_key(server_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(hours=1))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_key_usage(cert_sign=False), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectAlternativeName(names), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(server_key.public_key()), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    (directory / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    certfile, keyfile = directory / "server.pem", directory / "server.key"
-    certfile.write_bytes(server.public_bytes(serialization.Encoding.PEM))
-    keyfile.write_bytes(
-        server_key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return certfile, keyfile
-
-
-def _key_usage(*, cert_sign: bool) -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=not cert_sign,
-        content_commitment=False,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=cert_sign,
-        crl_sign=cert_sign,
-        encipher_only=False,
-        decipher_only=False,
-    )

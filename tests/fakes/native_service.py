@@ -1,4 +1,4 @@
-"""What the FCM, WNS and ADM fakes share: an aiohttp server in its own thread, scripts, records, tokens.
+"""What the FCM, WNS and ADM fakes share beyond `tests.fakes.server.AiohttpFake`: OAuth tokens, JSON errors.
 
 Each fake is a real HTTP server on 127.0.0.1 (a free port, `origin`), so sync tests, async tests and a
 server under test in a subprocess can all reach it. A fake answers from a per-device script first (then
@@ -7,17 +7,19 @@ only those. `errors` lists what its own checks refused (authentication and reque
 client leaves it empty, except where a test provokes a refusal on purpose.
 """
 
-import asyncio
 import json
 import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import web
+
+from tests.fakes.server import AiohttpFake
+from tests.fakes.server import Hang as Hang  # re-exported: tests take it from here
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,11 +28,6 @@ class Respond:
     body: str | dict[str, Any] = ""  # a dict is sent as JSON
     retry_after: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class Hang:
-    """Never answer; the request is released only when the fake stops."""
 
 
 Response = Respond | Hang
@@ -79,37 +76,19 @@ ReceivedT = TypeVar("ReceivedT")
 TOKEN_ENDPOINT = "token-endpoint"
 
 
-class FakeNativeService(Generic[ReceivedT]):
-    """The machinery; subclasses add their routes in `_add_routes` and their checks."""
+class FakeNativeService(AiohttpFake[ReceivedT, Failure, Request, Respond]):
+    """The token machinery on top of the shared fake; subclasses add their routes in `_add_routes`."""
 
     thread_name = "fake-native-service"
 
     def __init__(self) -> None:
         self.token_lifetime_s = 3600
-        self._cond = threading.Condition()
-        self._scripts: dict[str, deque[Response]] = {}
         self._token_script: deque[Respond] = deque()
-        self._received: list[ReceivedT] = []
-        self._errors: list[Failure] = []
-        self._requests: list[Request] = []
         self._grants: list[TokenGrant] = []
         self._issued: dict[str, _Issued] = {}
-        self._accepted = 0
-        self._stopped = False
-        self._stopping: asyncio.Event | None = None
-        self._runner: web.AppRunner | None = None
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name=self.thread_name, daemon=True)
-        self._thread.start()
-        self.port: int = asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=10)
-        self.origin = f"http://127.0.0.1:{self.port}"
+        super().__init__()
 
     # --- the test's side -------------------------------------------------------------------------
-
-    def script(self, key: str, responses: Iterable[Response]) -> None:
-        """Answer the device's next well-formed requests with these, in order; then as usual."""
-        with self._cond:
-            self._scripts.setdefault(key, deque()).extend(responses)
 
     def script_token(self, responses: Iterable[Respond]) -> None:
         """Answer the next well-formed token requests with these instead of issuing a token."""
@@ -126,59 +105,10 @@ class FakeNativeService(Generic[ReceivedT]):
         with self._cond:
             return list(self._grants)
 
-    @property
-    def received(self) -> list[ReceivedT]:
-        """Requests that passed every check, whatever the script then answered."""
-        with self._cond:
-            return list(self._received)
-
-    @property
-    def errors(self) -> list[Failure]:
-        """Requests the fake's own checks refused (scripted answers and device states are not errors)."""
-        with self._cond:
-            return list(self._errors)
-
-    @property
-    def requests(self) -> list[Request]:
-        """Every request that reached the fake, on any path, accepted or not."""
-        with self._cond:
-            return list(self._requests)
-
-    @property
-    def accepted(self) -> int:
-        """Messages answered with 2xx."""
-        with self._cond:
-            return self._accepted
-
-    def wait_for(self, count: int, timeout_s: float) -> None:
-        """Block until at least `count` messages were accepted; TimeoutError otherwise."""
-        with self._cond:
-            if not self._cond.wait_for(lambda: self._accepted >= count, timeout_s):
-                raise TimeoutError(
-                    f"{self._accepted} of {count} messages accepted in {timeout_s}s; "
-                    f"last errors: {self._errors[-5:]}"
-                )
-
-    def stop(self) -> None:
-        """Release hanging requests, close the port, end the thread. Safe to call twice."""
-        if self._stopped:
-            return
-        self._stopped = True
-        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(timeout=10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._loop.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
     # --- for subclasses (run on the fake's own loop) ---------------------------------------------
 
-    def _add_routes(self, app: web.Application) -> None:
-        raise NotImplementedError
+    def _request_of(self, request: web.Request) -> Request:
+        return Request(request.method, request.path)
 
     def _issue_token(self, owner: str, scope: str, details: dict[str, Any]) -> web.Response:
         """The token endpoint's answer: the scripted one, or a new bearer token (RFC 6749 §5.1)."""
@@ -209,53 +139,19 @@ class FakeNativeService(Generic[ReceivedT]):
         return issued.owner
 
     def _refuse(self, key: str, refused: Refused) -> web.Response:
-        with self._cond:
-            self._errors.append(Failure(key, refused.response.status, refused.reason))
+        self._record_error(Failure(key, refused.response.status, refused.reason))
         return _render(refused.response)
 
     async def _answer(self, key: str, received: ReceivedT, usual: Callable[[], Respond]) -> web.Response:
         """Record a well-formed request, then answer from the script or else with `usual()`."""
-        with self._cond:
-            self._received.append(received)
-            queue = self._scripts.get(key)
-            scripted = queue.popleft() if queue else None
+        self._record_received(received)
+        scripted = self._next_scripted(key)
         response = usual() if scripted is None else scripted
         if isinstance(response, Hang):
-            assert self._stopping is not None
-            await self._stopping.wait()
-            return web.Response(status=503)
+            return await self._hang()
         if 200 <= response.status < 300:
-            with self._cond:
-                self._accepted += 1
-                self._cond.notify_all()
+            self._count_accepted()
         return _render(response)
-
-    # --- the machinery ---------------------------------------------------------------------------
-
-    async def _start(self) -> int:
-        self._stopping = asyncio.Event()
-        app = web.Application(middlewares=[self._log_request])
-        self._add_routes(app)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port: int = self._runner.addresses[0][1]
-        return port
-
-    async def _shutdown(self) -> None:
-        assert self._stopping is not None
-        self._stopping.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    @web.middleware
-    async def _log_request(
-        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
-        with self._cond:
-            self._requests.append(Request(request.method, request.path))
-        return await handler(request)
 
 
 def oauth_error(status: int, error: str, description: str) -> Respond:

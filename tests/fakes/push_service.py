@@ -1,8 +1,9 @@
 """A local Web Push service speaking the real protocol (RFC 8030, 8291, 8292), for unit and e2e tests.
 
-It runs aiohttp.web on 127.0.0.1 (a free port) in a thread with its own event loop, so sync tests, async
-tests and a server under test in a subprocess can all reach it. It checks messages on its own, with
-its own base64 and JWT code, so a fault in clarion's cannot cancel itself out here.
+It is a `tests.fakes.server.AiohttpFake`: aiohttp.web on 127.0.0.1 (a free port) in a thread with its
+own event loop, so sync tests, async tests and a server under test in a subprocess can all reach it. It
+checks messages on its own, with its own base64 and JWT code, so a fault in clarion's cannot cancel
+itself out here.
 
     with FakePushService() as fake:
         sub = fake.new_subscription()
@@ -13,15 +14,11 @@ its own base64 and JWT code, so a fault in clarion's cannot cancel itself out he
 From async code, wait with `await asyncio.to_thread(fake.wait_for, n, timeout_s)`.
 """
 
-import asyncio
 import base64
 import json
 import secrets
-import threading
 import time
 import uuid
-from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +28,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from tests.fakes.server import AiohttpFake
+from tests.fakes.server import Hang as Hang  # re-exported: tests take it from here
 
 MAX_BODY_BYTES = 4096  # RFC 8030 §7.2: a push service may refuse bigger bodies with 413
 MAX_VAPID_LIFETIME_S = 24 * 3600  # RFC 8292 §2
@@ -42,11 +42,6 @@ class Respond:
     retry_after: str | None = None
     location: str | None = None
     body: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Hang:
-    """Never answer; the request is released only when the fake stops."""
 
 
 Response = Respond | Hang
@@ -105,27 +100,20 @@ class _Refused(Exception):
         self.reason = reason
 
 
-class FakePushService:
-    """A push service at http://127.0.0.1:PORT/push/<sub_id>; see the module docstring."""
+class FakePushService(AiohttpFake[Received, Failure, Request, Respond]):
+    """A push service at http://127.0.0.1:PORT/push/<sub_id>; see the module docstring.
+
+    `received` holds the messages answered with 2xx, decrypted; with verify=False (fast mode) nothing
+    is checked or kept but the `accepted` count.
+    """
+
+    thread_name = "fake-push-service"
 
     def __init__(self, *, verify: bool = True) -> None:
         self.verify = verify
         self.default: Response = Respond(201)
-        self._cond = threading.Condition()
         self._subs: dict[str, Subscription] = {}
-        self._scripts: dict[str, deque[Response]] = {}
-        self._received: list[Received] = []
-        self._errors: list[Failure] = []
-        self._requests: list[Request] = []
-        self._accepted = 0
-        self._stopped = False
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="fake-push-service", daemon=True)
-        self._thread.start()
-        self._stopping: asyncio.Event | None = None
-        self._runner: web.AppRunner | None = None
-        self.port: int = asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=10)
-        self.origin = f"http://127.0.0.1:{self.port}"
+        super().__init__()
 
     # --- the test's side -------------------------------------------------------------------------
 
@@ -150,89 +138,17 @@ class FakePushService:
             self._subs[sub_id] = sub
         return sub
 
-    def script(self, sub_id: str, responses: Iterable[Response]) -> None:
-        """Answer `sub_id`'s next messages with these, in order; then `self.default`."""
-        with self._cond:
-            self._scripts.setdefault(sub_id, deque()).extend(responses)
-
-    @property
-    def received(self) -> list[Received]:
-        with self._cond:
-            return list(self._received)
-
     def received_for(self, sub_id: str) -> list[Received]:
-        with self._cond:
-            return [r for r in self._received if r.sub_id == sub_id]
-
-    @property
-    def errors(self) -> list[Failure]:
-        with self._cond:
-            return list(self._errors)
-
-    @property
-    def requests(self) -> list[Request]:
-        """Every request that reached the fake, on any path, accepted or not."""
-        with self._cond:
-            return list(self._requests)
-
-    @property
-    def accepted(self) -> int:
-        """Messages answered with 2xx (in fast mode nothing else is kept)."""
-        with self._cond:
-            return self._accepted
-
-    def wait_for(self, count: int, timeout_s: float) -> None:
-        """Block until at least `count` messages were accepted; TimeoutError otherwise."""
-        with self._cond:
-            if not self._cond.wait_for(lambda: self._accepted >= count, timeout_s):
-                raise TimeoutError(
-                    f"{self._accepted} of {count} messages accepted in {timeout_s}s; "
-                    f"last errors: {self._errors[-5:]}"
-                )
-
-    def stop(self) -> None:
-        """Release hanging requests, close the port, end the thread. Safe to call twice."""
-        if self._stopped:
-            return
-        self._stopped = True
-        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(timeout=10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._loop.close()
-
-    def __enter__(self) -> "FakePushService":
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+        return [r for r in self.received if r.sub_id == sub_id]
 
     # --- the server's side (runs on the fake's own loop) -----------------------------------------
 
-    async def _start(self) -> int:
-        self._stopping = asyncio.Event()
-        app = web.Application(middlewares=[self._log_request])
+    def _add_routes(self, app: web.Application) -> None:
         app.router.add_post("/push/{sub_id}", self._handle_push)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port: int = self._runner.addresses[0][1]
-        return port
 
-    async def _shutdown(self) -> None:
-        assert self._stopping is not None
-        self._stopping.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    @web.middleware
-    async def _log_request(
-        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
+    def _request_of(self, request: web.Request) -> Request:
         peer = request.transport.get_extra_info("peername") if request.transport else None
-        with self._cond:
-            self._requests.append(Request(request.method, request.path, peer))
-        return await handler(request)
+        return Request(request.method, request.path, peer)
 
     async def _handle_push(self, request: web.Request) -> web.StreamResponse:
         sub_id = request.match_info["sub_id"]
@@ -243,33 +159,19 @@ class FakePushService:
                 received = self._check(sub_id, request, body)
             except _Refused as refused:
                 return self._refuse(sub_id, refused)
-        response = self._next_response(sub_id)
+        scripted = self._next_scripted(sub_id)
+        response = self.default if scripted is None else scripted
         if isinstance(response, Hang):
-            assert self._stopping is not None
-            await self._stopping.wait()
-            return web.Response(status=503)
+            return await self._hang()
         if 200 <= response.status < 300:
-            self._accept(received)
+            self._count_accepted(received)
         return _render(response)
 
     def _refuse(self, sub_id: str, refused: _Refused) -> web.Response:
-        with self._cond:
-            self._errors.append(Failure(sub_id, refused.status, refused.reason))
+        self._record_error(Failure(sub_id, refused.status, refused.reason))
         # The JSON shape Mozilla's autopush uses for its errors.
         body = {"code": refused.status, "message": refused.reason}
         return web.json_response(body, status=refused.status)
-
-    def _next_response(self, sub_id: str) -> Response:
-        with self._cond:
-            queue = self._scripts.get(sub_id)
-            return queue.popleft() if queue else self.default
-
-    def _accept(self, received: Received | None) -> None:
-        with self._cond:
-            self._accepted += 1
-            if received is not None:
-                self._received.append(received)
-            self._cond.notify_all()
 
     def _check(self, sub_id: str, request: web.Request, body: bytes) -> Received:
         with self._cond:

@@ -19,8 +19,10 @@ async def received(fake: FakePushService, sub_id: str, count: int, timeout_s: fl
     deadline = time.monotonic() + timeout_s
     while True:
         messages = fake.received_for(sub_id)
-        if len(messages) >= count or time.monotonic() > deadline:
+        if len(messages) >= count:
             return messages
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{len(messages)} of {count} messages for {sub_id} after {timeout_s} s")
         await asyncio.sleep(0.05)
 
 

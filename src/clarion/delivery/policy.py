@@ -28,9 +28,15 @@ Decision = Final | RetryAt
 
 
 def backoff_s(attempts: int, base_s: float, max_s: float, rng: random.Random | None = None) -> float:
-    """Exponential back-off with full jitter (the AWS architecture blog's recommendation)."""
+    """Exponential back-off with jitter: uniform between half the base delay and the exponential ceiling.
+
+    The ceiling is min(max_s, base_s * 2^(attempts - 1)). Drawing over the whole window, as "full
+    jitter" does, spreads a burst of retries out; the floor of base_s / 2 (unlike full jitter's 0)
+    keeps a retry from coming straight back at a service that just refused. The floor never rises
+    above the ceiling, so no delay exceeds max_s.
+    """
     ceiling = min(max_s, base_s * 2 ** max(0, attempts - 1))
-    return (rng or random).uniform(base_s / 2, ceiling)
+    return (rng or random).uniform(min(base_s / 2, ceiling), ceiling)
 
 
 def decide(
@@ -43,6 +49,12 @@ def decide(
     max_s: float,
     rng: random.Random | None = None,
 ) -> Decision:
+    """The decision after attempt number `attempts` (counting this one) answered `outcome`.
+
+    Delivered, Gone and Rejected are final whatever the count and the clock. A Retry is `failed` at
+    MAX_ATTEMPTS; otherwise it is retried after backoff_s, or after Retry-After when that is longer,
+    unless that time is at or past `expires_at`: then it is `expired`.
+    """
     if isinstance(outcome, Delivered):
         return Final("sent")
     if isinstance(outcome, Gone):
