@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from clarion import netpolicy
 
 # The public Web Push services a browser subscription may point at (Chrome/Edge via FCM, Firefox,
 # Safari, Windows/Edge legacy). Any other endpoint is refused at registration.
@@ -19,6 +21,13 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./clarion-data/clarion.db"
     queue_url: str = "memory://"
     push_hosts: str = DEFAULT_PUSH_HOSTS
+    # CLARION_OUTBOUND_ALLOW: hosts, addresses or CIDR ranges that outbound connections chosen by
+    # customers (push endpoints, WNS channels, pictures, webhooks) may reach although they are loopback
+    # or private; everything else non-public is refused at connect time (docs/security.md).
+    outbound_allow: str = Field(
+        default="",
+        description="comma-separated hosts, IP addresses or CIDR ranges reachable although private",
+    )
     fcm_url: str = "https://fcm.googleapis.com"
     apns_url: str = "https://api.push.apple.com"
     wns_url: str = "https://login.live.com"
@@ -42,6 +51,12 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(default=15.0, gt=0)
     retry_base_s: float = Field(default=1.0, gt=0)
     retry_max_s: float = Field(default=600.0, gt=0)
+
+    @field_validator("outbound_allow")
+    @classmethod
+    def _outbound_allow_parses(cls, value: str) -> str:
+        netpolicy.parse_entries(value)  # a typo fails at start-up, not at the first connection
+        return value
 
     def push_host_set(self) -> frozenset[str]:
         return frozenset(h.strip().lower() for h in self.push_hosts.split(",") if h.strip())
