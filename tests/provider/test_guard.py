@@ -5,11 +5,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest
+from aiohttp.abc import AbstractResolver, ResolveResult
 from pyreqwest.client import ClientBuilder
 
 from clarion.netpolicy import AddressPolicy
-from clarion.provider.guard import AddressRefused, GuardedClients, ResolveFailed, system_resolve
+from clarion.provider.guard import (
+    AddressRefused,
+    GuardedClients,
+    GuardedResolver,
+    ResolveFailed,
+    check_literal,
+    system_resolve,
+)
 
 
 class Dns:
@@ -166,3 +175,46 @@ async def test_the_system_resolver_gives_each_address_once() -> None:
     assert addresses
     assert len(addresses) == len(set(addresses))
     assert set(addresses) <= {"127.0.0.1", "::1"}
+
+
+class ScriptedResolver(AbstractResolver):
+    """aiohttp's side of `Dns`: answers from a dict the test changes."""
+
+    def __init__(self, answers: dict[str, list[str]]) -> None:
+        self.answers = answers
+
+    async def resolve(self, host: str, port: int = 0, family: int = 0) -> list[ResolveResult]:  # type: ignore[override]
+        return [
+            {"hostname": host, "host": address, "port": port, "family": 0, "proto": 0, "flags": 0}
+            for address in self.answers[host]
+        ]
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_aiohttp_connects_only_where_the_resolver_allows(server: int) -> None:
+    answers = {"push.invalid": ["127.0.0.1"]}
+    policy = AddressPolicy.from_settings("127.0.0.1/32")
+    resolver = GuardedResolver(policy, ScriptedResolver(answers))
+    # No DNS cache: each request asks again, as a rebinding attacker would wish.
+    connector = aiohttp.TCPConnector(resolver=resolver, use_dns_cache=False, force_close=True)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        async with session.get(f"http://push.invalid:{server}/channel") as response:
+            assert response.status == 204
+        answers["push.invalid"] = ["169.254.169.254"]
+        with pytest.raises(AddressRefused) as caught:
+            await session.get(f"http://push.invalid:{server}/channel")
+        assert (caught.value.host, caught.value.address) == ("push.invalid", "169.254.169.254")
+        answers["push.invalid"] = ["127.0.0.1", "fe80::1"]
+        with pytest.raises(AddressRefused, match="fe80::1"):
+            await session.get(f"http://push.invalid:{server}/channel")
+
+
+def test_literals_are_judged_before_aiohttp_sends() -> None:
+    policy = AddressPolicy.from_settings("", ["127.0.0.1"])
+    assert check_literal(policy, "127.0.0.1") == "127.0.0.1"
+    assert check_literal(policy, "[2606:4700:4700::1111]") == "2606:4700:4700::1111"
+    for host in ("127.0.0.2", "[::1]", "169.254.169.254", "[::ffff:169.254.169.254]"):
+        with pytest.raises(AddressRefused):
+            check_literal(policy, host)

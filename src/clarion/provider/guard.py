@@ -1,4 +1,6 @@
-"""Connect-time address policy for pyreqwest: resolve, judge every address, then pin the client to it.
+"""Connect-time address policy for the HTTP clients: resolve, judge every address, connect to it only.
+
+pyreqwest (Web Push, APNs): `GuardedClients`. aiohttp (FCM, WNS, ADM): `GuardedResolver`.
 
 pyreqwest exposes no DNS-resolver or connector hook, only reqwest's static `ClientBuilder.resolve(name,
 ip, port)`. So the name is resolved here, every address it gives is judged by netpolicy, and the
@@ -17,6 +19,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import ThreadedResolver
 from pyreqwest.client import Client, ClientBuilder
 from pyreqwest.http import Url
 
@@ -52,6 +56,14 @@ async def system_resolve(host: str, port: int) -> list[str]:
     except OSError as exc:
         raise ResolveFailed(f"{host}: {exc}") from exc
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def check_literal(policy: AddressPolicy, host: str) -> str:
+    """An IP literal host is its own connected address: judged as it is. Returns its canonical text."""
+    address = str(ipaddress.ip_address(host.strip("[]")))
+    if not policy.allows(host, address):
+        raise AddressRefused(host, address)
+    return address
 
 
 @dataclass(slots=True)
@@ -90,9 +102,7 @@ class GuardedClients:
 
     def _literal_client(self, host: str) -> Client:
         """An IP literal is its own connected address: judged as it is, sent with an unpinned client."""
-        address = str(ipaddress.ip_address(host.strip("[]")))
-        if not self.policy.allows(host, address):
-            raise AddressRefused(host, address)
+        check_literal(self.policy, host)
         if self._literal is None:
             self._literal = self.builder().build()
         return self._literal
@@ -148,3 +158,27 @@ class GuardedClients:
         self._literal = None
         for client in clients:
             await client.close()
+
+
+class GuardedResolver(AbstractResolver):
+    """aiohttp's hook: `TCPConnector(resolver=GuardedResolver(policy))`. aiohttp connects to exactly
+    the addresses its resolver returns, so judging them here is judging the connected address; a
+    forbidden answer raises AddressRefused out of the request (it is no OSError, so aiohttp does not
+    turn it into a DNS error). aiohttp never asks its resolver about an IP literal: the sender judges
+    those with `check_literal` before the request."""
+
+    def __init__(self, policy: AddressPolicy, inner: AbstractResolver | None = None) -> None:
+        self._policy = policy
+        self._inner = inner if inner is not None else ThreadedResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results = await self._inner.resolve(host, port, family)
+        for result in results:
+            if not self._policy.allows(host, result["host"]):
+                raise AddressRefused(host, result["host"])
+        return results
+
+    async def close(self) -> None:
+        await self._inner.close()
