@@ -49,7 +49,7 @@ def check_auth(value: str, field: str = "subscription.keys.auth") -> None:
 # What a push address may contain: RFC 3986's unreserved and reserved characters and "%" (for the
 # path and query only). Whitespace, controls, backslashes, quotes, "<>^`{|}" and every non-ASCII
 # character are refused outright: those are where URL parsers disagree (WHATWG drops tabs and
-# newlines, turns "\\" into "/" and IDNA-maps fullwidth letters and U+3002 to ASCII; urllib does not).
+# newlines, turns a backslash into "/" and IDNA-maps fullwidth letters and U+3002 to ASCII; urllib does not).
 _PLAIN = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
 # A DNS name as the client serialises it: lowercase LDH labels of 1-63 characters (punycode "xn--"
 # labels included), no empty label (so no trailing dot). Numeric hosts never get here: the parser reads
