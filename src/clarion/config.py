@@ -3,8 +3,10 @@ name in capitals); README.md, "Configuration", lists every one with its default 
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from clarion import netpolicy
 
 # The public Web Push services a browser subscription may point at (Chrome/Edge via FCM, Firefox,
 # Safari, Windows/Edge legacy). Any other endpoint is refused at registration.
@@ -22,6 +24,13 @@ class Settings(BaseSettings):
     queue_url: str = "memory://"
     # Comma-separated hosts a Web Push (or WNS) endpoint may point at; "*.example.com" for subdomains.
     push_hosts: str = DEFAULT_PUSH_HOSTS
+    # CLARION_OUTBOUND_ALLOW: hosts, addresses or CIDR ranges that outbound connections chosen by
+    # customers (push endpoints, WNS channels, pictures, webhooks) may reach although they are loopback
+    # or private; everything else non-public is refused at connect time (docs/security.md).
+    outbound_allow: str = Field(
+        default="",
+        description="comma-separated hosts, IP addresses or CIDR ranges reachable although private",
+    )
     # The native push services' origins (tests and staging point them at local fakes).
     fcm_url: str = "https://fcm.googleapis.com"
     apns_url: str = "https://api.push.apple.com"
@@ -51,6 +60,12 @@ class Settings(BaseSettings):
     # Retry back-off: the first delay, doubling with each attempt up to the longest.
     retry_base_s: float = Field(default=1.0, gt=0)
     retry_max_s: float = Field(default=600.0, gt=0)
+
+    @field_validator("outbound_allow")
+    @classmethod
+    def _outbound_allow_parses(cls, value: str) -> str:
+        netpolicy.parse_entries(value)  # a typo fails at start-up, not at the first connection
+        return value
 
     def push_host_set(self) -> frozenset[str]:
         return frozenset(h.strip().lower() for h in self.push_hosts.split(",") if h.strip())

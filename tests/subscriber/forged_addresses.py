@@ -1,0 +1,226 @@
+"""A corpus of forged push addresses (issue #19, "Parser differential -> SSRF").
+
+Each is refused when the allowed hosts are FORGED_HOSTS: the public push services (the default
+CLARION_PUSH_HOSTS) plus a test setup's loopback `127.0.0.1` and `push.example.net`. Most would reach
+another host than the one that was checked with a lenient parser, or come close to it.
+"""
+
+from __future__ import annotations
+
+from clarion.config import DEFAULT_PUSH_HOSTS
+
+FORGED_HOSTS = frozenset({*DEFAULT_PUSH_HOSTS.split(","), "127.0.0.1", "push.example.net"})
+
+_LONG_LABEL = "a" * 64
+_LONG_NAME = "a." * 120 + "notify.windows.com"
+
+FORGED: tuple[str, ...] = (
+    # Backslashes: WHATWG (the HTTP client) reads "\" as "/", so the host ends before it.
+    "https://169.254.169.254\\.notify.windows.com/latest/meta-data/",
+    "https://127.0.0.2\\.push.example.net/push/bs",
+    "https://fcm.googleapis.com\\@169.254.169.254/",
+    "https://169.254.169.254\\@fcm.googleapis.com/",
+    "https:\\\\fcm.googleapis.com/fcm/send/a",
+    "https:/\\fcm.googleapis.com/fcm/send/a",
+    "https://fcm.googleapis.com\\fcm\\send\\a",
+    # Slashes the WHATWG parser forgives and urllib reads otherwise.
+    "https:/fcm.googleapis.com/fcm/send/a",
+    "https:fcm.googleapis.com/fcm/send/a",
+    "https:///fcm.googleapis.com/fcm/send/a",
+    "https:////169.254.169.254/",
+    # Encoded or look-alike separators inside the host.
+    "https://169.254.169.254%5C.notify.windows.com/",
+    "https://169.254.169.254%5c.notify.windows.com/",
+    "https://169.254.169.254%2F.notify.windows.com/",
+    "https://169.254.169.254%2f.notify.windows.com/",
+    "https://169.254.169.254\u2215.notify.windows.com/",
+    "https://169.254.169.254\uff0f.notify.windows.com/",
+    "https://169.254.169.254\u2044.notify.windows.com/",
+    "https://169.254.169.254%E2%88%95.notify.windows.com/",
+    "https://fcm.googleapis.com\uff0ffcm/send/a",
+    # Whitespace and control characters (WHATWG strips tabs and newlines; others split requests).
+    "https://fcm.googleapis.com/fcm/send/a\r\nHost: 169.254.169.254",
+    "https://fcm.googleapis.com/fcm/send/a\nb",
+    "https://fcm.googleapis.com/fcm/send/a\rb",
+    "https://fcm.goo\tgleapis.com/fcm/send/a",
+    "https://fcm.googleapis.com/fcm/\tsend/a",
+    "https://169.254.169.254\t.notify.windows.com/",
+    " https://fcm.googleapis.com/fcm/send/a",
+    "https://fcm.googleapis.com/fcm/send/a ",
+    "\thttps://fcm.googleapis.com/fcm/send/a",
+    "\nhttps://fcm.googleapis.com/fcm/send/a",
+    "https://fcm.googleapis.com/fcm/send/a b",
+    "https://fcm.googleapis.com/fcm/send/a\x0b",
+    "https://fcm.googleapis.com/fcm/send/a\x0c",
+    "https://fcm.googleapis.com/fcm/send/\x7f",
+    "https://fcm.googleapis.com/fcm/send/\u00a0",
+    "https://fcm.googleapis.com/fcm/send/\u2028",
+    "\ufeffhttps://fcm.googleapis.com/fcm/send/a",
+    # Null bytes.
+    "https://fcm.googleapis.com/fcm/send/a\x00b",
+    "https://fcm.googleapis.com\x00.evil.net/",
+    "https://fcm.googleapis.com%00.evil.net/",
+    # Userinfo and its look-alikes ("#@" and "?@" read as credentials by some parsers).
+    "https://fcm.googleapis.com#@169.254.169.254/",
+    "https://fcm.googleapis.com?@169.254.169.254/",
+    "https://169.254.169.254#@fcm.googleapis.com/",
+    "https://169.254.169.254?@fcm.googleapis.com/",
+    "https://user@fcm.googleapis.com/fcm/send/a",
+    "https://user:pass@fcm.googleapis.com/fcm/send/a",
+    "https://:@fcm.googleapis.com/fcm/send/a",
+    "https://fcm.googleapis.com@169.254.169.254/",
+    "https://fcm.googleapis.com:443@169.254.169.254/",
+    "https://169.254.169.254@fcm.googleapis.com/",
+    "https://fcm.googleapis.com%40169.254.169.254/",
+    "https://a@b@fcm.googleapis.com/fcm/send/a",
+    # Fragments: never part of a push address.
+    "https://fcm.googleapis.com/fcm/send/a#@169.254.169.254",
+    "https://fcm.googleapis.com/fcm/send/a#",
+    # Ports: local services behind a listed loopback host, and odd ports of public services.
+    "http://127.0.0.1:6379/",
+    "http://127.0.0.1:5432/",
+    "http://127.0.0.1:22/",
+    "http://127.0.0.1:11211/",
+    "http://127.0.0.1:27017/",
+    "http://127.0.0.1:3306/",
+    "http://127.0.0.1:2375/containers/json",
+    "https://fcm.googleapis.com:8443/fcm/send/a",
+    "https://fcm.googleapis.com:443/fcm/send/a",
+    "https://fcm.googleapis.com:80/fcm/send/a",
+    "https://fcm.googleapis.com:0/fcm/send/a",
+    "https://fcm.googleapis.com:65536/fcm/send/a",
+    "https://fcm.googleapis.com:99999999999/fcm/send/a",
+    "https://fcm.googleapis.com:0443/fcm/send/a",
+    "https://fcm.googleapis.com:/fcm/send/a",
+    "https://fcm.googleapis.com:-1/fcm/send/a",
+    "https://fcm.googleapis.com:443:443/fcm/send/a",
+    "https://db5.notify.windows.com:444/?token=1",
+    "https://push.example.net:6379/",
+    # Schemes.
+    "http://fcm.googleapis.com/fcm/send/a",
+    "http://push.example.net/push/1",
+    "HTTPS://fcm.googleapis.com/fcm/send/a",
+    "hTTps://fcm.googleapis.com/fcm/send/a",
+    "ftp://fcm.googleapis.com/fcm/send/a",
+    "ws://fcm.googleapis.com/fcm/send/a",
+    "wss://fcm.googleapis.com/fcm/send/a",
+    "file:///etc/passwd",
+    "gopher://127.0.0.1:6379/_FLUSHALL",
+    "javascript:alert(1)",
+    "data:text/plain,hi",
+    "//fcm.googleapis.com/fcm/send/a",
+    "fcm.googleapis.com/fcm/send/a",
+    "https://",
+    "https:///",
+    # IP literals that are not listed (metadata, private, loopback other than the listed one).
+    "https://169.254.169.254/latest/meta-data/",
+    "https://127.0.0.2/push",
+    "http://127.0.0.2/push",
+    "https://[::1]/push",
+    "http://[::1]:8080/push",
+    "https://[::ffff:127.0.0.1]/",
+    "https://[::ffff:7f00:1]/",
+    "https://[::ffff:a9fe:a9fe]/latest/meta-data/",
+    "https://[fe80::1%25eth0]/",
+    "https://[fd00:ec2::254]/latest/meta-data/",
+    "https://[64:ff9b::a9fe:a9fe]/",
+    "https://0.0.0.0/",
+    "https://10.0.0.1/",
+    "https://192.168.1.1/",
+    "https://172.16.0.1/",
+    "https://100.100.100.200/latest/meta-data/",
+    "https://168.63.129.16/machine",
+    "https://8.8.8.8/",
+    # Other spellings of 127.0.0.1 (WHATWG reads them all as IPv4), and of 169.254.169.254.
+    "http://2130706433/push",
+    "http://0x7f000001/push",
+    "http://0x7f.0.0.1/push",
+    "http://0177.0.0.1/push",
+    "http://017700000001/push",
+    "http://127.1/push",
+    "http://127.0.1/push",
+    "http://127.000.000.001/push",
+    "http://0x7f.1/push",
+    "http://127.0.0.1./push",
+    "http://\u2460\u2461\u2466.0.0.1/push",
+    "http://\uff11\uff12\uff17.\uff10.\uff10.\uff11/push",
+    "http://127\u30020\u30020\u30021/push",
+    "https://2852039166/latest/meta-data/",
+    "https://0xa9fea9fe/latest/meta-data/",
+    "https://0251.0376.0251.0376/latest/meta-data/",
+    # Trailing and empty labels, case games around them.
+    "https://fcm.googleapis.com./fcm/send/a",
+    "https://fcm.googleapis.com../fcm/send/a",
+    "https://.fcm.googleapis.com/fcm/send/a",
+    "https://fcm..googleapis.com/fcm/send/a",
+    "https://db5.notify.windows.com./?token=1",
+    "https://FCM.GOOGLEAPIS.COM./fcm/send/a",
+    # Percent-encoded host characters (WHATWG decodes them).
+    "https://fcm%2egoogleapis.com/fcm/send/a",
+    "https://fcm%2Egoogleapis%2Ecom/fcm/send/a",
+    "https://%66cm.googleapis.com/fcm/send/a",
+    "https://fcm.googleapis.com%2f@169.254.169.254/",
+    "https://a%2eb.notify.windows.com/?token=1",
+    # Unicode dots and fullwidth letters (IDNA maps them to ASCII), homographs.
+    "https://fcm\u3002googleapis.com/fcm/send/a",
+    "https://fcm\uff0egoogleapis.com/fcm/send/a",
+    "https://fcm\uff61googleapis.com/fcm/send/a",
+    "https://\uff46\uff43\uff4d.googleapis.com/fcm/send/a",
+    "https://FCM.googleapis.com\u3002/fcm/send/a",
+    "https://fcm.googleapis.c\u03bfm/fcm/send/a",
+    "https://f\u0441m.googleapis.com/fcm/send/a",
+    "https://xn--fm-xed.googleapis.com/fcm/send/a",
+    "https://\ufb00.notify.windows.com/?token=1",
+    "https://db5.notify.windows.com\u200b/?token=1",
+    "https://db5.notify.w\u0131ndows.com/?token=1",
+    # Hosts near the listed ones.
+    "https://fcm.googleapis.com.evil.net/fcm/send/a",
+    "https://evil.net/fcm.googleapis.com/fcm/send/a",
+    "https://fcm.googleapis.com.169.254.169.254.nip.io/",
+    "https://notify.windows.com/?token=1",
+    "https://evilnotify.windows.com/?token=1",
+    "https://db5.notify.windows.com.evil.net/?token=1",
+    "https://googleapis.com/fcm/send/a",
+    "https://x.fcm.googleapis.com/fcm/send/a",
+    "https://localhost/push",
+    "http://localhost:8080/push",
+    # Characters no DNS name has.
+    "https://a_b.notify.windows.com/?token=1",
+    "https://a*b.notify.windows.com/?token=1",
+    "https://-x.notify.windows.com/?token=1",
+    "https://x-.notify.windows.com/?token=1",
+    f"https://{_LONG_LABEL}.notify.windows.com/?token=1",
+    f"https://{_LONG_NAME}/?token=1",
+    "https://xn--.notify.windows.com/?token=1",
+    "https://db5.notify.windows.com<.evil.net/",
+    'https://db5.notify.windows.com".evil.net/',
+    "https://db5.notify.windows.com`/",
+    "https://db5.notify.windows.com|evil.net/",
+    "https://db5.notify.windows.com^/",
+    "https://db5.notify.windows.com{x}/",
+    # Paths the client would rewrite (dot segments), so the stored address is not what is sent.
+    "https://fcm.googleapis.com/fcm/../../x",
+    "https://fcm.googleapis.com/%2e%2e/x",
+    "https://fcm.googleapis.com/./fcm/send/a",
+    "https://fcm.googleapis.com",
+)
+
+# Real subscription endpoints and channel URIs, in the shapes each service hands out.
+LEGITIMATE: tuple[str, ...] = (
+    # Chrome (FCM), old and current paths.
+    "https://fcm.googleapis.com/fcm/send/dGVzdA:APA91bHun4MxP5egoKMwt2KZFBaFUH-1RYqx_Bg5p0lXkD3Lj9a",
+    "https://fcm.googleapis.com/wp/cY5yVx1S3aY:APA91bE3Q_c0b4O2sBk-9pQbZ6n7xJt0",
+    "https://android.googleapis.com/gcm/send/fX1Tq3Q:APA91bG8",
+    # Firefox (Mozilla autopush).
+    "https://updates.push.services.mozilla.com/wpush/v2/gAAAAABlZ0YJm3x_Kb-1dQ2vX8pNw7q",
+    "https://updates.push.services.mozilla.com/wpush/v1/gAAAAABkR2s3Yq0VxJ4",
+    # Safari (Apple Web Push).
+    "https://web.push.apple.com/QGuQyavXutnMHDRDXpDdzRJaHNQl0T5fvL1Cz8j8SnRE8qLqbcnJ2Wkp4v6g",
+    # Windows (WNS channel URIs, also Edge's legacy Web Push).
+    "https://wns2-par02p.notify.windows.com/w/?token=BQYAAAB%2bXyz%3d",
+    "https://db5p.notify.windows.com/w/?token=AwYAAADpR%2fQ",
+    "https://cy2.notify.windows.com/?token=AwYAAAD",
+    "https://sg2p.notify.windows.com/w/?token=BQYAAACJ8X9%2b",
+    # Case of the host does not matter.
+    "https://FCM.googleapis.com/fcm/send/abc",
+)
