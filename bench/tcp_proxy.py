@@ -134,7 +134,19 @@ class TcpProxy:
             return
         link = _Link(writer)
         self._links.add(link)
-        link.tasks.append(asyncio.current_task())  # type: ignore[arg-type]
+        # The forwarding runs in a task of its own: a reset cancels that one, never asyncio's
+        # handler task (whose cancellation asyncio reports as an error).
+        forwarding = asyncio.ensure_future(self._forward(link, reader, writer))
+        link.tasks.append(forwarding)
+        try:
+            with contextlib.suppress(asyncio.CancelledError):
+                await forwarding
+        finally:
+            self._links.discard(link)
+            for each in link.writers:
+                each.close()
+
+    async def _forward(self, link: _Link, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             await self._wait_flowing()  # a black hole accepts, but does not even reach the target
             up_reader, up_writer = await asyncio.open_connection(*self.target)
@@ -142,12 +154,6 @@ class TcpProxy:
             await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer))
         except (OSError, asyncio.IncompleteReadError):
             link.reset()
-        except asyncio.CancelledError:
-            pass  # reset by _set_mode or _close, which also closed the sockets
-        finally:
-            self._links.discard(link)
-            for each in link.writers:
-                each.close()
 
     async def _wait_flowing(self) -> None:
         assert self._flowing is not None
