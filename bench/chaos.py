@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import http.client
 import itertools
 import json
 import os
@@ -418,7 +419,7 @@ class ApiProbes:
             started, clock = time.time(), time.perf_counter()
             try:
                 status = loopback.request(method, f"{self.stage.server_url}{path}", body, self.stage.auth)[0]
-            except OSError:  # refused, reset, timed out: no answer
+            except (OSError, http.client.HTTPException, ValueError):  # refused, reset, timed out, garbled
                 status = 0
             latency = time.perf_counter() - clock
             self.results.append(Probe(started, name, status, latency))
