@@ -122,7 +122,7 @@ class Outcome:
             found.append(f"not SENT within {self.scenario.cap_s:.0f} s")
         if self.scenario.fault is not _no_fault:
             if self.recover_s is None:
-                found.append(f"never recovered ({self.scenario.recover_label})")
+                found.append(f"{self.scenario.recover_label}: never")
             elif self.recover_s > MAX_RECOVER_S:
                 found.append(f"{self.scenario.recover_label} {self.recover_s:.1f} s > {MAX_RECOVER_S:.0f} s")
         if self.api_bad:
