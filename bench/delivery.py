@@ -190,7 +190,7 @@ def _clarion_env(config: Config, database_url: str, queue_url: str) -> dict[str,
     return env
 
 
-def _cli(env: dict[str, str], *args: str) -> str:
+def cli(env: dict[str, str], *args: str) -> str:
     done = subprocess.run(
         [sys.executable, "-m", "clarion.cli", *args],
         env={**os.environ, **env},
@@ -205,10 +205,8 @@ def _cli(env: dict[str, str], *args: str) -> str:
 
 def _create_app(config: Config, env: dict[str, str]) -> dict[str, str]:
     if config.mode != "sqlite":
-        _cli(env, "db", "upgrade")  # `apps create` migrates SQLite itself, not PostgreSQL
-    created: dict[str, str] = json.loads(
-        _cli(env, "apps", "create", "bench", "--plan", "unlimited", "--json")
-    )
+        cli(env, "db", "upgrade")  # `apps create` migrates SQLite itself, not PostgreSQL
+    created: dict[str, str] = json.loads(cli(env, "apps", "create", "bench", "--plan", "unlimited", "--json"))
     return created
 
 
@@ -216,7 +214,7 @@ def _start_clarion(config: Config, group: ProcessGroup, env: dict[str, str]) -> 
     port = loopback.free_port()
     serve = group.start_python("serve", "clarion.cli", "serve", "--port", str(port), env=env)
     url = f"http://127.0.0.1:{port}"
-    _wait_healthy(serve, url)
+    wait_healthy(serve, url)
     clarion = [serve]
     if config.mode != "sqlite":
         for index in range(config.workers):
@@ -226,7 +224,7 @@ def _start_clarion(config: Config, group: ProcessGroup, env: dict[str, str]) -> 
     return url, clarion
 
 
-def _wait_healthy(serve: Child, url: str) -> None:
+def wait_healthy(serve: Child, url: str) -> None:
     deadline = time.monotonic() + STARTUP_S
     while time.monotonic() < deadline:
         if serve.proc.poll() is not None:
@@ -410,7 +408,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 @contextlib.contextmanager
-def _signals_interrupt() -> Iterator[None]:
+def signals_interrupt() -> Iterator[None]:
     """SIGINT and SIGTERM unwind as KeyboardInterrupt, so processes and databases are cleaned up.
 
     SIGINT is set explicitly: a shell starts background jobs with it ignored, and Python keeps that.
@@ -447,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
     results: list[Result] = []
     failed: list[str] = []
     print(f"Clarion delivery benchmark: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}", flush=True)
-    with _signals_interrupt():
+    with signals_interrupt():
         try:
             for index, config in enumerate(configs):
                 if args.profile is not None:

@@ -80,10 +80,10 @@ class ProcessGroup:
         self.children.clear()
 
 
-def start_push_service(group: ProcessGroup) -> tuple[Child, str]:
-    """bench/push_service.py in its own process; returns it and its origin once it listens."""
+def start_push_service(group: ProcessGroup, *args: str) -> tuple[Child, str]:
+    """bench/push_service.py (with `args`) in its own process; returns it and its origin once it listens."""
     script = Path(__file__).with_name("push_service.py")
-    push = group.start("push-service", [sys.executable, str(script)], {}, stdout_pipe=True)
+    push = group.start("push-service", [sys.executable, str(script), *args], {}, stdout_pipe=True)
     assert push.proc.stdout is not None
     line = push.proc.stdout.readline().decode().strip()  # EOF (b"") if it died before listening
     if not line.startswith("PORT "):

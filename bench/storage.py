@@ -55,9 +55,9 @@ def sqlite_database(directory: Path) -> Iterator[str]:
 
 
 @contextmanager
-def postgres_database() -> Iterator[str]:
+def postgres_database(prefix: str = "clarion_bench") -> Iterator[str]:
     """A new database, dropped (connections and all) however the run ends."""
-    name = f"clarion_bench_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
     try:
         yield urlsplit(POSTGRES_ADMIN_URL)._replace(path=f"/{name}").geturl()
