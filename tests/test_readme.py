@@ -13,9 +13,11 @@ ROW = re.compile(r"^\| `(CLARION_[A-Z0-9_]+)` \| (.+?) \| (.+) \|$")
 
 
 def _shown(default: object) -> str:
-    """A default as the README writes it: `value`, numbers without a trailing .0, or unset."""
+    """A default as the README writes it: `value`, numbers without a trailing .0, unset, or empty."""
     if default is None:
         return "unset"
+    if default == "":
+        return "empty"
     if isinstance(default, float):
         return f"`{default:g}`"
     return f"`{default}`"
