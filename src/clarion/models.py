@@ -52,6 +52,9 @@ class Subscriber(Base):
         # scans and sorts the whole audience.
         Index("ix_subscriber_app_id", "app_id", "id"),
         Index("ix_subscriber_app_user", "app_id", "user_id"),
+        # A push to a few tokens searches (app_id, reg_id) from the campaign's targets: with only
+        # reg_id's unique index, SQLite's planner preferred walking the whole app by (app_id, id).
+        Index("ix_subscriber_app_reg", "app_id", "reg_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

@@ -17,54 +17,62 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # IANA's special-purpose registries (RFC 6890 and successors), listed rather than taken from
 # `ipaddress.is_global`, whose answers changed between Python releases (3.11 still calls 192.0.0.0/24
-# and multicast global).
+# and multicast global). Each range carries the name a refusal reports (the ledger's last_error).
 _FORBIDDEN_V4 = (
-    "0.0.0.0/8",  # "this network"
-    "10.0.0.0/8",  # private (RFC 1918)
-    "100.64.0.0/10",  # carrier-grade NAT; Alibaba's metadata service is 100.100.100.200
-    "127.0.0.0/8",  # loopback
-    "169.254.0.0/16",  # link-local: AWS, GCP, Azure and OpenStack metadata at 169.254.169.254
-    "172.16.0.0/12",  # private
-    "192.0.0.0/24",  # IETF protocol assignments (Oracle Cloud's metadata at 192.0.0.192)
-    "192.0.2.0/24",  # documentation
-    "192.31.196.0/24",  # AS112
-    "192.52.193.0/24",  # AMT
-    "192.88.99.0/24",  # 6to4 relay anycast (deprecated)
-    "192.168.0.0/16",  # private
-    "192.175.48.0/24",  # AS112 direct delegation
-    "198.18.0.0/15",  # benchmarking
-    "198.51.100.0/24",  # documentation
-    "203.0.113.0/24",  # documentation
-    "224.0.0.0/4",  # multicast
-    "240.0.0.0/4",  # reserved, and 255.255.255.255 broadcast
+    ("0.0.0.0/8", "this network"),
+    ("10.0.0.0/8", "private"),
+    ("100.64.0.0/10", "carrier-grade NAT"),  # Alibaba's metadata service is 100.100.100.200
+    ("127.0.0.0/8", "loopback"),
+    ("169.254.0.0/16", "link-local"),  # AWS, GCP, Azure and OpenStack metadata at 169.254.169.254
+    ("172.16.0.0/12", "private"),
+    ("192.0.0.0/24", "IETF protocol assignments"),  # Oracle Cloud's metadata at 192.0.0.192
+    ("192.0.2.0/24", "documentation"),
+    ("192.31.196.0/24", "AS112"),
+    ("192.52.193.0/24", "AMT"),
+    ("192.88.99.0/24", "6to4 relay anycast"),  # deprecated
+    ("192.168.0.0/16", "private"),
+    ("192.175.48.0/24", "AS112 direct delegation"),
+    ("198.18.0.0/15", "benchmarking"),
+    ("198.51.100.0/24", "documentation"),
+    ("203.0.113.0/24", "documentation"),
+    ("224.0.0.0/4", "multicast"),
+    ("240.0.0.0/4", "reserved"),  # and 255.255.255.255, broadcast
 )
 _FORBIDDEN_V6 = (
-    "::/8",  # unspecified, loopback, IPv4-compatible (deprecated) and other reserved space
-    "100::/64",  # discard-only
-    "2001::/23",  # IETF protocol assignments: Teredo, benchmarking, ORCHID
-    "2001:db8::/32",  # documentation
-    "2002::/16",  # 6to4: would tunnel to any IPv4 address, private ones included
-    "3fff::/20",  # documentation
-    "5f00::/16",  # segment routing
-    "fc00::/7",  # unique-local (AWS's IPv6 metadata service is fd00:ec2::254)
-    "fe80::/10",  # link-local
-    "fec0::/10",  # site-local (deprecated)
-    "ff00::/8",  # multicast
+    ("::1/128", "loopback"),  # inside ::/8, named on its own for the refusal's reason
+    ("::/8", "reserved IPv6"),  # unspecified, loopback, IPv4-compatible (deprecated) and others
+    ("100::/64", "discard-only"),
+    ("2001::/23", "IETF protocol assignments"),  # Teredo, benchmarking, ORCHID
+    ("2001:db8::/32", "documentation"),
+    ("2002::/16", "6to4"),  # would tunnel to any IPv4 address, private ones included
+    ("3fff::/20", "documentation"),
+    ("5f00::/16", "segment routing"),
+    ("fc00::/7", "unique-local"),  # AWS's IPv6 metadata service is fd00:ec2::254
+    ("fe80::/10", "link-local"),
+    ("fec0::/10", "site-local"),  # deprecated
+    ("ff00::/8", "multicast"),
 )
 # Cloud metadata and wire-server addresses. All but Azure's lie in ranges refused above already;
 # they are named so that an allowed host name (an intranet host) still cannot resolve to one.
 _METADATA = (
-    "168.63.129.16/32",  # Azure wire server and DNS: a public address, refused by name
-    "169.254.169.254/32",  # AWS, GCP, Azure, OpenStack
-    "fd00:ec2::254/128",  # AWS over IPv6
-    "100.100.100.200/32",  # Alibaba Cloud
-    "192.0.0.192/32",  # Oracle Cloud
+    ("168.63.129.16/32", "Azure wire server"),  # a public address (also Azure's DNS), refused by name
+    ("169.254.169.254/32", "cloud metadata"),  # AWS, GCP, Azure, OpenStack
+    ("fd00:ec2::254/128", "cloud metadata"),  # AWS over IPv6
+    ("100.100.100.200/32", "cloud metadata"),  # Alibaba Cloud
+    ("192.0.0.192/32", "cloud metadata"),  # Oracle Cloud
 )
 # IPv6 prefixes that carry an IPv4 address in their last 32 bits: judged by that address.
 _EMBEDS_V4 = ("::ffff:0:0/96", "::ffff:0:0:0/96", "64:ff9b::/96", "64:ff9b:1::/48")
 
-_FORBIDDEN = tuple(ipaddress.ip_network(n) for n in (*_FORBIDDEN_V4, *_FORBIDDEN_V6, *_METADATA))
-_METADATA_NETS = tuple(ipaddress.ip_network(n) for n in _METADATA)
+
+def _networks(entries: tuple[tuple[str, str], ...]) -> tuple[tuple[IPNetwork, str], ...]:
+    return tuple((ipaddress.ip_network(cidr), name) for cidr, name in entries)
+
+
+# Metadata first: a refusal names the most specific rule.
+_RULES = _networks((*_METADATA, *_FORBIDDEN_V4, *_FORBIDDEN_V6))
+_FORBIDDEN = tuple(net for net, _ in _RULES)
+_METADATA_NETS = tuple(net for net, _ in _networks(_METADATA))
 _EMBEDDING = tuple(ipaddress.ip_network(n) for n in _EMBEDS_V4)
 _LOOPBACK_NAMES = frozenset({"localhost"})
 
@@ -82,6 +90,20 @@ def is_public(address: IPAddress) -> bool:
     if inner is not None:
         return is_public(inner)
     return not any(address in net for net in _FORBIDDEN) and not address.is_multicast
+
+
+def forbidding_rule(address: IPAddress | str) -> str:
+    """The rule that refuses `address`, for a refusal's reason: `169.254.169.254/32 (cloud metadata)`.
+
+    An address that no range refuses (a public one an operator's rule could not open, as it never
+    needs to) is reported as "not allowed"."""
+    ip = ipaddress.ip_address(address) if isinstance(address, str) else address
+    inner = embedded_v4(ip)
+    for candidate in (ip,) if inner is None else (inner, ip):
+        for net, name in _RULES:
+            if candidate.version == net.version and candidate in net:
+                return f"{net} ({name})"
+    return "not allowed"
 
 
 def is_metadata(address: IPAddress) -> bool:

@@ -1,8 +1,10 @@
-"""Fixtures the FCM, WNS and ADM client tests share: the fake service, its HTTP client, credentials.
+"""Fixtures the FCM, WNS and ADM client tests share: the fake service, its HTTP client, credentials,
+and (for WNS channel URIs) the guarded clients under the tests' policy: 127.0.0.1 is a push host.
 
 A test module names its fake's class as `FAKE`; `fake` starts one per test and stops it after.
 """
 
+import functools
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -10,7 +12,9 @@ from typing import Any
 import pytest
 from pyreqwest.client import Client
 
-from clarion.provider.httpio import reqwest_client
+from clarion.netpolicy import AddressPolicy
+from clarion.provider.guard import GuardedClients
+from clarion.provider.httpio import reqwest_builder, reqwest_client
 
 TIMEOUT_S = 5.0
 
@@ -38,6 +42,29 @@ async def new_http() -> AsyncIterator[Callable[[float], Client]]:
 @pytest.fixture
 def http(new_http: Callable[[float], Client]) -> Client:
     return new_http(TIMEOUT_S)
+
+
+@pytest.fixture
+async def new_channels() -> AsyncIterator[Callable[[float], GuardedClients]]:
+    """Make guarded clients with a given total timeout (CLARION_PUSH_HOSTS=127.0.0.1); closed after."""
+    made: list[GuardedClients] = []
+    policy = AddressPolicy.from_settings("", ["127.0.0.1"])
+
+    def make(timeout_s: float) -> GuardedClients:
+        builder = functools.partial(
+            reqwest_builder, ca_file=None, timeout_s=timeout_s, connect_timeout_s=timeout_s
+        )
+        made.append(GuardedClients(policy, builder))
+        return made[-1]
+
+    yield make
+    for clients in made:
+        await clients.aclose()
+
+
+@pytest.fixture
+def channels(new_channels: Callable[[float], GuardedClients]) -> GuardedClients:
+    return new_channels(TIMEOUT_S)
 
 
 @pytest.fixture

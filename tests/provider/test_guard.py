@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Callable
 
-import aiohttp
 import pytest
-from aiohttp.abc import AbstractResolver, ResolveResult
 from pyreqwest.client import ClientBuilder
 
 from clarion.netpolicy import AddressPolicy
 from clarion.provider.guard import (
     AddressRefused,
     GuardedClients,
-    GuardedResolver,
     ResolveFailed,
     check_literal,
     system_resolve,
 )
+from clarion.provider.outcome import Rejected, Retry
 
 
 class Dns:
@@ -43,13 +42,17 @@ class Clock:
         return self.now
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[int]:
-    """A local HTTP server on 127.0.0.1 that answers 204 to anything; its port."""
+class Local:
+    """A local HTTP server on 127.0.0.1 that answers 204 to anything and keeps each request line."""
 
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(self) -> None:
+        self.lines: list[bytes] = []
+        self.port = 0
+
+    async def answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            while await reader.readuntil(b"\r\n\r\n"):
+            while head := await reader.readuntil(b"\r\n\r\n"):
+                self.lines.append(head.split(b"\r\n", 1)[0])
                 writer.write(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -57,15 +60,49 @@ async def server() -> AsyncIterator[int]:
         finally:
             writer.close()
 
-    listener = await asyncio.start_server(answer, "127.0.0.1", 0)
-    yield listener.sockets[0].getsockname()[1]
+
+async def start_local() -> tuple[Local, asyncio.Server]:
+    local = Local()
+    listener = await asyncio.start_server(local.answer, "127.0.0.1", 0)
+    local.port = listener.sockets[0].getsockname()[1]
+    return local, listener
+
+
+@pytest.fixture
+async def local() -> AsyncIterator[Local]:
+    served, listener = await start_local()
+    yield served
     listener.close()
     await listener.wait_closed()
 
 
-def guarded(dns: Dns, clock: Clock, push_hosts: tuple[str, ...] = (), allow: str = "") -> GuardedClients:
+@pytest.fixture
+def server(local: Local) -> int:
+    """The local server's port."""
+    return local.port
+
+
+class CountingBuilder:
+    """The guard's `builder`, counting the clients it is asked for."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self) -> ClientBuilder:
+        self.calls += 1
+        return ClientBuilder().follow_redirects(False)
+
+
+def guarded(
+    dns: Dns,
+    clock: Clock,
+    push_hosts: tuple[str, ...] = (),
+    allow: str = "",
+    builder: Callable[[], ClientBuilder] | None = None,
+) -> GuardedClients:
     policy = AddressPolicy.from_settings(allow, push_hosts)
-    return GuardedClients(policy, lambda: ClientBuilder().follow_redirects(False), resolve=dns, clock=clock)
+    make = builder or (lambda: ClientBuilder().follow_redirects(False))
+    return GuardedClients(policy, make, resolve=dns, clock=clock)
 
 
 async def status_of(clients: GuardedClients, url: str) -> int:
@@ -177,44 +214,112 @@ async def test_the_system_resolver_gives_each_address_once() -> None:
     assert set(addresses) <= {"127.0.0.1", "::1"}
 
 
-class ScriptedResolver(AbstractResolver):
-    """aiohttp's side of `Dns`: answers from a dict the test changes."""
-
-    def __init__(self, answers: dict[str, list[str]]) -> None:
-        self.answers = answers
-
-    async def resolve(self, host: str, port: int = 0, family: int = 0) -> list[ResolveResult]:  # type: ignore[override]
-        return [
-            {"hostname": host, "host": address, "port": port, "family": 0, "proto": 0, "flags": 0}
-            for address in self.answers[host]
-        ]
-
-    async def close(self) -> None:
-        return None
-
-
-async def test_aiohttp_connects_only_where_the_resolver_allows(server: int) -> None:
-    answers = {"push.invalid": ["127.0.0.1"]}
-    policy = AddressPolicy.from_settings("127.0.0.1/32")
-    resolver = GuardedResolver(policy, ScriptedResolver(answers))
-    # No DNS cache: each request asks again, as a rebinding attacker would wish.
-    connector = aiohttp.TCPConnector(resolver=resolver, use_dns_cache=False, force_close=True)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        async with session.get(f"http://push.invalid:{server}/channel") as response:
-            assert response.status == 204
-        answers["push.invalid"] = ["169.254.169.254"]
-        with pytest.raises(AddressRefused) as caught:
-            await session.get(f"http://push.invalid:{server}/channel")
-        assert (caught.value.host, caught.value.address) == ("push.invalid", "169.254.169.254")
-        answers["push.invalid"] = ["127.0.0.1", "fe80::1"]
-        with pytest.raises(AddressRefused, match="fe80::1"):
-            await session.get(f"http://push.invalid:{server}/channel")
-
-
-def test_literals_are_judged_before_aiohttp_sends() -> None:
+def test_literals_are_judged_by_check_literal() -> None:
     policy = AddressPolicy.from_settings("", ["127.0.0.1"])
     assert check_literal(policy, "127.0.0.1") == "127.0.0.1"
     assert check_literal(policy, "[2606:4700:4700::1111]") == "2606:4700:4700::1111"
     for host in ("127.0.0.2", "[::1]", "169.254.169.254", "[::ffff:169.254.169.254]"):
         with pytest.raises(AddressRefused):
             check_literal(policy, host)
+
+
+async def test_the_hot_path_asks_no_dns_and_builds_no_client(local: Local) -> None:
+    """A campaign's endpoints on one push host: one DNS question and one client for all of them."""
+    dns, clock, builder = Dns({"push.invalid": ["127.0.0.1"]}), Clock(), CountingBuilder()
+    clients = guarded(dns, clock, allow="push.invalid", builder=builder)
+    try:
+        first = await clients.client_for(f"http://push.invalid:{local.port}/push/0")
+        for n in range(1, 2000):
+            assert await clients.client_for(f"http://push.invalid:{local.port}/push/{n}") is first
+        assert (dns.asked, builder.calls) == (["push.invalid"], 1)
+        literal = await clients.client_for(f"http://8.8.8.8:{local.port}/a")
+        for n in range(500):
+            assert await clients.client_for(f"http://8.8.8.8:{local.port}/{n}") is literal
+        assert builder.calls == 2
+    finally:
+        await clients.aclose()
+
+
+async def test_a_remembered_prefix_never_stands_for_another_host(local: Local) -> None:
+    """URLs the parser rewrites ("http:/host", a backslash) are judged by the host the client reads."""
+    dns = Dns({"push.invalid": ["127.0.0.1"], "meta.invalid": ["169.254.169.254"]})
+    clients = guarded(dns, Clock(), allow="push.invalid")
+    try:
+        assert await status_of(clients, f"http:/push.invalid:{local.port}/1") == 204
+        with pytest.raises(AddressRefused, match=r"meta\.invalid resolves to 169\.254\.169\.254"):
+            await clients.client_for(f"http:/meta.invalid:{local.port}/2")
+        assert await status_of(clients, f"http://push.invalid:{local.port}/3") == 204
+        with pytest.raises(AddressRefused, match=r"meta\.invalid"):
+            await clients.client_for(f"http://meta.invalid:{local.port}\\@push.invalid/4")
+        with pytest.raises(AddressRefused, match=r"127\.0\.0\.2"):
+            await clients.client_for(f"http://127.0.0.2\\.push.invalid:{local.port}/5")
+    finally:
+        await clients.aclose()
+    assert local.lines == [b"GET /1 HTTP/1.1", b"GET /3 HTTP/1.1"]
+
+
+async def test_refusals_become_outcomes_that_name_the_rule_and_the_host_only(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    dns = Dns({"meta.invalid": ["169.254.169.254"], "lan.invalid": ["8.8.8.8", "10.1.2.3"]})
+    clients = guarded(dns, Clock())
+    secret = "dGhpcy1pcy1hLWNhcGFiaWxpdHk"
+    try:
+        with caplog.at_level(logging.WARNING, logger="clarion.provider"):
+            meta = await clients.client_or_outcome(f"https://meta.invalid/push/{secret}")
+            again = await clients.client_or_outcome(f"https://meta.invalid/push/{secret}2")
+            lan = await clients.client_or_outcome(f"https://lan.invalid/wpush/{secret}")
+            loopback = await clients.client_or_outcome(f"https://[::1]/push/{secret}")
+            unresolved = await clients.client_or_outcome(f"https://nowhere.invalid/push/{secret}")
+            unparsable = await clients.client_or_outcome("https://exa mple.com/")
+    finally:
+        await clients.aclose()
+    assert (
+        meta
+        == again
+        == Rejected(
+            "refused by the outbound address policy: meta.invalid resolves to 169.254.169.254, "
+            "169.254.169.254/32 (cloud metadata)"
+        )
+    )
+    assert lan == Rejected(
+        "refused by the outbound address policy: lan.invalid resolves to 10.1.2.3, 10.0.0.0/8 (private)"
+    )
+    assert loopback == Rejected(
+        "refused by the outbound address policy: [::1] resolves to ::1, ::1/128 (loopback)"
+    )
+    assert isinstance(unresolved, Retry)
+    assert "nowhere.invalid" in unresolved.reason
+    assert unparsable == Rejected("not a URL the HTTP client can request")
+    for outcome in (meta, lan, loopback, unresolved):
+        assert isinstance(outcome, Rejected | Retry)
+        assert secret not in outcome.reason
+        assert "/push" not in outcome.reason
+    logged = [record.getMessage() for record in caplog.records]
+    assert logged == [meta.reason, lan.reason, loopback.reason], "logged once per host and address"
+
+
+async def test_guarded_clients_ignore_system_proxies(local: Local, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A proxy resolves the name itself, so the judged address would mean nothing: none is used."""
+    proxy, listener = await start_local()
+    for variable in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.setenv(variable, f"http://127.0.0.1:{proxy.port}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    clients = guarded(
+        Dns({"push.invalid": ["127.0.0.1"]}), Clock(), push_hosts=("127.0.0.1",), allow="push.invalid"
+    )
+    unguarded = ClientBuilder().build()
+    try:
+        assert await status_of(clients, f"http://push.invalid:{local.port}/named") == 204
+        assert await status_of(clients, f"http://127.0.0.1:{local.port}/literal") == 204
+        # The same environment sends an ordinary client through the proxy: the check above can fail.
+        async with unguarded.get(f"http://push.invalid:{local.port}/proxied").build_streamed() as response:
+            assert response.status == 204
+    finally:
+        await clients.aclose()
+        await unguarded.close()
+        listener.close()
+        await listener.wait_closed()
+    assert local.lines == [b"GET /named HTTP/1.1", b"GET /literal HTTP/1.1"]
+    assert proxy.lines == [f"GET http://push.invalid:{local.port}/proxied HTTP/1.1".encode()]

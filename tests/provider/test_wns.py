@@ -3,9 +3,11 @@ from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
-from pyreqwest.client import Client
+from pyreqwest.client import Client, ClientBuilder
 
 from clarion.content import Button, Notification
+from clarion.netpolicy import AddressPolicy
+from clarion.provider.guard import GuardedClients
 from clarion.provider.outcome import Delivered, Gone, Outcome, Rejected, Retry
 from clarion.provider.wns import MAX_PAYLOAD_BYTES, WnsClient, wns_notification
 from tests.fakes.native_service import Failure, Hang, Request, Respond, oauth_error
@@ -35,8 +37,8 @@ PLAIN = Notification(campaign_id="cmp-2", message="Hello", title="Hi")
 
 
 @pytest.fixture
-def client(http: Client, fake: FakeWns, credentials: tuple[str, str]) -> WnsClient:
-    return WnsClient(http, *credentials, auth_url=fake.origin)
+def client(http: Client, channels: GuardedClients, fake: FakeWns, credentials: tuple[str, str]) -> WnsClient:
+    return WnsClient(http, *credentials, auth_url=fake.origin, channels=channels)
 
 
 @pytest.fixture
@@ -200,11 +202,11 @@ async def test_one_token_request_serves_many_sends(
 
 
 async def test_token_is_renewed_before_it_expires(
-    fake: FakeWns, http: Client, credentials: tuple[str, str], channel: str
+    fake: FakeWns, http: Client, channels: GuardedClients, credentials: tuple[str, str], channel: str
 ) -> None:
     fake.token_lifetime_s = 86400  # what WNS issues
     now = [0.0]
-    client = WnsClient(http, *credentials, auth_url=fake.origin, clock=lambda: now[0])
+    client = WnsClient(http, *credentials, auth_url=fake.origin, channels=channels, clock=lambda: now[0])
 
     await client.send(channel, PLAIN)
     now[0] = 86400 - 300 - 1
@@ -252,9 +254,9 @@ async def test_403_after_a_refresh_fails_the_channel(fake: FakeWns, client: WnsC
 
 
 async def test_wrong_secret_fails_the_channel(
-    fake: FakeWns, http: Client, credentials: tuple[str, str], channel: str
+    fake: FakeWns, http: Client, channels: GuardedClients, credentials: tuple[str, str], channel: str
 ) -> None:
-    client = WnsClient(http, credentials[0], "wrong", auth_url=fake.origin)
+    client = WnsClient(http, credentials[0], "wrong", auth_url=fake.origin, channels=channels)
 
     outcome = await client.send(channel, PLAIN)
 
@@ -276,9 +278,14 @@ async def test_token_endpoint_trouble_means_retry(fake: FakeWns, client: WnsClie
 
 
 async def test_token_endpoint_that_cannot_be_reached_means_retry(
-    http: Client, fake: FakeWns, credentials: tuple[str, str], channel: str, closed_origin: str
+    http: Client,
+    channels: GuardedClients,
+    fake: FakeWns,
+    credentials: tuple[str, str],
+    channel: str,
+    closed_origin: str,
 ) -> None:
-    client = WnsClient(http, *credentials, auth_url=closed_origin)
+    client = WnsClient(http, *credentials, auth_url=closed_origin, channels=channels)
 
     outcome = await client.send(channel, PLAIN)
 
@@ -330,6 +337,33 @@ async def test_expired_and_unknown_channels_are_gone(fake: FakeWns, client: WnsC
     ]
 
 
+async def test_a_channel_host_resolving_to_a_forbidden_address_is_refused(
+    http: Client, fake: FakeWns, credentials: tuple[str, str], channel: str
+) -> None:
+    """A channel URI on an allowed name that resolves to metadata space: refused before any request,
+    the token included; the reason names the host and the rule, never the channel URI."""
+
+    async def resolve(host: str, port: int) -> list[str]:
+        return {"wns.test": ["169.254.169.254"]}[host]
+
+    policy = AddressPolicy.from_settings("", ["127.0.0.1"])
+    channels = GuardedClients(policy, ClientBuilder, resolve=resolve)
+    client = WnsClient(http, *credentials, auth_url=fake.origin, channels=channels)
+    forged = channel.replace("127.0.0.1", "wns.test")
+    try:
+        outcome = await client.send(forged, PLAIN)
+        delivered = await client.send(channel, PLAIN)
+    finally:
+        await channels.aclose()
+
+    assert outcome == Rejected(
+        "refused by the outbound address policy: wns.test resolves to 169.254.169.254, "
+        "169.254.169.254/32 (cloud metadata)"
+    )
+    assert delivered == Delivered(200), "the listed loopback literal stays reachable"
+    assert [r.path for r in fake.requests] == ["/accesstoken.srf", f"/channel/{channel_id_of(channel)}"]
+
+
 async def test_unreachable_channel_means_retry(client: WnsClient, fake: FakeWns, closed_origin: str) -> None:
     outcome = await client.send(f"{closed_origin}/channel/x", PLAIN)
 
@@ -338,9 +372,14 @@ async def test_unreachable_channel_means_retry(client: WnsClient, fake: FakeWns,
 
 
 async def test_timeout_means_retry(
-    new_http: Callable[[float], Client], fake: FakeWns, credentials: tuple[str, str], channel: str
+    new_http: Callable[[float], Client],
+    new_channels: Callable[[float], GuardedClients],
+    fake: FakeWns,
+    credentials: tuple[str, str],
+    channel: str,
 ) -> None:
-    client = WnsClient(new_http(0.5), *credentials, auth_url=fake.origin)
+    channels = new_channels(0.5)
+    client = WnsClient(new_http(0.5), *credentials, auth_url=fake.origin, channels=channels)
     fake.script(channel_id_of(channel), [Hang()])
 
     assert await client.send(channel, PLAIN) == Retry("TimeoutError")

@@ -17,8 +17,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from clarion.models import CampaignTarget, Subscriber, SubscriberTag, Tag
 
 
-def _target_matches(campaign_id: int, column: Any) -> ColumnElement[bool]:
-    return exists().where(CampaignTarget.campaign_id == campaign_id, CampaignTarget.value == column)
+def _listed(campaign_id: int, column: Any, eligible: ColumnElement[bool]) -> ColumnElement[bool]:
+    """`id IN (eligible subscribers whose column IN (the campaign's targets))`.
+
+    The inner query has no ORDER BY to satisfy, so the planner reads the targets (their primary key)
+    and searches an index on `column` for each (reg_id's unique index, or (app_id, alias)); the page
+    then looks each id up by primary key: a push to a few tokens or aliases costs in proportion to
+    them. A correlated EXISTS in the page's WHERE, and `column IN (targets)` there too, were walked
+    over every subscriber of the app in id order instead (SQLite prefers the (app_id, id) index that
+    spares it the page's ORDER BY): 43 ms per fan-out page at 50,000 subscribers.
+    """
+    targets = select(CampaignTarget.value).where(CampaignTarget.campaign_id == campaign_id)
+    matched = select(Subscriber.id).where(eligible, column.in_(targets.scalar_subquery()))
+    return Subscriber.id.in_(matched.scalar_subquery())
 
 
 def _tagged_with_any(campaign_id: int) -> ColumnElement[bool]:
@@ -54,12 +65,12 @@ def segment_predicate(terms: Iterable[tuple[str, int]]) -> ColumnElement[bool]:
     return selected
 
 
-def predicate(campaign_id: int, audience: dict[str, Any]) -> ColumnElement[bool]:
+# Audiences listed by value in campaign_targets, and the subscriber column each value names.
+_LISTED_BY: dict[str, Any] = {"tokens": Subscriber.reg_id, "aliases": Subscriber.alias}
+
+
+def _predicate(campaign_id: int, audience: dict[str, Any]) -> ColumnElement[bool]:
     kind = audience.get("kind", "all")
-    if kind == "tokens":
-        return _target_matches(campaign_id, Subscriber.reg_id)
-    if kind == "aliases":
-        return _target_matches(campaign_id, Subscriber.alias)
     if kind == "tags":
         return _tagged_with_any(campaign_id)
     if kind == "tags_segment":
@@ -71,12 +82,15 @@ def recipients(
     app_id: int, campaign_id: int, audience: dict[str, Any], platforms: Iterable[str]
 ) -> ColumnElement[bool]:
     """Every active subscriber of the app, on a platform Clarion delivers to, in the audience."""
-    return and_(
+    eligible = and_(
         Subscriber.app_id == app_id,
         Subscriber.active.is_(True),
         Subscriber.platform.in_(tuple(platforms)),
-        predicate(campaign_id, audience),
     )
+    listed = _LISTED_BY.get(audience.get("kind", "all"))
+    if listed is not None:
+        return _listed(campaign_id, listed, eligible)
+    return and_(eligible, _predicate(campaign_id, audience))
 
 
 def page(condition: ColumnElement[bool], after_id: int, size: int) -> Select[int]:

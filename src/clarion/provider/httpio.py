@@ -33,11 +33,16 @@ def ssl_context(ca_file: str | None) -> ssl.SSLContext:
     return context
 
 
-def reqwest_client(
+def reqwest_builder(
     *, ca_file: str | None, timeout_s: float, connect_timeout_s: float, http2_only: bool = False
-) -> Client:
-    """A pooled client: no redirects followed, connect and total timeouts on every request, HTTP/2
-    where the server offers it in TLS's ALPN (or always, `http2_only`), `ca_file` trusted too."""
+) -> ClientBuilder:
+    """The settings every client shares: no redirects followed, connect and total timeouts on every
+    request, HTTP/2 where the server offers it in TLS's ALPN (or always, `http2_only`), `ca_file`
+    trusted too. The guard (provider/guard.py) builds its pinned clients from such a builder.
+
+    System proxies (HTTPS_PROXY and the like) are honoured, as reqwest does by default, by the clients
+    for configured origins (FCM, APNs, ADM, WNS tokens); the guard turns them off for its clients.
+    """
     builder = (
         ClientBuilder()
         .follow_redirects(False)
@@ -48,7 +53,16 @@ def reqwest_client(
     builder = builder.http2_prior_knowledge() if http2_only else builder.http2(True)
     if ca_file:
         builder = builder.add_root_certificate_pem(Path(ca_file).read_bytes())
-    return builder.build()
+    return builder
+
+
+def reqwest_client(
+    *, ca_file: str | None, timeout_s: float, connect_timeout_s: float, http2_only: bool = False
+) -> Client:
+    """A pooled client built from `reqwest_builder`."""
+    return reqwest_builder(
+        ca_file=ca_file, timeout_s=timeout_s, connect_timeout_s=connect_timeout_s, http2_only=http2_only
+    ).build()
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,37 +2,43 @@
 
 from __future__ import annotations
 
+import functools
+
 from pyreqwest.client import Client
 
 from clarion.config import Settings
+from clarion.netpolicy import AddressPolicy
 from clarion.provider import adm, apns, fcm, webpush, wns
 from clarion.provider.base import Provider
-from clarion.provider.httpio import reqwest_client
+from clarion.provider.guard import GuardedClients
+from clarion.provider.httpio import reqwest_builder
 
 
 def build_providers(settings: Settings) -> dict[str, Provider]:
-    """Subscriber platform -> its provider; each owns its HTTP client (closed by `Provider.close`).
+    """Subscriber platform -> its provider; each owns its HTTP clients (closed by `Provider.close`).
 
     FCM, WNS and ADM each get one pooled client shared by every app's credentials; APNs opens an
-    HTTP/2 connection per app key (apns.ApnsProvider); Web Push one client for every push service.
+    HTTP/2 connection per app key (apns.ApnsProvider). Addresses customers choose (Web Push endpoints,
+    WNS channel URIs) are reached only through `GuardedClients` under one address policy
+    (docs/security.md, "Outbound addresses"); the configured origins of FCM, APNs, ADM and WNS's
+    token service need no guard.
     """
+    policy = AddressPolicy.from_settings(settings.outbound_allow, settings.push_host_set())
+    builder = functools.partial(
+        reqwest_builder,
+        ca_file=settings.ca_file,
+        timeout_s=settings.request_timeout_s,
+        connect_timeout_s=settings.connect_timeout_s,
+    )
 
     def http() -> Client:
-        return reqwest_client(
-            ca_file=settings.ca_file,
-            timeout_s=settings.request_timeout_s,
-            connect_timeout_s=settings.connect_timeout_s,
-        )
+        return builder().build()
+
+    def guarded() -> GuardedClients:
+        return GuardedClients(policy, builder)
 
     return {
-        "web": webpush.WebPushProvider(
-            webpush.http_client(
-                ca_file=settings.ca_file,
-                timeout_s=settings.request_timeout_s,
-                connect_timeout_s=settings.connect_timeout_s,
-            ),
-            settings.vapid_subject,
-        ),
+        "web": webpush.WebPushProvider(guarded(), settings.vapid_subject),
         "android": fcm.FcmProvider(http(), base_url=settings.fcm_url),
         "ios": apns.ApnsProvider(
             base_url=settings.apns_url,
@@ -40,6 +46,6 @@ def build_providers(settings: Settings) -> dict[str, Provider]:
             timeout_s=settings.request_timeout_s,
             connect_timeout_s=settings.connect_timeout_s,
         ),
-        "wns": wns.WnsProvider(http(), auth_url=settings.wns_url),
+        "wns": wns.WnsProvider(http(), auth_url=settings.wns_url, channels=guarded()),
         "adm": adm.AdmProvider(http(), base_url=settings.adm_url),
     }

@@ -22,6 +22,7 @@ from pyreqwest.client import Client
 from pyreqwest.exceptions import BuilderError, RequestError
 
 from clarion.provider.base import Campaign, Recipient, Transmit
+from clarion.provider.guard import GuardedClients
 from clarion.provider.httpio import REASON_CHARS, http_reason, post, reqwest_client, transport_reason
 from clarion.provider.outcome import Delivered, Gone, Outcome, Rejected, Retry, parse_retry_after
 
@@ -235,7 +236,8 @@ class WebPushRequest:
 
 
 def http_client(*, ca_file: str | None, timeout_s: float, connect_timeout_s: float) -> Client:
-    """The one client all Web Push requests of a process share (see `httpio.reqwest_client`).
+    """A Web Push client without the address guard (`send`'s, for tests and bench/http_clients.py);
+    `WebPushProvider` sends through `guard.GuardedClients` instead, built on the same settings.
 
     Redirects are never followed: an endpoint is the capability the subscriber granted, not a
     place to be sent elsewhere.
@@ -285,6 +287,15 @@ async def transmit(client: Client, prepared: PreparedPush) -> Outcome:
     return _outcome(answer.status, answer.retry_after, answer.body)
 
 
+async def transmit_guarded(clients: GuardedClients, prepared: PreparedPush) -> Outcome:
+    """`transmit` through the client pinned to the endpoint's judged address; a refused address is
+    `Rejected` and a name that does not resolve a `Retry` (guard.GuardedClients.client_or_outcome)."""
+    client = await clients.client_or_outcome(prepared.endpoint)
+    if isinstance(client, Rejected | Retry):
+        return client
+    return await transmit(client, prepared)
+
+
 async def send(client: Client, signer: VapidSigner, request: WebPushRequest) -> Outcome:
     """`prepare` and `transmit` one message."""
     prepared = prepare(signer, request)
@@ -294,14 +305,15 @@ async def send(client: Client, signer: VapidSigner, request: WebPushRequest) -> 
 
 
 class WebPushProvider:
-    """Browsers through their push services: one HTTP client, a VAPID signer per app.
+    """Browsers through their push services: a client per push host, pinned to its judged address
+    (guard.GuardedClients), and a VAPID signer per app.
 
     `prepare` encrypts and signs; the request is left for the sending lanes, so the Deliverer can
     encrypt a window of recipients back to back before it sends any (see `prepare` above).
     """
 
-    def __init__(self, client: Client, subject: str) -> None:
-        self._client = client
+    def __init__(self, clients: GuardedClients, subject: str) -> None:
+        self._clients = clients
         self._subject = subject
         self._signers: dict[int, VapidSigner] = {}
 
@@ -331,10 +343,10 @@ class WebPushProvider:
         prepared = prepare(self._signer(campaign), request)
         if isinstance(prepared, Rejected):
             return prepared
-        return functools.partial(transmit, self._client, prepared)
+        return functools.partial(transmit_guarded, self._clients, prepared)
 
     async def close(self) -> None:
-        await self._client.close()
+        await self._clients.aclose()
 
 
 def _request_problem(request: WebPushRequest) -> str | None:

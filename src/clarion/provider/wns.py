@@ -20,6 +20,7 @@ from pyreqwest.exceptions import BuilderError, RequestError
 
 from clarion.content import Button, Notification
 from clarion.provider.base import ClientPerApp, ClientPerCredential
+from clarion.provider.guard import GuardedClients
 from clarion.provider.httpio import http_reason, post, transport_reason
 from clarion.provider.oauth import TokenCache, Unauthorized, fetch_client_credentials
 from clarion.provider.outcome import Delivered, Gone, Outcome, Rejected, Retry, parse_retry_after
@@ -58,7 +59,11 @@ class WnsNotification:
 
 
 class WnsClient:
-    """Sends with one app's WNS credentials (package SID and secret); safe to share between tasks."""
+    """Sends with one app's WNS credentials (package SID and secret); safe to share between tasks.
+
+    Tokens come from `auth_url` (configuration) through `http`; notifications go to channel URIs,
+    which devices hand in, so each goes through `channels`, pinned to its judged address.
+    """
 
     def __init__(
         self,
@@ -67,6 +72,7 @@ class WnsClient:
         client_secret: str,
         *,
         auth_url: str,
+        channels: GuardedClients,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         fetch = functools.partial(
@@ -78,7 +84,7 @@ class WnsClient:
             scope=WNS_SCOPE,
         )
         self._tokens = TokenCache(fetch, clock=clock)
-        self._http = http
+        self._channels = channels
 
     async def send(self, channel_uri: str, message: Notification) -> Outcome:
         """POST one notification to one channel URI; never raises on network or service errors."""
@@ -90,16 +96,18 @@ class WnsClient:
         if len(notification.body) > MAX_PAYLOAD_BYTES:
             size = len(notification.body)
             return Rejected(f"WNS payload is {size} bytes; at most {MAX_PAYLOAD_BYTES} are allowed")
-        return await self._tokens.authorized(functools.partial(self._post, channel_uri, notification))
+        client = await self._channels.client_or_outcome(channel_uri)
+        if isinstance(client, Rejected | Retry):
+            return client
+        post_to = functools.partial(self._post, client, channel_uri, notification)
+        return await self._tokens.authorized(post_to)
 
     async def _post(
-        self, channel_uri: str, notification: WnsNotification, bearer: str
+        self, client: Client, channel_uri: str, notification: WnsNotification, bearer: str
     ) -> Outcome | Unauthorized:
         headers = notification.headers(bearer)
         try:
-            answer = await post(
-                self._http, channel_uri, headers, notification.body, read_header=_ERROR_HEADER
-            )
+            answer = await post(client, channel_uri, headers, notification.body, read_header=_ERROR_HEADER)
         except BuilderError as exc:
             return Rejected(f"cannot request this channel URI: {exc}")
         except RequestError as exc:
@@ -110,16 +118,20 @@ class WnsClient:
 
 
 class WnsProvider(ClientPerApp[WnsClient]):
-    """Windows devices through WNS: a client per app's credentials, one HTTP client for all."""
+    """Windows devices through WNS: a client per app's credentials; one HTTP client for all their
+    tokens, and the guarded clients (one per channel host) for all their notifications."""
 
-    def __init__(self, http: Client, *, auth_url: str) -> None:
-        super().__init__(
-            http,
-            ClientPerCredential(
-                "wns",
-                lambda data: WnsClient(http, data["client_id"], data["client_secret"], auth_url=auth_url),
-            ),
-        )
+    def __init__(self, http: Client, *, auth_url: str, channels: GuardedClients) -> None:
+        def client(data: dict[str, Any]) -> WnsClient:
+            secret = data["client_secret"]
+            return WnsClient(http, data["client_id"], secret, auth_url=auth_url, channels=channels)
+
+        super().__init__(http, ClientPerCredential("wns", client))
+        self._channels = channels
+
+    async def close(self) -> None:
+        await super().close()
+        await self._channels.aclose()
 
 
 def wns_notification(message: Notification) -> WnsNotification | Rejected:
