@@ -114,8 +114,9 @@ class SecretBox:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SecretBox:
-        if settings.secret_key:
-            return cls(parse_keys(settings.secret_key.get_secret_value(), "CLARION_SECRET_KEY"))
+        configured = settings.secret_key.get_secret_value().strip() if settings.secret_key else ""
+        if configured:  # an empty CLARION_SECRET_KEY= counts as unset
+            return cls(parse_keys(configured, "CLARION_SECRET_KEY"))
         box = cls([], key_file_path(settings))
         box.reload()
         return box

@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import stat
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +22,7 @@ from clarion.db import Database
 from clarion.models import App
 from clarion.secrets_box import MARKER, SecretBox, SecretsUnavailable, new_key, parse_keys, sealed_key_id
 from tests.conftest import make_settings
+from tests.test_cli import clarion
 
 WNS = {"client_id": "ms-app://s-1-15", "client_secret": "wns-client-secret-value"}
 
@@ -194,31 +192,21 @@ async def test_during_rotation_old_ciphertext_still_opens(database_url: str, tmp
         await db.dispose()
 
 
-def _clarion(settings_env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CLARION_")}
-    return subprocess.run(
-        [sys.executable, "-m", "clarion.cli", *args],
-        env={**env, **settings_env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
 async def test_cli_credentials_are_sealed_and_a_wrong_or_missing_key_stops_with_one_line(
     database_url: str, tmp_path: Path
 ) -> None:
     key = new_key()
-    env = {"CLARION_DATABASE_URL": database_url, "CLARION_SECRET_KEY": key}
-    created = json.loads(_clarion(env, "apps", "create", "shop", "--json").stdout)
-    stored = _clarion(
-        env,
+    env = {"CLARION_SECRET_KEY": key}
+    created = json.loads(clarion(database_url, "apps", "create", "shop", "--json", env=env).stdout)
+    stored = clarion(
+        database_url,
         "apps",
         "credentials",
         created["app_key"],
         f"--wns-client-id={WNS['client_id']}",
         f"--wns-client-secret={WNS['client_secret']}",
         "--json",
+        env=env,
     )
     assert stored.returncode == 0, stored.stderr
     db = open_database(make_settings(database_url, secret_key=key))
@@ -229,14 +217,10 @@ async def test_cli_credentials_are_sealed_and_a_wrong_or_missing_key_stops_with_
     finally:
         await db.dispose()
 
-    wrong = _clarion({**env, "CLARION_SECRET_KEY": new_key()}, "secrets", "encrypt")
-    missing = _clarion(
-        {"CLARION_DATABASE_URL": database_url, "CLARION_SECRET_KEY_FILE": str(tmp_path / "none.keys")},
-        "apps",
-        "update",
-        created["app_key"],
-        "--plan",
-        "free",
+    wrong = clarion(database_url, "secrets", "encrypt", check=False, env={"CLARION_SECRET_KEY": new_key()})
+    missing_key = {"CLARION_SECRET_KEY": "", "CLARION_SECRET_KEY_FILE": str(tmp_path / "none.keys")}
+    missing = clarion(
+        database_url, "apps", "update", created["app_key"], "--plan", "free", check=False, env=missing_key
     )
     for refused, reason in ((wrong, "missing or wrong"), (missing, "there is no secret key")):
         assert refused.returncode == 2
@@ -249,7 +233,7 @@ async def test_cli_credentials_are_sealed_and_a_wrong_or_missing_key_stops_with_
         assert "Traceback" not in refused.stderr
     assert not (tmp_path / "none.keys").exists()
 
-    rotated = _clarion(env, "secrets", "rotate", "--json")
+    rotated = clarion(database_url, "secrets", "rotate", "--json", env=env)
     assert rotated.returncode == 0, rotated.stderr
     assert json.loads(rotated.stdout)["checked"] == 2
 
