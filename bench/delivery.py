@@ -30,6 +30,7 @@ from bench import baselines, loopback, processes, storage
 from bench.baselines import Rate
 from bench.processes import Child, ProcessGroup
 from bench.profiling import Profilers
+from clarion.secrets_box import new_key
 
 VAPID_SUBJECT = "mailto:bench@localhost"
 ADMIN_TOKEN = "bench-admin-token"
@@ -140,7 +141,11 @@ def run(config: Config) -> Result:
         stack.push(lambda kind, error, tb: _print_logs_on_error(group, error))
         push, origin = processes.start_push_service(group)
         env = _clarion_env(config, database_url, queue_url)
-        result.settings = {k: v for k, v in env.items() if k.startswith("CLARION_") and "TOKEN" not in k}
+        result.settings = {
+            k: v
+            for k, v in env.items()
+            if k.startswith("CLARION_") and "TOKEN" not in k and "SECRET" not in k
+        }
 
         started = time.perf_counter()
         app = _create_app(config, env)
@@ -156,7 +161,7 @@ def run(config: Config) -> Result:
         for child in clarion:
             group.stop(child, timeout_s=30)
 
-        campaign = storage.sent_campaign(database_url, campaign_id)
+        campaign = storage.sent_campaign(database_url, env["CLARION_SECRET_KEY"], campaign_id)
         _measure_baselines(config, result, subs, campaign, work)
     return result
 
@@ -180,6 +185,8 @@ def _clarion_env(config: Config, database_url: str, queue_url: str) -> dict[str,
         "CLARION_PUSH_HOSTS": "127.0.0.1",
         "CLARION_ADMIN_TOKEN": ADMIN_TOKEN,
         "CLARION_VAPID_SUBJECT": VAPID_SUBJECT,
+        # One key for every process of the run, and for reading the campaign back (sent_campaign).
+        "CLARION_SECRET_KEY": new_key(),
     }
     tuning = {
         "CLARION_WORKER_JOBS": config.jobs,

@@ -153,12 +153,14 @@ class SentCampaign:
     vapid_public_key: str
 
 
-def sent_campaign(database_url: str, campaign_id: int) -> SentCampaign:
+def sent_campaign(database_url: str, secret_key: str, campaign_id: int) -> SentCampaign:
     async def load() -> SentCampaign:
-        from clarion.db import Database
+        from clarion.composition import open_database
+        from clarion.config import Settings
         from clarion.delivery.context import load
 
-        db = Database(database_url, pool_size=1)
+        settings = Settings(database_url=database_url, secret_key=secret_key)
+        db = open_database(settings, pool_size=1)
         try:
             async with db.session() as session:
                 context = await load(session, campaign_id)

@@ -11,11 +11,15 @@ import httpx
 import pytest
 
 from clarion.app import create_app
+from clarion.composition import open_database
 from clarion.config import Settings
 from clarion.db import Database
 from tests.support import PostgresDatabases, SqliteDatabases, require
 
 logging.getLogger("alembic").setLevel(logging.WARNING)
+
+# A fixed key for stored secrets where a test has no data directory of its own (32 bytes, base64url).
+TEST_SECRET_KEY = "Y2xhcmlvbi10ZXN0LXNlY3JldC1rZXktMzItYnl0ZXM"
 
 
 @pytest.fixture(scope="session")
@@ -58,6 +62,9 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "connect_timeout_s": 1.0,
         "admin_token": "test-admin-token",
     }
+    if not database_url.startswith("sqlite"):
+        # SQLite tests use the key file beside their database; PostgreSQL ones have no such directory.
+        values["secret_key"] = TEST_SECRET_KEY
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
 
@@ -69,7 +76,7 @@ def settings(database_url: str) -> Settings:
 
 @pytest.fixture
 async def db(settings: Settings) -> AsyncIterator[Database]:
-    database = Database(settings.database_url)
+    database = open_database(settings)
     yield database
     await database.dispose()
 

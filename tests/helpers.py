@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 
 from clarion.app_tenant import service as apps
+from clarion.composition import open_database
 from clarion.config import Settings
-from clarion.db import Database
 from tests.fakes.push_service import FakePushService, Subscription
 
 
@@ -27,7 +27,7 @@ class AppKeys:
 
 
 async def create_app(settings: Settings, plan: str = "unlimited") -> AppKeys:
-    db = Database(settings.database_url, pool_size=1)
+    db = open_database(settings, pool_size=1)
     try:
         async with db.session() as session:
             created = await apps.create(session, "test app", plan)

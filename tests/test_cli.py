@@ -13,8 +13,10 @@ import pytest
 from tests.support import free_port
 
 
-def clarion(database_url: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "CLARION_DATABASE_URL": database_url}
+def clarion(
+    database_url: str, *args: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CLARION_DATABASE_URL": database_url, **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "clarion.cli", *args],
         env=env,

@@ -17,7 +17,7 @@ ROOT = Path(clarion.__file__).parent
 LAYERS: list[set[str]] = [
     {"netpolicy"},
     {"errors", "config"},
-    {"validation", "models", "body_limit", "content"},
+    {"validation", "models", "body_limit", "content", "secrets_box"},
     {"db"},
     {"migrations", "queue"},
     {"runtime", "worker"},

@@ -16,9 +16,8 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from clarion import errors
 from clarion.admin.routes import router as admin_router
 from clarion.body_limit import BodyLimit
-from clarion.composition import background
+from clarion.composition import background, open_database
 from clarion.config import Settings
-from clarion.db import Database
 from clarion.gravitec import render as gravitec_render
 from clarion.gravitec.routes import router as gravitec_router
 from clarion.migrations import upgrade_on_start
@@ -84,7 +83,7 @@ def create_app(settings: Settings, *, run_engine: bool | None = None) -> FastAPI
         except (OSError, OperationalError, InterfaceError) as exc:
             # Serve anyway: /healthz answers 503 until the database is back (then restart to migrate).
             log.error("database unreachable, migrations not applied: %s", exc)
-        db = Database(settings.database_url)
+        db = open_database(settings)
         rt = Runtime(settings=settings, db=db)
         app.state.runtime = rt
         queue = connect(settings.queue_url, consumer="serve", reclaim_after_s=settings.lease_s)

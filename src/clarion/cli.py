@@ -1,4 +1,4 @@
-"""The command line: serve, worker, db upgrade, apps, segments, push-campaigns."""
+"""The command line: serve, worker, db upgrade, apps, segments, push-campaigns, secrets."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from typing import Any
 from clarion import errors
 from clarion.config import Settings
 from clarion.db import Database
+from clarion.secrets_box import SecretsUnavailable
 
 
 def _print(data: dict[str, Any], as_json: bool) -> None:
@@ -29,11 +30,14 @@ def _print(data: dict[str, Any], as_json: bool) -> None:
 async def _with_db(
     settings: Settings, work: Callable[[Database], Awaitable[dict[str, Any]]]
 ) -> dict[str, Any]:
+    from clarion.app_tenant import secrets
+    from clarion.composition import open_database
     from clarion.migrations import upgrade_on_start
 
     await asyncio.to_thread(upgrade_on_start, settings.database_url)
-    db = Database(settings.database_url, pool_size=1)
+    db = open_database(settings, pool_size=1)
     try:
+        await secrets.prepare(db)  # a missing or wrong key stops here, before any other work
         return await work(db)
     finally:
         await db.dispose()
@@ -83,12 +87,18 @@ async def _run_worker(settings: Settings) -> None:
     import socket
     import uuid
 
-    from clarion.composition import background
+    from clarion.app_tenant import secrets
+    from clarion.composition import background, open_database
     from clarion.migrations import upgrade_on_start
     from clarion.queue import connect
 
     await asyncio.to_thread(upgrade_on_start, settings.database_url)
-    db = Database(settings.database_url)
+    db = open_database(settings)
+    try:
+        await secrets.prepare(db)
+    except BaseException:
+        await db.dispose()
+        raise
     consumer = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
     queue = connect(settings.queue_url, consumer=consumer, reclaim_after_s=settings.lease_s)
     runner = background(settings, db, queue, asyncio.Event())
@@ -226,6 +236,52 @@ def cmd_push_campaigns_create(args: argparse.Namespace, settings: Settings) -> i
     return 0
 
 
+def cmd_secrets_encrypt(args: argparse.Namespace, settings: Settings) -> int:
+    """Seal legacy plaintext secrets now (every start does it too) and check the key reads the rest."""
+
+    async def work(db: Database) -> dict[str, Any]:
+        from clarion.app_tenant import secrets
+
+        async with db.session() as session:
+            return (await secrets.reseal(session, rotate=False)).as_dict()
+
+    _print(asyncio.run(_with_db(settings, work)), args.json)
+    return 0
+
+
+def cmd_secrets_rotate(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(db: Database) -> dict[str, Any]:
+        from clarion.app_tenant import secrets
+
+        key_id, report = await secrets.rotate(db)
+        return {"key_id": key_id, **report.as_dict()}
+
+    _print(asyncio.run(_with_db(settings, work)), args.json)
+    return 0
+
+
+def cmd_secrets_new_key(args: argparse.Namespace, settings: Settings) -> int:
+    from clarion.secrets_box import new_key
+
+    print(new_key())
+    return 0
+
+
+def _add_secrets_commands(commands: Any) -> None:
+    secrets = commands.add_parser("secrets", help="secrets at rest (docs/security.md)").add_subparsers(
+        dest="secrets_command", required=True
+    )
+    encrypt = secrets.add_parser("encrypt", help="encrypt stored plaintext secrets and check the key")
+    encrypt.add_argument("--json", action="store_true")
+    encrypt.set_defaults(handler=cmd_secrets_encrypt)
+    rotate = secrets.add_parser("rotate", help="re-encrypt every stored secret under a new key")
+    rotate.add_argument("--json", action="store_true")
+    rotate.set_defaults(handler=cmd_secrets_rotate)
+    secrets.add_parser("new-key", help="print a new key for CLARION_SECRET_KEY").set_defaults(
+        handler=cmd_secrets_new_key
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="clarion", description="Clarion push notification server")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -290,6 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--tags-segment", required=True, help='JSON list: [{"association": "AND", "name": "t"}]')
     seg.add_argument("--json", action="store_true")
     seg.set_defaults(handler=cmd_segments_create)
+    _add_secrets_commands(commands)
     return parser
 
 
@@ -301,6 +358,9 @@ def main(argv: list[str] | None = None) -> int:
         code: int = args.handler(args, settings)
     except errors.ClarionError as exc:
         print(json.dumps(exc.as_json()), file=sys.stderr)
+        return 2
+    except SecretsUnavailable as exc:  # one line for the operator, no traceback
+        print(f"clarion: {exc}", file=sys.stderr)
         return 2
     return code
 

@@ -1,4 +1,5 @@
-"""What runs in the background, wired in one place for `clarion serve` and `clarion worker`.
+"""What runs in the background, wired in one place for `clarion serve` and `clarion worker`, and the
+database every composition root opens (with the secret box its repositories seal secrets with).
 
 The runner knows no feature; each feature registers its periodic work and job handlers here.
 """
@@ -11,6 +12,7 @@ from clarion.config import Settings
 from clarion.db import Database
 from clarion.delivery import tasks as delivery_tasks
 from clarion.queue import Queue
+from clarion.secrets_box import SecretBox, session_info
 from clarion.swrve import tasks as swrve_tasks
 from clarion.worker.runner import Runner
 
@@ -22,3 +24,9 @@ def background(settings: Settings, db: Database, queue: Queue, wakeup: asyncio.E
     delivery_tasks.register(runner, settings, db, queue)
     swrve_tasks.register(runner, settings, db, queue)
     return runner
+
+
+def open_database(settings: Settings, *, pool_size: int = 10) -> Database:
+    """The database, its sessions carrying the secret box built from the settings' keys."""
+    box = SecretBox.from_settings(settings)
+    return Database(settings.database_url, pool_size=pool_size, session_info=session_info(box))

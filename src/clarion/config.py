@@ -3,7 +3,7 @@ name in capitals); README.md, "Configuration", lists every one with its default 
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from clarion import netpolicy
@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     batch_time_limit_s: float = Field(default=600.0, gt=0)
     # The admin API's bearer token; unset, one is generated, stored hashed and printed once.
     admin_token: str | None = None
+    # Keys that encrypt stored secrets (provider credentials, VAPID private keys): one or more 32-byte
+    # URL-safe base64 keys, comma-separated, newest first. Unset: the key file below (docs/security.md).
+    secret_key: SecretStr | None = None
+    # The key file used when CLARION_SECRET_KEY is unset; by default secret.keys beside the SQLite
+    # database (./clarion-data/secret.keys for PostgreSQL), generated on first start with mode 0600.
+    secret_key_file: str | None = None
 
     # VAPID `sub` claim (RFC 8292 §2.1): a contact for the push service operator.
     vapid_subject: str = "mailto:admin@localhost"

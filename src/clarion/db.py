@@ -52,10 +52,11 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
 class Database:
     """Owns the engine and hands out sessions; `session()` is the one commit/rollback point."""
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10, session_info: dict[str, Any] | None = None) -> None:
         self.url = url
         self.engine = create_engine(url, pool_size=pool_size)
-        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # session_info: what every session carries in `session.info` (the secret box).
+        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False, info=session_info)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:

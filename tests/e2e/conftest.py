@@ -12,6 +12,7 @@ import pytest
 from clarion.db import Database, utcnow
 from clarion.models import App, Subscriber
 from clarion.subscriber.service import address_hash
+from tests.conftest import TEST_SECRET_KEY
 from tests.e2e.processes import Processes
 from tests.fakes.push_service import FakePushService, Subscription
 from tests.support import REDIS_URL, PostgresDatabases, require
@@ -28,6 +29,8 @@ def engine_env(database_url: str, queue_url: str = "memory://") -> dict[str, str
         "CLARION_CHUNK_SIZE": "200",
         "CLARION_WORKER_JOBS": "2",
         "CLARION_RETRY_BASE_S": "0.2",
+        # Every process of one deployment reads the same key (docs/security.md, Secrets at rest).
+        "CLARION_SECRET_KEY": TEST_SECRET_KEY,
     }
 
 

@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from clarion.app import create_app
 from clarion.app_tenant import credentials
 from clarion.app_tenant import service as apps
+from clarion.composition import open_database
 from clarion.config import Settings
 from clarion.db import Database
 from clarion.swrve import campaigns as swrve
@@ -274,7 +275,7 @@ class SwrveEnv:
 
 @pytest.fixture
 async def swrve_env(database_url: str, fakes: Fakes) -> AsyncIterator[SwrveEnv]:
-    db = Database(database_url, pool_size=2)
+    db = open_database(make_settings(database_url), pool_size=2)
     env = None
     try:
         async with db.session() as session:

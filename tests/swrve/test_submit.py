@@ -89,6 +89,8 @@ async def test_an_app_with_batch_push_off_is_403_until_it_is_on_again(
     swrve_api: Swrve, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("CLARION_DATABASE_URL", swrve_api.settings.database_url)
+    if swrve_api.settings.secret_key is not None:  # the CLI reads the secrets the test's app stored
+        monkeypatch.setenv("CLARION_SECRET_KEY", swrve_api.settings.secret_key.get_secret_value())
     push = await swrve_api.push_campaign()
     await swrve_api.device("android", "u1")
 

@@ -1,6 +1,7 @@
 """Native provider credentials per app: validated when stored, read only by the delivery engine.
 
 Private keys and client secrets are never returned: `describe` lists what is configured without them.
+They are stored sealed (secrets_box) and opened here, for the delivery engine only.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion import errors
 from clarion.app_tenant import service as apps
-from clarion.app_tenant.repository import CredentialRepository
+from clarion.app_tenant.repository import CredentialRepository, vapid_where
+from clarion.models import App
+from clarion.secrets_box import box_of
 
 PROVIDERS = ("fcm", "apns", "wns", "adm")
 # Which provider delivers to which subscriber platform.
@@ -70,3 +73,8 @@ def describe(provider: str, data: dict[str, Any]) -> dict[str, Any]:
 async def for_app(session: AsyncSession, app_id: int) -> dict[str, dict[str, Any]]:
     """The app's credentials by provider (the delivery engine's one read of them)."""
     return await CredentialRepository(session).for_app(app_id)
+
+
+def vapid_private_pem(session: AsyncSession, app: App) -> str:
+    """The app's VAPID private key in clear (the delivery engine's one read of it, cached per campaign)."""
+    return box_of(session).open(app.vapid_private_pem, vapid_where(app.app_key))

@@ -1,7 +1,11 @@
-"""All SQL about apps and their provider credentials."""
+"""All SQL about apps and their provider credentials.
+
+Secrets are sealed here, on their way in (secrets_box): no plaintext secret is written.
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlalchemy import select, update
@@ -9,7 +13,38 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion.db import insert_ignore, utcnow
 from clarion.models import App, AppCredential
+from clarion.secrets_box import SecretBox, box_of
 from clarion.validation import storable
+
+# A sealed credential is stored as {"sealed": "clarion:v1:..."}; a legacy one as the provider's fields.
+_SEALED_FIELD = "sealed"
+
+
+def vapid_where(app_key: str) -> str:
+    """What a sealed VAPID private key is bound to (its associated data): its app."""
+    return f"apps.vapid_private_pem:{app_key}"
+
+
+def credential_where(app_id: int, provider: str) -> str:
+    return f"app_credentials:{app_id}:{provider}"
+
+
+def seal_credential(box: SecretBox, app_id: int, provider: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {_SEALED_FIELD: box.seal(json.dumps(data), credential_where(app_id, provider))}
+
+
+def open_credential(box: SecretBox, app_id: int, provider: str, stored: dict[str, Any]) -> dict[str, Any]:
+    sealed = stored_sealed_text(stored)
+    if sealed is None:
+        return stored  # legacy plaintext row, sealed by the next start-up pass
+    data: dict[str, Any] = json.loads(box.open(sealed, credential_where(app_id, provider)))
+    return data
+
+
+def stored_sealed_text(stored: dict[str, Any]) -> str | None:
+    """The sealed text of a stored credential, or None for a legacy plaintext one."""
+    value = stored.get(_SEALED_FIELD)
+    return value if len(stored) == 1 and isinstance(value, str) else None
 
 
 class AppRepository:
@@ -17,6 +52,8 @@ class AppRepository:
         self.session = session
 
     async def add(self, app: App) -> App:
+        """Insert a new app; its VAPID private key is given in clear and stored sealed."""
+        app.vapid_private_pem = box_of(self.session).seal(app.vapid_private_pem, vapid_where(app.app_key))
         self.session.add(app)
         await self.session.flush()
         return app
@@ -54,6 +91,7 @@ class CredentialRepository:
         self.session = session
 
     async def put(self, app_id: int, provider: str, data: dict[str, Any]) -> None:
+        data = seal_credential(box_of(self.session), app_id, provider, data)
         existing = await self.session.get(AppCredential, (app_id, provider))
         if existing is None:
             row = {"app_id": app_id, "provider": provider, "data": data, "updated_at": utcnow()}
@@ -63,5 +101,44 @@ class CredentialRepository:
             existing.updated_at = utcnow()
 
     async def for_app(self, app_id: int) -> dict[str, dict[str, Any]]:
+        """The app's credentials by provider, opened."""
+        box = box_of(self.session)
         query = select(AppCredential).where(AppCredential.app_id == app_id)
-        return {row.provider: row.data for row in (await self.session.execute(query)).scalars()}
+        rows = (await self.session.execute(query)).scalars()
+        return {row.provider: open_credential(box, app_id, row.provider, row.data) for row in rows}
+
+
+class StoredSecretRepository:
+    """Every stored secret as stored, for the start-up pass and rotation (app_tenant/secrets.py)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def vapid_keys(self) -> list[tuple[int, str, str]]:
+        """(app id, app key, stored VAPID private key) of every app, locked until the transaction ends."""
+        query = select(App.id, App.app_key, App.vapid_private_pem).order_by(App.id).with_for_update()
+        return [(row[0], row[1], row[2]) for row in await self.session.execute(query)]
+
+    async def credentials(self) -> list[tuple[int, str, dict[str, Any]]]:
+        query = (
+            select(AppCredential.app_id, AppCredential.provider, AppCredential.data)
+            .order_by(AppCredential.app_id, AppCredential.provider)
+            .with_for_update()
+        )
+        return [(row[0], row[1], row[2]) for row in await self.session.execute(query)]
+
+    async def set_vapid_key(self, app_id: int, stored: str) -> None:
+        await self.session.execute(
+            update(App)
+            .where(App.id == app_id)
+            .values(vapid_private_pem=stored)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def set_credential(self, app_id: int, provider: str, stored: dict[str, Any]) -> None:
+        await self.session.execute(
+            update(AppCredential)
+            .where(AppCredential.app_id == app_id, AppCredential.provider == provider)
+            .values(data=stored)
+            .execution_options(synchronize_session=False)
+        )

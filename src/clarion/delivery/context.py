@@ -75,7 +75,7 @@ async def load(session: AsyncSession, campaign_id: int) -> CampaignContext | Non
         started_at=started_at,
         urgency=campaign.urgency,
         topic=campaign.push_tag,
-        vapid_private_pem=app.vapid_private_pem,
+        vapid_private_pem=credentials.vapid_private_pem(session, app),
         vapid_public_key=app.vapid_public_key,
         credentials=await credentials.for_app(session, app.id),
         expires_at=started_at + timedelta(seconds=campaign.ttl_s),

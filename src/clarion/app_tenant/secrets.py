@@ -1,0 +1,127 @@
+"""Stored secrets as a whole: the start-up pass (legacy plaintext sealed in place, the key checked) and
+key rotation. Sealing itself is secrets_box's; the SQL is the repository's."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from clarion.app_tenant.repository import (
+    StoredSecretRepository,
+    open_credential,
+    seal_credential,
+    stored_sealed_text,
+    vapid_where,
+)
+from clarion.db import Database
+from clarion.secrets_box import (
+    SecretBox,
+    SecretsUnavailable,
+    box_of,
+    is_sealed,
+    new_key,
+    parse_keys,
+    write_key_file,
+)
+
+
+@dataclass
+class ResealReport:
+    checked: int = 0
+    encrypted: int = 0  # legacy plaintext values sealed
+    reencrypted: int = 0  # values moved from an older key to the newest
+
+    def as_dict(self) -> dict[str, int]:
+        return {"checked": self.checked, "encrypted": self.encrypted, "reencrypted": self.reencrypted}
+
+
+async def _reseal_vapid(
+    repo: StoredSecretRepository, box: SecretBox, report: ResealReport, rotate: bool
+) -> None:
+    for app_id, app_key, stored in await repo.vapid_keys():
+        report.checked += 1
+        plaintext = box.open(stored, vapid_where(app_key))  # every value is checked, even the current
+        if box.is_current(stored) or (is_sealed(stored) and not rotate):
+            continue
+        await repo.set_vapid_key(app_id, box.seal(plaintext, vapid_where(app_key)))
+        _count(report, stored)
+
+
+async def _reseal_credentials(
+    repo: StoredSecretRepository, box: SecretBox, report: ResealReport, rotate: bool
+) -> None:
+    for app_id, provider, stored in await repo.credentials():
+        report.checked += 1
+        data = open_credential(box, app_id, provider, stored)
+        sealed = stored_sealed_text(stored)
+        if sealed is not None and (box.is_current(sealed) or not rotate):
+            continue
+        await repo.set_credential(app_id, provider, seal_credential(box, app_id, provider, data))
+        _count(report, sealed or "")
+
+
+def _count(report: ResealReport, previous: str) -> None:
+    if is_sealed(previous):
+        report.reencrypted += 1
+    else:
+        report.encrypted += 1
+
+
+async def reseal(session: AsyncSession, *, rotate: bool) -> ResealReport:
+    """Open every stored secret (a missing or wrong key, or an altered value, raises SecretsUnavailable);
+    seal legacy plaintext ones, and with `rotate` also those sealed under an older key."""
+    box, repo, report = box_of(session), StoredSecretRepository(session), ResealReport()
+    await _reseal_vapid(repo, box, report, rotate)
+    await _reseal_credentials(repo, box, report, rotate)
+    return report
+
+
+async def _any_sealed(session: AsyncSession) -> bool:
+    repo = StoredSecretRepository(session)
+    if any(is_sealed(stored) for _, _, stored in await repo.vapid_keys()):
+        return True
+    return any(stored_sealed_text(stored) is not None for _, _, stored in await repo.credentials())
+
+
+async def prepare(db: Database) -> ResealReport:
+    """At start: refuse to run with a key that cannot read what is stored; seal legacy plaintext."""
+    async with db.session() as session:
+        box = box_of(session)
+        if not box.has_keys():
+            if await _any_sealed(session):
+                raise SecretsUnavailable(
+                    f"stored secrets are encrypted but there is no secret key: set CLARION_SECRET_KEY or "
+                    f"restore {box.key_file} (docs/security.md, Secrets at rest)"
+                )
+            box.ensure_key()  # first start: the key file is generated now
+        return await reseal(session, rotate=False)
+
+
+async def rotate(db: Database) -> tuple[str, ResealReport]:
+    """Seal everything under a new key. With a key file: generate it, hold it beside the old ones
+    while re-encrypting, then drop the old ones. With CLARION_SECRET_KEY: re-encrypt under its first
+    key (the operator put the new key first); the old ones can then be removed from the variable."""
+    async with db.session() as session:
+        box = box_of(session)
+    if box.key_file is not None:
+        await prepare(db)  # the current keys must read everything before a new one is added
+        box.reload()
+        old = parse_keys(box.key_file.read_text(), str(box.key_file))
+        new = parse_keys(new_key(), "new key")
+        _write_keys(box, new + old)
+    async with db.session() as session:
+        report = await reseal(session, rotate=True)
+    # A second pass catches a value another process sealed under an old key during the first.
+    async with db.session() as session:
+        late = await reseal(session, rotate=True)
+    report.reencrypted += late.reencrypted + late.encrypted
+    if box.key_file is not None:
+        _write_keys(box, new)
+    return box.primary_id, report
+
+
+def _write_keys(box: SecretBox, keys: list[bytes]) -> None:
+    assert box.key_file is not None
+    write_key_file(box.key_file, keys)
+    box.reload()
