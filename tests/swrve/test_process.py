@@ -3,6 +3,8 @@ accepted batch still delivered; an oversized body is refused from its Content-Le
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import socket
 import time
@@ -91,7 +93,14 @@ def test_a_batch_accepted_before_a_crash_is_delivered_after_the_restart(tmp_path
 
         server = procs.server()
         token = fcm.new_token("crash-project")
-        registration = {"app_key": app["app_key"], "platform": "android", "token": token, "user_id": "u1"}
+        u1_hash = hmac.new(app["identity_secret_key"].encode(), b"u1", hashlib.sha256).hexdigest()
+        registration = {
+            "app_key": app["app_key"],
+            "platform": "android",
+            "token": token,
+            "user_id": "u1",
+            "user_id_hash": u1_hash,
+        }
         assert (
             httpx.post(f"{server.url}/sdk/v1/subscribers", json=registration, timeout=10).status_code == 201
         )
