@@ -38,8 +38,12 @@ class Tenant:
         return (self.app_key, self.app_secret)
 
     def user_id_hash(self, user_id: str) -> str:
-        """What the app's backend computes for identity verification (docs/security.md)."""
-        return hmac.new(self.identity_secret_key.encode(), user_id.encode(), hashlib.sha256).hexdigest()
+        return id_hash(self.identity_secret_key, user_id)
+
+
+def id_hash(identity_key: str, user_id: str) -> str:
+    """What an app's backend computes for identity verification (docs/security.md)."""
+    return hmac.new(identity_key.encode(), user_id.encode(), hashlib.sha256).hexdigest()
 
 
 async def new_app(db: Database, plan: str = "free", name: str = "test app") -> Tenant:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import hmac
 import json
 import sqlite3
 from pathlib import Path
@@ -16,14 +15,10 @@ from alembic import command
 from clarion.app import create_app
 from clarion.db import Database
 from clarion.migrations import alembic_config, upgrade
-from tests.app_tenant.factory import native_error, new_app, web_body
+from tests.app_tenant.factory import id_hash, native_error, new_app, web_body
 from tests.conftest import Api, make_settings
 from tests.fakes.push_service import FakePushService
 from tests.test_cli import clarion
-
-
-def _hmac(key: str, user_id: str) -> str:
-    return hmac.new(key.encode(), user_id.encode(), hashlib.sha256).hexdigest()
 
 
 async def test_a_web_registration_binds_a_user_only_with_its_hash(
@@ -120,7 +115,7 @@ async def test_existing_apps_are_migrated_with_verification_off(
 
             body = {**web_body(app_key, fake.new_subscription().to_json()), "user_id": "u2"}
             assert (await client.post("/sdk/v1/subscribers", json=body)).status_code == 403
-            body["user_id_hash"] = _hmac(identity, "u2")
+            body["user_id_hash"] = id_hash(identity, "u2")
             assert (await client.post("/sdk/v1/subscribers", json=body)).status_code == 201
 
             off = clarion(url, "apps", "update", app_key, "--identity-verification", "off", "--json")

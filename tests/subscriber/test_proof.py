@@ -19,18 +19,12 @@ from tests.app_tenant.factory import (
 )
 from tests.conftest import Api
 from tests.fakes.push_service import FakePushService
+from tests.subscriber.test_registration import alias_state
 
 MISSING = native_error("unauthorized", f"The {AUTH_HEADER} header is required", AUTH_HEADER)
 NO_SUCH = native_error("not_found", "There is no subscriber with this regId", "regId")
 NO_SUBSCRIBER = native_error("invalid_field", "There is no subscriber with this regId", "regId")
 NO_CAMPAIGN = native_error("invalid_field", "There is no campaign with this id", "campaign_id")
-
-
-async def alias_state(api: Api, auth: tuple[str, str], reg_id: str) -> dict[str, str]:
-    answer = await api.client.get("/api/v3/alias", params={"regId": reg_id}, auth=auth)
-    assert answer.status_code == 200, answer.text
-    body: dict[str, str] = answer.json()
-    return body
 
 
 async def test_unsubscribing_needs_the_subscriptions_secret(

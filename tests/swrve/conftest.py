@@ -7,8 +7,6 @@ The app starts with FCM credentials only; a test adds the others with `await api
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -26,6 +24,7 @@ from clarion.app_tenant import service as apps
 from clarion.config import Settings
 from clarion.db import Database
 from clarion.swrve import campaigns as swrve
+from tests.app_tenant.factory import id_hash
 from tests.conftest import make_settings
 from tests.fakes.adm import FakeAdm
 from tests.fakes.apns import FakeApns
@@ -141,7 +140,7 @@ class Swrve:
         return Device(platform, token, response.json()["regId"], proof)
 
     def id_hash(self, user_id: str) -> str:
-        return hmac.new(self.identity_key.encode(), user_id.encode(), hashlib.sha256).hexdigest()
+        return id_hash(self.identity_key, user_id)
 
     def _new_token(self, platform: str) -> str:
         if platform == "android":

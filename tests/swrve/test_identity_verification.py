@@ -5,16 +5,11 @@ identity key, which only the app's backend holds."""
 from __future__ import annotations
 
 import hashlib
-import hmac
 from typing import Any
 
 from clarion.app_tenant import service as apps
-from tests.app_tenant.factory import native_error
+from tests.app_tenant.factory import id_hash, native_error
 from tests.swrve.conftest import Swrve, report
-
-
-def _hmac(key: str, user_id: str) -> str:
-    return hmac.new(key.encode(), user_id.encode(), hashlib.sha256).hexdigest()
 
 
 async def _register(api: Swrve, token: str, **ids: str) -> tuple[int, Any]:
@@ -37,11 +32,11 @@ async def test_a_device_claiming_someones_user_id_gets_none_of_their_pushes(swrv
     forgeries: list[dict[str, str]] = [
         {"user_id": "victim"},  # no hash at all
         {"user_id": "victim", "user_id_hash": ""},
-        {"user_id": "victim", "user_id_hash": _hmac(swrve_api.identity_key, "someone-else")},
-        {"user_id": "victim", "user_id_hash": _hmac(other_app.identity_secret_key, "victim")},
+        {"user_id": "victim", "user_id_hash": id_hash(swrve_api.identity_key, "someone-else")},
+        {"user_id": "victim", "user_id_hash": id_hash(other_app.identity_secret_key, "victim")},
         {"user_id": "victim", "user_id_hash": hashlib.sha256(b"victim").hexdigest()},
-        {"user_id": "victim", "user_id_hash": _hmac(swrve_api.identity_key, "victim")[:-1]},
-        {"user_id": "victim", "external_user_id_hash": _hmac(swrve_api.identity_key, "victim")},
+        {"user_id": "victim", "user_id_hash": id_hash(swrve_api.identity_key, "victim")[:-1]},
+        {"user_id": "victim", "external_user_id_hash": id_hash(swrve_api.identity_key, "victim")},
     ]
     for forged in forgeries:
         assert await _register(swrve_api, attacker, **forged) == (403, refusal), forged
@@ -62,15 +57,15 @@ async def test_external_user_ids_are_verified_alike(swrve_api: Swrve) -> None:
         "external_user_id_hash must be the HMAC-SHA256 of the id keyed with the app's identity key",
         "external_user_id_hash",
     )
-    user_ok = {"user_id": "u1", "user_id_hash": _hmac(swrve_api.identity_key, "u1")}
+    user_ok = {"user_id": "u1", "user_id_hash": id_hash(swrve_api.identity_key, "u1")}
     assert await _register(swrve_api, token, external_user_id="e1", **user_ok) == (403, refusal)
-    wrong = _hmac(swrve_api.identity_key, "e2")
+    wrong = id_hash(swrve_api.identity_key, "e2")
     assert await _register(swrve_api, token, external_user_id="e1", external_user_id_hash=wrong) == (
         403,
         refusal,
     )
     # Upper-case hex is the same HMAC.
-    right = _hmac(swrve_api.identity_key, "e1").upper()
+    right = id_hash(swrve_api.identity_key, "e1").upper()
     status, body = await _register(swrve_api, token, external_user_id="e1", external_user_id_hash=right)
     assert status == 201, body
 
@@ -85,7 +80,7 @@ async def test_registering_again_cannot_rebind_a_device_without_the_hash(swrve_a
     body = await swrve_api.report(batch_id)
     assert (body["counts"]["sent"], swrve_api.received(device)) == (0, [])
     # With u2's hash, the device is u2's now.
-    hashed = _hmac(swrve_api.identity_key, "u2")
+    hashed = id_hash(swrve_api.identity_key, "u2")
     assert await _register(swrve_api, device.token, user_id="u2", user_id_hash=hashed) == (
         200,
         {"regId": device.reg_id},

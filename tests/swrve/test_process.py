@@ -3,8 +3,6 @@ accepted batch still delivered; an oversized body is refused from its Content-Le
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import socket
 import time
@@ -15,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.app_tenant.factory import id_hash
 from tests.e2e.conftest import engine_env
 from tests.e2e.processes import Processes
 from tests.fakes.fcm import FakeFcm
@@ -93,7 +92,7 @@ def test_a_batch_accepted_before_a_crash_is_delivered_after_the_restart(tmp_path
 
         server = procs.server()
         token = fcm.new_token("crash-project")
-        u1_hash = hmac.new(app["identity_secret_key"].encode(), b"u1", hashlib.sha256).hexdigest()
+        u1_hash = id_hash(app["identity_secret_key"], "u1")
         registration = {
             "app_key": app["app_key"],
             "platform": "android",
