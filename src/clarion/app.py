@@ -47,6 +47,8 @@ def error_response(request: Request, error: errors.ClarionError) -> JSONResponse
         body, headers = swrve_render.body(error), swrve_render.headers(error)
     else:
         body = error.as_json()
+        if isinstance(error, errors.RateLimitExceeded):
+            headers = {"Retry-After": str(error.retry_after_s)}
     return JSONResponse(body, status_code=error.status, headers=headers)
 
 

@@ -144,11 +144,22 @@ def cmd_apps_update(args: argparse.Namespace, settings: Settings) -> int:
     from clarion.app_tenant import service
 
     batch = None if args.batch_push is None else args.batch_push == "on"
+    verify = None if args.identity_verification is None else args.identity_verification == "on"
 
     async def work(db: Database) -> dict[str, Any]:
         async with db.session() as session:
-            app = await service.update(session, args.app_key, plan=args.plan, batch_push=batch)
-            return {"app_id": app.id, "app_key": app.app_key, "plan": app.plan, "batch_push": app.batch_push}
+            app = await service.update(
+                session,
+                args.app_key,
+                plan=args.plan,
+                batch_push=batch,
+                identity_verification=verify,
+                identity_secret_key=args.identity_secret_key,
+            )
+            shown = {"app_id": app.id, "app_key": app.app_key, "plan": app.plan, "batch_push": app.batch_push}
+            if verify is not None or args.identity_secret_key is not None:
+                shown["identity_verification"] = app.identity_verification
+            return shown
 
     _print(asyncio.run(_with_db(settings, work)), args.json)
     return 0
@@ -311,6 +322,15 @@ def build_parser() -> argparse.ArgumentParser:
     update.add_argument("app_key")
     update.add_argument("--plan", choices=("free", "unlimited"))
     update.add_argument("--batch-push", choices=("on", "off"))
+    update.add_argument(
+        "--identity-verification",
+        choices=("on", "off"),
+        help="require user_id_hash / external_user_id_hash to bind a device to a user (docs/security.md)",
+    )
+    update.add_argument(
+        "--identity-secret-key",
+        help="the app's identity key, for an app created before Clarion kept it (to turn verification on)",
+    )
     update.add_argument("--json", action="store_true")
     update.set_defaults(handler=cmd_apps_update)
 

@@ -42,6 +42,14 @@ class Settings(BaseSettings):
     batch_rate_per_minute: int = 60
     # How long a Swrve batch may wait to be processed before its users are reported as too late.
     batch_time_limit_s: float = Field(default=600.0, gt=0)
+    # Abuse limits on the public subscriber API (registration, events), per client address (an IPv6
+    # client by its /64) and per app, in requests a minute (0: no limit), kept per serving process.
+    subscriber_register_per_ip_per_minute: int = Field(default=60, ge=0)
+    subscriber_register_per_app_per_minute: int = Field(default=6000, ge=0)
+    subscriber_events_per_ip_per_minute: int = Field(default=1200, ge=0)
+    subscriber_events_per_app_per_minute: int = Field(default=300_000, ge=0)
+    # Clients (or apps) each limit remembers at most: it bounds the limits' memory.
+    subscriber_rate_limit_keys: int = Field(default=100_000, ge=1)
     # The admin API's bearer token; unset, one is generated, stored hashed and printed once.
     admin_token: str | None = None
     # Keys that encrypt stored secrets (provider credentials, VAPID private keys): one or more 32-byte

@@ -103,6 +103,14 @@ class Unauthorized(ClarionError):
     message = "A valid admin bearer token is required"
 
 
+class IdentityNotVerified(ClarionError):
+    """A device bound to a user id without the HMAC the app's backend makes (identity verification)."""
+
+    code = "identity_not_verified"
+    status = 403
+    message = "The user id is not verified: its hash is missing or wrong"
+
+
 class BodyTooLarge(ClarionError):
     """Any route's body over the server-wide ceiling (body_limit.py)."""
 
@@ -182,6 +190,7 @@ CATALOGUE: tuple[type[ClarionError], ...] = (
     QuotaExceeded,
     Unavailable,
     Unauthorized,
+    IdentityNotVerified,
     BodyTooLarge,
     UnsupportedMethod,
     FeatureNotAvailable,

@@ -18,7 +18,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.sql.expression import true
+from sqlalchemy.sql.expression import false, true
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -41,6 +41,12 @@ class App(Base):
     plan: Mapped[str] = mapped_column(String(16), default="free")
     batch_push: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The Swrve identity key itself, not only its hash: verifying a device's `user_id_hash` (an HMAC
+    # keyed with it, docs/security.md "Identity verification") needs the key. NULL for apps created
+    # before migration 0007, which stored only the hash; `clarion apps update` can store it.
+    identity_secret_key: Mapped[str | None] = mapped_column(Text)
+    # Whether binding a device to a user id needs that HMAC: on for new apps, off for migrated ones.
+    identity_verification: Mapped[bool] = mapped_column(Boolean, default=True, server_default=false())
 
 
 class Subscriber(Base):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -15,6 +17,7 @@ from clarion.campaign import service as campaigns
 from clarion.campaign.schemas import SegmentTerm
 from clarion.db import Database
 from clarion.models import App
+from clarion.subscriber.proof import AUTH_HEADER
 from clarion.subscriber.repository import SubscriberRepository
 from tests.fakes.push_service import FakePushService
 
@@ -28,16 +31,26 @@ class Tenant:
     app_key: str
     app_secret: str
     vapid_public_key: str
+    identity_secret_key: str = ""
 
     @property
     def auth(self) -> tuple[str, str]:
         return (self.app_key, self.app_secret)
 
+    def user_id_hash(self, user_id: str) -> str:
+        return id_hash(self.identity_secret_key, user_id)
+
+
+def id_hash(identity_key: str, user_id: str) -> str:
+    """What an app's backend computes for identity verification (docs/security.md)."""
+    return hmac.new(identity_key.encode(), user_id.encode(), hashlib.sha256).hexdigest()
+
 
 async def new_app(db: Database, plan: str = "free", name: str = "test app") -> Tenant:
     async with db.session() as session:
         created = await apps.create(session, name, plan)
-    return Tenant(created.app_id, created.app_key, created.app_secret, created.vapid_public_key)
+    keys = (created.app_key, created.app_secret, created.vapid_public_key, created.identity_secret_key)
+    return Tenant(created.app_id, *keys)
 
 
 async def add_tags(db: Database, tenant: Tenant, names: Iterable[str]) -> None:
@@ -63,12 +76,23 @@ def web_body(app_key: str, subscription: dict[str, Any]) -> dict[str, Any]:
 
 async def subscribe(client: httpx.AsyncClient, tenant: Tenant, fake: FakePushService) -> str:
     """A new web subscriber of the app; its regId."""
-    answer = await client.post(
-        "/sdk/v1/subscribers", json=web_body(tenant.app_key, fake.new_subscription().to_json())
-    )
+    return (await subscribe_with_proof(client, tenant, fake))[0]
+
+
+async def subscribe_with_proof(
+    client: httpx.AsyncClient, tenant: Tenant, fake: FakePushService
+) -> tuple[str, dict[str, str]]:
+    """A new web subscriber of the app: its regId, and the header that proves it holds the subscription."""
+    subscription = fake.new_subscription().to_json()
+    answer = await client.post("/sdk/v1/subscribers", json=web_body(tenant.app_key, subscription))
     assert answer.status_code == 201, answer.text
     reg_id: str = answer.json()["regId"]
-    return reg_id
+    return reg_id, proof(subscription["keys"]["auth"])
+
+
+def proof(secret: str) -> dict[str, str]:
+    """The X-Clarion-Subscription-Auth header: a web subscription's auth secret, or a device token."""
+    return {AUTH_HEADER: secret}
 
 
 async def push(client: httpx.AsyncClient, tenant: Tenant, **body: Any) -> httpx.Response:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from clarion.subscriber.proof import AUTH_HEADER
 from tests.conftest import Api
 from tests.fakes.push_service import FakePushService, Hang, Respond
 from tests.helpers import create_app, push, stats, subscribe, wait_for_status
@@ -135,11 +136,12 @@ async def test_scheduled_campaign_waits_for_its_send_date(api: Api, fake: FakePu
 
 async def test_events_count_into_statistics(api: Api, fake: FakePushService) -> None:
     keys = await create_app(api.settings)
-    reg_id, _sub = await subscribe(api.client, keys, fake)
+    reg_id, sub = await subscribe(api.client, keys, fake)
     campaign_id = await push(api.client, keys)
     await wait_for_status(api.client, keys, campaign_id, "SENT")
+    held = {AUTH_HEADER: sub.auth}  # the subscription's proof
     for kind in ("received", "received", "clicked", "closed"):
         body = {"app_key": keys.app_key, "regId": reg_id, "campaign_id": campaign_id, "type": kind}
-        assert (await api.client.post("/sdk/v1/events", json=body)).status_code == 204
+        assert (await api.client.post("/sdk/v1/events", json=body, headers=held)).status_code == 204
     final = await stats(api.client, keys, campaign_id)
     assert final == {"status": "SENT", "send": 1, "received": 1, "clicked": 1, "closed": 1}

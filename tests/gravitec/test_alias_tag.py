@@ -8,7 +8,7 @@ from clarion.db import Database
 from clarion.models import App
 from clarion.subscriber import service as subscribers
 from clarion.subscriber.repository import SubscriberRepository
-from tests.app_tenant.factory import Tenant, new_app, subscribe, vendor_error
+from tests.app_tenant.factory import Tenant, new_app, subscribe, subscribe_with_proof, vendor_error
 from tests.conftest import Api
 from tests.fakes.push_service import FakePushService
 
@@ -35,7 +35,7 @@ async def tag_names(db: Database, tenant: Tenant, reg_id: str) -> list[str]:
 
 async def test_alias(quiet_api: Api, db: Database, fake: FakePushService) -> None:
     tenant, other = await new_app(db), await new_app(db, name="other")
-    reg_id = await subscribe(quiet_api.client, tenant, fake)
+    reg_id, held = await subscribe_with_proof(quiet_api.client, tenant, fake)
     client = quiet_api.client
 
     async def get_alias(regid: str, auth: tuple[str, str] = tenant.auth) -> tuple[int, Any]:
@@ -55,7 +55,9 @@ async def test_alias(quiet_api: Api, db: Database, fake: FakePushService) -> Non
     with_alias = {"regIdExists": "true", "aliasExists": "true", "isActiveFollower": "true", "alias": "alias1"}
     assert await get_alias(reg_id) == (200, with_alias)
 
-    unsubscribed = await client.delete(f"/sdk/v1/subscribers/{reg_id}", params={"app_key": tenant.app_key})
+    unsubscribed = await client.delete(
+        f"/sdk/v1/subscribers/{reg_id}", params={"app_key": tenant.app_key}, headers=held
+    )
     assert unsubscribed.status_code == 204
     inactive = {"regIdExists": "true", "aliasExists": "true", "isActiveFollower": "false", "alias": "alias1"}
     assert await get_alias(reg_id) == (200, inactive)

@@ -15,6 +15,7 @@ from tests.app_tenant.factory import (
     add_tags,
     new_app,
     new_segment,
+    proof,
     push,
     stats,
     vendor_error,
@@ -94,7 +95,9 @@ async def test_audiences_as_delivered_and_counted(api: Api, db: Database, fake: 
         assert answer.status_code == 200
     answer = await client.post("/api/v3/alias", params={"regId": plain, "name": "al"}, auth=tenant.auth)
     assert answer.status_code == 200
-    answer = await client.delete(f"/sdk/v1/subscribers/{gone}", params={"app_key": tenant.app_key})
+    answer = await client.delete(
+        f"/sdk/v1/subscribers/{gone}", params={"app_key": tenant.app_key}, headers=proof(gone_sub.auth)
+    )
     assert answer.status_code == 204
     await add_tags(db, tenant, ["unused"])
     no_news = await new_segment(db, tenant, "No news", [("AND_NOT", "news")])

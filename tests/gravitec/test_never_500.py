@@ -10,10 +10,12 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+import pytest
 
+from clarion.config import Settings
 from clarion.db import Database
 from tests.app_tenant.factory import new_app, push, subscribe
-from tests.conftest import Api
+from tests.conftest import Api, make_settings
 from tests.fakes.push_service import FakePushService
 
 # Wrong in type, size or content: JSON scalars, containers, NUL, a lone surrogate, odd digits.
@@ -114,6 +116,14 @@ class Client:
         return await self.request("GET", url, **kwargs)
 
 
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    """No abuse limits: every malformed request must reach the parsing it is meant to test."""
+    return make_settings(
+        database_url, subscriber_register_per_ip_per_minute=0, subscriber_events_per_ip_per_minute=0
+    )
+
+
 async def test_malformed_requests_get_4xx_json(quiet_api: Api, db: Database, fake: FakePushService) -> None:
     tenant = await new_app(db, plan="unlimited")
     reg_id = await subscribe(quiet_api.client, tenant, fake)
@@ -156,6 +166,8 @@ async def test_malformed_requests_get_4xx_json(quiet_api: Api, db: Database, fak
             "subscription": sub,
             "user_id": "u",
             "external_user_id": "e",
+            "user_id_hash": tenant.user_id_hash("u"),
+            "external_user_id_hash": tenant.user_id_hash("e"),
         },
         {"app_key": tenant.app_key, "platform": "wns", "token": "https://push.example.net/c"},
     ]

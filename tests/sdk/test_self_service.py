@@ -279,7 +279,7 @@ async def test_an_unsubscribed_browser_still_reads_itself(
     quiet_api: Api, db: Database, fake: FakePushService
 ) -> None:
     visitor = await new_visitor(quiet_api.client, await new_app(db), fake)
-    gone = await quiet_api.client.delete(visitor.path(), params=visitor.params())
+    gone = await quiet_api.client.delete(visitor.path(), params=visitor.params(), headers=visitor.headers())
     assert gone.status_code == 204
     assert (await visitor.call(quiet_api.client, "GET")).json() == view(visitor, active=False)
 

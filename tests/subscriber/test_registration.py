@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from clarion.db import Database
-from tests.app_tenant.factory import native_error, new_app, web_body
+from tests.app_tenant.factory import native_error, new_app, proof, subscribe_with_proof, web_body
 from tests.conftest import Api
 from tests.fakes.push_service import FakePushService
 
@@ -47,15 +47,20 @@ async def test_web_registration_is_idempotent_and_reactivates(
     again = await quiet_api.client.post("/sdk/v1/subscribers", json=body)
     assert (again.status_code, again.json()) == (200, {"regId": reg_id})
 
-    gone = await quiet_api.client.delete(f"/sdk/v1/subscribers/{reg_id}", params={"app_key": tenant.app_key})
+    gone = await quiet_api.client.delete(
+        f"/sdk/v1/subscribers/{reg_id}", params={"app_key": tenant.app_key}, headers=proof(sub.auth)
+    )
     assert (gone.status_code, gone.content) == (204, b"")
     expected_inactive = {"regIdExists": "true", "aliasExists": "false", "isActiveFollower": "false"}
     assert await alias_state(quiet_api, tenant.auth, reg_id) == expected_inactive
 
-    # The browser subscribes again (here with rotated keys): same regId, active again.
+    # The browser subscribes again (here with rotated keys, proving the registered subscription):
+    # same regId, active again.
     rotated = fake.new_subscription()
     renewed = {"endpoint": sub.endpoint, "keys": rotated.to_json()["keys"]}
-    back = await quiet_api.client.post("/sdk/v1/subscribers", json=web_body(tenant.app_key, renewed))
+    back = await quiet_api.client.post(
+        "/sdk/v1/subscribers", json=web_body(tenant.app_key, renewed), headers=proof(sub.auth)
+    )
     assert (back.status_code, back.json()) == (200, {"regId": reg_id})
     expected_active = {"regIdExists": "true", "aliasExists": "false", "isActiveFollower": "true"}
     assert await alias_state(quiet_api, tenant.auth, reg_id) == expected_active
@@ -196,7 +201,13 @@ async def test_native_tokens_and_wns_channel_uris(quiet_api: Api, db: Database) 
         ("wns", "https://push.example.net/?token=AwYAAAD%2bXyz"),
         ("wns", "http://127.0.0.1:9/wns/channel"),
     ]:
-        body = {"app_key": tenant.app_key, "platform": platform, "token": token, "user_id": "user-7"}
+        body = {
+            "app_key": tenant.app_key,
+            "platform": platform,
+            "token": token,
+            "user_id": "user-7",
+            "user_id_hash": tenant.user_id_hash("user-7"),
+        }
         first = await quiet_api.client.post("/sdk/v1/subscribers", json=body)
         assert first.status_code == 201, (platform, first.text)
         reg_id = first.json()["regId"]
@@ -236,25 +247,26 @@ async def test_native_tokens_and_wns_channel_uris(quiet_api: Api, db: Database) 
 
 async def test_unsubscribe(quiet_api: Api, db: Database, fake: FakePushService) -> None:
     tenant, other = await new_app(db), await new_app(db, name="other")
-    answer = await quiet_api.client.post(
-        "/sdk/v1/subscribers", json=web_body(tenant.app_key, fake.new_subscription().to_json())
-    )
-    reg_id = answer.json()["regId"]
+    reg_id, held = await subscribe_with_proof(quiet_api.client, tenant, fake)
     no_such = native_error("not_found", "There is no subscriber with this regId", "regId")
 
     answer = await quiet_api.client.delete(
-        "/sdk/v1/subscribers/unknown-reg-id", params={"app_key": tenant.app_key}
+        "/sdk/v1/subscribers/unknown-reg-id", params={"app_key": tenant.app_key}, headers=held
     )
     assert (answer.status_code, answer.json()) == (404, no_such)
     # Another app cannot unsubscribe this app's subscriber, nor learn that it exists.
-    answer = await quiet_api.client.delete(f"/sdk/v1/subscribers/{reg_id}", params={"app_key": other.app_key})
+    answer = await quiet_api.client.delete(
+        f"/sdk/v1/subscribers/{reg_id}", params={"app_key": other.app_key}, headers=held
+    )
     assert (answer.status_code, answer.json()) == (404, no_such)
-    answer = await quiet_api.client.delete(f"/sdk/v1/subscribers/{reg_id}", params={"app_key": "nope"})
+    answer = await quiet_api.client.delete(
+        f"/sdk/v1/subscribers/{reg_id}", params={"app_key": "nope"}, headers=held
+    )
     assert (answer.status_code, answer.json()) == (
         422,
         invalid("There is no app with app_key: nope", "app_key"),
     )
-    answer = await quiet_api.client.delete(f"/sdk/v1/subscribers/{reg_id}")
+    answer = await quiet_api.client.delete(f"/sdk/v1/subscribers/{reg_id}", headers=held)
     assert (answer.status_code, answer.json()) == (
         400,
         native_error("missing_parameter", "app_key is required", "app_key"),
@@ -263,7 +275,7 @@ async def test_unsubscribe(quiet_api: Api, db: Database, fake: FakePushService) 
 
     for _ in range(2):  # unsubscribing twice is harmless
         answer = await quiet_api.client.delete(
-            f"/sdk/v1/subscribers/{reg_id}", params={"app_key": tenant.app_key}
+            f"/sdk/v1/subscribers/{reg_id}", params={"app_key": tenant.app_key}, headers=held
         )
         assert (answer.status_code, answer.content) == (204, b"")
     assert (await alias_state(quiet_api, tenant.auth, reg_id))["isActiveFollower"] == "false"

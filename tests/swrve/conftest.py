@@ -25,6 +25,7 @@ from clarion.composition import open_database
 from clarion.config import Settings
 from clarion.db import Database
 from clarion.swrve import campaigns as swrve
+from tests.app_tenant.factory import id_hash
 from tests.conftest import make_settings
 from tests.fakes.adm import FakeAdm
 from tests.fakes.apns import FakeApns
@@ -61,11 +62,13 @@ class PushApi:
 
 @dataclass(frozen=True)
 class Device:
-    """A registered device: `token` is what its push service knows it by (for the web, the sub_id)."""
+    """A registered device: `token` is what its push service knows it by (for the web, the sub_id);
+    `proof` what proves it to the subscriber API (the subscription's auth secret, or the token)."""
 
     platform: str
     token: str
     reg_id: str
+    proof: str
 
 
 @dataclass
@@ -124,17 +127,21 @@ class Swrve:
         body: dict[str, Any] = {"app_key": self.app_key, "platform": platform}
         if platform == "web":
             sub = self.fakes.web.new_subscription(application_server_key=self.app.vapid_public_key)
-            body["subscription"], token = sub.to_json(), sub.sub_id
+            body["subscription"], token, proof = sub.to_json(), sub.sub_id, sub.auth
         else:
-            token = self._new_token(platform)
+            token = proof = self._new_token(platform)
             body["token"] = token
+        # Identity verification: the hashes the app's backend would give the device.
         if user_id is not None:
-            body["user_id"] = user_id
+            body["user_id"], body["user_id_hash"] = user_id, self.id_hash(user_id)
         if external is not None:
-            body["external_user_id"] = external
+            body["external_user_id"], body["external_user_id_hash"] = external, self.id_hash(external)
         response = await self.client.post("/sdk/v1/subscribers", json=body)
         assert response.status_code == 201, response.text
-        return Device(platform, token, response.json()["regId"])
+        return Device(platform, token, response.json()["regId"], proof)
+
+    def id_hash(self, user_id: str) -> str:
+        return id_hash(self.identity_key, user_id)
 
     def _new_token(self, platform: str) -> str:
         if platform == "android":

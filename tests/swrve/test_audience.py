@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from tests.app_tenant.factory import proof
 from tests.swrve.conftest import Device, Swrve, report
 
 
@@ -124,7 +125,7 @@ async def test_external_user_ids_with_the_identity_key(swrve_api: Swrve) -> None
     u3 = await swrve_api.device("android", "u3")
     gone = await swrve_api.device("android", external="e4")
     deleted = await swrve_api.client.delete(
-        f"/sdk/v1/subscribers/{gone.reg_id}", params={"app_key": swrve_api.app_key}
+        f"/sdk/v1/subscribers/{gone.reg_id}", params={"app_key": swrve_api.app_key}, headers=proof(gone.proof)
     )
     assert deleted.is_success
     body = [

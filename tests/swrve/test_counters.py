@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from clarion.subscriber.proof import AUTH_HEADER
 from tests.swrve.conftest import Device, PushApi, Swrve
 
 ADMIN = {"Authorization": "Bearer test-admin-token"}  # tests.conftest.make_settings' admin token
@@ -19,7 +20,7 @@ async def _counters(api: Swrve, push: PushApi) -> dict[str, Any]:
 
 async def _event(api: Swrve, device: Device, campaign_id: str, kind: str) -> None:
     body = {"app_key": api.app_key, "regId": device.reg_id, "campaign_id": campaign_id, "type": kind}
-    response = await api.client.post("/sdk/v1/events", json=body)
+    response = await api.client.post("/sdk/v1/events", json=body, headers={AUTH_HEADER: device.proof})
     assert response.status_code == 204, response.text
 
 

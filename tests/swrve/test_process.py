@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.app_tenant.factory import id_hash
 from tests.e2e.conftest import engine_env
 from tests.e2e.processes import Processes
 from tests.fakes.fcm import FakeFcm
@@ -91,7 +92,14 @@ def test_a_batch_accepted_before_a_crash_is_delivered_after_the_restart(tmp_path
 
         server = procs.server()
         token = fcm.new_token("crash-project")
-        registration = {"app_key": app["app_key"], "platform": "android", "token": token, "user_id": "u1"}
+        u1_hash = id_hash(app["identity_secret_key"], "u1")
+        registration = {
+            "app_key": app["app_key"],
+            "platform": "android",
+            "token": token,
+            "user_id": "u1",
+            "user_id_hash": u1_hash,
+        }
         assert (
             httpx.post(f"{server.url}/sdk/v1/subscribers", json=registration, timeout=10).status_code == 201
         )

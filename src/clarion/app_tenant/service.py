@@ -37,6 +37,8 @@ async def create(session: AsyncSession, name: str, plan: str = "free") -> AppCre
         app_key=security.new_key(),
         secret_hash=security.hash_secret(secret),
         identity_key_hash=security.hash_secret(identity),
+        identity_secret_key=identity,
+        identity_verification=True,
         vapid_private_pem=private_pem,
         vapid_public_key=public_key,
         plan=plan,
@@ -78,7 +80,13 @@ async def by_public_key(session: AsyncSession, app_key: str) -> App:
 
 
 async def update(
-    session: AsyncSession, app_key: str, *, plan: str | None = None, batch_push: bool | None = None
+    session: AsyncSession,
+    app_key: str,
+    *,
+    plan: str | None = None,
+    batch_push: bool | None = None,
+    identity_verification: bool | None = None,
+    identity_secret_key: str | None = None,
 ) -> App:
     app = await by_key(session, app_key)
     if plan is not None:
@@ -87,4 +95,29 @@ async def update(
         app.plan = plan
     if batch_push is not None:
         app.batch_push = batch_push
+    if identity_secret_key is not None:
+        _keep_identity_key(app, identity_secret_key)
+    if identity_verification is not None:
+        if identity_verification and identity_key(app) is None:
+            raise errors.InvalidField(
+                "This app was created before identity verification and Clarion does not hold its "
+                "identity key: give it with --identity-secret-key",
+                field="identity_secret_key",
+            )
+        app.identity_verification = identity_verification
     return app
+
+
+def _keep_identity_key(app: App, key: str) -> None:
+    """Store the identity key of an app that has only its hash (created before migration 0007)."""
+    if not security.verify_secret(key, app.identity_key_hash):
+        raise errors.InvalidField("This is not the app's identity key", field="identity_secret_key")
+    app.identity_secret_key = key
+
+
+def identity_key(app: App) -> str | None:
+    """The app's Swrve identity key, which keys the user-id HMACs of identity verification.
+
+    The one reader of the `apps.identity_secret_key` column (encryption at rest unwraps it here).
+    """
+    return app.identity_secret_key

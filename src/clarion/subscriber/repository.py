@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion.db import insert_ignore
-from clarion.models import Campaign, Event, Subscriber, SubscriberTag, Tag
+from clarion.models import Delivery, Event, Subscriber, SubscriberTag, Tag
 from clarion.validation import storable
 
 
@@ -81,10 +81,17 @@ class SubscriberRepository:
         )
         return list((await self.session.execute(query)).scalars())
 
-    async def campaign_of_app(self, app_id: int, campaign_id: int) -> bool:
-        """Whether the campaign an engagement event names exists and belongs to this app."""
-        campaign = await self.session.get(Campaign, campaign_id)
-        return campaign is not None and campaign.app_id == app_id
+    async def tag_count(self, subscriber_id: int) -> int:
+        query = select(func.count()).where(SubscriberTag.subscriber_id == subscriber_id)
+        return int((await self.session.execute(query)).scalar_one())
+
+    async def was_sent(self, campaign_id: int, subscriber_id: int) -> bool:
+        """Whether the campaign had this subscriber among its recipients: a row in its delivery ledger
+        (the unique (campaign_id, subscriber_id) index answers it)."""
+        query = select(Delivery.id).where(
+            Delivery.campaign_id == campaign_id, Delivery.subscriber_id == subscriber_id
+        )
+        return (await self.session.execute(query)).first() is not None
 
     async def add_event(self, campaign_id: int, subscriber_id: int, kind: str, at: datetime) -> None:
         row = {"campaign_id": campaign_id, "subscriber_id": subscriber_id, "type": kind, "created_at": at}

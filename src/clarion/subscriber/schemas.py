@@ -32,6 +32,9 @@ class SubscriberCreate(BaseModel):
     token: str | None = Field(default=None, min_length=1, max_length=4096)
     user_id: str | None = Field(default=None, min_length=1, max_length=255)
     external_user_id: str | None = Field(default=None, min_length=1, max_length=255)
+    # Identity verification: the hex HMAC-SHA256 of the id, keyed with the app's identity key (64 digits).
+    user_id_hash: str | None = Field(default=None, max_length=128)
+    external_user_id_hash: str | None = Field(default=None, max_length=128)
 
 
 def _id_as_text(value: Any) -> Any:

@@ -1,16 +1,13 @@
 """Rules of the subscriber endpoints a browser calls for itself (docs/sdk.md).
 
-A browser proves it holds a subscription with the regId plus the subscription's `auth` secret, the
-16 random bytes (RFC 8291 §3.2) that only the browser and Clarion know: the push service never sees
-it. It is compared in constant time with the stored one, and a wrong secret answers exactly like an
-unknown regId (401), so the answer tells nothing about which regIds exist. The app secret is never
-used here: it must not reach a web page.
+A browser proves it holds a subscription with the regId plus the subscription's `auth` secret
+(subscriber.proof, the one check shared with unsubscription and engagement events). A wrong secret
+answers exactly like an unknown regId (401), so the answer tells nothing about which regIds exist.
+These routes serve browsers only: a native subscriber is refused here whatever it sends.
 """
 
 from __future__ import annotations
 
-import hmac
-from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,8 +19,9 @@ from clarion.campaign.repository import CampaignRepository
 from clarion.campaign.schemas import AudienceSpec, CampaignCreate, Content
 from clarion.db import utcnow
 from clarion.models import App, Campaign, Subscriber
-from clarion.subscriber import endpoint
+from clarion.subscriber import endpoint, proof
 from clarion.subscriber import service as subscribers
+from clarion.subscriber.proof import AUTH_HEADER, SubscriptionCredentials
 from clarion.subscriber.repository import SubscriberRepository
 from clarion.subscriber.self_schemas import (
     AppInfo,
@@ -33,9 +31,7 @@ from clarion.subscriber.self_schemas import (
     TestNotificationCreate,
 )
 
-AUTH_HEADER = "X-Clarion-Subscription-Auth"
-# Compared against when there is no stored secret, so that every refusal costs the same.
-_NO_SECRET = "-" * 22
+__all__ = ["AUTH_HEADER", "SubscriptionCredentials"]  # where the routes and the tests find them
 # Test notifications: a tag of their own (a newer one replaces an older one on screen and at the push
 # service), a short life (a test that arrives an hour later helps nobody), and one per subscriber per
 # interval, so a page cannot turn the endpoint into a campaign generator.
@@ -47,27 +43,8 @@ TEST_TITLE = "Clarion test notification"
 TEST_MESSAGE = "It works: this notification was sent to this browser alone."
 
 
-@dataclass(frozen=True)
-class SubscriptionCredentials:
-    app_key: str
-    reg_id: str
-    auth: str | None
-
-
-def _refused() -> errors.ClarionError:
-    return errors.Unauthorized("There is no subscriber with this regId and auth", field="regId")
-
-
 async def authorise(session: AsyncSession, creds: SubscriptionCredentials) -> tuple[App, Subscriber]:
-    if not creds.auth:
-        raise errors.Unauthorized(f"The {AUTH_HEADER} header is required", field=AUTH_HEADER)
-    app = await apps.by_public_key(session, creds.app_key)
-    subscriber = await subscribers.find(session, app, creds.reg_id)
-    stored = subscriber.auth if subscriber is not None and subscriber.auth else _NO_SECRET
-    matches = hmac.compare_digest(creds.auth.encode(), stored.encode())
-    if subscriber is None or subscriber.auth is None or not matches:
-        raise _refused()
-    return app, subscriber
+    return await proof.authorise(session, creds, native=False)
 
 
 async def _view(session: AsyncSession, subscriber: Subscriber) -> SubscriberView:

@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion import errors
+from clarion.app_tenant import service as apps
 from clarion.db import utcnow
 from clarion.models import App, Subscriber
-from clarion.subscriber import endpoint
+from clarion.subscriber import endpoint, proof
+from clarion.subscriber.proof import AUTH_HEADER, SubscriptionCredentials
 from clarion.subscriber.repository import SubscriberRepository
 from clarion.subscriber.schemas import EventCreate, SubscriberCreate
 from clarion.validation import ascii_int
 
 # Gravitec v3: alias and tag names are 1-255 symbols.
 MAX_NAME_LENGTH = 255
+# Tags one subscriber may hold, through any route: it bounds a subscriber's rows and what one
+# anonymous browser can make the server store. (A subscriber has one alias: a column, not a list.)
+MAX_TAGS_PER_SUBSCRIBER = 100
 
 
 @dataclass(frozen=True)
@@ -47,12 +53,19 @@ def address_hash(address: str) -> str:
 
 
 async def register(
-    session: AsyncSession, app: App, body: SubscriberCreate, push_hosts: frozenset[str]
+    session: AsyncSession,
+    app: App,
+    body: SubscriberCreate,
+    push_hosts: frozenset[str],
+    held_proof: str | None = None,
 ) -> Registration:
+    """Register a device, or find it again; `held_proof` is the X-Clarion-Subscription-Auth header."""
     address = _address(body, push_hosts)
+    verify_identity(app, body)  # before anything is written: a refused binding binds nothing
     repo = SubscriberRepository(session)
     existing = await repo.by_address(app.id, address_hash(address))
     if existing is not None:
+        _check_same_subscription(existing, body, held_proof)
         _refresh(existing, body)
         return Registration(existing.reg_id, created=False)
     now = utcnow()
@@ -74,12 +87,57 @@ async def register(
         registered_at=now,
     )
     if not await repo.insert_if_absent(subscriber):
-        # A concurrent registration of the same address won the race: answer with its regId.
+        # A concurrent registration of the same address won the race: answer as a registration again.
         raced = await repo.by_address(app.id, subscriber.address_hash)
         if raced is None:
             raise errors.Unavailable("The subscriber could not be stored; try again")
+        _check_same_subscription(raced, body, held_proof)
         return Registration(raced.reg_id, created=False)
     return Registration(subscriber.reg_id, created=True)
+
+
+def identity_hash(key: str, user_id: str) -> str:
+    """What the app's backend sends as `user_id_hash`: the lowercase hex HMAC-SHA256 of the id."""
+    return hmac.new(key.encode(), user_id.encode(), "sha256").hexdigest()
+
+
+def verify_identity(app: App, body: SubscriberCreate) -> None:
+    """Identity verification: a device is bound to a user id only with the HMAC of the id made with the
+    app's identity key, which only the app's backend holds (docs/security.md, "Identity verification")."""
+    if not app.identity_verification:
+        return
+    key = apps.identity_key(app)
+    for user_id, given, field in (
+        (body.user_id, body.user_id_hash, "user_id_hash"),
+        (body.external_user_id, body.external_user_id_hash, "external_user_id_hash"),
+    ):
+        if user_id is None:
+            continue
+        # Compared even when the key or the hash is missing, so that every refusal costs the same.
+        expected = identity_hash(key or "", user_id)
+        matches = hmac.compare_digest((given or "").lower().encode(), expected.encode())
+        if key is None or given is None or not matches:
+            raise errors.IdentityNotVerified(
+                f"{field} must be the HMAC-SHA256 of the id keyed with the app's identity key", field=field
+            )
+
+
+def _check_same_subscription(existing: Subscriber, body: SubscriberCreate, held_proof: str | None) -> None:
+    """The same endpoint with other keys is another browser's claim on it, or a forgery: it must show
+    the registered subscription's proof, else it could take the regId, alias and tags over and lock the
+    real browser out (docs/sdk.md, "Registering again")."""
+    if body.subscription is None:
+        return  # a native token is its own proof
+    keys = body.subscription.keys
+    same = hmac.compare_digest(keys.auth.encode(), (existing.auth or "").encode())
+    if same and keys.p256dh == existing.p256dh:
+        return
+    if not proof.holds(existing, held_proof):
+        raise errors.Unauthorized(
+            "This endpoint is registered already with other keys: send the registered subscription's "
+            f"auth secret in the {AUTH_HEADER} header",
+            field=AUTH_HEADER,
+        )
 
 
 def _refresh(subscriber: Subscriber, body: SubscriberCreate) -> None:
@@ -105,12 +163,14 @@ async def find(session: AsyncSession, app: App, reg_id: str) -> Subscriber | Non
     return await SubscriberRepository(session).by_reg_id(app.id, reg_id)
 
 
-async def unsubscribe(session: AsyncSession, app: App, reg_id: str) -> None:
-    subscriber = await SubscriberRepository(session).by_reg_id(app.id, reg_id)
-    if subscriber is None:
-        raise errors.NotFound("There is no subscriber with this regId", field="regId")
+async def unsubscribe(session: AsyncSession, creds: SubscriptionCredentials) -> None:
+    _, subscriber = await proof.authorise(session, creds, _no_such_subscriber)
     subscriber.active = False
     subscriber.updated_at = utcnow()
+
+
+def _no_such_subscriber() -> errors.ClarionError:
+    return errors.NotFound("There is no subscriber with this regId", field="regId")
 
 
 async def set_alias(session: AsyncSession, app: App, reg_id: str, alias: str) -> None:
@@ -132,14 +192,23 @@ def check_tag_name(name: str) -> None:
 
 
 async def add_tag(session: AsyncSession, app: App, reg_id: str, name: str) -> None:
-    await tag(session, await get(session, app, reg_id), name)
+    await tag(session, await get(session, app, reg_id), name, field="name")
 
 
-async def tag(session: AsyncSession, subscriber: Subscriber, name: str) -> None:
-    """Tag a subscriber already in hand, creating the app's tag on first use."""
+async def tag(session: AsyncSession, subscriber: Subscriber, name: str, field: str = "tag") -> None:
+    """Tag a subscriber already in hand, creating the app's tag on first use.
+
+    `field` names the input in the error when the subscriber holds MAX_TAGS_PER_SUBSCRIBER already.
+    """
     check_tag_name(name)
     repo = SubscriberRepository(session)
     found = await repo.tag_by_name(subscriber.app_id, name)
+    if found is not None and await repo.has_tag(subscriber.id, found.id):
+        return
+    if await repo.tag_count(subscriber.id) >= MAX_TAGS_PER_SUBSCRIBER:
+        raise errors.InvalidField(
+            f"{field}: a subscriber holds at most {MAX_TAGS_PER_SUBSCRIBER} tags", field=field
+        )
     if found is None:
         # The first spelling is kept; a racing second spelling of the same tag is ignored.
         found = await repo.ensure_tag(subscriber.app_id, name)
@@ -160,16 +229,19 @@ async def untag(session: AsyncSession, subscriber: Subscriber, name: str) -> Non
     await repo.detach(subscriber.id, found.id)
 
 
-async def record_event(session: AsyncSession, app: App, body: EventCreate) -> None:
-    repo = SubscriberRepository(session)
-    subscriber = await repo.by_reg_id(app.id, body.regId)
-    if subscriber is None:
-        raise errors.InvalidField("There is no subscriber with this regId", field="regId")
+async def record_event(session: AsyncSession, app: App, body: EventCreate, held_proof: str | None) -> None:
+    """Count an engagement event, proven by the subscriber's proof, for a campaign sent to it."""
+    subscriber = await proof.prove(session, app, body.regId, held_proof, _no_subscriber_field)
     campaign_id = _campaign_id(body.campaign_id)
-    if not await repo.campaign_of_app(app.id, campaign_id):
+    # The ledger has a row for every recipient of a campaign: none, and it was not sent here.
+    if not await SubscriberRepository(session).was_sent(campaign_id, subscriber.id):
         raise errors.InvalidField("There is no campaign with this id", field="campaign_id")
     # Counted once per subscriber, campaign and type: a repeated report is ignored.
-    await repo.add_event(campaign_id, subscriber.id, body.type, utcnow())
+    await SubscriberRepository(session).add_event(campaign_id, subscriber.id, body.type, utcnow())
+
+
+def _no_subscriber_field() -> errors.ClarionError:
+    return errors.InvalidField("There is no subscriber with this regId", field="regId")
 
 
 def _campaign_id(value: str) -> int:

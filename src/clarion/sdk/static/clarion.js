@@ -133,9 +133,12 @@
     return data;
   }
 
+  // Registering an endpoint the server knows already with other keys needs the registered
+  // subscription's secret: sent when this browser holds it for this endpoint.
   function register(state, subscription) {
     const body = {app_key: state.appKey, platform: 'web', subscription: subscription};
-    return request(state.server, 'POST', '/subscribers', {body: body});
+    const held = state.auth && state.endpoint === subscription.endpoint ? state.auth : undefined;
+    return request(state.server, 'POST', '/subscribers', {body: body, auth: held});
   }
 
   // Keeps the regId (with its alias and tags) when the browser's subscription changed; when the server
@@ -314,9 +317,12 @@
     const current = await browserSubscription(config);
     if (state.regId) {
       try {
-        await request(config.server, 'DELETE', '/subscribers/' + encodeURIComponent(state.regId), {appKey: config.appKey});
+        await request(config.server, 'DELETE', '/subscribers/' + encodeURIComponent(state.regId), {
+          appKey: config.appKey, auth: state.auth,
+        });
       } catch (error) {
-        if (error.status !== 404) throw error;
+        // 404: the server no longer knows this regId with this secret; 401: no secret was stored.
+        if (error.status !== 404 && error.status !== 401) throw error;
       }
     }
     if (current) await current.unsubscribe();

@@ -87,8 +87,10 @@
   async function report(type, campaignId) {
     try {
       const state = await loadState();
-      if (!state.server || !state.appKey || !state.regId || campaignId === undefined) return;
+      if (!state.server || !state.appKey || !state.regId || !state.auth || campaignId === undefined) return;
+      // The subscription's secret proves the report comes from this subscriber.
       await request(state, 'POST', '/events', {
+        auth: state.auth,
         body: {app_key: state.appKey, regId: state.regId, campaign_id: String(campaignId), type: type},
       });
     } catch (error) {

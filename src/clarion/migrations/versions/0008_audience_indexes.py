@@ -1,15 +1,15 @@
 """audience indexes: (app_id, reg_id), so that a push to a few tokens is searched from its targets
 
-Revision ID: 0009
-Revises: 0006 (re-chain onto the head at merge: 0007 and 0008 are added concurrently)
+Revision ID: 0008
+Revises: 0007
 """
 
 from __future__ import annotations
 
 from alembic import op
 
-revision = "0009"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
