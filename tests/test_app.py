@@ -6,8 +6,10 @@ import logging
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from clarion.app import create_app
+from clarion.db import Database
 from tests.conftest import Api, make_settings
 from tests.support import free_port
 
@@ -80,3 +82,29 @@ async def test_a_body_over_the_ceiling_is_refused_with_413(api: Api) -> None:
         "error": "request_entity_too_large",
         "message": "Request Entity Too Large: at most 1048576 bytes",
     }
+
+
+async def test_readyz_answers_ok_only_with_the_schema_at_head(api: Api, db: Database) -> None:
+    assert (await api.client.get("/readyz")).json() == {"status": "ok"}
+    async with db.session() as session:
+        (head,) = (await session.execute(text("SELECT version_num FROM alembic_version"))).one()
+        await session.execute(text("UPDATE alembic_version SET version_num = '0001'"))
+    behind = await api.client.get("/readyz")
+    assert (behind.status_code, behind.json()) == (503, {"status": "unavailable", "migrations": "pending"})
+    # Serving is not the same as ready: the process still answers.
+    assert (await api.client.get("/healthz")).status_code == 200
+    async with db.session() as session:
+        await session.execute(text("UPDATE alembic_version SET version_num = :head"), {"head": head})
+    ready = await api.client.get("/readyz")
+    assert (ready.status_code, ready.json()) == (200, {"status": "ok"})
+
+
+async def test_readyz_is_503_while_the_database_is_unreachable(database_url: str) -> None:
+    dead = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"
+    app = create_app(make_settings(dead), run_engine=False)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://clarion.test") as client:
+            response = await client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json() == {"status": "unavailable", "database": "unreachable"}
