@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 import logging
+from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import text
 
 from clarion.app import create_app
+from clarion.config import Settings
 from clarion.db import Database
+from tests.app_tenant.factory import new_app
 from tests.conftest import Api, make_settings
 from tests.support import free_port
 
@@ -108,3 +112,56 @@ async def test_readyz_is_503_while_the_database_is_unreachable(database_url: str
             response = await client.get("/readyz")
     assert response.status_code == 503
     assert response.json() == {"status": "unavailable", "database": "unreachable"}
+
+
+async def _disconnecting(app: Any, method: str, path: str, headers: list[tuple[bytes, bytes]]) -> list[Any]:
+    """Run one request whose client sends part of its body, then goes away; what the app sent back."""
+    arrivals = iter(
+        [
+            {"type": "http.request", "body": b'{"payload": {"message": "Hel', "more_body": True},
+            {"type": "http.disconnect"},
+        ]
+    )
+    sent: list[Any] = []
+
+    async def receive() -> Any:
+        return next(arrivals, {"type": "http.disconnect"})
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"clarion.test"), (b"content-type", b"application/json"), *headers],
+        "client": ("127.0.0.1", 40000),
+        "server": ("clarion.test", 80),
+    }
+    await app(scope, receive, send)
+    return sent
+
+
+async def test_a_client_that_disconnects_mid_request_is_one_info_line(
+    settings: Settings, db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    tenant = await new_app(db)
+    basic = b"Basic " + base64.b64encode(f"{tenant.app_key}:{tenant.app_secret}".encode())
+    app = create_app(settings, run_engine=False)
+    async with app.router.lifespan_context(app):
+        for path, headers in (("/api/v3/push", [(b"authorization", basic)]), ("/sdk/v1/subscribers", [])):
+            caplog.clear()
+            with caplog.at_level(logging.DEBUG):
+                sent = await _disconnecting(app, "POST", path, headers)
+            starts = [m for m in sent if m["type"] == "http.response.start"]
+            assert [m["status"] for m in starts] == [499], path  # for the access log; nobody reads it
+            lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name.startswith("clarion")]
+            expected = f"POST {path}: the client disconnected before sending its whole request"
+            assert lines == [("INFO", expected)], path
+            assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info], path
