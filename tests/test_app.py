@@ -33,13 +33,18 @@ async def test_healthz_is_503_while_the_queue_is_unreachable(database_url: str) 
     assert (response.status_code, response.json()) == (503, {"status": "unavailable", "queue": "unreachable"})
 
 
-async def test_healthz_is_503_while_the_database_is_unreachable(database_url: str) -> None:
+async def _get_with_no_database(path: str) -> httpx.Response:
+    """`path` from a server whose database does not exist (nothing listens at its port)."""
     dead = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"
     app = create_app(make_settings(dead), run_engine=False)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://clarion.test") as client:
-            response = await client.get("/healthz")
+            return await client.get(path)
+
+
+async def test_healthz_is_503_while_the_database_is_unreachable(database_url: str) -> None:
+    response = await _get_with_no_database("/healthz")
     assert response.status_code == 503
     assert response.json()["status"] == "unavailable"
 
@@ -104,12 +109,7 @@ async def test_readyz_answers_ok_only_with_the_schema_at_head(api: Api, db: Data
 
 
 async def test_readyz_is_503_while_the_database_is_unreachable(database_url: str) -> None:
-    dead = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"
-    app = create_app(make_settings(dead), run_engine=False)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://clarion.test") as client:
-            response = await client.get("/readyz")
+    response = await _get_with_no_database("/readyz")
     assert response.status_code == 503
     assert response.json() == {"status": "unavailable", "database": "unreachable"}
 

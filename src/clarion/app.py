@@ -78,18 +78,19 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return error_response(request, errors.ClarionError())
 
 
-def _queue_unreachable(exc: Exception) -> bool:
+def _queue_unreachable_errors() -> tuple[type[Exception], ...]:
+    """Redis' errors for a server that cannot be reached or does not answer in time."""
     try:
         import redis.exceptions
     except ImportError:  # the redis extra is not installed: there is no Redis queue
-        return False
-    return isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError)
+        return ()
+    return (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
 async def _backing_failure(request: Request, exc: Exception) -> JSONResponse:
     """A database or queue error: 503 (try again) when the service was unreachable or too slow, else
     it is a bug like any other (500, with its traceback)."""
-    if not (unreachable(exc) or _queue_unreachable(exc)):
+    if not (unreachable(exc) or isinstance(exc, _queue_unreachable_errors())):
         return await _unexpected(request, exc)
     # Expected while a dependency is down, and one per request: one line each, no traceback.
     log.warning(
@@ -109,14 +110,6 @@ async def _client_gone(request: Request, exc: Exception) -> Response:
     )
     # 499 (nginx's "client closed request") is what an access log shows; nobody receives it.
     return Response(status_code=499)
-
-
-def _queue_errors() -> tuple[type[Exception], ...]:
-    try:
-        import redis.exceptions
-    except ImportError:
-        return ()
-    return (redis.exceptions.RedisError,)
 
 
 def create_app(settings: Settings, *, run_engine: bool | None = None) -> FastAPI:
@@ -164,7 +157,7 @@ def create_app(settings: Settings, *, run_engine: bool | None = None) -> FastAPI
     app.add_exception_handler(ClientDisconnect, _client_gone)
     # Handled here rather than by the catch-all below, which Starlette re-raises to the server (a
     # second traceback) after answering.
-    for backing in (SQLAlchemyError, OSError, *_queue_errors()):
+    for backing in (SQLAlchemyError, OSError, *_queue_unreachable_errors()):
         app.add_exception_handler(backing, _backing_failure)
     app.add_exception_handler(Exception, _unexpected)
     app.include_router(gravitec_router)
