@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 import logging
+from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from clarion.app import create_app
+from clarion.config import Settings
+from clarion.db import Database
+from tests.app_tenant.factory import new_app
 from tests.conftest import Api, make_settings
 from tests.support import free_port
 
@@ -27,13 +33,18 @@ async def test_healthz_is_503_while_the_queue_is_unreachable(database_url: str) 
     assert (response.status_code, response.json()) == (503, {"status": "unavailable", "queue": "unreachable"})
 
 
-async def test_healthz_is_503_while_the_database_is_unreachable(database_url: str) -> None:
+async def _get_with_no_database(path: str) -> httpx.Response:
+    """`path` from a server whose database does not exist (nothing listens at its port)."""
     dead = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"
     app = create_app(make_settings(dead), run_engine=False)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://clarion.test") as client:
-            response = await client.get("/healthz")
+            return await client.get(path)
+
+
+async def test_healthz_is_503_while_the_database_is_unreachable(database_url: str) -> None:
+    response = await _get_with_no_database("/healthz")
     assert response.status_code == 503
     assert response.json()["status"] == "unavailable"
 
@@ -80,3 +91,77 @@ async def test_a_body_over_the_ceiling_is_refused_with_413(api: Api) -> None:
         "error": "request_entity_too_large",
         "message": "Request Entity Too Large: at most 1048576 bytes",
     }
+
+
+async def test_readyz_answers_ok_only_with_the_schema_at_head(api: Api, db: Database) -> None:
+    assert (await api.client.get("/readyz")).json() == {"status": "ok"}
+    async with db.session() as session:
+        (head,) = (await session.execute(text("SELECT version_num FROM alembic_version"))).one()
+        await session.execute(text("UPDATE alembic_version SET version_num = '0001'"))
+    behind = await api.client.get("/readyz")
+    assert (behind.status_code, behind.json()) == (503, {"status": "unavailable", "migrations": "pending"})
+    # Serving is not the same as ready: the process still answers.
+    assert (await api.client.get("/healthz")).status_code == 200
+    async with db.session() as session:
+        await session.execute(text("UPDATE alembic_version SET version_num = :head"), {"head": head})
+    ready = await api.client.get("/readyz")
+    assert (ready.status_code, ready.json()) == (200, {"status": "ok"})
+
+
+async def test_readyz_is_503_while_the_database_is_unreachable(database_url: str) -> None:
+    response = await _get_with_no_database("/readyz")
+    assert response.status_code == 503
+    assert response.json() == {"status": "unavailable", "database": "unreachable"}
+
+
+async def _disconnecting(app: Any, method: str, path: str, headers: list[tuple[bytes, bytes]]) -> list[Any]:
+    """Run one request whose client sends part of its body, then goes away; what the app sent back."""
+    arrivals = iter(
+        [
+            {"type": "http.request", "body": b'{"payload": {"message": "Hel', "more_body": True},
+            {"type": "http.disconnect"},
+        ]
+    )
+    sent: list[Any] = []
+
+    async def receive() -> Any:
+        return next(arrivals, {"type": "http.disconnect"})
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"clarion.test"), (b"content-type", b"application/json"), *headers],
+        "client": ("127.0.0.1", 40000),
+        "server": ("clarion.test", 80),
+    }
+    await app(scope, receive, send)
+    return sent
+
+
+async def test_a_client_that_disconnects_mid_request_is_one_info_line(
+    settings: Settings, db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    tenant = await new_app(db)
+    basic = b"Basic " + base64.b64encode(f"{tenant.app_key}:{tenant.app_secret}".encode())
+    app = create_app(settings, run_engine=False)
+    async with app.router.lifespan_context(app):
+        for path, headers in (("/api/v3/push", [(b"authorization", basic)]), ("/sdk/v1/subscribers", [])):
+            caplog.clear()
+            with caplog.at_level(logging.DEBUG):
+                sent = await _disconnecting(app, "POST", path, headers)
+            starts = [m for m in sent if m["type"] == "http.response.start"]
+            assert [m["status"] for m in starts] == [499], path  # for the access log; nobody reads it
+            lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name.startswith("clarion")]
+            expected = f"POST {path}: the client disconnected before sending its whole request"
+            assert lines == [("INFO", expected)], path
+            assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info], path

@@ -9,17 +9,19 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from sqlalchemy import text
-from sqlalchemy.exc import InterfaceError, OperationalError
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from starlette.requests import ClientDisconnect
 
 from clarion import errors
 from clarion.admin.routes import router as admin_router
 from clarion.body_limit import BodyLimit
 from clarion.composition import background, open_database
 from clarion.config import Settings
+from clarion.db import Database, Timeouts, unreachable
 from clarion.gravitec import render as gravitec_render
 from clarion.gravitec.routes import router as gravitec_router
+from clarion.health import router as health_router
 from clarion.migrations import upgrade_on_start
 from clarion.queue import connect
 from clarion.runtime import Runtime
@@ -38,18 +40,20 @@ log = logging.getLogger("clarion")
 def error_response(request: Request, error: errors.ClarionError) -> JSONResponse:
     """The one error renderer; each compatible surface renders its vendor's body."""
     path = request.url.path
-    headers: dict[str, str] | None = None
+    headers: dict[str, str] = {}
+    retry_after_s = getattr(error, "retry_after_s", None)
+    if retry_after_s is not None:
+        headers["Retry-After"] = str(retry_after_s)
     if path.startswith("/api/v3"):
         body = gravitec_render.body(error)
-        if error.status == 401:
-            headers = {"WWW-Authenticate": 'Basic realm="clarion"'}
+        if error.status == 401:  # no credentials at all: the challenge says which scheme to use
+            headers["WWW-Authenticate"] = 'Basic realm="clarion"'
     elif path.startswith("/push_batch"):
-        body, headers = swrve_render.body(error), swrve_render.headers(error)
+        body = swrve_render.body(error)
+        headers.update(swrve_render.headers(error) or {})
     else:
         body = error.as_json()
-        if isinstance(error, errors.RateLimitExceeded):
-            headers = {"Retry-After": str(error.retry_after_s)}
-    return JSONResponse(body, status_code=error.status, headers=headers)
+    return JSONResponse(body, status_code=error.status, headers=headers or None)
 
 
 async def _clarion_error(request: Request, exc: Exception) -> JSONResponse:
@@ -74,6 +78,40 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return error_response(request, errors.ClarionError())
 
 
+def _queue_unreachable_errors() -> tuple[type[Exception], ...]:
+    """Redis' errors for a server that cannot be reached or does not answer in time."""
+    try:
+        import redis.exceptions
+    except ImportError:  # the redis extra is not installed: there is no Redis queue
+        return ()
+    return (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+
+async def _backing_failure(request: Request, exc: Exception) -> JSONResponse:
+    """A database or queue error: 503 (try again) when the service was unreachable or too slow, else
+    it is a bug like any other (500, with its traceback)."""
+    if not (unreachable(exc) or isinstance(exc, _queue_unreachable_errors())):
+        return await _unexpected(request, exc)
+    # Expected while a dependency is down, and one per request: one line each, no traceback.
+    log.warning(
+        "%s %s: answered 503, database or queue unavailable: %s: %s",
+        request.method,
+        request.url.path,
+        type(exc).__name__,
+        str(exc).splitlines()[0] if str(exc) else "",
+    )
+    return error_response(request, errors.ServiceUnavailable())
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    """The client went away before its request was read: nothing to answer, nothing went wrong here."""
+    log.info(
+        "%s %s: the client disconnected before sending its whole request", request.method, request.url.path
+    )
+    # 499 (nginx's "client closed request") is what an access log shows; nobody receives it.
+    return Response(status_code=499)
+
+
 def create_app(settings: Settings, *, run_engine: bool | None = None) -> FastAPI:
     """Build the server. The engine runs in-process with the in-process queue unless told otherwise."""
     in_process = settings.queue_url.startswith("memory:") if run_engine is None else run_engine
@@ -85,14 +123,18 @@ def create_app(settings: Settings, *, run_engine: bool | None = None) -> FastAPI
         except (OSError, OperationalError, InterfaceError) as exc:
             # Serve anyway: /healthz answers 503 until the database is back (then restart to migrate).
             log.error("database unreachable, migrations not applied: %s", exc)
-        db = open_database(settings)
+        # Requests and the engine have their own pools: a request's database work is bounded tightly
+        # (an answer, even a 503, within about CLARION_DB_TIMEOUT_S), the engine's loosely.
+        db = open_database(settings, timeouts=Timeouts.for_requests(settings.db_timeout_s))
         rt = Runtime(settings=settings, db=db)
         app.state.runtime = rt
         queue = connect(settings.queue_url, consumer="serve", reclaim_after_s=settings.lease_s)
         rt.queue = queue
+        engine_db: Database | None = None
         runner: Runner | None = None
         if in_process:
-            runner = background(settings, db, queue, rt.scheduler_wakeup)
+            engine_db = open_database(settings)
+            runner = background(settings, engine_db, queue, rt.scheduler_wakeup)
             await runner.start()
         try:
             yield
@@ -101,6 +143,8 @@ def create_app(settings: Settings, *, run_engine: bool | None = None) -> FastAPI
                 await runner.stop()
             await queue.close()
             await db.dispose()
+            if engine_db is not None:
+                await engine_db.dispose()
 
     app = FastAPI(
         title="Clarion",
@@ -110,6 +154,11 @@ def create_app(settings: Settings, *, run_engine: bool | None = None) -> FastAPI
     )
     app.add_exception_handler(errors.ClarionError, _clarion_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(ClientDisconnect, _client_gone)
+    # Handled here rather than by the catch-all below, which Starlette re-raises to the server (a
+    # second traceback) after answering.
+    for backing in (SQLAlchemyError, OSError, *_queue_unreachable_errors()):
+        app.add_exception_handler(backing, _backing_failure)
     app.add_exception_handler(Exception, _unexpected)
     app.include_router(gravitec_router)
     app.include_router(subscriber_router)
@@ -117,22 +166,9 @@ def create_app(settings: Settings, *, run_engine: bool | None = None) -> FastAPI
     app.include_router(admin_router)
     app.include_router(subscriber_self_router)
     app.include_router(sdk_router)
+    app.include_router(health_router)
     # Web SDK calls come from the customers' own sites: CORS for /sdk/v1 only.
     app.add_middleware(SdkCors)
     app.add_middleware(BodyLimit)
-
-    @app.get("/healthz", tags=["Operations"])
-    async def healthz(request: Request) -> JSONResponse:
-        rt: Runtime = request.app.state.runtime
-        try:
-            async with rt.db.session() as session:
-                await session.execute(text("SELECT 1"))
-        except Exception as exc:  # any failure to reach the database means "not healthy"
-            # The driver's text can name hosts, users and paths: it goes to the log, not to the caller.
-            log.warning("health check: database unreachable: %s", exc)
-            return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
-        if rt.queue is not None and not await rt.queue.ping():
-            return JSONResponse({"status": "unavailable", "queue": "unreachable"}, status_code=503)
-        return JSONResponse({"status": "ok"})
 
     return app

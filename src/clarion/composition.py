@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 
 from clarion.config import Settings
-from clarion.db import Database
+from clarion.db import ENGINE_TIMEOUTS, Database, Timeouts
 from clarion.delivery import tasks as delivery_tasks
 from clarion.queue import Queue
 from clarion.secrets_box import SecretBox, session_info
@@ -26,7 +26,11 @@ def background(settings: Settings, db: Database, queue: Queue, wakeup: asyncio.E
     return runner
 
 
-def open_database(settings: Settings, *, pool_size: int = 10) -> Database:
+def open_database(
+    settings: Settings, *, pool_size: int = 10, timeouts: Timeouts = ENGINE_TIMEOUTS
+) -> Database:
     """The database, its sessions carrying the secret box built from the settings' keys."""
     box = SecretBox.from_settings(settings)
-    return Database(settings.database_url, pool_size=pool_size, session_info=session_info(box))
+    return Database(
+        settings.database_url, pool_size=pool_size, timeouts=timeouts, session_info=session_info(box)
+    )

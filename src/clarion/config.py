@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     # Storage and queue: SQLite or PostgreSQL; memory:// (one process, engine in-process) or redis://.
     database_url: str = "sqlite:///./clarion-data/clarion.db"
     queue_url: str = "memory://"
+    # API requests: the bound on connecting to the database, on each statement and (SQLite) on waiting
+    # for the write lock; past it the request answers 503 with Retry-After instead of hanging.
+    db_timeout_s: float = Field(default=1.0, gt=0)
     # Comma-separated hosts a Web Push (or WNS) endpoint may point at; "*.example.com" for subdomains.
     push_hosts: str = DEFAULT_PUSH_HOSTS
     # CLARION_OUTBOUND_ALLOW: hosts, addresses or CIDR ranges that outbound connections chosen by

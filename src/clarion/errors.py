@@ -56,9 +56,12 @@ class UnknownApp(ClarionError):
 
 
 class BadCredentials(ClarionError):
+    """No usable credentials at all (401, with the challenge). Credentials that do not match, whether
+    the key is unknown or the secret wrong, are refused alike with UnknownApp (403)."""
+
     code = "bad_credentials"
     status = 401
-    message = "Wrong app key or app secret"
+    message = "HTTP Basic authentication with APP_KEY:APP_SECRET is required"
 
 
 class UnknownSubscriber(ClarionError):
@@ -95,6 +98,19 @@ class Unavailable(ClarionError):
     code = "unavailable"
     status = 503
     message = "A backing service is unreachable"
+    # Seconds a client should wait before it tries again (the Retry-After header of every 503).
+    retry_after_s = 1
+
+
+class ServiceUnavailable(Unavailable):
+    """The database (or the queue) did not answer in time: nothing was done, the call may be repeated."""
+
+    code = "service_unavailable"
+    status = 503
+    message = (
+        "The service is temporarily unavailable (its database or queue did not answer); try again shortly"
+    )
+    retry_after_s = 1
 
 
 class Unauthorized(ClarionError):
@@ -189,6 +205,7 @@ CATALOGUE: tuple[type[ClarionError], ...] = (
     UnknownMessage,
     QuotaExceeded,
     Unavailable,
+    ServiceUnavailable,
     Unauthorized,
     IdentityNotVerified,
     BodyTooLarge,

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
+from urllib.parse import urlsplit
 
+from fastapi import Path
 from pydantic import BaseModel, ValidationError
 
 from clarion import errors
@@ -15,6 +17,11 @@ M = TypeVar("M", bound=BaseModel)
 # 18 digits always fit a signed 64-bit id (PostgreSQL BIGINT) and stay far below Python's limit on
 # converting long digit strings (which raises ValueError past 4300 digits).
 MAX_ID_DIGITS = 18
+# Ids are signed 64-bit integers in both databases (PostgreSQL BIGINT, SQLite INTEGER); a larger one
+# cannot name a row, and SQLite's driver refuses to even compare it (OverflowError).
+MIN_ID, MAX_ID = -(2**63), 2**63 - 1
+# A path parameter that is a row id: outside 64 bits it is refused as an invalid field (422).
+PathId = Annotated[int, Path(ge=MIN_ID, le=MAX_ID)]
 
 
 def ascii_int(text: str, max_digits: int = MAX_ID_DIGITS) -> int | None:
@@ -34,6 +41,40 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 def storable(text: str) -> bool:
     return _UNSTORABLE.search(text) is None
+
+
+# RFC 3986 §2: the characters a URI may hold (unreserved, reserved, and '%' for pct-encoding).
+_URI_CHARS = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*$")
+_PCT_BROKEN = re.compile(r"%(?![0-9A-Fa-f]{2})")
+# Schemes that run script or reach local or in-memory content when a browser or an app opens them.
+UNSAFE_SCHEMES = frozenset({"javascript", "vbscript", "data", "file", "blob", "filesystem", "about"})
+WHITESPACE_AT_ENDS = "must not start or end with spaces or tabs"
+NOT_A_URI = "must be a valid URI (RFC 3986)"
+
+
+def clickable_url_problem(value: str) -> str | None:
+    """The one rule for every URL a person can click or tap in a notification (its target, its
+    buttons', a Swrve deeplink or button action), on every surface; None when `value` passes.
+
+    An absolute RFC 3986 URI, with nothing around it, whose scheme does not run script or open local
+    content (javascript:, data:, file: ...); http(s) URLs need a host. Custom schemes (an app's deep
+    links, mailto:) pass. Surfaces may demand more of a field (Gravitec's redirect_url: http(s) only).
+    """
+    if value != value.strip():
+        return WHITESPACE_AT_ENDS
+    if not _URI_CHARS.match(value) or _PCT_BROKEN.search(value):
+        return NOT_A_URI  # also keeps out tabs, newlines and spaces that would hide "java\tscript:"
+    scheme = value.split(":", 1)[0].lower()
+    if scheme in UNSAFE_SCHEMES:
+        return f"must not use the {scheme}: scheme"
+    if scheme in ("http", "https"):
+        try:
+            host = urlsplit(value).netloc
+        except ValueError:  # e.g. an unclosed "[" in the host
+            return NOT_A_URI
+        if not host:
+            return NOT_A_URI
+    return None
 
 
 def parse_json(body: bytes) -> Any:

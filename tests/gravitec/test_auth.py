@@ -5,7 +5,12 @@ from __future__ import annotations
 import base64
 
 import httpx
+import pytest
+from sqlalchemy import event
 
+from clarion import errors
+from clarion.app_tenant import security
+from clarion.app_tenant import service as apps
 from clarion.db import Database
 from tests.app_tenant.factory import MESSAGE, new_app
 from tests.conftest import Api
@@ -50,10 +55,13 @@ async def test_every_route_refuses_missing_unknown_and_wrong_credentials(
         unknown = bad_auth("There is no web site with appKey: 5459059059405940gpgkj")
         assert (answer.status_code, answer.json()) == (403, unknown), url
 
+        # Issue #19 (and #11): a wrong secret is refused exactly like an unknown key (403, the
+        # vendor's body), so that the answer does not tell which keys exist.
         for secret in ("wrong", "", other.app_secret, tenant.app_secret.upper()):
             answer = await call(quiet_api, method, url, body, auth=(tenant.app_key, secret))
-            wrong = bad_auth(f"Wrong app secret for appKey: {tenant.app_key}")
-            assert (answer.status_code, answer.json()) == (401, wrong), (url, secret)
+            wrong = bad_auth(f"There is no web site with appKey: {tenant.app_key}")
+            assert (answer.status_code, answer.json()) == (403, wrong), (url, secret)
+            assert "www-authenticate" not in answer.headers
 
         garbage: list[tuple[dict[str, str], dict[str, str]]] = [
             ({"Authorization": "Bearer " + tenant.app_secret}, required),
@@ -80,3 +88,45 @@ async def test_every_route_refuses_missing_unknown_and_wrong_credentials(
         "/api/v3/messages/1", auth=(tenant.app_key.upper(), tenant.app_secret)
     )
     assert answer.status_code == 403
+
+
+async def test_an_unknown_key_and_a_wrong_secret_cost_the_same_work(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Told apart by time, the two refusals would still tell which keys exist: both run the same
+    statement (one that answers one row either way) and hash one secret (an unknown key's against a
+    dummy hash), and they are refused with the same error."""
+    tenant = await new_app(db)
+    hashed: list[str] = []
+    statements: list[str] = []
+    real_hash = security.hash_secret
+
+    def counting_hash(secret: str) -> str:
+        hashed.append(secret)
+        return real_hash(secret)
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    monkeypatch.setattr(security, "hash_secret", counting_hash)
+    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+    work: dict[str, tuple[list[str], list[str], str]] = {}
+    unknown_key = "f" * len(tenant.app_key)
+    try:
+        for case, key in (("unknown", unknown_key), ("wrong", tenant.app_key)):
+            hashed.clear()
+            statements.clear()
+            async with db.session() as session:
+                with pytest.raises(errors.UnknownApp) as refused:
+                    await apps.authenticate(session, key, "guess")
+            message = refused.value.message.replace(key, "KEY")
+            work[case] = (
+                [s for s in statements if s.lstrip().upper().startswith("SELECT")],
+                list(hashed),
+                message,
+            )
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+    assert work["unknown"] == work["wrong"]
+    assert work["wrong"][1:] == (["guess"], "There is no web site with appKey: KEY")
+    assert len(work["wrong"][0]) == 1

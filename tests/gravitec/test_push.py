@@ -437,3 +437,37 @@ async def test_payload_must_fit_one_web_push_message(quiet_api: Api, db: Databas
     assert answer.status_code == 200, answer.text
     answer = await push(quiet_api.client, tenant, payload={**base, "message": message + "a"})
     assert (answer.status_code, answer.json()) == (422, too_big)
+
+
+async def test_every_clickable_url_follows_one_rule(quiet_api: Api, db: Database) -> None:
+    """A button's url and the redirect_url refuse the same unsafe schemes (a button once took
+    javascript:); a button keeps other schemes (mailto:, an app's links), redirect_url is http(s)."""
+    tenant = await new_app(db, plan="unlimited")
+    unsafe = {
+        "javascript:alert(1)": "javascript",
+        "JavaScript:alert(document.cookie)": "javascript",
+        "vbscript:msgbox(1)": "vbscript",
+        "data:text/html;base64,PHNjcmlwdD4=": "data",
+        "file:///etc/passwd": "file",
+        "blob:https://example.com/0a1b": "blob",
+        "about:blank": "about",
+    }
+    for url, scheme in unsafe.items():
+        button = {"title": "Go", "url": url}
+        answer = await push(quiet_api.client, tenant, payload={**MESSAGE, "buttons": [button]})
+        expected = invalid("payload.buttons[0].url", f"must not use the {scheme}: scheme")
+        assert (answer.status_code, answer.json()) == (422, expected), url
+        answer = await push(quiet_api.client, tenant, payload={**MESSAGE, "redirect_url": url})
+        expected = invalid("payload.redirect_url", "must be a valid http(s) URL")
+        assert (answer.status_code, answer.json()) == (422, expected), url
+    for url in ("java\tscript:alert(1)", "https:no-host", "https://[::1/"):
+        answer = await push(
+            quiet_api.client, tenant, payload={**MESSAGE, "buttons": [{"title": "G", "url": url}]}
+        )
+        expected = invalid("payload.buttons[0].url", "must be a valid URI (RFC 3986)")
+        assert (answer.status_code, answer.json()) == (422, expected), url
+    for url in ("mailto:a@b.c", "myapp://open/42", "tel:+3312345678", "https://example.com/a?b=c#d"):
+        answer = await push(
+            quiet_api.client, tenant, payload={**MESSAGE, "buttons": [{"title": "G", "url": url}]}
+        )
+        assert answer.status_code == 200, (url, answer.text)

@@ -82,3 +82,21 @@ async def test_the_counters_need_the_admin_token_and_a_known_campaign(swrve_api:
         "message": f"There is no Push API campaign {push.campaign_id + 1000}",
         "field": "campaign_id",
     }
+
+
+async def test_a_campaign_id_outside_64_bits_is_an_invalid_field(swrve_api: Swrve) -> None:
+    """SQLite's driver cannot even compare such an id (OverflowError, once a 500): refused before."""
+    limit = 2**63 - 1
+    for campaign_id, bound in ((limit + 1, "less"), (10**4000, "less"), (-(2**63) - 1, "greater")):
+        response = await swrve_api.client.get(f"/admin/v1/push-campaigns/{campaign_id}", headers=ADMIN)
+        assert response.status_code == 422, (campaign_id, response.text)
+        sign = "-" if bound == "greater" else ""
+        edge = f"{sign}{2**63 - (0 if sign else 1)}"
+        assert response.json() == {
+            "error": "invalid_field",
+            "message": f"campaign_id: Input should be {bound} than or equal to {edge}",
+            "field": "campaign_id",
+        }
+    for campaign_id in (limit, -(2**63)):  # the largest and smallest ids are looked up: there is none
+        response = await swrve_api.client.get(f"/admin/v1/push-campaigns/{campaign_id}", headers=ADMIN)
+        assert response.status_code == 404, (campaign_id, response.text)

@@ -300,3 +300,87 @@ async def test_a_batch_is_in_progress_while_a_recipient_waits_for_a_retry(swrve_
         retry_possible=True,
     )
     assert len(swrve_api.fakes.fcm.received_for(device.token)) == 2
+
+
+async def test_an_unreadable_number_fails_its_user_only(swrve_api: Swrve) -> None:
+    """An integer longer than Python converts (4,301 digits), a float that overflows, NaN: each fails
+    the user it belongs to, with the spec's per-user reason; the others are sent (once a ValueError
+    that failed the whole batch after three attempts)."""
+    push = await swrve_api.push_campaign()
+    devices = {user: await swrve_api.device("android", user) for user in ("u1", "u2", "u3", "u4", "u5")}
+    huge = "9" * 4301
+    body = (
+        '[{"swrve_user_id": "u1", "badge_number": ' + huge + "},"
+        ' {"swrve_user_id": "u2", "payload": {"deep": [1, -' + huge + "]}},"
+        ' {"swrve_user_id": "u3", "payload": {"k": 1e999}},'
+        ' {"swrve_user_id": "u4", "time_to_live": NaN},'
+        ' {"swrve_user_id": "u5", "badge_number": 3, "ignored": ' + huge + "}]"
+    ).encode()
+    batch_id = await swrve_api.submit(push.push_key, body)
+    unusable = "which is not a number this server can use"
+    assert await swrve_api.report(batch_id) == report(
+        batch_id,
+        "done_with_warnings",
+        total=5,
+        sent=1,
+        failures=[
+            (
+                "u1",
+                f"Failure to parse request. 'badge_number' holds an integer of 4301 digits, {unusable}",
+                True,
+            ),
+            ("u2", f"Failure to parse request. 'payload' holds an integer of 4301 digits, {unusable}", True),
+            ("u3", f"Failure to parse request. 'payload' holds the number 1e999, {unusable}", True),
+            ("u4", f"Failure to parse request. 'time_to_live' holds the number NaN, {unusable}", True),
+        ],
+        retry_possible=True,
+    )
+    assert [len(swrve_api.received(device)) for device in devices.values()] == [0, 0, 0, 0, 1]
+
+
+async def test_an_unreadable_common_parameter_fails_every_user(swrve_api: Swrve) -> None:
+    push = await swrve_api.push_campaign()
+    await swrve_api.device("android", "u1")
+    body = ('{"badge": ' + "1" * 4400 + ', "users": ["u1", "u2"]}').encode()
+    batch_id = await swrve_api.submit(push.push_key, body)
+    reason = (
+        "Failure to parse request. 'badge' holds an integer of 4400 digits, "
+        "which is not a number this server can use"
+    )
+    assert await swrve_api.report(batch_id) == report(
+        batch_id,
+        "failed",
+        total=2,
+        sent=0,
+        failures=[("u1", reason, True), ("u2", reason, True)],
+        retry_possible=True,
+    )
+
+
+async def test_deeplinks_and_button_actions_follow_the_clickable_url_rule(swrve_api: Swrve) -> None:
+    push = await swrve_api.push_campaign()
+    devices = {user: await swrve_api.device("android", user) for user in ("u1", "u2", "u3", "u4")}
+    body = [
+        {"swrve_user_id": "u1", "deeplink": "javascript:alert(1)"},
+        {"swrve_user_id": "u2", "buttons": [{"title": "Go", "action_type": "open_url", "action": "data:,x"}]},
+        {"swrve_user_id": "u3", "buttons": [{"title": "Go", "action_type": "open_app", "action": "a b"}]},
+        {
+            "swrve_user_id": "u4",
+            "deeplink": "app://open/1",
+            "buttons": [{"title": "Go", "action_type": "open_url", "action": "https://example.com/go"}],
+        },
+    ]
+    batch_id = await swrve_api.submit(push.push_key, body)
+    assert await swrve_api.report(batch_id) == report(
+        batch_id,
+        "done_with_warnings",
+        total=4,
+        sent=1,
+        failures=[
+            ("u1", "Failure to parse request. 'deeplink' must not use the javascript: scheme", True),
+            ("u2", "Failure to parse request. 'buttons[0].action' must not use the data: scheme", True),
+            ("u3", "Failure to parse request. 'buttons[0].action' must be a valid URI (RFC 3986)", True),
+        ],
+        retry_possible=True,
+    )
+    assert [len(swrve_api.received(device)) for device in devices.values()] == [0, 0, 0, 1]

@@ -10,6 +10,7 @@ from clarion import errors
 from clarion.admin.service import check_admin_token
 from clarion.runtime import RuntimeDep, SessionDep
 from clarion.swrve import report as swrve
+from clarion.validation import PathId
 
 
 async def require_admin(request: Request, rt: RuntimeDep, session: SessionDep) -> None:
@@ -23,5 +24,5 @@ router = APIRouter(prefix="/admin/v1", tags=["Admin"], dependencies=[Depends(req
 
 
 @router.get("/push-campaigns/{campaign_id}")
-async def push_campaign_counters(campaign_id: int, session: SessionDep) -> dict[str, Any]:
+async def push_campaign_counters(campaign_id: PathId, session: SessionDep) -> dict[str, Any]:
     return await swrve.counters(session, campaign_id)

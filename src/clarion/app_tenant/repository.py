@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion.db import insert_ignore, utcnow
@@ -63,6 +63,19 @@ class AppRepository:
             return None
         result = await self.session.execute(select(App).where(App.app_key == app_key))
         return result.scalar_one_or_none()
+
+    async def secret_hash_by_key(self, app_key: str) -> tuple[int, str] | None:
+        """The id and secret hash of the app with this key, or None.
+
+        Built so that a known and an unknown key cost the same (an unknown key must not be told apart
+        by timing): the aggregate answers exactly one plain row either way, NULLs when there is no
+        such app (app_key is unique, so MAX is the one value), and no app object is built.
+        """
+        if not storable(app_key):
+            return None
+        query = select(func.max(App.id), func.max(App.secret_hash)).where(App.app_key == app_key)
+        app_id, secret_hash = (await self.session.execute(query)).one()
+        return None if app_id is None else (app_id, secret_hash)
 
     async def by_id(self, app_id: int) -> App | None:
         return await self.session.get(App, app_id)

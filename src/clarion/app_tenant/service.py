@@ -50,12 +50,15 @@ async def create(session: AsyncSession, name: str, plan: str = "free") -> AppCre
 
 
 async def authenticate(session: AsyncSession, app_key: str, app_secret: str) -> App:
-    app = await AppRepository(session).by_key(app_key)
-    valid = security.verify_secret(app_secret, app.secret_hash if app else None)
+    """The app of a key and secret pair. An unknown key and a wrong secret are refused alike, with
+    the same answer and the same work (a secret is hashed and compared either way), so the answer
+    tells nothing about which keys exist."""
+    repo = AppRepository(session)
+    found = await repo.secret_hash_by_key(app_key)
+    valid = security.verify_secret(app_secret, found[1] if found else None)
+    app = await repo.by_id(found[0]) if found and valid else None
     if app is None:
         raise errors.UnknownApp(f"There is no web site with appKey: {app_key}")
-    if not valid:
-        raise errors.BadCredentials(f"Wrong app secret for appKey: {app_key}")
     return app
 
 

@@ -5,7 +5,6 @@ Each broken rule raises InvalidField naming the field (rendered as the vendor's 
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,7 +20,7 @@ from clarion.campaign.schemas import (
     SegmentTerm,
 )
 from clarion.db import utcnow
-from clarion.validation import MAX_ID_DIGITS
+from clarion.validation import MAX_ID_DIGITS, WHITESPACE_AT_ENDS, clickable_url_problem
 
 MAX_SECONDS = 2_419_200  # 28 days: the v3 ceiling for ttl and display_time
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -35,9 +34,6 @@ MAX_TOKENS = 100
 MAX_SEGMENT_TERMS = 256
 MAX_NAME = 255
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-# RFC 3986 §2: the characters a URI may hold (unreserved, reserved, and '%' for pct-encoding).
-_URI_CHARS = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*$")
-_PCT_BROKEN = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 def _invalid(field: str, why: str) -> errors.InvalidField:
@@ -101,24 +97,22 @@ def _text(data: dict[str, Any], key: str, field: str, *, limit: int, required: b
 
 
 def _url(value: str, field: str, *, images_only: bool = False) -> str:
-    if value != value.strip():
-        raise _invalid(field, "must not start or end with spaces or tabs")
-    try:
-        parts = urlsplit(value)
-    except ValueError:  # e.g. an unclosed "[" in the host
-        raise _invalid(field, "must be a valid http(s) URL") from None
-    if parts.scheme not in ("http", "https") or not parts.netloc or not _URI_CHARS.match(value):
+    """redirect_url, icon and image: the clickable-URL rule (validation.py), and http(s) only."""
+    problem = clickable_url_problem(value)
+    if problem == WHITESPACE_AT_ENDS:
+        raise _invalid(field, problem)
+    if problem is not None or value.split(":", 1)[0].lower() not in ("http", "https"):
         raise _invalid(field, "must be a valid http(s) URL")
-    if images_only and not parts.path.lower().endswith(IMAGE_SUFFIXES):
+    if images_only and not urlsplit(value).path.lower().endswith(IMAGE_SUFFIXES):
         raise _invalid(field, "must end with .jpg, .jpeg or .png")
     return value
 
 
-def _rfc3986(value: str, field: str) -> str:
-    if value != value.strip():
-        raise _invalid(field, "must not start or end with spaces or tabs")
-    if not _URI_CHARS.match(value) or _PCT_BROKEN.search(value):
-        raise _invalid(field, "must be a valid URI (RFC 3986)")
+def _clickable(value: str, field: str) -> str:
+    """A button's url: the clickable-URL rule (validation.py), any safe scheme (mailto:, app links)."""
+    problem = clickable_url_problem(value)
+    if problem is not None:
+        raise _invalid(field, problem)
     return value
 
 
@@ -136,7 +130,7 @@ def _buttons(value: Any) -> tuple[Button, ...]:
         url = _text(item, "url", f"{field}.url", limit=MAX_TEXT, required=True)
         assert title is not None
         assert url is not None
-        buttons.append(Button(title, _rfc3986(url, f"{field}.url")))
+        buttons.append(Button(title, _clickable(url, f"{field}.url")))
     return tuple(buttons)
 
 

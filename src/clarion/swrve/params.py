@@ -10,7 +10,8 @@ from typing import Any
 
 from clarion import content
 from clarion.content import Button, Notification, RichMedia
-from clarion.validation import storable
+from clarion.swrve.parser import UnreadableNumber
+from clarion.validation import clickable_url_problem, storable
 
 MAX_TTL_S = 2_419_200  # 4 weeks, the spec's maximum time_to_live
 DEFAULT_TTL_S = 2_419_200
@@ -35,7 +36,6 @@ ALIASES = {
     "ios_notification_title": "notification_title",
     "badge": "badge_number",
 }
-ID_KEYS = ("swrve_user_id", "external_user_id")
 
 _STRING_PARAMS = (
     "message",
@@ -52,6 +52,7 @@ _STRING_PARAMS = (
     "rich_media_thumbnail_url",
 )
 _INT_PARAMS = ("badge_number", "time_to_live")
+_KNOWN_PARAMS = frozenset((*_STRING_PARAMS, *_INT_PARAMS, "collapse_key", "silent", "payload", "buttons"))
 
 
 class ParamError(ValueError):
@@ -71,14 +72,15 @@ def normalise(raw: dict[str, Any]) -> dict[str, Any]:
     params: dict[str, Any] = {}
     for key, value in raw.items():
         name = ALIASES.get(key, key)
-        if name in ID_KEYS or name == "users":
+        if value is None or name not in _KNOWN_PARAMS:  # ids, users and unknown keys included
             continue
-        if value is None:
-            continue
+        _check_numbers(key, value)
         if name in _STRING_PARAMS:
             if not isinstance(value, str):
                 raise ParamError(f"'{key}' must be a string")
             _check_storable(key, value)
+            if name == "deeplink" and value:  # "" is no deeplink at all
+                _check_clickable(key, value)
         elif name in _INT_PARAMS:
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ParamError(f"'{key}' must be an integer")
@@ -96,10 +98,28 @@ def normalise(raw: dict[str, Any]) -> dict[str, Any]:
             _check_storable(key, value)
         elif name == "buttons":
             value = _buttons(value)
-        else:
-            continue
         params[name] = value
     return params
+
+
+def _check_numbers(key: str, value: Any) -> None:
+    """A number the parser could not read (parser.UnreadableNumber) fails its user, wherever it is."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, UnreadableNumber):
+            raise ParamError(f"'{key}' holds {item.describe()}, which is not a number this server can use")
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def _check_clickable(key: str, value: str) -> None:
+    """Where a tap leads (deeplink, a button's action): the one clickable-URL rule of validation.py."""
+    problem = clickable_url_problem(value)
+    if problem is not None:
+        raise ParamError(f"'{key}' {problem}")
 
 
 def _check_storable(key: str, value: Any) -> None:
@@ -130,6 +150,8 @@ def _buttons(value: Any) -> list[dict[str, str | None]]:
         if action is not None and not isinstance(action, str):
             raise ParamError(f"'buttons[{index}].action' must be a string")
         _check_storable(f"buttons[{index}]", [item["title"], action])
+        if action:  # a web push opens it on a click, whatever the action type
+            _check_clickable(f"buttons[{index}].action", action)
         buttons.append({"title": item["title"], "action_type": action_type, "action": action})
     return buttons
 

@@ -9,11 +9,41 @@ at a time with json.JSONDecoder.raw_decode; at the first syntax error the rest i
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
-_DECODER = json.JSONDecoder()
+
+@dataclass(frozen=True)
+class UnreadableNumber:
+    """A number that parses but cannot be used: an integer longer than Python converts (its int max
+    str digits, 4300 by default), a float that overflows to infinity, or NaN/Infinity (which JSON
+    does not even allow). It stays in the parsed value, so that only the user it belongs to fails
+    (swrve/params.py says why), instead of an exception that would stop the whole batch."""
+
+    text: str
+
+    def describe(self) -> str:
+        digits = self.text.lstrip("-")
+        if digits.isdigit():
+            return f"an integer of {len(digits)} digits"
+        return f"the number {self.text[:20]}"
+
+
+def _int(text: str) -> int | UnreadableNumber:
+    try:
+        return int(text)
+    except ValueError:  # longer than sys.get_int_max_str_digits()
+        return UnreadableNumber(text)
+
+
+def _float(text: str) -> float | UnreadableNumber:
+    value = float(text)
+    return value if math.isfinite(value) else UnreadableNumber(text)
+
+
+_DECODER = json.JSONDecoder(parse_int=_int, parse_float=_float, parse_constant=UnreadableNumber)
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 # To name the user a broken element was about, when its id is still legible (no escapes, and no
 # control characters, which JSON forbids in a string and PostgreSQL in text).
