@@ -42,6 +42,13 @@ def unreachable(exc: BaseException) -> str | None:
     return None
 
 
+def _cause(exc: BaseException) -> BaseException:
+    """The driver's own error: SQLAlchemy's wrapper adds the statement (and its parameters) to its text."""
+    if isinstance(exc, sa_exc.DBAPIError) and isinstance(exc.orig, BaseException):
+        return exc.orig
+    return exc
+
+
 def next_delay(delay_s: float) -> float:
     """The back-off after `delay_s` (0: the first retry)."""
     return RETRY_FIRST_S if delay_s <= 0 else min(delay_s * 2, RETRY_MAX_S)
@@ -57,8 +64,9 @@ class Availability:
     def failed(self, exc: BaseException) -> None:
         if self.up:
             self.up = False
+            cause = _cause(exc)
             log.warning(
-                "%s unreachable (%s: %s); retrying until it is back", self.name, type(exc).__name__, exc
+                "%s unreachable (%s: %s); retrying until it is back", self.name, type(cause).__name__, cause
             )
 
     def answered(self) -> bool:
