@@ -8,12 +8,17 @@ retried with back-off in between.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from sqlalchemy import exc as sa_exc
 
 log = logging.getLogger("clarion.outage")
+
+T = TypeVar("T")
 
 DATABASE = "database"
 QUEUE = "queue"
@@ -52,6 +57,27 @@ def _cause(exc: BaseException) -> BaseException:
 def next_delay(delay_s: float) -> float:
     """The back-off after `delay_s` (0: the first retry)."""
     return RETRY_FIRST_S if delay_s <= 0 else min(delay_s * 2, RETRY_MAX_S)
+
+
+async def retrying(work: Callable[[], Awaitable[T]], *, for_s: float | None = None) -> T:
+    """`work()`, run again with back-off while it fails because a dependency is unreachable.
+
+    For at most `for_s` seconds (None: until it succeeds or is cancelled); then that failure is raised.
+    Any other failure is raised at once. `work` must be safe to run again after a failed run.
+    """
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    delay = 0.0
+    while True:
+        try:
+            return await work()
+        except Exception as exc:
+            if unreachable(exc) is None:
+                raise
+            delay = next_delay(delay)
+            if for_s is not None and loop.time() + delay - started > for_s:
+                raise
+        await asyncio.sleep(delay)
 
 
 class Availability:

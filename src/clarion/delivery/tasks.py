@@ -85,28 +85,24 @@ class DeliveryTasks:
         seconds of an outage's end.
         """
         assert self.deliverer is not None
-        delay = 0.0
-        while True:
-            try:
-                return await fan_out(
+        deliverer = self.deliverer
+        try:
+            return await outage.retrying(
+                lambda: fan_out(
                     self.db,
                     self.queue,
                     campaign_id,
-                    platforms=self.deliverer.platforms,
+                    platforms=deliverer.platforms,
                     chunk_size=self.settings.chunk_size,
                     lease_s=self.settings.lease_s,
                     queue_grace_s=queue_grace_s(self.settings),
                 )
-            except asyncio.CancelledError:
-                raise  # a fan-out resumes from the ledger: stopping it mid-way loses nothing
-            except Exception as exc:
-                if outage.unreachable(exc) is None:
-                    log.exception(
-                        "fan-out of campaign %s failed; another scheduler will resume it", campaign_id
-                    )
-                    return 0
-                delay = outage.next_delay(delay)
-                await asyncio.sleep(delay)
+            )
+        except asyncio.CancelledError:
+            raise  # a fan-out resumes from the ledger: stopping it mid-way loses nothing
+        except Exception:
+            log.exception("fan-out of campaign %s failed; another scheduler will resume it", campaign_id)
+            return 0
 
     async def sweep(self) -> None:
         """Queue again the rows whose lease lapsed; mark sent the campaigns with nothing pending."""

@@ -7,7 +7,6 @@ The database stays the truth: a job carries the batch id and the attempt it is f
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import timedelta
 
@@ -75,24 +74,17 @@ class SwrveTasks:
             batch = await SwrveRepository(session).claim_batch(job.key, job.ids[0], now, lease_until)
         if batch is None:
             return  # processed already, or another job holds this attempt
-        delay = 0.0
-        while True:
-            try:
-                await self._process(batch)
-                return
-            except Exception as exc:
-                if outage.unreachable(exc) is None:
-                    # The lease lapses and the sweep queues the batch again, up to MAX_PROCESS_ATTEMPTS.
-                    log.exception("processing batch %s failed (attempt %s)", batch.id, batch.attempts)
-                    return
-            # The database or the queue is away: this attempt is not the batch's fault, so it is
-            # retried here while the claim's lease holds (processing is idempotent: inserts are, and
-            # the reports are rewritten); after that the sweep queues the batch again.
-            delay = outage.next_delay(delay)
-            if utcnow() + timedelta(seconds=delay) >= lease_until:
+        try:
+            # While the database or the queue is away the attempt is not the batch's fault: it is
+            # retried while the claim's lease holds (processing is idempotent: inserts are, and the
+            # reports are rewritten); after that the sweep queues the batch again.
+            await outage.retrying(lambda: self._process(batch), for_s=self.settings.lease_s)
+        except Exception as exc:
+            if outage.unreachable(exc) is not None:
                 log.warning("batch %s waits for its lease to lapse: the database or queue is away", batch.id)
                 return
-            await asyncio.sleep(delay)
+            # The lease lapses and the sweep queues the batch again, up to MAX_PROCESS_ATTEMPTS.
+            log.exception("processing batch %s failed (attempt %s)", batch.id, batch.attempts)
 
     async def _process(self, claimed: Batch) -> None:
         queued_until = utcnow() + timedelta(seconds=queue_grace_s(self.settings))
