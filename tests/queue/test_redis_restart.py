@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -19,18 +19,8 @@ from tests.support import PrivateRedis
 
 
 @pytest.fixture
-def redis_server() -> Iterator[PrivateRedis]:
-    server = PrivateRedis()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.kill()
-
-
-@pytest.fixture
-async def queue(redis_server: PrivateRedis) -> AsyncIterator[RedisQueue]:
-    q = RedisQueue(redis_server.url, consumer="test", reclaim_after_s=60)
+async def queue(private_redis: PrivateRedis) -> AsyncIterator[RedisQueue]:
+    q = RedisQueue(private_redis.url, consumer="test", reclaim_after_s=60)
     try:
         yield q
     finally:
@@ -51,14 +41,14 @@ async def take_until_answered(queue: RedisQueue, timeout_s: float = 10) -> None:
 
 
 async def test_a_redis_restarted_empty_gets_its_group_back_and_the_loss_is_counted(
-    redis_server: PrivateRedis, queue: RedisQueue, caplog: pytest.LogCaptureFixture
+    private_redis: PrivateRedis, queue: RedisQueue, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING)
     assert await queue.take(timeout_s=0.01) is None  # creates the group: a fresh Redis
     assert queue.losses == 1
     await queue.put(Job("deliver", "1", (1,)))  # lost with the restart
 
-    redis_server.kill()
+    private_redis.kill()
     with pytest.raises(QueueUnavailable):
         await queue.take(timeout_s=0.05)
     with pytest.raises(QueueUnavailable):
@@ -66,7 +56,7 @@ async def test_a_redis_restarted_empty_gets_its_group_back_and_the_loss_is_count
     assert not queue.healthy
     assert await queue.ping() is False
 
-    redis_server.start()
+    private_redis.start()
     await take_until_answered(queue)  # NOGROUP: the group is created again, nothing is read
     assert queue.healthy
     assert await queue.ping() is True
@@ -86,25 +76,25 @@ async def test_a_redis_restarted_empty_gets_its_group_back_and_the_loss_is_count
 
 
 async def test_a_job_taken_before_the_restart_is_acknowledged_without_an_error(
-    redis_server: PrivateRedis, queue: RedisQueue
+    private_redis: PrivateRedis, queue: RedisQueue
 ) -> None:
     await queue.put(Job("deliver", "1", (1,)))
     taken = await queue.take(timeout_s=1)
     assert taken is not None
-    redis_server.kill()
-    redis_server.start()
+    private_redis.kill()
+    private_redis.start()
     await take_until_answered(queue)
     await queue.ack(taken)  # the group it was taken from is gone: nothing left to acknowledge
     assert queue.healthy
 
 
 async def test_a_job_put_while_the_group_was_missing_is_read_by_the_new_group(
-    redis_server: PrivateRedis, queue: RedisQueue
+    private_redis: PrivateRedis, queue: RedisQueue
 ) -> None:
     assert await queue.take(timeout_s=0.01) is None
-    redis_server.kill()
-    redis_server.start()
-    other = RedisQueue(redis_server.url, consumer="api", reclaim_after_s=60)
+    private_redis.kill()
+    private_redis.start()
+    other = RedisQueue(private_redis.url, consumer="api", reclaim_after_s=60)
     try:
         await other.put(Job("deliver", "5", (9,)))  # XADD makes a bare stream, without the group
     finally:

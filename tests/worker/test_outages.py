@@ -44,16 +44,6 @@ def fake() -> Iterator[FakePushService]:
         yield service
 
 
-@pytest.fixture
-def redis_server() -> Iterator[PrivateRedis]:
-    server = PrivateRedis()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.kill()
-
-
 def outage_settings(database_url: str, **overrides: object) -> Settings:
     """One consumer, one recipient per job: a job in hand holds everything else in the queue."""
     return make_settings(
@@ -105,22 +95,22 @@ async def stream_length(url: str, at_least: int, timeout_s: float = 5) -> int:
 async def test_a_redis_restarted_empty_loses_no_recipient(
     tmp_path: Path,
     sqlite_databases: SqliteDatabases,
-    redis_server: PrivateRedis,
+    private_redis: PrivateRedis,
     fake: FakePushService,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.WARNING)
     settings = outage_settings(
-        sqlite_databases.fresh(tmp_path), queue_url=redis_server.url, request_timeout_s=5.0
+        sqlite_databases.fresh(tmp_path), queue_url=private_redis.url, request_timeout_s=5.0
     )
     keys = await create_tenant(settings)
     async with serving(settings) as client:
         campaign_id, _, sub_ids = await start_campaign(client, keys, fake)
         # Every job is in the stream (the one in hand until it is acknowledged).
-        assert await stream_length(redis_server.url, at_least=RECIPIENTS) == RECIPIENTS
-        redis_server.kill()
+        assert await stream_length(private_redis.url, at_least=RECIPIENTS) == RECIPIENTS
+        private_redis.kill()
         await asyncio.sleep(0.5)
-        redis_server.start()
+        private_redis.start()
         restarted = time.monotonic()
         # Without re-queuing from the ledger the lost jobs' rows would wait out the queue grace.
         assert queue_grace_s(settings) >= 50
