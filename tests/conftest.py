@@ -14,7 +14,7 @@ from clarion.app import create_app
 from clarion.composition import open_database
 from clarion.config import Settings
 from clarion.db import Database
-from tests.support import PostgresDatabases, SqliteDatabases, require
+from tests.support import PostgresDatabases, PrivateRedis, SqliteDatabases, require
 
 logging.getLogger("alembic").setLevel(logging.WARNING)
 
@@ -95,3 +95,14 @@ async def api(settings: Settings) -> AsyncIterator[Api]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://clarion.test") as client:
             yield Api(client, settings)
+
+
+@pytest.fixture
+def private_redis() -> Iterator[PrivateRedis]:
+    """A redis-server of the test's own (killed, with whatever it runs, after the test)."""
+    server = PrivateRedis()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()

@@ -6,6 +6,8 @@ import asyncio
 import os
 import shutil
 import socket
+import subprocess
+import time
 import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -103,3 +105,35 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+class PrivateRedis:
+    """A redis-server of the test's own on a free port, without persistence: it can be killed and
+    started again empty, as a Redis restarted without persistence is (never the machine's shared one)."""
+
+    def __init__(self) -> None:
+        if shutil.which("redis-server") is None:
+            if IN_CI:
+                pytest.fail("CI=true and redis-server is not on PATH")
+            pytest.skip("redis-server is not on PATH")
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
+        args += ["--save", "", "--appendonly", "no", "--daemonize", "no"]
+        self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while not _answers(self.url, self.port):
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError(f"the private redis-server on port {self.port} did not start")
+            time.sleep(0.02)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash: whatever it held is gone."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait(10)
+            self._process = None

@@ -256,6 +256,19 @@ class LedgerRepository:
             .execution_options(synchronize_session=False)
         )
 
+    async def release_queued(self, now: datetime) -> None:
+        """The queue lost its jobs: rows waiting in it (no owner, left alone until a later time) are due.
+
+        Rows a worker holds keep their lease (that worker is alive and sending them), and a row waiting
+        for its retry keeps its time: a queued row's wait ends at its `next_attempt_at`, already past.
+        """
+        await self.session.execute(
+            update(Delivery)
+            .where(Delivery.status == PENDING, Delivery.owner.is_(None), Delivery.lease_until > now)
+            .values(lease_until=Delivery.next_attempt_at)
+            .execution_options(synchronize_session=False)
+        )
+
     async def complete_finished(self, now: datetime) -> None:
         """Mark sent every fanned-out campaign with nothing pending.
 

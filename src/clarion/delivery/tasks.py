@@ -12,6 +12,7 @@ import uuid
 from collections import defaultdict
 from datetime import timedelta
 
+from clarion import outage
 from clarion.campaign.repository import CampaignRepository
 from clarion.config import Settings
 from clarion.db import Database, utcnow
@@ -64,6 +65,11 @@ class DeliveryTasks:
         async with self.db.session() as session:
             await LedgerRepository(session).reset_leases(utcnow())
 
+    async def release_queued(self) -> None:
+        """The queue lost its jobs: the sweep queues their rows again now, not after the grace."""
+        async with self.db.session() as session:
+            await LedgerRepository(session).release_queued(utcnow())
+
     async def start_due(self) -> None:
         now = utcnow()
         async with self.db.session() as session:
@@ -73,16 +79,24 @@ class DeliveryTasks:
             self.registry.spawn(self._fan_out(campaign_id), name=f"fanout-{campaign_id}")
 
     async def _fan_out(self, campaign_id: int) -> int:
+        """Fan out; while the database or the queue is unreachable, resume (from the ledger) with back-off.
+
+        Resuming here, not after the fan-out's lease lapses, is what gets a campaign going again within
+        seconds of an outage's end.
+        """
         assert self.deliverer is not None
+        deliverer = self.deliverer
         try:
-            return await fan_out(
-                self.db,
-                self.queue,
-                campaign_id,
-                platforms=self.deliverer.platforms,
-                chunk_size=self.settings.chunk_size,
-                lease_s=self.settings.lease_s,
-                queue_grace_s=queue_grace_s(self.settings),
+            return await outage.retrying(
+                lambda: fan_out(
+                    self.db,
+                    self.queue,
+                    campaign_id,
+                    platforms=deliverer.platforms,
+                    chunk_size=self.settings.chunk_size,
+                    lease_s=self.settings.lease_s,
+                    queue_grace_s=queue_grace_s(self.settings),
+                )
             )
         except asyncio.CancelledError:
             raise  # a fan-out resumes from the ledger: stopping it mid-way loses nothing
@@ -114,6 +128,7 @@ def register(registry: Registry, settings: Settings, db: Database, queue: Queue)
     tasks = DeliveryTasks(settings, db, queue, registry)
     registry.on_start(tasks.open)
     registry.on_reset(tasks.reset_leases)
+    registry.on_queue_lost(tasks.release_queued)
     registry.every("start due campaigns", tasks.start_due)
     registry.every("sweep the ledger", tasks.sweep, every_s=SWEEP_EVERY_S)
     registry.handle(DELIVER, tasks.deliver)

@@ -42,6 +42,13 @@ class Taken:
 class Queue(Protocol):
     # True when queued jobs outlive the process (so a restart must not re-queue what others hold).
     durable: bool
+    # How many times this process found the queue's jobs lost (a Redis restarted empty): each time,
+    # what the lost queue held is queued again from the database (Registry.on_queue_lost).
+    losses: int
+
+    @property
+    def healthy(self) -> bool:
+        """Whether the queue answered its last call (for health checks that must not wait)."""
 
     async def put(self, job: Job) -> None: ...
 
@@ -58,6 +65,8 @@ class MemoryQueue:
     """The embedded default: an asyncio queue. Lost with the process; the ledger's leases recover it."""
 
     durable = False
+    losses = 0
+    healthy = True
 
     def __init__(self) -> None:
         self._jobs: asyncio.Queue[Job] = asyncio.Queue()
@@ -110,6 +119,9 @@ class Registry(Protocol):
 
     def on_reset(self, hook: Work) -> None:
         """At start, when the queue is in-process: what the last process held is free again."""
+
+    def on_queue_lost(self, hook: Work) -> None:
+        """When the queue lost its jobs (Redis restarted empty): what was queued is free again."""
 
     def on_start(self, hook: Work) -> None: ...
 

@@ -110,6 +110,19 @@ class SwrveRepository:
             .execution_options(synchronize_session=False)
         )
 
+    async def release_queued(self, now: datetime, held_until: datetime) -> None:
+        """The queue lost its jobs: accepted batches waiting in it are due now.
+
+        A batch being processed holds a lease of at most `held_until`; one waiting in the queue was
+        left alone longer (the queue's grace), which is how the two are told apart.
+        """
+        await self.session.execute(
+            update(Batch)
+            .where(Batch.status == BATCH_ACCEPTED, Batch.lease_until > held_until)
+            .values(lease_until=now)
+            .execution_options(synchronize_session=False)
+        )
+
     async def devices(self, app_id: int, column: str, ids: Sequence[str]) -> list[tuple[str, int, str]]:
         """(user id, subscriber id, platform) of the active devices of these users."""
         key = Subscriber.user_id if column == "swrve_user_id" else Subscriber.external_user_id

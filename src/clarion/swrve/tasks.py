@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from clarion import outage
 from clarion.config import Settings
 from clarion.db import Database, utcnow
 from clarion.delivery.jobs import deliver_jobs
@@ -51,6 +52,13 @@ class SwrveTasks:
         async with self.db.session() as session:
             await SwrveRepository(session).reset_leases(utcnow())
 
+    async def release_queued(self) -> None:
+        """The queue lost its jobs: the sweep queues the batches it held again now."""
+        now = utcnow()
+        async with self.db.session() as session:
+            held_until = now + timedelta(seconds=self.settings.lease_s)
+            await SwrveRepository(session).release_queued(now, held_until)
+
     async def sweep(self) -> None:
         now = utcnow()
         queued_until = now + timedelta(seconds=queue_grace_s(self.settings))
@@ -67,8 +75,14 @@ class SwrveTasks:
         if batch is None:
             return  # processed already, or another job holds this attempt
         try:
-            await self._process(batch)
-        except Exception:
+            # While the database or the queue is away the attempt is not the batch's fault: it is
+            # retried while the claim's lease holds (processing is idempotent: inserts are, and the
+            # reports are rewritten); after that the sweep queues the batch again.
+            await outage.retrying(lambda: self._process(batch), for_s=self.settings.lease_s)
+        except Exception as exc:
+            if outage.unreachable(exc) is not None:
+                log.warning("batch %s waits for its lease to lapse: the database or queue is away", batch.id)
+                return
             # The lease lapses and the sweep queues the batch again, up to MAX_PROCESS_ATTEMPTS.
             log.exception("processing batch %s failed (attempt %s)", batch.id, batch.attempts)
 
@@ -90,6 +104,7 @@ class SwrveTasks:
 def register(registry: Registry, settings: Settings, db: Database, queue: Queue) -> SwrveTasks:
     tasks = SwrveTasks(settings, db, queue)
     registry.on_reset(tasks.reset_leases)
+    registry.on_queue_lost(tasks.release_queued)
     registry.every("queue lapsed batches", tasks.sweep)
     registry.handle(PROCESS_BATCH, tasks.process_batch)
     return tasks

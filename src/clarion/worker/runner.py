@@ -3,6 +3,12 @@
 It runs what the composition root hands it (clarion.composition) and imports no feature: each
 feature registers its periodic work and its job handlers through `clarion.queue.Registry`.
 `clarion serve` runs it beside the HTTP API (default in-process queue); `clarion worker` runs it alone.
+
+Outages of the database or the queue are not failures of the work: a job that cannot reach either is
+retried in place with back-off (not dropped, which would leave its rows waiting for the sweeper's grace
+period), periodic work simply runs again next tick, and each outage is logged once when it starts and
+once when it ends (clarion.outage). When the queue reports that it lost its jobs (a Redis restarted
+empty), the `on_queue_lost` hooks free what was queued and the periodic work runs at once to queue it again.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from clarion import outage
 from clarion.queue import Handler, Queue, Taken, Work
 
 log = logging.getLogger("clarion.runner")
@@ -43,6 +50,9 @@ class Runner:
         self._periodic: list[_Periodic] = []
         self._handlers: dict[str, Handler] = {}
         self._on_reset: list[Work] = []
+        self._on_queue_lost: list[Work] = []
+        self._losses_seen = 0
+        self._database = outage.Availability(outage.DATABASE)
         self._on_start: list[Work] = []
         self._on_stop: list[Work] = []
         self._stopping = asyncio.Event()
@@ -61,6 +71,9 @@ class Runner:
 
     def on_reset(self, hook: Work) -> None:
         self._on_reset.append(hook)
+
+    def on_queue_lost(self, hook: Work) -> None:
+        self._on_queue_lost.append(hook)
 
     def on_start(self, hook: Work) -> None:
         self._on_start.append(hook)
@@ -101,15 +114,42 @@ class Runner:
     async def _schedule(self) -> None:
         loop = asyncio.get_running_loop()
         while not self._stopping.is_set():
+            await self._after_queue_loss()
             for periodic in self._periodic:
                 if loop.time() - periodic.last_run < periodic.every_s:
                     continue
                 periodic.last_run = loop.time()
-                try:
-                    await periodic.work()
-                except Exception:
-                    log.exception("periodic %s failed; it runs again next time", periodic.name)
+                await self._attempt(periodic.work, f"periodic {periodic.name} (it runs again next time)")
             await self._sleep(self.tick_s)
+
+    async def _after_queue_loss(self) -> None:
+        """The queue lost its jobs: free what was queued, and run the sweeps now to queue it again."""
+        losses = self.queue.losses
+        if losses == self._losses_seen:
+            return
+        for hook in self._on_queue_lost:
+            if await self._attempt(hook, "re-queuing after the queue's loss") is not None:
+                return  # the database is away too: tried again next tick
+        self._losses_seen = losses
+        log.warning("the queue's lost jobs are queued again from the database")
+        for periodic in self._periodic:
+            periodic.last_run = float("-inf")
+
+    async def _attempt(self, work: Work, what: str) -> Exception | None:
+        """Run `work` once; its failure, if any (an outage is logged once, any other failure in full)."""
+        try:
+            await work()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            dependency = outage.unreachable(exc)
+            if dependency is None:
+                log.exception("%s failed", what)
+            elif dependency == outage.DATABASE:
+                self._database.failed(exc)  # the queue logs its own outages
+            return exc
+        self._database.answered()
+        return None
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -125,21 +165,53 @@ class Runner:
             self._idle.discard(me)
 
     async def _consume(self) -> None:
+        delay = 0.0
         while not self._stopping.is_set():
             try:
                 taken = await self._take()
-                if taken is None:
-                    continue
-                handler = self._handlers.get(taken.job.kind)
-                if handler is None:
-                    # The database is the truth: a sweep re-queues whatever this job was about.
-                    log.error("no handler for jobs of kind %r; dropped", taken.job.kind)
-                else:
-                    await handler(taken.job)
-                await self.queue.ack(taken)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                # The job stays unacknowledged / its rows stay leased: it is retried after the lease.
-                log.exception("a job failed")
-                await asyncio.sleep(FAILED_JOB_PAUSE_S)
+            except Exception as exc:
+                if outage.unreachable(exc) is None:
+                    log.exception("taking a job failed")
+                # The queue logs its own outage; a consumer waits for it to come back.
+                delay = outage.next_delay(delay)
+                await self._pause(max(delay, FAILED_JOB_PAUSE_S))
+                continue
+            delay = 0.0
+            if taken is not None:
+                await self._run(taken)
+
+    async def _run(self, taken: Taken) -> None:
+        """Run a job until it is done, failed, or the runner stops; acknowledge it unless stopped.
+
+        While the database or the queue cannot be reached, the job is retried here with back-off: it
+        resumes within seconds of their return, instead of waiting for a sweep to queue its rows again.
+        """
+        handler = self._handlers.get(taken.job.kind)
+        if handler is None:
+            # The database is the truth: a sweep re-queues whatever this job was about.
+            log.error("no handler for jobs of kind %r; dropped", taken.job.kind)
+        else:
+            delay = 0.0
+            while (failure := await self._attempt(lambda: handler(taken.job), "a job")) is not None:
+                if outage.unreachable(failure) is None:
+                    # A bug, not an outage: the job stays unacknowledged / its rows stay leased, and
+                    # the lease or XAUTOCLAIM brings it back later.
+                    await self._pause(FAILED_JOB_PAUSE_S)
+                    return
+                if self._stopping.is_set():
+                    return  # not acknowledged: redelivered (Redis) or reset at the next start
+                delay = outage.next_delay(delay)
+                await self._pause(delay)
+        try:
+            await self.queue.ack(taken)
+        except Exception as exc:
+            # Done, not acknowledged: the job runs again after XAUTOCLAIM and finds nothing left to do.
+            if outage.unreachable(exc) is None:
+                log.exception("acknowledging a job failed")
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, or less when the runner stops."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
