@@ -3,7 +3,7 @@ name in capitals); README.md, "Configuration", lists every one with its default 
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from clarion import netpolicy
@@ -68,8 +68,13 @@ class Settings(BaseSettings):
     worker_jobs: int = Field(default=4, ge=1)
     worker_concurrency: int = Field(default=64, ge=1)
     chunk_size: int = Field(default=500, ge=1)
-    # How long a worker may hold a chunk before another may take it over (a dead worker's chunk).
+    # How long work held without renewal stays held (a Redis queue entry a consumer took, a Swrve batch
+    # being processed); queued delivery rows wait 10 x this before the sweep queues them again.
     lease_s: float = Field(default=30.0, gt=0)
+    # Delivery rows a job holds, and a campaign's fan-out, are leased this long and renewed every
+    # delivery_renew_s while their worker lives: a dead worker's rows move after one short lease.
+    delivery_lease_s: float = Field(default=8.0, gt=0)
+    delivery_renew_s: float = Field(default=2.0, gt=0)
     scheduler_interval_s: float = Field(default=0.2, gt=0)
     # Outbound calls to push services: connection setup, and the whole request.
     connect_timeout_s: float = Field(default=5.0, gt=0)
@@ -83,6 +88,12 @@ class Settings(BaseSettings):
     def _outbound_allow_parses(cls, value: str) -> str:
         netpolicy.parse_entries(value)  # a typo fails at start-up, not at the first connection
         return value
+
+    @model_validator(mode="after")
+    def _renewed_before_the_lease_lapses(self) -> Settings:
+        if self.delivery_renew_s >= self.delivery_lease_s:
+            raise ValueError("CLARION_DELIVERY_RENEW_S must be shorter than CLARION_DELIVERY_LEASE_S")
+        return self
 
     def push_host_set(self) -> frozenset[str]:
         return frozenset(h.strip().lower() for h in self.push_hosts.split(",") if h.strip())

@@ -7,12 +7,14 @@ that the bounds themselves are what the assertions see.
 
 import random
 from datetime import UTC, datetime, timedelta
+from fractions import Fraction
 from typing import Literal
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from clarion.config import Settings
 from clarion.delivery import policy
 from clarion.provider.outcome import Delivered, Gone, Outcome, Rejected, Retry
 
@@ -21,7 +23,8 @@ MAX_S = 600.0
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 TTL_LEFT = NOW + timedelta(hours=1)  # far more than any back-off below
 EXPIRED = (NOW, NOW - timedelta(hours=1))  # expires_at reached, and long past
-BELOW_MAX = (1, 2, policy.MAX_ATTEMPTS - 1)
+# Past the 10 attempts that used to be the limit, far past, and the last below the backstop.
+BELOW_MAX = (1, 2, 10, 11, 100, policy.MAX_ATTEMPTS - 1)
 AT_OR_PAST_MAX = (policy.MAX_ATTEMPTS, policy.MAX_ATTEMPTS + 1)  # past: a lapsed lease was claimed again
 TICK = timedelta(microseconds=1)  # what a timedelta rounds a float delay to
 
@@ -64,7 +67,8 @@ def retry_delay(decision: policy.Decision) -> timedelta:
 
 
 def ceiling_s(attempts: int, base_s: float = BASE_S, max_s: float = MAX_S) -> float:
-    return min(max_s, base_s * 2.0 ** (attempts - 1))
+    # Exact, in fractions: 2 ** 9998 does not fit a float.
+    return float(min(Fraction(max_s), Fraction(base_s) * 2 ** (attempts - 1)))
 
 
 # --- final outcomes: never retried, whatever the count and the clock -----------------------------
@@ -92,8 +96,23 @@ def test_delivered_gone_and_rejected_are_final(
 # --- Retry: the attempt count --------------------------------------------------------------------
 
 
-def test_at_most_ten_attempts() -> None:
-    assert policy.MAX_ATTEMPTS == 10  # docs/architecture.md promises this number
+@pytest.mark.parametrize("attempts", BELOW_MAX)
+def test_the_ttl_not_an_attempt_count_ends_retries(attempts: int) -> None:
+    """Issue #19: with an hour's TTL left, a recipient was `failed` after 10 attempts; now it is retried."""
+    decision = decide(Retry("500 Internal Server Error"), attempts=attempts, rng=Pinned("high"))
+    assert isinstance(decision, policy.RetryAt)
+    assert decision.at < TTL_LEFT
+
+
+def test_the_backstop_is_beyond_what_the_longest_ttl_allows_by_default() -> None:
+    """MAX_ATTEMPTS (documented in policy.py) never decides before the TTL with the default back-off:
+    once capped at 600 s, a delay averages (0.5 + 600) / 2 s, and the longest TTL is 28 days."""
+    fields = Settings.model_fields
+    base_s, max_s = fields["retry_base_s"].default, fields["retry_max_s"].default
+    mean_delay_s = (base_s / 2 + max_s) / 2
+    attempts_in_28_days = 28 * 24 * 3600 / mean_delay_s
+    assert 1.2 * attempts_in_28_days <= policy.MAX_ATTEMPTS
+    assert policy.MAX_ATTEMPTS >= 100 * 10  # "much larger" than the old cap of 10
 
 
 @pytest.mark.parametrize("attempts", AT_OR_PAST_MAX)
@@ -115,7 +134,7 @@ def test_the_last_attempt_below_the_limit_is_still_retried() -> None:
 # --- Retry: the back-off and its jitter ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("attempts", range(1, policy.MAX_ATTEMPTS))
+@pytest.mark.parametrize("attempts", [*range(1, 16), 100, 1024, 1025, policy.MAX_ATTEMPTS - 1])
 def test_the_back_off_window_doubles_from_half_the_base(attempts: int) -> None:
     low, high = Pinned("low"), Pinned("high")
     assert retry_delay(decide(Retry("429"), attempts=attempts, rng=low)) == timedelta(seconds=BASE_S / 2)

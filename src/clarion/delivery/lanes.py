@@ -11,53 +11,41 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from typing import Protocol
 
 from clarion.provider.base import Transmit
 from clarion.provider.outcome import Outcome, Retry
 
 log = logging.getLogger("clarion.delivery")
 
+# Distinct unexpected exception types logged with a traceback per process; later ones are counted only.
+MAX_LOGGED_KINDS = 32
 
-class Sends:
-    """One job's requests in the lanes: where their outcomes go, and how many are still out."""
 
-    def __init__(self, outcomes: list[Outcome]) -> None:
-        self.outcomes = outcomes
-        self._left = 0
-        self._all_done = asyncio.Event()
-        self._all_done.set()
+class Sink(Protocol):
+    """Where a request's outcome goes once the lanes have it: its job (service.Job)."""
 
-    def expect(self, count: int) -> None:
-        if count:
-            self._left += count
-            self._all_done.clear()
-
-    def done(self, index: int, outcome: Outcome) -> None:
-        self.outcomes[index] = outcome
-        self._left -= 1
-        if self._left == 0:
-            self._all_done.set()
-
-    async def wait(self) -> None:
-        await self._all_done.wait()
+    def done(self, index: int, outcome: Outcome) -> None: ...
 
 
 class SendLanes:
     def __init__(self, size: int) -> None:
         self._size = size
         # Bounded: a job that prepares faster than the lanes send waits here, holding one window.
-        self._queue: asyncio.Queue[tuple[Transmit, int, Sends]] = asyncio.Queue(size)
+        self._queue: asyncio.Queue[tuple[Transmit, int, Sink]] = asyncio.Queue(size)
         self._tasks: list[asyncio.Task[None]] = []
+        # Exception types already logged with their traceback: a fault that hits every recipient
+        # is logged once, not once per message (the job summaries count the rest).
+        self._logged: set[str] = set()
 
-    async def submit(self, sends: Sends, window: Sequence[tuple[int, Transmit]]) -> None:
+    async def submit(self, sink: Sink, window: Sequence[tuple[int, Transmit]]) -> None:
         """Queue a window of prepared requests; returns once all of them are queued."""
         if not self._tasks:
             self._tasks = [
                 asyncio.create_task(self._lane(), name=f"send-lane-{n}") for n in range(self._size)
             ]
-        sends.expect(len(window))
         for index, transmit in window:
-            await self._queue.put((transmit, index, sends))
+            await self._queue.put((transmit, index, sink))
 
     async def close(self) -> None:
         """Stop the lanes; the engine calls this after its jobs have finished."""
@@ -68,12 +56,19 @@ class SendLanes:
 
     async def _lane(self) -> None:
         while True:
-            transmit, index, sends = await self._queue.get()
+            transmit, index, sink = await self._queue.get()
             try:
                 outcome = await transmit()
             except Exception as exc:
                 # Providers turn what they expect into outcomes; anything else is one recipient's
                 # problem, retried like a network error, not the end of the job's other sends.
-                log.exception("sending to one recipient failed unexpectedly")
+                self._log_unexpected(exc)
                 outcome = Retry(f"{type(exc).__name__}: {exc}")
-            sends.done(index, outcome)
+            sink.done(index, outcome)
+
+    def _log_unexpected(self, exc: Exception) -> None:
+        kind = type(exc).__qualname__
+        if kind in self._logged or len(self._logged) >= MAX_LOGGED_KINDS:
+            return
+        self._logged.add(kind)
+        log.error("sending to one recipient failed unexpectedly (logged once per kind)", exc_info=exc)

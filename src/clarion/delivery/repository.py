@@ -14,6 +14,7 @@ from sqlalchemy import (
     Select,
     Table,
     any_,
+    bindparam,
     func,
     literal,
     literal_column,
@@ -182,12 +183,36 @@ class LedgerRepository:
             .values(status=status, owner=None, last_error=reason, updated_at=now)
         )
 
-    async def retry_later(self, delivery_id: int, at: datetime, reason: str, now: datetime) -> None:
+    async def retry_later(self, retries: Sequence[tuple[int, datetime, str]], now: datetime) -> None:
+        """Rows (id, retry time, reason) back to no owner, each due again at its own time.
+
+        One statement with a parameter set per row (an executemany: prepared once, one round trip
+        on either driver), not one statement per row.
+        """
+        if not retries:
+            return
+        d = _deliveries.c
+        statement = (
+            update(_deliveries)
+            .where(d.id == bindparam("row_id"))
+            .values(
+                owner=None,
+                lease_until=bindparam("at"),
+                next_attempt_at=bindparam("at"),
+                last_error=bindparam("reason"),
+                updated_at=now,
+            )
+        )
+        rows = [{"row_id": delivery_id, "at": at, "reason": reason} for delivery_id, at, reason in retries]
+        await self.session.execute(statement, rows)
+
+    async def renew(self, delivery_ids: Sequence[int], owner: str, lease_until: datetime) -> None:
+        """Extend the lease of the rows `owner` still holds (pending, not yet recorded) among these."""
+        d = _deliveries.c
         await self.session.execute(
-            update(Delivery)
-            .where(Delivery.id == delivery_id)
-            .values(owner=None, lease_until=at, next_attempt_at=at, last_error=reason[:255], updated_at=now)
-            .execution_options(synchronize_session=False)
+            update(_deliveries)
+            .where(self._one_of(d.id, delivery_ids), d.owner == owner, d.status == PENDING)
+            .values(lease_until=lease_until)
         )
 
     async def release(self, delivery_ids: Sequence[int], now: datetime) -> None:

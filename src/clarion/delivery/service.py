@@ -1,15 +1,18 @@
-"""The deliver task: claim a job's recipients, send to each, record every outcome in the ledger."""
+"""The deliver task: claim a job's recipients, send to each, record every outcome in the ledger.
+
+Outcomes are recorded as they arrive, in small batches, and the job's rows are leased briefly and
+renewed while it runs (delivery.recorder).
+"""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 from clarion.db import Database, utcnow
-from clarion.delivery import policy
 from clarion.delivery.context import CampaignContext, ContextCache
-from clarion.delivery.lanes import SendLanes, Sends
+from clarion.delivery.lanes import SendLanes
+from clarion.delivery.recorder import Job, Recorder
 from clarion.delivery.repository import Claimed, LedgerRepository
 from clarion.provider.base import Provider, Transmit
 from clarion.provider.outcome import Outcome, Retry
@@ -26,6 +29,7 @@ class Deliverer:
         providers: Mapping[str, Provider],
         *,
         lease_s: float,
+        renew_s: float,
         concurrency: int,
         retry_base_s: float,
         retry_max_s: float,
@@ -33,15 +37,17 @@ class Deliverer:
         self.db = db
         self.providers = providers
         self.lease_s = lease_s
-        self.retry_base_s = retry_base_s
-        self.retry_max_s = retry_max_s
         # The process's requests in flight, shared by its jobs: `concurrency` of them at most.
         self._lanes = SendLanes(concurrency)
         self._contexts = ContextCache()
+        self.recorder = Recorder(
+            db, retry_base_s=retry_base_s, retry_max_s=retry_max_s, lease_s=lease_s, renew_s=renew_s
+        )
 
     async def close(self) -> None:
-        """After the last job: stop the sending lanes, then the providers' clients."""
+        """After the last job: stop the sending lanes, record what is left, close the providers' clients."""
         await self._lanes.close()
+        await self.recorder.close()
         for provider in self.providers.values():
             await provider.close()
 
@@ -50,7 +56,7 @@ class Deliverer:
         return tuple(self.providers)
 
     async def run(self, campaign_id: int, delivery_ids: Sequence[int], owner: str) -> int:
-        """Deliver one job; returns how many recipients were attempted."""
+        """Deliver one job; returns how many recipients were attempted, once all are recorded."""
         now = utcnow()
         async with self.db.session() as session:
             lease_until = now + timedelta(seconds=self.lease_s)
@@ -58,11 +64,16 @@ class Deliverer:
             context = await self._contexts.get(session, campaign_id) if claimed else None
         if not claimed or context is None:
             return 0
-        outcomes = await self._send_all(context, claimed)
-        await self._record(context, claimed, outcomes)
+        job = Job(self.recorder, context, claimed, owner)
+        self.recorder.hold(job)
+        try:
+            await self._send_all(job)
+            await job.recorded
+        finally:
+            self.recorder.release(job)
         return len(claimed)
 
-    async def _send_all(self, context: CampaignContext, claimed: Sequence[Claimed]) -> list[Outcome]:
+    async def _send_all(self, job: Job) -> None:
         """Prepare a window of recipients back to back, then queue its requests for the lanes.
 
         Preparing (encrypting) many messages in a row, instead of alternating encryption and HTTP
@@ -70,22 +81,16 @@ class Deliverer:
         message here (docs/architecture.md). The next window is prepared while the lanes send this
         one; a request that hangs holds up one lane, not the job's other sends.
         """
-        sends = Sends([Retry("not attempted")] * len(claimed))
-        for start in range(0, len(claimed), PREPARE_WINDOW):
-            window = self._prepare_window(context, claimed, start, sends.outcomes)
-            await self._lanes.submit(sends, window)
-        await sends.wait()
-        return sends.outcomes
+        for start in range(0, len(job.claimed), PREPARE_WINDOW):
+            await self._lanes.submit(job, self._prepare_window(job, start))
 
-    def _prepare_window(
-        self, context: CampaignContext, claimed: Sequence[Claimed], start: int, outcomes: list[Outcome]
-    ) -> list[tuple[int, Transmit]]:
+    def _prepare_window(self, job: Job, start: int) -> list[tuple[int, Transmit]]:
         now = utcnow()
         window: list[tuple[int, Transmit]] = []
-        for index in range(start, min(start + PREPARE_WINDOW, len(claimed))):
-            prepared = self._prepare(context, claimed[index], now)
+        for index in range(start, min(start + PREPARE_WINDOW, len(job.claimed))):
+            prepared = self._prepare(job.context, job.claimed[index], now)
             if isinstance(prepared, Outcome):
-                outcomes[index] = prepared
+                job.done(index, prepared)
             else:
                 window.append((index, prepared))
         return window
@@ -97,39 +102,3 @@ class Deliverer:
         if provider is None:
             return Retry(f"no sender for platform {recipient.platform}")
         return provider.prepare(context, recipient, now)
-
-    async def _record(
-        self, context: CampaignContext, claimed: Sequence[Claimed], outcomes: Sequence[Outcome]
-    ) -> None:
-        now = utcnow()
-        finals: dict[tuple[str, str | None], list[int]] = defaultdict(list)
-        retries: list[tuple[int, policy.RetryAt]] = []
-        gone_subscribers: list[int] = []
-        for recipient, outcome in zip(claimed, outcomes, strict=True):
-            decision = policy.decide(
-                outcome,
-                attempts=recipient.attempts,
-                now=now,
-                expires_at=context.expires_at,
-                base_s=self.retry_base_s,
-                max_s=self.retry_max_s,
-            )
-            if isinstance(decision, policy.RetryAt):
-                retries.append((recipient.delivery_id, decision))
-                continue
-            finals[(decision.status, _short(decision.reason))].append(recipient.delivery_id)
-            if decision.status == "gone":
-                gone_subscribers.append(recipient.subscriber_id)
-        async with self.db.session() as session:
-            ledger = LedgerRepository(session)
-            for (status, reason), ids in finals.items():
-                await ledger.finish(ids, status, now, reason)
-            for delivery_id, retry in retries:
-                await ledger.retry_later(delivery_id, retry.at, retry.reason, now)
-            await ledger.deactivate(gone_subscribers, now)
-            if not retries:
-                await ledger.complete_if_done(context.campaign_id, now)
-
-
-def _short(reason: str | None) -> str | None:
-    return reason[:255] if reason else None

@@ -51,7 +51,8 @@ class DeliveryTasks:
         self.deliverer = Deliverer(
             self.db,
             build_providers(self.settings),
-            lease_s=self.settings.lease_s,
+            lease_s=self.settings.delivery_lease_s,
+            renew_s=self.settings.delivery_renew_s,
             concurrency=self.settings.worker_concurrency,
             retry_base_s=self.settings.retry_base_s,
             retry_max_s=self.settings.retry_max_s,
@@ -73,7 +74,8 @@ class DeliveryTasks:
     async def start_due(self) -> None:
         now = utcnow()
         async with self.db.session() as session:
-            lease_until = now + timedelta(seconds=self.settings.lease_s)
+            # The fan-out's lease is renewed with each page it adds: as short as the delivery rows'.
+            lease_until = now + timedelta(seconds=self.settings.delivery_lease_s)
             claimed = await CampaignRepository(session).claim_due(now, lease_until, limit=START_BATCH)
         for campaign_id in claimed:
             self.registry.spawn(self._fan_out(campaign_id), name=f"fanout-{campaign_id}")
@@ -94,7 +96,7 @@ class DeliveryTasks:
                     campaign_id,
                     platforms=deliverer.platforms,
                     chunk_size=self.settings.chunk_size,
-                    lease_s=self.settings.lease_s,
+                    lease_s=self.settings.delivery_lease_s,
                     queue_grace_s=queue_grace_s(self.settings),
                 )
             )
