@@ -6,6 +6,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from clarion.models import DeliveryStatus
 from clarion.provider.outcome import Delivered, Gone, Outcome, Rejected, Retry
 
 # Past this many attempts a recipient is given up as failed even if its TTL would allow more.
@@ -14,7 +15,7 @@ MAX_ATTEMPTS = 10
 
 @dataclass(frozen=True, slots=True)
 class Final:
-    status: str  # sent | gone | rejected | expired | failed
+    status: DeliveryStatus  # any but PENDING
     reason: str | None = None
 
 
@@ -56,18 +57,18 @@ def decide(
     unless that time is at or past `expires_at`: then it is `expired`.
     """
     if isinstance(outcome, Delivered):
-        return Final("sent")
+        return Final(DeliveryStatus.SENT)
     if isinstance(outcome, Gone):
-        return Final("gone", outcome.reason)
+        return Final(DeliveryStatus.GONE, outcome.reason)
     if isinstance(outcome, Rejected):
-        return Final("rejected", outcome.reason)
+        return Final(DeliveryStatus.REJECTED, outcome.reason)
     assert isinstance(outcome, Retry)
     if attempts >= MAX_ATTEMPTS:
-        return Final("failed", outcome.reason)
+        return Final(DeliveryStatus.FAILED, outcome.reason)
     delay = backoff_s(attempts, base_s, max_s, rng)
     if outcome.after_s is not None:
         delay = max(delay, outcome.after_s)
     at = now + timedelta(seconds=delay)
     if at >= expires_at:
-        return Final("expired", outcome.reason)
+        return Final(DeliveryStatus.EXPIRED, outcome.reason)
     return RetryAt(at, outcome.reason)

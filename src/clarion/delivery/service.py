@@ -11,6 +11,7 @@ from clarion.delivery import policy
 from clarion.delivery.context import CampaignContext, ContextCache
 from clarion.delivery.lanes import SendLanes, Sends
 from clarion.delivery.repository import Claimed, LedgerRepository
+from clarion.models import DeliveryStatus
 from clarion.provider.base import Provider, Transmit
 from clarion.provider.outcome import Outcome, Retry
 
@@ -102,7 +103,7 @@ class Deliverer:
         self, context: CampaignContext, claimed: Sequence[Claimed], outcomes: Sequence[Outcome]
     ) -> None:
         now = utcnow()
-        finals: dict[tuple[str, str | None], list[int]] = defaultdict(list)
+        finals: dict[tuple[DeliveryStatus, str | None], list[int]] = defaultdict(list)
         retries: list[tuple[int, policy.RetryAt]] = []
         gone_subscribers: list[int] = []
         for recipient, outcome in zip(claimed, outcomes, strict=True):
@@ -118,7 +119,7 @@ class Deliverer:
                 retries.append((recipient.delivery_id, decision))
                 continue
             finals[(decision.status, _short(decision.reason))].append(recipient.delivery_id)
-            if decision.status == "gone":
+            if decision.status == DeliveryStatus.GONE:
                 gone_subscribers.append(recipient.subscriber_id)
         async with self.db.session() as session:
             ledger = LedgerRepository(session)
