@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -26,6 +27,42 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 class Base(DeclarativeBase):
     pass
+
+
+# The states below are stored as these exact strings (String(16) columns, no CHECK constraint): renaming
+# a value needs a migration of the stored rows. tests/test_states.py pins them.
+
+
+class CampaignStatus(StrEnum):
+    """A campaign's life: scheduled -> sending (claimed and fanned out) -> sent (nothing pending).
+
+    The Gravitec surface renders it upper-case (`SENT`).
+    """
+
+    SCHEDULED = "scheduled"
+    SENDING = "sending"
+    SENT = "sent"
+    # Reserved: nothing sets them yet.
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class DeliveryStatus(StrEnum):
+    """A ledger row's state: pending until an attempt ends it in one of the final states."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    GONE = "gone"  # the address is no longer valid: its subscriber is deactivated
+    REJECTED = "rejected"  # the push service refused this message; retrying would not help
+    EXPIRED = "expired"  # the next retry would fall past the campaign's TTL
+    FAILED = "failed"  # still retryable after MAX_ATTEMPTS
+
+
+class BatchStatus(StrEnum):
+    """A Swrve-style batch: accepted (waiting for its processor) -> processed (recipients in the ledger)."""
+
+    ACCEPTED = "accepted"
+    PROCESSED = "processed"
 
 
 class App(Base):
@@ -136,7 +173,7 @@ class Campaign(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))  # a CampaignStatus
     send_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     ttl_s: Mapped[int] = mapped_column(Integer)
     display_time_s: Mapped[int] = mapped_column(Integer)
@@ -182,7 +219,7 @@ class Delivery(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING.value)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # Who may touch a pending row: with no owner it is queued (or waiting for its retry) and the
     # sweeper leaves it alone until lease_until; with an owner, a worker holds it until lease_until.
@@ -225,8 +262,7 @@ class Batch(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
     push_campaign_id: Mapped[int] = mapped_column(ForeignKey("push_campaigns.id", ondelete="CASCADE"))
-    # accepted (waiting for its processor) | processed (recipients in the ledger)
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))  # a BatchStatus
     body: Mapped[str] = mapped_column(Text)
     identity_key_given: Mapped[bool] = mapped_column(Boolean)
     campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="SET NULL"))

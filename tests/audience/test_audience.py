@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from clarion.app_tenant import service as apps
 from clarion.audience import service as audiences
+from clarion.audience.repository import AudienceRepository
 from clarion.campaign import service as campaigns
 from clarion.campaign.schemas import (
     Association,
@@ -209,7 +210,7 @@ async def collect(
     after_id = 0
     while True:
         async with db.session() as session:
-            page = await audiences.chunk(session, condition, after_id, size)
+            page = await AudienceRepository(session).chunk(condition, after_id, size)
         assert len(page) <= size
         assert all(a < b for a, b in zip([after_id, *page], page, strict=False)), (after_id, page)
         seen.extend(page)
@@ -276,8 +277,8 @@ async def test_a_chunk_never_holds_more_than_its_size(db: Database) -> None:
         campaign = await session.get(Campaign, campaign_id)
         assert campaign is not None
         condition = audiences.recipients(app_id, campaign_id, campaign.audience, WEB_ONLY)
-        first = await audiences.chunk(session, condition, 0, 4)
-        rest = await audiences.chunk(session, condition, first[-1], 100)
+        first = await AudienceRepository(session).chunk(condition, 0, 4)
+        rest = await AudienceRepository(session).chunk(condition, first[-1], 100)
 
     assert first == ids[:4]
     assert rest == ids[4:]

@@ -4,6 +4,9 @@ A campaign's audience is stored as a kind plus rows in campaign_targets (tokens,
 tag names) or a list of resolved tag ids (tags_segment). Resolution joins those rows instead of
 building IN lists, and the recipients are streamed by primary key in chunks, so neither memory nor
 statement size grows with the audience.
+
+This module only builds statements: the fan-out's ledger INSERT … SELECT embeds `page`, and
+AudienceRepository runs it on its own.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, exists, not_, or_, select, true
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion.models import CampaignTarget, Subscriber, SubscriberTag, Tag
 
@@ -99,8 +101,3 @@ def page(condition: ColumnElement[bool], after_id: int, size: int) -> Select[int
     return (
         select(Subscriber.id).where(condition, Subscriber.id > after_id).order_by(Subscriber.id).limit(size)
     )
-
-
-async def chunk(session: AsyncSession, condition: ColumnElement[bool], after_id: int, size: int) -> list[int]:
-    """`page`, run."""
-    return list((await session.execute(page(condition, after_id, size))).scalars())

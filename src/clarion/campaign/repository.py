@@ -1,4 +1,4 @@
-"""All SQL about campaigns, their targets and their statistics."""
+"""All SQL about campaigns, their targets and their statistics: the one writer of `campaigns`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,17 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion.db import insert_ignore
-from clarion.models import App, Campaign, CampaignTarget, Delivery, Event, Segment, Tag
+from clarion.models import (
+    App,
+    Campaign,
+    CampaignStatus,
+    CampaignTarget,
+    Delivery,
+    DeliveryStatus,
+    Event,
+    Segment,
+    Tag,
+)
 from clarion.validation import ascii_int, storable
 
 
@@ -39,7 +49,7 @@ class CampaignRepository:
         written by the batch's processing rather than by a fan-out."""
         campaign = Campaign(
             app_id=app_id,
-            status="sending",
+            status=CampaignStatus.SENDING,
             send_at=now,
             ttl_s=ttl_s,
             display_time_s=0,
@@ -130,7 +140,9 @@ class CampaignRepository:
         return segment
 
     async def sent_count(self, campaign_id: int) -> int:
-        query = select(func.count()).where(Delivery.campaign_id == campaign_id, Delivery.status == "sent")
+        query = select(func.count()).where(
+            Delivery.campaign_id == campaign_id, Delivery.status == DeliveryStatus.SENT
+        )
         return int((await self.session.execute(query)).scalar_one())
 
     async def event_counts(self, campaign_id: int) -> dict[str, int]:
@@ -144,8 +156,8 @@ class CampaignRepository:
         """
         due = select(Campaign.id).where(
             or_(
-                (Campaign.status == "scheduled") & (Campaign.send_at <= now),
-                (Campaign.status == "sending")
+                (Campaign.status == CampaignStatus.SCHEDULED) & (Campaign.send_at <= now),
+                (Campaign.status == CampaignStatus.SENDING)
                 & Campaign.fanout_done.is_(False)
                 & (Campaign.fanout_lease_until < now),
             )
@@ -158,13 +170,74 @@ class CampaignRepository:
                 .where(
                     Campaign.id == campaign_id,
                     or_(
-                        Campaign.status == "scheduled",
-                        (Campaign.status == "sending") & (Campaign.fanout_lease_until < now),
+                        Campaign.status == CampaignStatus.SCHEDULED,
+                        (Campaign.status == CampaignStatus.SENDING) & (Campaign.fanout_lease_until < now),
                     ),
                 )
-                .values(status="sending", fanout_lease_until=lease_until)
+                .values(status=CampaignStatus.SENDING, fanout_lease_until=lease_until)
                 .execution_options(synchronize_session=False)
             )
             if getattr(result, "rowcount", 0) == 1:
                 claimed.append(campaign_id)
         return claimed
+
+    async def renew_fanout(self, campaign_id: int, lease_until: datetime) -> None:
+        """The fan-out is still running: keep other schedulers off it until `lease_until`."""
+        await self.session.execute(
+            update(Campaign)
+            .where(Campaign.id == campaign_id)
+            .values(fanout_lease_until=lease_until)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def finish_fanout(self, campaign_id: int) -> None:
+        await self.session.execute(
+            update(Campaign)
+            .where(Campaign.id == campaign_id)
+            .values(fanout_done=True)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def reset_fanout_leases(self, now: datetime) -> None:
+        """After an in-process engine's restart no fan-out is held: due for resumption at once."""
+        await self.session.execute(
+            update(Campaign)
+            .where(Campaign.status == CampaignStatus.SENDING, Campaign.fanout_done.is_(False))
+            .values(fanout_lease_until=now)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def complete_if_fanned_out(self, campaign_id: int, now: datetime) -> bool:
+        """Mark the campaign sent if its fan-out is done; the caller found nothing of it pending.
+
+        Conditional: of two jobs finishing at once, only one update matches (True for that one).
+        """
+        result = await self.session.execute(
+            update(Campaign)
+            .where(
+                Campaign.id == campaign_id,
+                Campaign.status == CampaignStatus.SENDING,
+                Campaign.fanout_done.is_(True),
+            )
+            .values(status=CampaignStatus.SENT, finished_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return getattr(result, "rowcount", 0) == 1
+
+    async def complete_finished(self, now: datetime) -> None:
+        """Mark sent every fanned-out campaign with nothing pending.
+
+        Workers check this after each job, but two jobs finishing at once in two transactions can
+        each still see the other's rows pending; the sweeper's pass catches that.
+        """
+        pending = select(Delivery.id).where(
+            Delivery.campaign_id == Campaign.id, Delivery.status == DeliveryStatus.PENDING
+        )
+        await self.session.execute(
+            update(Campaign)
+            .where(
+                Campaign.status == CampaignStatus.SENDING, Campaign.fanout_done.is_(True), ~pending.exists()
+            )
+            .values(status=CampaignStatus.SENT, finished_at=now)
+            .execution_options(synchronize_session=False)
+        )

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from clarion.models import CampaignStatus
+
 AudienceKind = Literal["all", "tokens", "aliases", "tags", "tags_segment"]
 Association = Literal["AND", "AND_NOT", "OR", "OR_NOT"]
 ASSOCIATIONS: tuple[str, ...] = ("AND", "AND_NOT", "OR", "OR_NOT")
@@ -58,7 +60,7 @@ class CampaignCreate:
 @dataclass(frozen=True)
 class CampaignStats:
     campaign_id: int
-    status: str
+    status: CampaignStatus
     send_at: datetime
     sent: int
     received: int

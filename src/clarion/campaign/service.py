@@ -15,7 +15,7 @@ from clarion.campaign import payload
 from clarion.campaign.repository import CampaignRepository
 from clarion.campaign.schemas import AudienceSpec, CampaignCreate, CampaignStats, SegmentTerm
 from clarion.db import as_utc, utcnow
-from clarion.models import App, Campaign, Segment
+from clarion.models import App, Campaign, CampaignStatus, Segment
 from clarion.validation import storable
 
 # Tag names (and their case-folded forms) are at most 255 symbols (Gravitec v3).
@@ -91,7 +91,7 @@ async def create(
     now = utcnow()
     campaign = Campaign(
         app_id=app.id,
-        status="scheduled",
+        status=CampaignStatus.SCHEDULED,
         send_at=spec.send_at or now,
         ttl_s=spec.ttl_s,
         display_time_s=spec.display_time_s,
@@ -121,7 +121,7 @@ async def stats(session: AsyncSession, app: App, campaign_id: int) -> CampaignSt
     events = await repo.event_counts(campaign.id)
     return CampaignStats(
         campaign_id=campaign.id,
-        status=campaign.status,
+        status=CampaignStatus(campaign.status),
         send_at=as_utc(campaign.send_at),
         sent=await repo.sent_count(campaign.id),
         received=events.get("received", 0),

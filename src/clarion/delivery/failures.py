@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections import Counter, OrderedDict
 
+from clarion.models import DeliveryStatus
 from clarion.provider.webpush import endpoint_origin
 
 log = logging.getLogger("clarion.delivery")
@@ -72,13 +73,13 @@ class FailureLog:
             )
         else:
             # A 410 is an unsubscribed browser, routine; anything else may need someone's attention.
-            level = logging.INFO if status == "gone" else logging.WARNING
+            level = logging.INFO if status == DeliveryStatus.GONE else logging.WARNING
             log.log(level, "campaign %s: first `%s` from %s: %s", campaign_id, status, origin, reason)
 
     def summary(self, campaign_id: int, counts: Counter[str]) -> None:
         """One line per job: how many recipients ended in which status (`retry`: to be tried again)."""
         text = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
-        level = logging.DEBUG if set(counts) <= {"sent"} else logging.INFO
+        level = logging.DEBUG if set(counts) <= {DeliveryStatus.SENT} else logging.INFO
         log.log(level, "campaign %s: job of %s recipients recorded: %s", campaign_id, counts.total(), text)
 
     def _campaign(self, campaign_id: int) -> set[str]:

@@ -49,7 +49,7 @@ async def fan_out(
             page = audiences.page(condition, cursor, chunk_size)
             queued_until = now + timedelta(seconds=queue_grace_s)
             delivery_ids = await ledger.add_page(campaign_id, page, now, queued_until)
-            await ledger.renew_fanout(campaign_id, now + timedelta(seconds=lease_s))
+            await CampaignRepository(session).renew_fanout(campaign_id, now + timedelta(seconds=lease_s))
         # Enqueued only after the rows are committed: a worker never sees a job before its data.
         if not delivery_ids:
             # Only an exhausted audience adds nothing: the cursor is the ledger's highest recipient,
@@ -64,6 +64,5 @@ async def fan_out(
 
 async def _finish(db: Database, campaign_id: int) -> None:
     async with db.session() as session:
-        ledger = LedgerRepository(session)
-        await ledger.finish_fanout(campaign_id)
-        await ledger.complete_if_done(campaign_id, utcnow())
+        await CampaignRepository(session).finish_fanout(campaign_id)
+        await LedgerRepository(session).complete_if_done(campaign_id, utcnow())

@@ -6,6 +6,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from clarion.models import DeliveryStatus
 from clarion.provider.outcome import Delivered, Gone, Outcome, Rejected, Retry
 
 # The TTL decides when a transient failure is given up (`expired`); this cap is only a backstop.
@@ -18,7 +19,7 @@ MAX_ATTEMPTS = 10_000
 
 @dataclass(frozen=True, slots=True)
 class Final:
-    status: str  # sent | gone | rejected | expired | failed
+    status: DeliveryStatus  # any but PENDING
     reason: str | None = None
 
 
@@ -63,18 +64,18 @@ def decide(
     far above what a TTL allows with the default back-off, makes it `failed` first.
     """
     if isinstance(outcome, Delivered):
-        return Final("sent")
+        return Final(DeliveryStatus.SENT)
     if isinstance(outcome, Gone):
-        return Final("gone", outcome.reason)
+        return Final(DeliveryStatus.GONE, outcome.reason)
     if isinstance(outcome, Rejected):
-        return Final("rejected", outcome.reason)
+        return Final(DeliveryStatus.REJECTED, outcome.reason)
     assert isinstance(outcome, Retry)
     if attempts >= MAX_ATTEMPTS:
-        return Final("failed", outcome.reason)
+        return Final(DeliveryStatus.FAILED, outcome.reason)
     delay = backoff_s(attempts, base_s, max_s, rng)
     if outcome.after_s is not None:
         delay = max(delay, outcome.after_s)
     at = now + timedelta(seconds=delay)
     if at >= expires_at:
-        return Final("expired", outcome.reason)
+        return Final(DeliveryStatus.EXPIRED, outcome.reason)
     return RetryAt(at, outcome.reason)

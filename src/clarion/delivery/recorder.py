@@ -28,6 +28,7 @@ from clarion.delivery import policy
 from clarion.delivery.context import CampaignContext
 from clarion.delivery.failures import FailureLog
 from clarion.delivery.repository import Claimed, LedgerRepository
+from clarion.models import DeliveryStatus
 from clarion.provider.outcome import Outcome
 
 log = logging.getLogger("clarion.delivery")
@@ -78,7 +79,9 @@ class _Batch:
     """What one transaction writes."""
 
     now: datetime
-    finals: dict[tuple[str, str | None], list[int]] = field(default_factory=lambda: defaultdict(list))
+    finals: dict[tuple[DeliveryStatus, str | None], list[int]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
     retries: list[tuple[int, datetime, str]] = field(default_factory=list)
     gone: list[int] = field(default_factory=list)
     per_job: Counter[Job] = field(default_factory=Counter)
@@ -206,12 +209,13 @@ class Recorder:
                 status, reason = RETRY, decision.reason
                 batch.retries.append((recipient.delivery_id, decision.at, decision.reason[:REASON_CHARS]))
             else:
-                status, reason = decision.status, _short(decision.reason)
-                batch.finals[(status, reason)].append(recipient.delivery_id)
-                if status == "gone":
+                final, reason = decision.status, _short(decision.reason)
+                status = final
+                batch.finals[(final, reason)].append(recipient.delivery_id)
+                if final == DeliveryStatus.GONE:
                     batch.gone.append(recipient.subscriber_id)
             batch.statuses[job][status] += 1
-            if status != "sent":
+            if status != DeliveryStatus.SENT:
                 campaign_id = job.context.campaign_id
                 self.failures.note(campaign_id, recipient.platform, recipient.address, status, reason)
         return batch

@@ -1,4 +1,8 @@
-"""All SQL about the delivery ledger."""
+"""All SQL about the delivery ledger (the `deliveries` table, its only writer).
+
+What a ledger operation changes elsewhere (a campaign marked sent, a gone subscriber deactivated) is
+written by that table's own repository, called from here in the same transaction.
+"""
 
 from __future__ import annotations
 
@@ -27,10 +31,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from clarion.campaign.repository import CampaignRepository
 from clarion.db import insert_ignore, insert_ignore_from
-from clarion.models import Campaign, Delivery, Subscriber
-
-PENDING = "pending"
+from clarion.models import Delivery, DeliveryStatus, Subscriber
+from clarion.subscriber.repository import SubscriberRepository
 
 # The per-job statements (add, claim, finish) go through the Core tables, not the ORM entities:
 # the same SQL without the ORM's per-statement compile and row-loading work (≈ 10 % of the event
@@ -47,7 +51,7 @@ def _new_row(campaign_id: int, now: datetime, queued_until: datetime) -> dict[st
     """A recipient's first state in the ledger: pending, due now, left to the job that queues it."""
     return {
         "campaign_id": campaign_id,
-        "status": PENDING,
+        "status": DeliveryStatus.PENDING,
         "attempts": 0,
         "lease_until": queued_until,
         "next_attempt_at": now,
@@ -92,22 +96,6 @@ class LedgerRepository:
         """The ledger is its own fan-out cursor: recipients are added in subscriber id order."""
         query = select(func.max(Delivery.subscriber_id)).where(Delivery.campaign_id == campaign_id)
         return int((await self.session.execute(query)).scalar_one() or 0)
-
-    async def renew_fanout(self, campaign_id: int, lease_until: datetime) -> None:
-        await self.session.execute(
-            update(Campaign)
-            .where(Campaign.id == campaign_id)
-            .values(fanout_lease_until=lease_until)
-            .execution_options(synchronize_session=False)
-        )
-
-    async def finish_fanout(self, campaign_id: int) -> None:
-        await self.session.execute(
-            update(Campaign)
-            .where(Campaign.id == campaign_id)
-            .values(fanout_done=True)
-            .execution_options(synchronize_session=False)
-        )
 
     async def add_page(
         self, campaign_id: int, page: Select[int], now: datetime, queued_until: datetime
@@ -159,7 +147,7 @@ class LedgerRepository:
             update(_deliveries)
             .where(
                 self._one_of(d.id, delivery_ids),
-                d.status == PENDING,
+                d.status == DeliveryStatus.PENDING,
                 d.next_attempt_at <= now,
                 or_(d.owner.is_(None), d.lease_until < now),
             )
@@ -173,7 +161,7 @@ class LedgerRepository:
         return [Claimed(*row) for row in (await self.session.execute(query)).all()]
 
     async def finish(
-        self, delivery_ids: Sequence[int], status: str, now: datetime, reason: str | None = None
+        self, delivery_ids: Sequence[int], status: DeliveryStatus, now: datetime, reason: str | None = None
     ) -> None:
         if not delivery_ids:
             return
@@ -211,7 +199,7 @@ class LedgerRepository:
         d = _deliveries.c
         await self.session.execute(
             update(_deliveries)
-            .where(self._one_of(d.id, delivery_ids), d.owner == owner, d.status == PENDING)
+            .where(self._one_of(d.id, delivery_ids), d.owner == owner, d.status == DeliveryStatus.PENDING)
             .values(lease_until=lease_until)
         )
 
@@ -221,34 +209,32 @@ class LedgerRepository:
             return
         await self.session.execute(
             update(Delivery)
-            .where(Delivery.id.in_(delivery_ids), Delivery.status == PENDING)
+            .where(Delivery.id.in_(delivery_ids), Delivery.status == DeliveryStatus.PENDING)
             .values(owner=None, lease_until=now, attempts=Delivery.attempts - 1)
             .execution_options(synchronize_session=False)
         )
 
     async def deactivate(self, subscriber_ids: Sequence[int], now: datetime) -> None:
-        if not subscriber_ids:
-            return
-        await self.session.execute(
-            update(Subscriber)
-            .where(Subscriber.id.in_(subscriber_ids))
-            .values(active=False, updated_at=now)
-            .execution_options(synchronize_session=False)
-        )
+        """Deactivate the subscribers whose address is gone, through their own repository."""
+        await SubscriberRepository(self.session).deactivate(subscriber_ids, now)
 
     async def pending_ids(self, campaign_id: int) -> list[int]:
-        query = select(Delivery.id).where(Delivery.campaign_id == campaign_id, Delivery.status == PENDING)
+        query = select(Delivery.id).where(
+            Delivery.campaign_id == campaign_id, Delivery.status == DeliveryStatus.PENDING
+        )
         return list((await self.session.execute(query.order_by(Delivery.id))).scalars())
 
     async def has_pending(self, campaign_id: int) -> bool:
-        query = select(Delivery.id).where(Delivery.campaign_id == campaign_id, Delivery.status == PENDING)
+        query = select(Delivery.id).where(
+            Delivery.campaign_id == campaign_id, Delivery.status == DeliveryStatus.PENDING
+        )
         return (await self.session.execute(query.limit(1))).first() is not None
 
     async def lapsed(self, now: datetime, queued_until: datetime, limit: int) -> list[tuple[int, int]]:
         """Pending rows whose lease ran out (lost job, dead worker, retry due): queue them again."""
         query = (
             select(Delivery.id, Delivery.campaign_id)
-            .where(Delivery.status == PENDING, Delivery.lease_until < now)
+            .where(Delivery.status == DeliveryStatus.PENDING, Delivery.lease_until < now)
             .order_by(Delivery.campaign_id, Delivery.id)
             .limit(limit)
         )
@@ -258,7 +244,7 @@ class LedgerRepository:
                 update(Delivery)
                 .where(
                     Delivery.id.in_([delivery_id for delivery_id, _ in rows]),
-                    Delivery.status == PENDING,
+                    Delivery.status == DeliveryStatus.PENDING,
                     Delivery.lease_until < now,
                 )
                 .values(owner=None, lease_until=queued_until)
@@ -267,19 +253,18 @@ class LedgerRepository:
         return [(int(d), int(c)) for d, c in rows]
 
     async def reset_leases(self, now: datetime) -> None:
-        """One process owns an in-memory queue: after its restart, nothing it held is held any more."""
+        """One process owns an in-memory queue: after its restart, nothing it held is held any more.
+
+        The ledger's rows here; the campaigns' fan-out leases through CampaignRepository, in this
+        transaction.
+        """
         await self.session.execute(
             update(Delivery)
-            .where(Delivery.status == PENDING)
+            .where(Delivery.status == DeliveryStatus.PENDING)
             .values(owner=None, lease_until=now)
             .execution_options(synchronize_session=False)
         )
-        await self.session.execute(
-            update(Campaign)
-            .where(Campaign.status == "sending", Campaign.fanout_done.is_(False))
-            .values(fanout_lease_until=now)
-            .execution_options(synchronize_session=False)
-        )
+        await CampaignRepository(self.session).reset_fanout_leases(now)
 
     async def release_queued(self, now: datetime) -> None:
         """The queue lost its jobs: rows waiting in it (no owner, left alone until a later time) are due.
@@ -289,32 +274,17 @@ class LedgerRepository:
         """
         await self.session.execute(
             update(Delivery)
-            .where(Delivery.status == PENDING, Delivery.owner.is_(None), Delivery.lease_until > now)
+            .where(
+                Delivery.status == DeliveryStatus.PENDING,
+                Delivery.owner.is_(None),
+                Delivery.lease_until > now,
+            )
             .values(lease_until=Delivery.next_attempt_at)
             .execution_options(synchronize_session=False)
         )
 
-    async def complete_finished(self, now: datetime) -> None:
-        """Mark sent every fanned-out campaign with nothing pending.
-
-        Workers check this after each job, but two jobs finishing at once in two transactions can
-        each still see the other's rows pending; the sweeper's pass catches that.
-        """
-        pending = select(Delivery.id).where(Delivery.campaign_id == Campaign.id, Delivery.status == PENDING)
-        await self.session.execute(
-            update(Campaign)
-            .where(Campaign.status == "sending", Campaign.fanout_done.is_(True), ~pending.exists())
-            .values(status="sent", finished_at=now)
-            .execution_options(synchronize_session=False)
-        )
-
     async def complete_if_done(self, campaign_id: int, now: datetime) -> bool:
+        """Mark the campaign sent if its fan-out is done and nothing of it is pending here."""
         if await self.has_pending(campaign_id):
             return False
-        result = await self.session.execute(
-            update(Campaign)
-            .where(Campaign.id == campaign_id, Campaign.status == "sending", Campaign.fanout_done.is_(True))
-            .values(status="sent", finished_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        return getattr(result, "rowcount", 0) == 1
+        return await CampaignRepository(self.session).complete_if_fanned_out(campaign_id, now)

@@ -111,9 +111,8 @@ class DeliveryTasks:
         now = utcnow()
         async with self.db.session() as session:
             queued_until = now + timedelta(seconds=queue_grace_s(self.settings))
-            ledger = LedgerRepository(session)
-            lapsed = await ledger.lapsed(now, queued_until, SWEEP_BATCH)
-            await ledger.complete_finished(now)
+            lapsed = await LedgerRepository(session).lapsed(now, queued_until, SWEEP_BATCH)
+            await CampaignRepository(session).complete_finished(now)
         by_campaign: dict[int, list[int]] = defaultdict(list)
         for delivery_id, campaign_id in lapsed:
             by_campaign[campaign_id].append(delivery_id)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -96,3 +97,14 @@ class SubscriberRepository:
     async def add_event(self, campaign_id: int, subscriber_id: int, kind: str, at: datetime) -> None:
         row = {"campaign_id": campaign_id, "subscriber_id": subscriber_id, "type": kind, "created_at": at}
         await insert_ignore(self.session, Event.__table__, [row])
+
+    async def deactivate(self, subscriber_ids: Sequence[int], now: datetime) -> None:
+        """Their addresses are gone (the push service said so): no campaign reaches them any more."""
+        if not subscriber_ids:
+            return
+        await self.session.execute(
+            update(Subscriber)
+            .where(Subscriber.id.in_(subscriber_ids))
+            .values(active=False, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )

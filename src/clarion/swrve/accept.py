@@ -17,7 +17,7 @@ from clarion import errors
 from clarion.app_tenant.repository import AppRepository
 from clarion.app_tenant.security import hash_secret
 from clarion.db import as_utc, utcnow
-from clarion.models import App, Batch, PushCampaign
+from clarion.models import App, Batch, BatchStatus, PushCampaign
 from clarion.swrve.repository import SwrveRepository
 
 MAX_BATCH_BYTES = 256 * 1024  # spec: "The maximum supported batch size is 256 KB."
@@ -87,7 +87,7 @@ async def submit(
         id=str(uuid.uuid4()),
         app_id=app.id,
         push_campaign_id=campaign.id,
-        status="accepted",
+        status=BatchStatus.ACCEPTED,
         body=storable_body(submission.body),
         identity_key_given=submission.identity_key is not None,
         created_at=now,

@@ -7,18 +7,19 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion import errors
+from clarion.models import BatchStatus, DeliveryStatus
 from clarion.swrve.repository import SwrveRepository
 
 # How a recipient's final ledger status reads in the report (spec, warning table; none safe to resend).
 _OUTCOME_REASONS = {
-    "gone": "Rejected, User Has Changed Token",
-    "expired": "Failed to send a Push message",
-    "failed": "Internal failure to send a Push message",
+    DeliveryStatus.GONE: "Rejected, User Has Changed Token",
+    DeliveryStatus.EXPIRED: "Failed to send a Push message",
+    DeliveryStatus.FAILED: "Internal failure to send a Push message",
 }
 
 
-def _delivery_reason(status: str, last_error: str | None) -> str:
-    if status == "rejected":
+def _delivery_reason(status: DeliveryStatus, last_error: str | None) -> str:
+    if status == DeliveryStatus.REJECTED:
         return f"Failure due to: {last_error or 'the push service refused the message'}"
     return _OUTCOME_REASONS.get(status, "Failure to send message")
 
@@ -33,7 +34,7 @@ async def status(session: AsyncSession, batch_id: str) -> dict[str, Any]:
     if batch is None:
         raise errors.InvalidBatchId()
     body: dict[str, Any] = {"batch_id": batch.id}
-    if batch.status != "processed":
+    if batch.status != BatchStatus.PROCESSED:
         return {
             **body,
             "status": "in_progress",
@@ -51,9 +52,9 @@ async def status(session: AsyncSession, batch_id: str) -> dict[str, Any]:
     ledger = await repo.ledger(batch.campaign_id) if batch.campaign_id is not None else []
     for row_status, last_error, params in ledger:
         user = str((params or {}).get("user"))
-        if row_status == "sent":
+        if row_status == DeliveryStatus.SENT:
             sent_users.add(user)
-        elif row_status == "pending":
+        elif row_status == DeliveryStatus.PENDING:
             pending = True
         else:
             unsent.setdefault(user, _delivery_reason(row_status, last_error))
@@ -98,8 +99,6 @@ async def counters(session: AsyncSession, push_campaign_id: int) -> dict[str, An
         "name": push.name,
         "platform": push.platform,
         "batches": batches,
-        "delivery": {
-            key: by_status.get(key, 0) for key in ("pending", "sent", "gone", "rejected", "expired", "failed")
-        },
+        "delivery": {status.value: by_status.get(status, 0) for status in DeliveryStatus},
         "engagement": {key: by_event.get(key, 0) for key in ("received", "clicked", "closed")},
     }

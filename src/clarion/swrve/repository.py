@@ -9,10 +9,18 @@ from typing import Any
 from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from clarion.models import Batch, BatchReport, Campaign, Delivery, Event, PushCampaign, Subscriber
+from clarion.models import (
+    Batch,
+    BatchReport,
+    BatchStatus,
+    Campaign,
+    Delivery,
+    DeliveryStatus,
+    Event,
+    PushCampaign,
+    Subscriber,
+)
 
-BATCH_ACCEPTED = "accepted"
-BATCH_PROCESSED = "processed"
 # Users looked up at once: a batch of 256 KB may name thousands; no giant IN lists.
 LOOKUP_CHUNK = 500
 
@@ -49,7 +57,7 @@ class SwrveRepository:
         """
         result = await self.session.execute(
             update(Batch)
-            .where(Batch.id == batch_id, Batch.status == BATCH_ACCEPTED, Batch.attempts == attempts)
+            .where(Batch.id == batch_id, Batch.status == BatchStatus.ACCEPTED, Batch.attempts == attempts)
             .values(lease_until=lease_until, attempts=Batch.attempts + 1)
             .execution_options(synchronize_session=False)
         )
@@ -65,7 +73,7 @@ class SwrveRepository:
         They are left alone until `queued_until`, the time their new job may wait in the queue.
         """
         lapsed = or_(Batch.lease_until.is_(None), Batch.lease_until < now)
-        query = select(Batch.id, Batch.attempts).where(Batch.status == BATCH_ACCEPTED, lapsed)
+        query = select(Batch.id, Batch.attempts).where(Batch.status == BatchStatus.ACCEPTED, lapsed)
         found: list[tuple[str, int]] = []
         for batch_id, attempts in (
             await self.session.execute(query.order_by(Batch.created_at).limit(limit))
@@ -73,7 +81,10 @@ class SwrveRepository:
             result = await self.session.execute(
                 update(Batch)
                 .where(
-                    Batch.id == batch_id, Batch.status == BATCH_ACCEPTED, Batch.attempts == attempts, lapsed
+                    Batch.id == batch_id,
+                    Batch.status == BatchStatus.ACCEPTED,
+                    Batch.attempts == attempts,
+                    lapsed,
                 )
                 .values(lease_until=queued_until)
                 .execution_options(synchronize_session=False)
@@ -91,7 +102,7 @@ class SwrveRepository:
         )
 
     async def mark_processed(self, batch_id: str, *, total_users: int | None = None) -> None:
-        values: dict[str, Any] = {"status": BATCH_PROCESSED}
+        values: dict[str, Any] = {"status": BatchStatus.PROCESSED}
         if total_users is not None:
             values["total_users"] = total_users
         await self.session.execute(
@@ -105,7 +116,7 @@ class SwrveRepository:
         """After an in-process engine's restart nothing it was processing is held any more."""
         await self.session.execute(
             update(Batch)
-            .where(Batch.status == BATCH_ACCEPTED)
+            .where(Batch.status == BatchStatus.ACCEPTED)
             .values(lease_until=now)
             .execution_options(synchronize_session=False)
         )
@@ -118,7 +129,7 @@ class SwrveRepository:
         """
         await self.session.execute(
             update(Batch)
-            .where(Batch.status == BATCH_ACCEPTED, Batch.lease_until > held_until)
+            .where(Batch.status == BatchStatus.ACCEPTED, Batch.lease_until > held_until)
             .values(lease_until=now)
             .execution_options(synchronize_session=False)
         )
@@ -156,12 +167,15 @@ class SwrveRepository:
         query = select(BatchReport).where(BatchReport.batch_id == batch_id).order_by(BatchReport.seq)
         return list((await self.session.execute(query)).scalars())
 
-    async def ledger(self, campaign_id: int) -> list[tuple[str, str | None, dict[str, Any] | None]]:
+    async def ledger(
+        self, campaign_id: int
+    ) -> list[tuple[DeliveryStatus, str | None, dict[str, Any] | None]]:
         """(status, last error, params) of every recipient of a batch's campaign: bounded by the batch."""
         query = select(Delivery.status, Delivery.last_error, Delivery.params).where(
             Delivery.campaign_id == campaign_id
         )
-        return [(str(s), e, p) for s, e, p in (await self.session.execute(query.order_by(Delivery.id))).all()]
+        rows = (await self.session.execute(query.order_by(Delivery.id))).all()
+        return [(DeliveryStatus(s), e, p) for s, e, p in rows]
 
     async def campaign_counters(self, push_campaign_id: int) -> tuple[dict[str, int], dict[str, int], int]:
         """Ledger statuses, engagement events and the number of batches of one Push API campaign."""
