@@ -18,7 +18,7 @@ import pytest
 from bench.tcp_proxy import Mode, TcpProxy
 
 from clarion.app import create_app
-from clarion.db import Database
+from clarion.composition import open_database
 from tests.app_tenant.factory import MESSAGE, Tenant, new_app, web_body
 from tests.app_tenant.fixtures import fake
 from tests.conftest import make_settings
@@ -67,7 +67,7 @@ class Outage:
 async def outage(proxied_url: tuple[TcpProxy, str], fake: FakePushService) -> AsyncIterator[Outage]:
     proxy, url = proxied_url
     settings = make_settings(url)
-    db = Database(url, pool_size=1)
+    db = open_database(settings, pool_size=1)
     try:
         tenant = await new_app(db, plan="unlimited")
     finally:

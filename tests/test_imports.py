@@ -18,7 +18,7 @@ LAYERS: list[set[str]] = [
     {"netpolicy"},
     {"errors", "config"},
     {"validation", "models", "body_limit", "content", "secrets_box"},
-    {"db"},
+    {"db", "outage"},
     {"migrations", "queue"},
     {"runtime", "worker"},
     {"provider"},
@@ -28,7 +28,7 @@ LAYERS: list[set[str]] = [
     {"subscriber"},
     {"delivery"},
     {"gravitec", "swrve", "sdk"},
-    {"admin", "composition"},
+    {"admin", "composition", "health"},
     {"app"},
     {"cli"},
 ]

@@ -7,13 +7,15 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event, text
-from sqlalchemy.engine import ExceptionContext, make_url
+from sqlalchemy.engine import Connection, ExceptionContext, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SATimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+T = TypeVar("T")
 
 
 def async_url(url: str) -> str:
@@ -198,6 +200,13 @@ class Database:
         """One round trip to the database; raises if it cannot be reached."""
         async with self.session() as session:
             await session.execute(text("SELECT 1"))
+
+    async def inspect(self, probe: Callable[[Connection], T]) -> T:
+        """One round trip, then `probe` on the same connection (the health checks read the schema's
+        revision this way); raises if the database cannot be reached."""
+        async with self.session() as session:
+            await session.execute(text("SELECT 1"))
+            return await session.run_sync(lambda sync: probe(sync.connection()))
 
     async def dispose(self) -> None:
         await self.engine.dispose()

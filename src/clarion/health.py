@@ -13,7 +13,6 @@ import logging
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 
 from clarion.migrations import applied_revisions, head_revisions
 from clarion.runtime import RuntimeDep
@@ -29,9 +28,7 @@ def _unavailable(component: str, state: str = "unreachable") -> JSONResponse:
 async def _schema_revisions(rt: RuntimeDep) -> frozenset[str] | None:
     """The schema's applied revisions, or None when the database does not answer."""
     try:
-        async with rt.db.session() as session:
-            await session.execute(text("SELECT 1"))
-            return await session.run_sync(lambda sync: applied_revisions(sync.connection()))
+        return await rt.db.inspect(applied_revisions)
     except Exception as exc:  # any failure to reach the database means "not healthy"
         log.warning("health check: database unreachable: %s", exc)
         return None
