@@ -18,6 +18,7 @@ import pytest
 from bench.tcp_proxy import Mode, TcpProxy
 
 from clarion.app import create_app
+from clarion.config import Settings
 from clarion.db import Database
 from tests.app_tenant.factory import MESSAGE, Tenant, new_app, web_body
 from tests.app_tenant.fixtures import fake
@@ -66,7 +67,7 @@ class Outage:
 @pytest.fixture
 async def outage(proxied_url: tuple[TcpProxy, str], fake: FakePushService) -> AsyncIterator[Outage]:
     proxy, url = proxied_url
-    settings = make_settings(url)
+    settings = make_settings(url, db_timeout_s=Settings.model_fields["db_timeout_s"].default)  # 1 s, shipped
     db = Database(url, pool_size=1)
     try:
         tenant = await new_app(db, plan="unlimited")
