@@ -61,6 +61,9 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "request_timeout_s": 2.0,
         "connect_timeout_s": 1.0,
         "admin_token": "test-admin-token",
+        # Generous for tests on a loaded machine (many requests serialised on one row lock may wait
+        # longer than the 1 s default); tests/test_db_outage.py sets the default back on purpose.
+        "db_timeout_s": 5.0,
     }
     if not database_url.startswith("sqlite"):
         # SQLite tests use the key file beside their database; PostgreSQL ones have no such directory.

@@ -19,6 +19,7 @@ from bench.tcp_proxy import Mode, TcpProxy
 
 from clarion.app import create_app
 from clarion.composition import open_database
+from clarion.config import Settings
 from tests.app_tenant.factory import MESSAGE, Tenant, new_app, web_body
 from tests.app_tenant.fixtures import fake
 from tests.conftest import make_settings
@@ -66,7 +67,7 @@ class Outage:
 @pytest.fixture
 async def outage(proxied_url: tuple[TcpProxy, str], fake: FakePushService) -> AsyncIterator[Outage]:
     proxy, url = proxied_url
-    settings = make_settings(url)
+    settings = make_settings(url, db_timeout_s=Settings.model_fields["db_timeout_s"].default)  # 1 s, shipped
     db = open_database(settings, pool_size=1)
     try:
         tenant = await new_app(db, plan="unlimited")
