@@ -31,7 +31,7 @@ from schemathesis import GenerationMode
 from schemathesis.python import asgi
 
 from clarion.app import create_app
-from clarion.db import Database
+from clarion.composition import open_database
 from clarion.migrations import upgrade
 from tests.app_tenant.factory import MESSAGE, Tenant, new_app
 from tests.conftest import make_settings
@@ -83,7 +83,7 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Know
 
 
 async def _new_app(url: str) -> Tenant:
-    db = Database(url, pool_size=1)
+    db = open_database(make_settings(url), pool_size=1)
     try:
         return await new_app(db, plan="unlimited")
     finally:
