@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import ssl
 import subprocess
 import sys
 import time
@@ -29,10 +30,18 @@ import uvloop
 
 from clarion.content import Notification
 from clarion.provider import apns
-from clarion.provider.httpio import ssl_context
 from clarion.provider.outcome import Delivered
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def ssl_context(ca_file: str) -> ssl.SSLContext:
+    """httpx's trust for the comparison: the system's CAs plus the fake APNs' test CA."""
+    context = ssl.create_default_context()
+    context.load_verify_locations(cafile=ca_file)
+    return context
+
+
 MESSAGE = Notification(campaign_id="1", title="Clarion benchmark", message="m" * 200)
 TOKEN = "ab" * 32
 # The fake in a child process: it prints what a client needs, then serves until its stdin closes.

@@ -6,7 +6,6 @@ for Web Push and APNs (docs/architecture.md, "HTTP client"): one HTTP stack for 
 
 from __future__ import annotations
 
-import ssl
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -23,14 +22,6 @@ def http_reason(status: int, detail: str) -> str:
     """`HTTP 400: detail`, with the detail on one line and cut short: it ends up in the ledger."""
     text = " ".join(detail[: REASON_CHARS * 4].split())[:REASON_CHARS]
     return f"HTTP {status}: {text}" if text else f"HTTP {status}"
-
-
-def ssl_context(ca_file: str | None) -> ssl.SSLContext:
-    """The system's CAs, plus those in `ca_file` (CLARION_CA_FILE) when given (for Python clients)."""
-    context = ssl.create_default_context()
-    if ca_file:
-        context.load_verify_locations(cafile=ca_file)
-    return context
 
 
 def reqwest_builder(
