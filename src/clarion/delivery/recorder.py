@@ -209,10 +209,9 @@ class Recorder:
                 status, reason = RETRY, decision.reason
                 batch.retries.append((recipient.delivery_id, decision.at, decision.reason[:REASON_CHARS]))
             else:
-                final, reason = decision.status, _short(decision.reason)
-                status = final
-                batch.finals[(final, reason)].append(recipient.delivery_id)
-                if final == DeliveryStatus.GONE:
+                status, reason = decision.status, _short(decision.reason)
+                batch.finals[(decision.status, reason)].append(recipient.delivery_id)
+                if decision.status == DeliveryStatus.GONE:
                     batch.gone.append(recipient.subscriber_id)
             batch.statuses[job][status] += 1
             if status != DeliveryStatus.SENT:
