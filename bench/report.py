@@ -14,6 +14,8 @@ MIN_CRYPTO_RATIO = 0.5
 MIN_PYWEBPUSH_RATIO = 5.0
 MIN_SCALING = 1.8
 MAX_RSS_GROWTH_MB = 50.0
+# Issue 12: Clarion end to end, per core, at least this many times the best concurrent baseline.
+MIN_BASELINE_RATIO = 1.5
 
 
 def _rate(per_s: float) -> str:
@@ -69,6 +71,7 @@ def run_table(result: Result) -> str:
             "  (info) pywebpush loop with a requests.Session, msg/s", f"{result.pywebpush_session.per_s:,.0f}"
         ),
     ]
+    lines += _baseline_rows(result)
     for p in result.clarion:
         lines.append(_row(f"{p.name}: CPU-s / peak RSS (VmHWM)", f"{p.cpu_s:.2f} / {p.peak_rss_mb:.0f} MB"))
         lines.append(
@@ -92,6 +95,38 @@ def run_table(result: Result) -> str:
         _row("setup (keys, app, bulk insert), not timed", f"{result.setup_s:.1f} s"),
     ]
     return "\n".join(lines)
+
+
+def _baseline_rows(result: Result) -> list[str]:
+    """Clarion and the concurrent baselines side by side, per core and per second, and the ratio."""
+    lines = ["  side by side, 64 in flight each:  msg per CPU-second of the sender / msg/s (wall)"]
+    lines.append(
+        _row("  Clarion end to end (durable: database, queue, ledger)", _pair(result.per_cpu_s, result.per_s))
+    )
+    for name, rate in (
+        ("pywebpush encoder + aiohttp", result.pywebpush_aiohttp),
+        ("node web-push", result.node_web_push),
+    ):
+        label = f"  {name} ({rate.messages:,} msgs)"
+        if rate.skipped:
+            lines.append(_row(f"  {name}", "skipped", rate.skipped))
+        elif rate.cpu_s > 0:
+            lines.append(_row(label, _pair(rate.per_cpu_s, rate.per_s)))
+    best = result.best_baseline
+    if best is not None:
+        ok = result.baseline_ratio >= MIN_BASELINE_RATIO
+        lines.append(
+            _row(
+                f"ratio per core: Clarion / best baseline ({best[0]})",
+                f"{result.baseline_ratio:.2f} x",
+                f">= {MIN_BASELINE_RATIO} x  {_verdict(ok)}",
+            )
+        )
+    return lines
+
+
+def _pair(per_cpu_s: float, per_s: float) -> str:
+    return f"{per_cpu_s:,.0f} / {per_s:,.0f}"
 
 
 def suite_table(results: Sequence[Result]) -> str:
