@@ -206,6 +206,7 @@ CATALOGUE: tuple[type[ClarionError], ...] = (
     MissingParameter,
     InvalidField,
     NotFound,
+    CampaignPastRetention,
     UnknownApp,
     BadCredentials,
     UnknownSubscriber,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import cast
 
 import pytest
 from sqlalchemy import func, select
@@ -19,6 +20,7 @@ from clarion.db import Database, utcnow
 from clarion.delivery import tasks
 from clarion.delivery.tasks import Retention, fold_step
 from clarion.models import Delivery
+from clarion.queue import Registry
 from clarion.subscriber.proof import AUTH_HEADER
 from tests.conftest import Api, make_settings
 from tests.fakes.push_service import FakePushService, Respond
@@ -134,7 +136,8 @@ async def test_a_campaign_still_sending_is_not_touched(api: Api, fake: FakePushS
         assert await _rows(db, sending) == 2
         final = await wait_for_status(api.client, keys, sending, "SENT")
         assert final == {"status": "SENT", "send": 2, "received": 0, "clicked": 0, "closed": 0}
-        assert len(fake.received_for(slow.sub_id)) == 2 and len(fake.received_for(first.sub_id)) == 2
+        assert len(fake.received_for(slow.sub_id)) == 2
+        assert len(fake.received_for(first.sub_id)) == 2
         assert await stats(api.client, keys, finished) == {
             "status": "SENT",
             "send": 2,
@@ -173,12 +176,15 @@ async def test_a_pass_stops_when_nothing_is_left_and_retention_zero_keeps_everyt
     await wait_for_status(api.client, keys, campaign_id, "SENT")
     db = open_database(api.settings, pool_size=1)
     try:
-        kept = Retention(api.settings, _NoSpawn(), fold_step(db, 2), "test")
+        kept = Retention(api.settings, cast(Registry, _NoSpawn()), fold_step(db, 2), "test")
         await kept.tick()  # CLARION_LEDGER_RETENTION_DAYS=0: nothing is started
         assert await _rows(db, campaign_id) == 3
         # A horizon a day ahead is "-1 days" of retention: every finished campaign is past it.
         ahead = Retention(
-            make_settings(api.settings.database_url, ledger_retention_days=1), _NoSpawn(), _ahead(db), "t"
+            make_settings(api.settings.database_url, ledger_retention_days=1),
+            cast(Registry, _NoSpawn()),
+            _ahead(db),
+            "t",
         )
         assert await ahead.run_pass() == 3
         assert await ahead.run_pass() == 0
