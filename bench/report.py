@@ -133,7 +133,7 @@ def suite_table(results: Sequence[Result]) -> str:
     header = (
         f"  {'run':<36} {'wall s':>7} {'msg/s':>7} {'CPU-s':>7} {'msg/CPU-s':>9} {'crypto/core':>11}"
         f" {'e2e/crypto':>10} {'pywebpush/s':>11} {'x pywebpush':>11} {'peak RSS MB':>12}"
-        f" {'db+queue CPU-s':>14} {'noise CPU-s':>11}"
+        f" {'db+queue CPU-s':>14} {'noise CPU-s':>11} {'x best/core':>11}"
     )
     lines = ["== suite summary", header]
     for r in results:
@@ -142,10 +142,11 @@ def suite_table(results: Sequence[Result]) -> str:
             f"  {r.config.label:<36} {r.wall_s:>7.2f} {r.per_s:>7,.0f} {r.clarion_cpu_s:>7.2f}"
             f" {r.per_cpu_s:>9,.0f} {r.crypto.per_s:>11,.0f} {100 * r.crypto_ratio:>9.0f}%"
             f" {r.pywebpush.per_s:>11,.0f} {r.pywebpush_ratio:>10.1f}x {rss:>12}"
-            f" {r.postgres_cpu_s + r.redis_cpu_s:>14.2f} {r.other_cpu_s:>11.2f}"
+            f" {r.postgres_cpu_s + r.redis_cpu_s:>14.2f} {r.other_cpu_s:>11.2f} {r.baseline_ratio:>10.2f}x"
         )
     lines += [
-        "  (peak RSS MB: serve, then each worker; noise: CPU-s of other work on the machine meanwhile)",
+        "  (peak RSS MB: serve, then each worker; noise: CPU-s of other work on the machine meanwhile;",
+        "   x best/core: messages per Clarion CPU-second over the best concurrent baseline's)",
         "",
         "  targets (issue 3):",
         *_targets(results),
