@@ -14,7 +14,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import statistics
 import sys
+import time
 from datetime import datetime, timedelta
 
 from sqlalchemy import text
@@ -57,15 +59,41 @@ async def _ledger(database_url: str) -> list[tuple[str, int, int]]:
         sizes = [("fanned out (pending)", *await _size(db))]
         async with db.session() as session:
             await session.execute(
-                text("UPDATE deliveries SET status='sent', attempts=1, updated_at=:now"), {"now": utcnow()}
+                # Recorded sent when the campaign ran: 60 days ago, past the default retention.
+                text("UPDATE deliveries SET status='sent', attempts=1, updated_at=:at"),
+                {"at": utcnow() - timedelta(days=60)},
             )
         await _vacuum(db, "VACUUM ANALYZE deliveries")
         sizes.append(("sent, after VACUUM", *await _size(db)))
         await _vacuum(db, "VACUUM FULL deliveries")
         sizes.append(("sent, after VACUUM FULL (compacted)", *await _size(db)))
+        await _time_folds(db, campaign_id)
         return sizes
     finally:
         await db.dispose()
+
+
+async def _time_folds(db: Database, campaign_id: int) -> None:
+    """Retention's transactions over this ledger: the campaign finished long ago; each one folds
+    FOLD_BATCH rows, and how long it holds its locks is how long delivery may wait behind it."""
+    from clarion.delivery.tasks import FOLD_BATCH, fold_step
+
+    async with db.session() as session:
+        await session.execute(
+            text("UPDATE campaigns SET status='sent', finished_at=:at WHERE id=:c"),
+            {"at": utcnow() - timedelta(days=60), "c": campaign_id},
+        )
+    step, durations = fold_step(db, FOLD_BATCH), []
+    while True:
+        started = time.perf_counter()
+        if await step(utcnow() - timedelta(days=30), utcnow()) == 0:
+            break
+        durations.append(time.perf_counter() - started)
+    print(
+        f"retention: {len(durations)} transactions of {FOLD_BATCH:,} rows, each "
+        f"{1000 * min(durations):.0f}-{1000 * max(durations):.0f} ms (median "
+        f"{1000 * statistics.median(durations):.0f} ms)"
+    )
 
 
 async def _vacuum(db: Database, statement: str) -> None:

@@ -155,12 +155,15 @@ class CampaignRepository:
     async def claim_foldable(self, horizon: datetime) -> int | None:
         """A campaign whose ledger rows retention may fold now, held by this transaction alone.
 
-        Finished before `horizon`, with final rows left; a Swrve batch's campaign is left to the
-        Swrve feature, which keeps its per-user report first. On PostgreSQL the row lock (SKIP
+        Finished before `horizon`, with final rows last changed before it; a Swrve batch's campaign
+        is left to the Swrve feature, which keeps its per-user report first. On PostgreSQL the row lock (SKIP
         LOCKED) spreads concurrent workers over different campaigns; SQLite has one writer anyway.
         """
+        # The rows LedgerRepository.fold takes: a campaign is claimed only if it will fold some.
         rows = select(Delivery.id).where(
-            Delivery.campaign_id == Campaign.id, Delivery.status != DeliveryStatus.PENDING
+            Delivery.campaign_id == Campaign.id,
+            Delivery.status != DeliveryStatus.PENDING,
+            Delivery.updated_at < horizon,
         )
         query = (
             select(Campaign.id)

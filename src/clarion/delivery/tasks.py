@@ -171,12 +171,16 @@ class Retention:
     async def run_pass(self) -> int:
         """Up to FOLD_BATCHES_PER_PASS steps, until one finds nothing; the rows folded."""
         folded = 0
+        loop = asyncio.get_running_loop()
         for _ in range(FOLD_BATCHES_PER_PASS):
-            now = utcnow()
+            now, started = utcnow(), loop.time()
             done = await self.step(now - timedelta(days=self.retention_days), now)
             if done == 0:
                 break
             folded += done
+            # Rest as long as the step took: on SQLite (one writer) delivery's writes get the lock at
+            # least half of the time while a pass runs.
+            await asyncio.sleep(loop.time() - started)
         if folded:
             log.info("%s: %s ledger rows folded into their campaigns' counters", self.name, folded)
         return folded
