@@ -59,6 +59,7 @@ class Config:
     chunk_size: int | None = None
     crypto_sample: int = 20_000
     pywebpush_sample: int = 2_000
+    baseline_sample: int = 10_000
     quiet_wait_s: float = 30.0
     analyze: bool = True
     profile_dir: Path | None = None
@@ -95,6 +96,8 @@ class Result:
     crypto: Rate = NOT_MEASURED
     pywebpush: Rate = NOT_MEASURED
     pywebpush_session: Rate = NOT_MEASURED
+    pywebpush_aiohttp: Rate = NOT_MEASURED
+    node_web_push: Rate = NOT_MEASURED
 
     @property
     def clarion_cpu_s(self) -> float:
@@ -120,6 +123,25 @@ class Result:
     @property
     def pywebpush_ratio(self) -> float:
         return self.per_s / self.pywebpush.per_s
+
+    @property
+    def best_baseline(self) -> tuple[str, Rate] | None:
+        """The concurrent baseline with the most messages per CPU-second, if any was measured."""
+        measured = [
+            (name, rate)
+            for name, rate in (
+                ("pywebpush + aiohttp", self.pywebpush_aiohttp),
+                ("node web-push", self.node_web_push),
+            )
+            if rate.cpu_s > 0
+        ]
+        return max(measured, key=lambda item: item[1].per_cpu_s) if measured else None
+
+    @property
+    def baseline_ratio(self) -> float:
+        """Clarion's messages per CPU-second over the best concurrent baseline's."""
+        best = self.best_baseline
+        return self.per_cpu_s / best[1].per_cpu_s if best is not None else float("nan")
 
     @property
     def peak_rss_mb(self) -> float:
@@ -375,6 +397,18 @@ def _measure_baselines(
     result.pywebpush_session = baselines.pywebpush_loop(
         loop_subs, campaign, VAPID_SUBJECT, key_path, reuse_connections=True
     )
+    concurrent_subs = subs[: min(len(subs), config.baseline_sample)]
+    print(
+        f"  pywebpush + aiohttp, {baselines.IN_FLIGHT} in flight, {len(concurrent_subs):,} msgs ...",
+        flush=True,
+    )
+    processes.wait_for_quiet(config.quiet_wait_s)
+    result.pywebpush_aiohttp = baselines.pywebpush_aiohttp(concurrent_subs, campaign, VAPID_SUBJECT, work)
+    print(f"  node web-push, {baselines.IN_FLIGHT} in flight, {len(concurrent_subs):,} msgs ...", flush=True)
+    processes.wait_for_quiet(config.quiet_wait_s)
+    result.node_web_push = baselines.node_web_push(concurrent_subs, campaign, VAPID_SUBJECT, work)
+    if result.node_web_push.skipped:
+        print(f"  node web-push skipped: {result.node_web_push.skipped}", flush=True)
 
 
 # --- the command line ---------------------------------------------------------------------------------
@@ -401,6 +435,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--chunk-size", type=int, help="CLARION_CHUNK_SIZE (default: Clarion's)")
     parser.add_argument("--crypto-sample", type=int, default=20_000, help="subscriptions for crypto-only")
     parser.add_argument("--pywebpush-sample", type=int, default=2_000, help="subscriptions for pywebpush")
+    parser.add_argument(
+        "--baseline-sample",
+        type=int,
+        default=10_000,
+        help="messages for each concurrent baseline (pywebpush + aiohttp, node web-push)",
+    )
     parser.add_argument(
         "--quiet-wait", type=float, default=30.0, help="seconds to wait for an idle machine before timing"
     )
@@ -445,6 +485,7 @@ def main(argv: list[str] | None = None) -> int:
         chunk_size=args.chunk_size,
         crypto_sample=args.crypto_sample,
         pywebpush_sample=args.pywebpush_sample,
+        baseline_sample=args.baseline_sample,
         quiet_wait_s=args.quiet_wait,
         analyze=args.analyze,
     )

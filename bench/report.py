@@ -14,6 +14,8 @@ MIN_CRYPTO_RATIO = 0.5
 MIN_PYWEBPUSH_RATIO = 5.0
 MIN_SCALING = 1.8
 MAX_RSS_GROWTH_MB = 50.0
+# Issue 12: Clarion end to end, per core, at least this many times the best concurrent baseline.
+MIN_BASELINE_RATIO = 1.5
 
 
 def _rate(per_s: float) -> str:
@@ -69,6 +71,7 @@ def run_table(result: Result) -> str:
             "  (info) pywebpush loop with a requests.Session, msg/s", f"{result.pywebpush_session.per_s:,.0f}"
         ),
     ]
+    lines += _baseline_rows(result)
     for p in result.clarion:
         lines.append(_row(f"{p.name}: CPU-s / peak RSS (VmHWM)", f"{p.cpu_s:.2f} / {p.peak_rss_mb:.0f} MB"))
         lines.append(
@@ -94,11 +97,43 @@ def run_table(result: Result) -> str:
     return "\n".join(lines)
 
 
+def _baseline_rows(result: Result) -> list[str]:
+    """Clarion and the concurrent baselines side by side, per core and per second, and the ratio."""
+    lines = ["  side by side, 64 in flight each:  msg per CPU-second of the sender / msg/s (wall)"]
+    lines.append(
+        _row("  Clarion end to end (durable: database, queue, ledger)", _pair(result.per_cpu_s, result.per_s))
+    )
+    for name, rate in (
+        ("pywebpush encoder + aiohttp", result.pywebpush_aiohttp),
+        ("node web-push", result.node_web_push),
+    ):
+        label = f"  {name} ({rate.messages:,} msgs)"
+        if rate.skipped:
+            lines.append(_row(f"  {name}", "skipped", rate.skipped))
+        elif rate.cpu_s > 0:
+            lines.append(_row(label, _pair(rate.per_cpu_s, rate.per_s)))
+    best = result.best_baseline
+    if best is not None:
+        ok = result.baseline_ratio >= MIN_BASELINE_RATIO
+        lines.append(
+            _row(
+                f"ratio per core: Clarion / best baseline ({best[0]})",
+                f"{result.baseline_ratio:.2f} x",
+                f">= {MIN_BASELINE_RATIO} x  {_verdict(ok)}",
+            )
+        )
+    return lines
+
+
+def _pair(per_cpu_s: float, per_s: float) -> str:
+    return f"{per_cpu_s:,.0f} / {per_s:,.0f}"
+
+
 def suite_table(results: Sequence[Result]) -> str:
     header = (
         f"  {'run':<36} {'wall s':>7} {'msg/s':>7} {'CPU-s':>7} {'msg/CPU-s':>9} {'crypto/core':>11}"
         f" {'e2e/crypto':>10} {'pywebpush/s':>11} {'x pywebpush':>11} {'peak RSS MB':>12}"
-        f" {'db+queue CPU-s':>14} {'noise CPU-s':>11}"
+        f" {'db+queue CPU-s':>14} {'noise CPU-s':>11} {'x best/core':>11}"
     )
     lines = ["== suite summary", header]
     for r in results:
@@ -107,10 +142,11 @@ def suite_table(results: Sequence[Result]) -> str:
             f"  {r.config.label:<36} {r.wall_s:>7.2f} {r.per_s:>7,.0f} {r.clarion_cpu_s:>7.2f}"
             f" {r.per_cpu_s:>9,.0f} {r.crypto.per_s:>11,.0f} {100 * r.crypto_ratio:>9.0f}%"
             f" {r.pywebpush.per_s:>11,.0f} {r.pywebpush_ratio:>10.1f}x {rss:>12}"
-            f" {r.postgres_cpu_s + r.redis_cpu_s:>14.2f} {r.other_cpu_s:>11.2f}"
+            f" {r.postgres_cpu_s + r.redis_cpu_s:>14.2f} {r.other_cpu_s:>11.2f} {r.baseline_ratio:>10.2f}x"
         )
     lines += [
-        "  (peak RSS MB: serve, then each worker; noise: CPU-s of other work on the machine meanwhile)",
+        "  (peak RSS MB: serve, then each worker; noise: CPU-s of other work on the machine meanwhile;",
+        "   x best/core: messages per Clarion CPU-second over the best concurrent baseline's)",
         "",
         "  targets (issue 3):",
         *_targets(results),

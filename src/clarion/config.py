@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     # Retry back-off: the first delay, doubling with each attempt up to the longest.
     retry_base_s: float = Field(default=1.0, gt=0)
     retry_max_s: float = Field(default=600.0, gt=0)
+    # Ledger retention: a finished campaign's per-recipient rows older than this many days are folded
+    # into its counters and deleted (statistics unchanged; engagement events for it are refused from
+    # then on). 0 keeps every row forever.
+    ledger_retention_days: int = Field(default=30, ge=0)
 
     @field_validator("outbound_allow")
     @classmethod

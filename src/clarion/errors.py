@@ -49,6 +49,15 @@ class NotFound(ClarionError):
     message = "Not found"
 
 
+class CampaignPastRetention(ClarionError):
+    """The campaign's ledger rows were folded away (CLARION_LEDGER_RETENTION_DAYS): whether it was sent to
+    this subscriber can no longer be checked, so its engagement is no longer counted."""
+
+    code = "campaign_past_retention"
+    status = 410
+    message = "This campaign is past the ledger's retention: its engagement is no longer counted"
+
+
 class UnknownApp(ClarionError):
     code = "unknown_app"
     status = 403
@@ -197,6 +206,7 @@ CATALOGUE: tuple[type[ClarionError], ...] = (
     MissingParameter,
     InvalidField,
     NotFound,
+    CampaignPastRetention,
     UnknownApp,
     BadCredentials,
     UnknownSubscriber,

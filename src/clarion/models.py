@@ -58,6 +58,15 @@ class DeliveryStatus(StrEnum):
     FAILED = "failed"  # still retryable after MAX_ATTEMPTS
 
 
+# A campaign is finished in these states: nothing of it will be sent any more.
+FINISHED_CAMPAIGN_STATUSES = (CampaignStatus.SENT, CampaignStatus.CANCELLED, CampaignStatus.FAILED)
+
+# Where ledger retention counts the rows it deletes, by final status (a pending row is never folded).
+FOLDED_COUNTERS: dict[DeliveryStatus, str] = {
+    status: f"folded_{status.value}" for status in DeliveryStatus if status != DeliveryStatus.PENDING
+}
+
+
 class BatchStatus(StrEnum):
     """A Swrve-style batch: accepted (waiting for its processor) -> processed (recipients in the ledger)."""
 
@@ -195,6 +204,16 @@ class Campaign(Base):
     push_campaign_id: Mapped[int | None] = mapped_column(ForeignKey("push_campaigns.id", ondelete="CASCADE"))
     # Created through the Gravitec API, so it counts toward the free plan's 10 a day.
     counts_toward_quota: Mapped[bool] = mapped_column(Boolean, default=False, server_default=true())
+    # Ledger retention: the rows of a finished campaign past CLARION_LEDGER_RETENTION_DAYS are deleted
+    # and counted here by final status, so statistics read these plus the rows that remain.
+    folded_sent: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    folded_gone: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    folded_rejected: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    folded_expired: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    folded_failed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # When its first rows were folded: from then on a subscriber's row may be gone, so an engagement
+    # event can no longer be checked against the ledger (refused as past retention).
+    ledger_folded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class CampaignTarget(Base):
@@ -272,6 +291,9 @@ class Batch(Base):
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     deadline_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Set when the campaign's ledger rows are folded (retention): the users reached, counted from the
+    # rows before they went; the per-user warnings they gave were added to batch_reports then.
+    sent_users: Mapped[int | None] = mapped_column(Integer)
 
 
 class BatchReport(Base):

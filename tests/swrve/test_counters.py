@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
+from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import func, select
+
+from clarion.db import utcnow
+from clarion.delivery.tasks import fold_step
+from clarion.models import Delivery
 from clarion.subscriber.proof import AUTH_HEADER
+from clarion.swrve import report
 from tests.swrve.conftest import Device, PushApi, Swrve
 
 ADMIN = {"Authorization": "Bearer test-admin-token"}  # tests.conftest.make_settings' admin token
@@ -100,3 +109,48 @@ async def test_a_campaign_id_outside_64_bits_is_an_invalid_field(swrve_api: Swrv
     for campaign_id in (limit, -(2**63)):  # the largest and smallest ids are looked up: there is none
         response = await swrve_api.client.get(f"/admin/v1/push-campaigns/{campaign_id}", headers=ADMIN)
         assert response.status_code == 404, (campaign_id, response.text)
+
+
+async def _fold_all(api: Swrve) -> int:
+    """Ledger retention with a horizon a day ahead (every finished batch is past it), until done."""
+    now = utcnow()
+    folded = 0
+    deadline = time.monotonic() + 10
+    # A batch's campaign becomes `sent` a moment after its report reads done: until then none is due.
+    while time.monotonic() < deadline:
+        async with api.db.session() as session:
+            done = await report.fold_batch_ledger(session, now + timedelta(days=1), now)
+        folded += done
+        async with api.db.session() as session:
+            left = (await session.execute(select(func.count()).select_from(Delivery))).scalar_one()
+        if left == 0:
+            return folded
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{left} ledger rows left after 10 s")
+
+
+async def test_batch_reports_and_counters_read_the_same_after_retention(swrve_api: Swrve) -> None:
+    push = await swrve_api.push_campaign()
+    android, web = await swrve_api.device("android", "u1"), await swrve_api.device("web", "u2")
+    changed = await swrve_api.device("android", "u3")
+    swrve_api.fakes.fcm.unregister(changed.token)
+    first = await swrve_api.submit(push.push_key, ["u1", "u2"])
+    second = await swrve_api.submit(push.push_key, ["u1", "u3", "nobody"])
+    reports = {batch: await swrve_api.report(batch) for batch in (first, second)}
+    assert reports[second]["status"] == "done_with_warnings"
+    first_id = swrve_api.received(android)[0].message["data"]["campaign_id"]
+    await _event(swrve_api, web, json.loads(swrve_api.received(web)[0].payload)["campaign_id"], "received")
+    counters = await _counters(swrve_api, push)
+    assert counters == _counts(push, 2, {"sent": 3, "gone": 1}, {"received": 1})
+
+    # The delivery feature's own retention leaves a batch's rows to the Swrve feature.
+    now = utcnow()
+    assert await fold_step(swrve_api.db)(now + timedelta(days=1), now) == 0
+    assert await _fold_all(swrve_api) == 4
+
+    assert {batch: await swrve_api.status(batch) for batch in (first, second)} == reports
+    assert await _counters(swrve_api, push) == counters
+    body = {"app_key": swrve_api.app_key, "regId": android.reg_id, "campaign_id": first_id, "type": "clicked"}
+    response = await swrve_api.client.post("/sdk/v1/events", json=body, headers={AUTH_HEADER: android.proof})
+    assert response.status_code == 410
+    assert response.json()["error"] == "campaign_past_retention"

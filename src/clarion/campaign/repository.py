@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion.db import insert_ignore
 from clarion.models import (
+    FINISHED_CAMPAIGN_STATUSES,
+    FOLDED_COUNTERS,
     App,
     Campaign,
     CampaignStatus,
@@ -140,10 +142,63 @@ class CampaignRepository:
         return segment
 
     async def sent_count(self, campaign_id: int) -> int:
-        query = select(func.count()).where(
+        """Recipients sent to: those folded away by retention plus the ledger rows that remain.
+
+        One statement, so one snapshot: a fold committing meanwhile is counted wholly or not at all.
+        """
+        remaining = select(func.count()).where(
             Delivery.campaign_id == campaign_id, Delivery.status == DeliveryStatus.SENT
         )
-        return int((await self.session.execute(query)).scalar_one())
+        query = select(Campaign.folded_sent + remaining.scalar_subquery()).where(Campaign.id == campaign_id)
+        return int((await self.session.execute(query)).scalar_one_or_none() or 0)
+
+    async def claim_foldable(self, horizon: datetime) -> int | None:
+        """A campaign whose ledger rows retention may fold now, held by this transaction alone.
+
+        Finished before `horizon`, with final rows last changed before it; a Swrve batch's campaign
+        is left to the Swrve feature, which keeps its per-user report first. On PostgreSQL the row lock (SKIP
+        LOCKED) spreads concurrent workers over different campaigns; SQLite has one writer anyway.
+        """
+        # The rows LedgerRepository.fold takes: a campaign is claimed only if it will fold some.
+        rows = select(Delivery.id).where(
+            Delivery.campaign_id == Campaign.id,
+            Delivery.status != DeliveryStatus.PENDING,
+            Delivery.updated_at < horizon,
+        )
+        query = (
+            select(Campaign.id)
+            .where(
+                Campaign.status.in_(FINISHED_CAMPAIGN_STATUSES),
+                func.coalesce(Campaign.finished_at, Campaign.created_at) < horizon,
+                Campaign.push_campaign_id.is_(None),
+                rows.exists(),
+            )
+            .order_by(Campaign.id)
+            .limit(1)
+            .with_for_update(skip_locked=True, of=Campaign)
+        )
+        found = (await self.session.execute(query)).scalar_one_or_none()
+        return None if found is None else int(found)
+
+    async def add_folded(self, campaign_id: int, counts: Mapping[DeliveryStatus, int], now: datetime) -> None:
+        """Count rows folded away (deleted by the caller in this transaction) into the campaign."""
+        values: dict[str, Any] = {
+            FOLDED_COUNTERS[status]: getattr(Campaign, FOLDED_COUNTERS[status]) + n
+            for status, n in counts.items()
+            if n
+        }
+        values["ledger_folded_at"] = func.coalesce(Campaign.ledger_folded_at, now)
+        await self.session.execute(
+            update(Campaign)
+            .where(Campaign.id == campaign_id)
+            .values(values)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def past_retention(self, app_id: int, campaign_id: int) -> bool:
+        """Whether retention has folded (some of) this campaign of the app's ledger rows away."""
+        query = select(Campaign.ledger_folded_at).where(Campaign.id == campaign_id, Campaign.app_id == app_id)
+        return (await self.session.execute(query)).scalar_one_or_none() is not None
 
     async def event_counts(self, campaign_id: int) -> dict[str, int]:
         query = select(Event.type, func.count()).where(Event.campaign_id == campaign_id).group_by(Event.type)

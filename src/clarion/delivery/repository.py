@@ -7,6 +7,7 @@ written by that table's own repository, called from here in the same transaction
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +20,7 @@ from sqlalchemy import (
     Table,
     any_,
     bindparam,
+    delete,
     func,
     literal,
     literal_column,
@@ -282,6 +284,27 @@ class LedgerRepository:
             .values(lease_until=Delivery.next_attempt_at)
             .execution_options(synchronize_session=False)
         )
+
+    async def fold(
+        self, campaign_id: int, before: datetime, now: datetime, limit: int | None = None
+    ) -> Counter[DeliveryStatus]:
+        """Delete (up to `limit` of) the campaign's final rows last changed before `before`, counting
+        them into the campaign (through its repository, in this transaction): ledger retention.
+
+        The counts come from the DELETE's own RETURNING, so a row that a concurrent fold deleted first
+        is neither deleted nor counted twice: folding is idempotent however many workers run it.
+        """
+        d = _deliveries.c
+        chosen = select(d.id).where(
+            d.campaign_id == campaign_id, d.status != DeliveryStatus.PENDING, d.updated_at < before
+        )
+        if limit is not None:
+            chosen = chosen.order_by(d.id).limit(limit)
+        statement = delete(_deliveries).where(d.id.in_(chosen.scalar_subquery())).returning(d.status)
+        counts = Counter(DeliveryStatus(s) for s in (await self.session.execute(statement)).scalars())
+        if counts:
+            await CampaignRepository(self.session).add_folded(campaign_id, counts, now)
+        return counts
 
     async def complete_if_done(self, campaign_id: int, now: datetime) -> bool:
         """Mark the campaign sent if its fan-out is done and nothing of it is pending here."""

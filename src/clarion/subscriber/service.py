@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion import errors
 from clarion.app_tenant import service as apps
+from clarion.campaign.repository import CampaignRepository
 from clarion.db import utcnow
 from clarion.models import App, Subscriber
 from clarion.subscriber import endpoint, proof
@@ -235,6 +236,9 @@ async def record_event(session: AsyncSession, app: App, body: EventCreate, held_
     campaign_id = _campaign_id(body.campaign_id)
     # The ledger has a row for every recipient of a campaign: none, and it was not sent here.
     if not await SubscriberRepository(session).was_sent(campaign_id, subscriber.id):
+        # Unless retention folded its rows away: then nobody can tell any more (docs/architecture.md).
+        if await CampaignRepository(session).past_retention(app.id, campaign_id):
+            raise errors.CampaignPastRetention(field="campaign_id")
         raise errors.InvalidField("There is no campaign with this id", field="campaign_id")
     # Counted once per subscriber, campaign and type: a repeated report is ignored.
     await SubscriberRepository(session).add_event(campaign_id, subscriber.id, body.type, utcnow())

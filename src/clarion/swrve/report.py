@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion import errors
+from clarion.delivery.repository import LedgerRepository
 from clarion.models import BatchStatus, DeliveryStatus
 from clarion.swrve.repository import SwrveRepository
 
@@ -46,10 +50,42 @@ async def status(session: AsyncSession, batch_id: str) -> dict[str, Any]:
     reports = await repo.reports(batch.id)
     warnings = [_entry(r.user, r.reason, r.safe_to_resend) for r in reports if r.kind == "warning"]
     failures = [_entry(r.user, r.reason, r.safe_to_resend) for r in reports if r.kind == "failure"]
+    if batch.sent_users is not None:  # frozen: the ledger's warnings are among the reports now
+        outcome = LedgerOutcome(batch.sent_users, [], pending=False)
+    elif batch.campaign_id is not None:
+        outcome = ledger_outcome(await repo.ledger(batch.campaign_id))
+    else:
+        outcome = LedgerOutcome(0, [], pending=False)
+    warnings += outcome.warnings
+    pending = outcome.pending
+    state = _state(pending, outcome.sent_users, warnings, failures)
+    entries = warnings + failures
+    retry_possible = bool(entries) and all(e["safe_to_resend"] for e in entries) and not pending
+    return {
+        **body,
+        "status": state,
+        "retry_possible": retry_possible,
+        **_counts(batch.total_users, outcome.sent_users, warnings, failures),
+        "warnings": warnings,
+        "failures": failures,
+    }
+
+
+@dataclass(frozen=True)
+class LedgerOutcome:
+    """What a batch's ledger rows say: users reached, a warning per user reached on no device."""
+
+    sent_users: int
+    warnings: list[dict[str, Any]]
+    pending: bool
+
+
+def ledger_outcome(
+    ledger: Sequence[tuple[DeliveryStatus, str | None, dict[str, Any] | None]],
+) -> LedgerOutcome:
     sent_users: set[str] = set()
     unsent: dict[str, str] = {}
     pending = False
-    ledger = await repo.ledger(batch.campaign_id) if batch.campaign_id is not None else []
     for row_status, last_error, params in ledger:
         user = str((params or {}).get("user"))
         if row_status == DeliveryStatus.SENT:
@@ -58,18 +94,25 @@ async def status(session: AsyncSession, batch_id: str) -> dict[str, Any]:
             pending = True
         else:
             unsent.setdefault(user, _delivery_reason(row_status, last_error))
-    warnings += [_entry(user, reason, False) for user, reason in unsent.items() if user not in sent_users]
-    state = _state(pending, len(sent_users), warnings, failures)
-    entries = warnings + failures
-    retry_possible = bool(entries) and all(e["safe_to_resend"] for e in entries) and not pending
-    return {
-        **body,
-        "status": state,
-        "retry_possible": retry_possible,
-        **_counts(batch.total_users, len(sent_users), warnings, failures),
-        "warnings": warnings,
-        "failures": failures,
-    }
+    warnings = [_entry(user, reason, False) for user, reason in unsent.items() if user not in sent_users]
+    return LedgerOutcome(len(sent_users), warnings, pending)
+
+
+async def fold_batch_ledger(session: AsyncSession, horizon: datetime, now: datetime) -> int:
+    """Ledger retention for one batch: freeze its report, then fold all its campaign's rows.
+
+    One transaction, bounded by the batch (a 256 KB body): the per-user warnings the rows gave go
+    into the batch's reports and the users reached into `sent_users`, so its status reads the same
+    afterwards. Returns the rows folded (0 when no batch is due, or another worker took it).
+    """
+    repo = SwrveRepository(session)
+    found = await repo.foldable_batch(horizon)
+    if found is None or not await repo.claim_freeze(found[0]):
+        return 0
+    batch_id, campaign_id = found
+    outcome = ledger_outcome(await repo.ledger(campaign_id))
+    await repo.freeze_report(batch_id, outcome.sent_users, outcome.warnings)
+    return sum((await LedgerRepository(session).fold(campaign_id, horizon, now)).values())
 
 
 def _state(pending: bool, sent: int, warnings: list[dict[str, Any]], failures: list[dict[str, Any]]) -> str:

@@ -6,10 +6,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import delete, func, insert, literal, or_, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion.models import (
+    FINISHED_CAMPAIGN_STATUSES,
+    FOLDED_COUNTERS,
     Batch,
     BatchReport,
     BatchStatus,
@@ -178,15 +180,77 @@ class SwrveRepository:
         return [(DeliveryStatus(s), e, p) for s, e, p in rows]
 
     async def campaign_counters(self, push_campaign_id: int) -> tuple[dict[str, int], dict[str, int], int]:
-        """Ledger statuses, engagement events and the number of batches of one Push API campaign."""
+        """Ledger statuses, engagement events and the number of batches of one Push API campaign.
+
+        Statuses count the ledger rows that remain plus those retention folded into the campaigns'
+        counters, in one statement (one snapshot: a fold committing meanwhile counts once).
+        """
         campaigns = select(Campaign.id).where(Campaign.push_campaign_id == push_campaign_id)
-        statuses = select(Delivery.status, func.count()).where(Delivery.campaign_id.in_(campaigns))
+        remaining = (
+            select(Delivery.status, func.count())
+            .where(Delivery.campaign_id.in_(campaigns))
+            .group_by(Delivery.status)
+        )
+        folded = [
+            select(literal(status.value), func.coalesce(func.sum(getattr(Campaign, column)), 0)).where(
+                Campaign.push_campaign_id == push_campaign_id
+            )
+            for status, column in FOLDED_COUNTERS.items()
+        ]
         events = select(Event.type, func.count()).where(Event.campaign_id.in_(campaigns))
         batches = select(func.count()).where(Batch.push_campaign_id == push_campaign_id)
-        by_status = {
-            str(s): int(n) for s, n in (await self.session.execute(statuses.group_by(Delivery.status))).all()
-        }
+        by_status: dict[str, int] = {}
+        for s, n in (await self.session.execute(union_all(remaining, *folded))).all():
+            by_status[str(s)] = by_status.get(str(s), 0) + int(n)
         by_event = {
             str(t): int(n) for t, n in (await self.session.execute(events.group_by(Event.type))).all()
         }
         return by_status, by_event, int((await self.session.execute(batches)).scalar_one())
+
+    async def foldable_batch(self, horizon: datetime) -> tuple[str, int] | None:
+        """A processed batch (id, campaign id) whose campaign finished before `horizon` and whose
+        report is not frozen yet: retention may fold its ledger rows."""
+        query = (
+            select(Batch.id, Campaign.id)
+            .join(Campaign, Campaign.id == Batch.campaign_id)
+            .where(
+                Batch.status == BatchStatus.PROCESSED,
+                Batch.sent_users.is_(None),
+                Campaign.status.in_(FINISHED_CAMPAIGN_STATUSES),
+                func.coalesce(Campaign.finished_at, Campaign.created_at) < horizon,
+            )
+            .order_by(Batch.created_at)
+            .limit(1)
+        )
+        row = (await self.session.execute(query)).first()
+        return None if row is None else (str(row[0]), int(row[1]))
+
+    async def claim_freeze(self, batch_id: str) -> bool:
+        """Take the freezing of this batch's report for this transaction alone (a conditional update:
+        of concurrent workers, one matches; the others find it frozen and do nothing)."""
+        result = await self.session.execute(
+            update(Batch)
+            .where(Batch.id == batch_id, Batch.sent_users.is_(None))
+            .values(sent_users=0)
+            .execution_options(synchronize_session=False)
+        )
+        return getattr(result, "rowcount", 0) == 1
+
+    async def freeze_report(self, batch_id: str, sent_users: int, warnings: Sequence[dict[str, Any]]) -> None:
+        """Keep what the ledger rows said (users reached, per-user warnings) before they are folded."""
+        await self.session.execute(
+            update(Batch)
+            .where(Batch.id == batch_id)
+            .values(sent_users=sent_users)
+            .execution_options(synchronize_session=False)
+        )
+        if warnings:
+            query = select(func.coalesce(func.max(BatchReport.seq), -1)).where(
+                BatchReport.batch_id == batch_id
+            )
+            last = int((await self.session.execute(query)).scalar_one())
+            rows = [
+                {"batch_id": batch_id, "seq": last + 1 + offset, "kind": "warning", **warning}
+                for offset, warning in enumerate(warnings)
+            ]
+            await self.session.execute(insert(BatchReport), rows)

@@ -1,4 +1,5 @@
-"""The Swrve surface's background work: processing accepted batches as queue jobs.
+"""The Swrve surface's background work: processing accepted batches as queue jobs, and folding the
+ledger rows of batches past retention once their per-user report is kept in the batch itself.
 
 A batch's job is queued once the accepting transaction has committed (`enqueue`); a periodic sweep
 queues again the accepted batches whose lease lapsed (a lost job, a processor that failed or died).
@@ -8,16 +9,17 @@ The database stays the truth: a job carries the batch id and the attempt it is f
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from clarion import outage
 from clarion.config import Settings
 from clarion.db import Database, utcnow
 from clarion.delivery.jobs import deliver_jobs
-from clarion.delivery.tasks import queue_grace_s
+from clarion.delivery.tasks import FOLD_EVERY_S, Retention, queue_grace_s
 from clarion.models import Batch
 from clarion.queue import Job, Queue, Registry
 from clarion.swrve import process as processing
+from clarion.swrve import report
 from clarion.swrve.repository import SwrveRepository
 
 log = logging.getLogger("clarion.swrve")
@@ -86,6 +88,11 @@ class SwrveTasks:
             # The lease lapses and the sweep queues the batch again, up to MAX_PROCESS_ATTEMPTS.
             log.exception("processing batch %s failed (attempt %s)", batch.id, batch.attempts)
 
+    async def fold_batch_ledger(self, horizon: datetime, now: datetime) -> int:
+        """One batch's ledger folded past retention, its report frozen first (`report.fold_batch_ledger`)."""
+        async with self.db.session() as session:
+            return await report.fold_batch_ledger(session, horizon, now)
+
     async def _process(self, claimed: Batch) -> None:
         queued_until = utcnow() + timedelta(seconds=queue_grace_s(self.settings))
         async with self.db.session() as session:
@@ -107,4 +114,6 @@ def register(registry: Registry, settings: Settings, db: Database, queue: Queue)
     registry.on_queue_lost(tasks.release_queued)
     registry.every("queue lapsed batches", tasks.sweep)
     registry.handle(PROCESS_BATCH, tasks.process_batch)
+    retention = Retention(settings, registry, tasks.fold_batch_ledger, "batch ledger retention")
+    registry.every("fold batch ledgers past retention", retention.tick, every_s=FOLD_EVERY_S)
     return tasks
