@@ -106,8 +106,9 @@ async def test_a_redis_restarted_empty_loses_no_recipient(
     keys = await create_tenant(settings)
     async with serving(settings) as client:
         campaign_id, _, sub_ids = await start_campaign(client, keys, fake)
-        # Every job is in the stream (the one in hand until it is acknowledged).
-        assert await stream_length(private_redis.url, at_least=RECIPIENTS) == RECIPIENTS
+        # The stream holds the job in hand (until it is acknowledged), the next deliver job and the
+        # fan-out's next step: the fan-out advances only as consumers free, so a lost step is lost work too.
+        assert await stream_length(private_redis.url, at_least=3) == 3
         private_redis.kill()
         await asyncio.sleep(0.5)
         private_redis.start()
