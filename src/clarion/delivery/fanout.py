@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -38,8 +39,10 @@ SLICE_RECIPIENTS = 5_000
 # ...up to this many, so that the steps queued at once (a slice's next step and its deliver jobs
 # each) stay a few tens of thousands of recipients, whatever the campaign's size.
 MAX_SLICES = 32
-# Pages a step adds before queueing the slice's next step behind their deliver jobs.
-STEP_PAGES = 2
+# Pages a step adds before queueing the slice's next step behind their deliver jobs: enough that
+# the claim and hand-back are a small part of a step, few enough that the jobs queued at once stay
+# MAX_SLICES x STEP_PAGES x chunk (64,000 recipients at the defaults).
+STEP_PAGES = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,37 +102,97 @@ async def plan(db: Database, queue: Queue, campaign_id: int, config: FanoutSetti
 
 async def step(db: Database, queue: Queue, campaign_id: int, slice_id: int, config: FanoutSettings) -> int:
     """Add up to STEP_PAGES pages of the slice to the ledger and queue them; then queue the slice's
-    next step, or mark it done. Returns how many recipients were added."""
+    next step, or mark it done. Returns how many recipients were added.
+
+    A page is one statement in its own transaction: the claim's lease covers the step (it is
+    renewed, and the campaign's state checked again, only by a step slower than half a lease), and
+    the last page hands the slice back in its own transaction. Per-page lease renewals and cursor
+    reads cost ≈ 25 µs of CPU per recipient on SQLite (measured against one statement per page).
+    """
     held = await _claim(db, campaign_id, slice_id, config)
     if held is None:
         return 0  # done, held by another worker, or its campaign stopped sending
-    bounds, condition = held
+    page = _Pages(db, campaign_id, slice_id, config, *held)
     added = 0
-    for _ in range(STEP_PAGES):
-        now = utcnow()
-        async with db.session() as session:
-            lease_until = now + timedelta(seconds=config.lease_s)
-            if not await SliceRepository(session).renew(slice_id, campaign_id, config.owner, lease_until):
-                return added  # lost (its lease lapsed and another took it) or its campaign cancelled
-            ledger = LedgerRepository(session)
-            cursor = await ledger.fanout_cursor(campaign_id, bounds.first_id, bounds.last_id)
-            page = audiences.page(condition, cursor, config.chunk_size, upto=bounds.last_id)
-            delivery_ids = await ledger.add_page(campaign_id, page, now, config.queued_until(now))
-        if not delivery_ids:
-            # Only an exhausted slice adds nothing: every id above the cursor is new to the ledger.
-            await _finish_slice(db, campaign_id, slice_id, config.owner)
-            return added
+    for index in range(STEP_PAGES):
+        delivery_ids = await page.add(last=index == STEP_PAGES - 1)
+        if delivery_ids is None:
+            return added  # the slice is done, or no longer this worker's
         await queue.put(deliver_job(campaign_id, delivery_ids))
         added += len(delivery_ids)
-    async with db.session() as session:
-        await SliceRepository(session).release(slice_id, config.owner, config.queued_until(utcnow()))
     await queue.put(fanout_job(campaign_id, slice_id))
     return added
 
 
+class _Pages:
+    """The pages of one step of a slice held by this worker, from a cursor that each page advances."""
+
+    def __init__(
+        self,
+        db: Database,
+        campaign_id: int,
+        slice_id: int,
+        config: FanoutSettings,
+        bounds: SliceRange,
+        condition: ColumnElement[bool],
+        cursor: int,
+    ) -> None:
+        self.db = db
+        self.campaign_id = campaign_id
+        self.slice_id = slice_id
+        self.config = config
+        self.bounds = bounds
+        self.condition = condition
+        self.cursor = cursor
+        self._renew_at = time.monotonic() + config.lease_s / 2
+
+    async def add(self, *, last: bool) -> list[int] | None:
+        """The next page's new rows (the slice handed back with the last); None once it is done or lost."""
+        while True:
+            now = utcnow()
+            async with self.db.session() as session:
+                if not await self._still_held(session, now):
+                    return None
+                ledger = LedgerRepository(session)
+                page = audiences.page(
+                    self.condition, self.cursor, self.config.chunk_size, self.bounds.last_id
+                )
+                delivery_ids, highest = await ledger.add_page(
+                    self.campaign_id, page, now, self.config.queued_until(now)
+                )
+                if delivery_ids and last:
+                    await SliceRepository(session).release(
+                        self.slice_id, self.config.owner, self.config.queued_until(now)
+                    )
+                elif not delivery_ids:
+                    # Nothing new: the slice is exhausted, unless another worker (that held it past its
+                    # lease) added these recipients first; then the ledger's cursor moved on.
+                    highest = await ledger.fanout_cursor(
+                        self.campaign_id, self.cursor + 1, self.bounds.last_id
+                    )
+                    if highest < self.cursor + 1:
+                        await _finish_slice(session, self.campaign_id, self.slice_id, self.config.owner)
+                        return None
+            assert highest is not None
+            self.cursor = highest
+            if delivery_ids:
+                return delivery_ids
+
+    async def _still_held(self, session: AsyncSession, now: datetime) -> bool:
+        """A step slower than half a lease renews it; False once the slice was lost or its campaign
+        stopped sending."""
+        if time.monotonic() < self._renew_at:
+            return True
+        self._renew_at = time.monotonic() + self.config.lease_s / 2
+        lease_until = now + timedelta(seconds=self.config.lease_s)
+        slices = SliceRepository(session)
+        return await slices.renew(self.slice_id, self.campaign_id, self.config.owner, lease_until)
+
+
 async def _claim(
     db: Database, campaign_id: int, slice_id: int, config: FanoutSettings
-) -> tuple[SliceRange, ColumnElement[bool]] | None:
+) -> tuple[SliceRange, ColumnElement[bool], int] | None:
+    """The slice's range, its audience and its cursor (the ledger's), once this worker holds it."""
     now = utcnow()
     async with db.session() as session:
         lease_until = now + timedelta(seconds=config.lease_s)
@@ -138,14 +201,14 @@ async def _claim(
         if bounds is None or campaign is None:
             return None
         condition = audiences.recipients(campaign.app_id, campaign.id, campaign.audience, config.platforms)
-        return bounds, condition
+        cursor = await LedgerRepository(session).fanout_cursor(campaign_id, bounds.first_id, bounds.last_id)
+        return bounds, condition, cursor
 
 
-async def _finish_slice(db: Database, campaign_id: int, slice_id: int, owner: str) -> None:
-    async with db.session() as session:
-        if await SliceRepository(session).finish(slice_id, campaign_id, owner):
-            await _finish_fanout(session, campaign_id, utcnow())
-            log.info("campaign %s fanned out", campaign_id)
+async def _finish_slice(session: AsyncSession, campaign_id: int, slice_id: int, owner: str) -> None:
+    if await SliceRepository(session).finish(slice_id, campaign_id, owner):
+        await _finish_fanout(session, campaign_id, utcnow())
+        log.info("campaign %s fanned out", campaign_id)
 
 
 async def _finish_fanout(session: AsyncSession, campaign_id: int, now: datetime) -> None:
