@@ -185,7 +185,8 @@ class Campaign(Base):
     # themselves live in campaign_targets so that resolution joins instead of building IN lists.
     audience: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    # Fan-out ownership: the scheduler that claimed the campaign holds it until fanout_lease_until.
+    # Fan-out ownership: the scheduler that claimed the campaign holds it until fanout_lease_until, or
+    # until it has cut the audience into fanout_slices (then NULL: each slice has its own lease).
     fanout_done: Mapped[bool] = mapped_column(Boolean, default=False)
     fanout_lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
