@@ -106,8 +106,9 @@ async def step(db: Database, queue: Queue, campaign_id: int, slice_id: int, conf
 
     A page is one statement in its own transaction: the claim's lease covers the step (it is
     renewed, and the campaign's state checked again, only by a step slower than half a lease), and
-    the last page hands the slice back in its own transaction. Per-page lease renewals and cursor
-    reads cost ≈ 25 µs of CPU per recipient on SQLite (measured against one statement per page).
+    the last page's transaction also hands the slice back. A lease renewal and a cursor read with
+    every page, and a transaction of its own for the hand-back, cost ≈ 25 µs more CPU per recipient
+    on SQLite (62 against 35 µs, fan-out alone).
     """
     held = await _claim(db, campaign_id, slice_id, config)
     if held is None:
