@@ -194,7 +194,8 @@ class Campaign(Base):
     # themselves live in campaign_targets so that resolution joins instead of building IN lists.
     audience: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    # Fan-out ownership: the scheduler that claimed the campaign holds it until fanout_lease_until.
+    # Fan-out ownership: the scheduler that claimed the campaign holds it until fanout_lease_until, or
+    # until it has cut the audience into fanout_slices (then NULL: each slice has its own lease).
     fanout_done: Mapped[bool] = mapped_column(Boolean, default=False)
     fanout_lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -252,6 +253,31 @@ class Delivery(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     # Per-recipient content (a Swrve batch's merged parameters and the user it was addressed as).
     params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class FanoutSlice(Base):
+    """A range of subscriber ids of one campaign's audience, fanned out by whichever worker claims it.
+
+    Its cursor is the ledger (the campaign's highest recipient within the range), so it holds no
+    progress of its own; `owner` and `lease_until` work as on a ledger row: with no owner it is queued
+    and left alone until lease_until, with one a worker holds it until then. Past it, the sweep queues
+    it again.
+    """
+
+    __tablename__ = "fanout_slices"
+    __table_args__ = (
+        Index("ix_fanout_slice_sweep", "done", "lease_until"),
+        Index("ix_fanout_slice_campaign", "campaign_id", "done"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    # Subscriber ids first_id..last_id, both included.
+    first_id: Mapped[int] = mapped_column(BigInteger)
+    last_id: Mapped[int] = mapped_column(BigInteger)
+    done: Mapped[bool] = mapped_column(Boolean, default=False)
+    owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class PushCampaign(Base):

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, not_, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, exists, func, not_, or_, select, true
 
 from clarion.models import CampaignTarget, Subscriber, SubscriberTag, Tag
 
@@ -95,9 +95,13 @@ def recipients(
     return and_(eligible, _predicate(campaign_id, audience))
 
 
-def page(condition: ColumnElement[bool], after_id: int, size: int) -> Select[int]:
-    """The next `size` recipient ids above `after_id`, in id order (a keyset page), as a query:
-    the fan-out inserts it into the ledger without the ids passing through Python."""
-    return (
-        select(Subscriber.id).where(condition, Subscriber.id > after_id).order_by(Subscriber.id).limit(size)
-    )
+def page(condition: ColumnElement[bool], after_id: int, size: int, upto: int | None = None) -> Select[int]:
+    """The next `size` recipient ids above `after_id` (and at most `upto`), in id order (a keyset
+    page), as a query: the fan-out inserts it into the ledger without the ids passing through Python."""
+    within = Subscriber.id > after_id if upto is None else Subscriber.id.between(after_id + 1, upto)
+    return select(Subscriber.id).where(condition, within).order_by(Subscriber.id).limit(size)
+
+
+def span(condition: ColumnElement[bool]) -> Select[int, int, int]:
+    """How many recipients there are, and their lowest and highest ids: what a fan-out is cut by."""
+    return select(func.count(), func.min(Subscriber.id), func.max(Subscriber.id)).where(condition)

@@ -20,6 +20,7 @@ from clarion.models import (
     Delivery,
     DeliveryStatus,
     Event,
+    FanoutSlice,
     Segment,
     Tag,
 )
@@ -88,6 +89,10 @@ class CampaignRepository:
         if campaign is not None and campaign.started_at is None:
             campaign.started_at = now
         return campaign
+
+    async def find(self, campaign_id: int) -> Campaign | None:
+        """A campaign, whichever app it is: for the delivery workers."""
+        return await self.session.get(Campaign, campaign_id)
 
     async def get_with_app(self, campaign_id: int) -> tuple[Campaign, App] | None:
         """A campaign and its app, whichever app it is: for the delivery workers."""
@@ -245,6 +250,35 @@ class CampaignRepository:
             .execution_options(synchronize_session=False)
         )
 
+    async def hand_to_slices(self, campaign_id: int) -> None:
+        """The campaign is cut into slices, each with its own lease: no scheduler claims it again."""
+        await self.session.execute(
+            update(Campaign)
+            .where(Campaign.id == campaign_id)
+            .values(fanout_lease_until=None)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def finish_sliced_fanouts(self) -> None:
+        """Mark fanned out every sending campaign whose slices are all done.
+
+        The worker that finishes a campaign's last slice does it; but two finishing their slices at
+        once in two transactions can each still see the other's slice to do. The sweep catches that.
+        """
+        slices = select(FanoutSlice.id).where(FanoutSlice.campaign_id == Campaign.id)
+        undone = slices.where(FanoutSlice.done.is_(False))
+        await self.session.execute(
+            update(Campaign)
+            .where(
+                Campaign.status == CampaignStatus.SENDING,
+                Campaign.fanout_done.is_(False),
+                slices.exists(),
+                ~undone.exists(),
+            )
+            .values(fanout_done=True)
+            .execution_options(synchronize_session=False)
+        )
+
     async def finish_fanout(self, campaign_id: int) -> None:
         await self.session.execute(
             update(Campaign)
@@ -257,7 +291,12 @@ class CampaignRepository:
         """After an in-process engine's restart no fan-out is held: due for resumption at once."""
         await self.session.execute(
             update(Campaign)
-            .where(Campaign.status == CampaignStatus.SENDING, Campaign.fanout_done.is_(False))
+            .where(
+                Campaign.status == CampaignStatus.SENDING,
+                Campaign.fanout_done.is_(False),
+                # Not those handed to slices (they have their own leases) nor a Swrve batch's.
+                Campaign.fanout_lease_until.is_not(None),
+            )
             .values(fanout_lease_until=now)
             .execution_options(synchronize_session=False)
         )

@@ -1,68 +1,217 @@
-"""Fan-out: turn a claimed campaign's audience into ledger rows and jobs, chunk by chunk.
+"""Fan-out: a campaign's audience cut into slices that any worker fans out, a step at a time.
 
-The ledger is the cursor (recipients are added in subscriber id order), so a fan-out interrupted by a
-crash resumes where the last committed chunk ended, and memory holds one chunk at a time.
+`plan` (the scheduler that claimed the campaign) counts the audience and cuts its subscriber ids into
+ranges, `fanout_slices` rows, and queues a `fanout` job per slice. `step` (whichever consumer takes
+that job, in any process) claims the slice with a lease, adds a few pages of it to the ledger, queues
+their `deliver` jobs, and queues the slice's next step behind them: the fan-out advances as fast as
+delivery drains the queue, and the slices of one campaign advance in every worker at once.
+
+The ledger is each slice's cursor (its recipients are added in subscriber id order, and the cursor is
+the highest of them within the range), so a step interrupted by a crash loses nothing and adds
+nothing twice: the slice's lease lapses, the sweep queues it again, and it resumes after the last
+committed page. Memory holds one page per running step.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+import math
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion.audience import service as audiences
+from clarion.audience.repository import AudienceRepository
 from clarion.campaign.repository import CampaignRepository
 from clarion.db import Database, utcnow
-from clarion.delivery.jobs import deliver_job
-from clarion.delivery.repository import LedgerRepository
-from clarion.models import Campaign
+from clarion.delivery.jobs import deliver_job, fanout_job
+from clarion.delivery.repository import LedgerRepository, SliceRange, SliceRepository
 from clarion.queue import Queue
 
 log = logging.getLogger("clarion.fanout")
 
+# Recipients per slice: a slice's fan-out takes about a second of a worker's time (≈ 10 µs per
+# recipient on either database), so a campaign of 100,000 is 20 slices that many workers share...
+SLICE_RECIPIENTS = 5_000
+# ...up to this many, so that the steps queued at once (a slice's next step and its deliver jobs
+# each) stay a few tens of thousands of recipients, whatever the campaign's size.
+MAX_SLICES = 32
+# Pages a step adds before queueing the slice's next step behind their deliver jobs: enough that
+# the claim and hand-back are a small part of a step, few enough that the jobs queued at once stay
+# MAX_SLICES x STEP_PAGES x chunk (64,000 recipients at the defaults).
+STEP_PAGES = 4
 
-async def _start(db: Database, campaign_id: int) -> Campaign | None:
+
+@dataclass(frozen=True, slots=True)
+class FanoutSettings:
+    owner: str
+    platforms: tuple[str, ...]
+    chunk_size: int
+    lease_s: float
+    queue_grace_s: float
+
+    def queued_until(self, now: datetime) -> datetime:
+        return now + timedelta(seconds=self.queue_grace_s)
+
+
+def cut(count: int, first_id: int, last_id: int) -> list[SliceRange]:
+    """`count` recipients between first_id and last_id as ranges of about SLICE_RECIPIENTS each.
+
+    Equal id spans: an audience's ids are about evenly spread over its range (ids are handed out in
+    registration order), and a range that holds more than its share only takes longer.
+    """
+    if count == 0:
+        return []
+    slices = min(MAX_SLICES, math.ceil(count / SLICE_RECIPIENTS))
+    width = math.ceil((last_id - first_id + 1) / slices)
+    return [
+        SliceRange(start, min(last_id, start + width - 1)) for start in range(first_id, last_id + 1, width)
+    ]
+
+
+async def plan(db: Database, queue: Queue, campaign_id: int, config: FanoutSettings) -> int:
+    """Cut a claimed campaign into slices (once: a resumed plan keeps them) and queue those to do.
+
+    Returns how many slices were queued.
+    """
+    now = utcnow()
     async with db.session() as session:
-        return await CampaignRepository(session).mark_started(campaign_id, utcnow())
+        campaign = await CampaignRepository(session).mark_started(campaign_id, now)
+        if campaign is None:
+            return 0
+        slices = SliceRepository(session)
+        to_do = await slices.undone(campaign_id)
+        if to_do is None:
+            audience = campaign.audience
+            condition = audiences.recipients(campaign.app_id, campaign.id, audience, config.platforms)
+            ranges = cut(*await AudienceRepository(session).span(condition))
+            to_do = await slices.add(campaign_id, ranges, config.queued_until(now))
+        await CampaignRepository(session).hand_to_slices(campaign_id)
+        if not to_do:
+            await _finish_fanout(session, campaign_id, now)
+    # Queued only after the slices are committed: a worker never sees a job before its data. A slice
+    # whose job is lost (or was queued by an earlier plan) is queued again by the sweep.
+    for slice_id in to_do:
+        await queue.put(fanout_job(campaign_id, slice_id))
+    log.info("campaign %s: fan-out in %s slices", campaign_id, len(to_do))
+    return len(to_do)
 
 
-async def fan_out(
-    db: Database,
-    queue: Queue,
-    campaign_id: int,
-    *,
-    platforms: tuple[str, ...],
-    chunk_size: int,
-    lease_s: float,
-    queue_grace_s: float,
-) -> int:
-    """Add every recipient to the ledger and queue them in jobs; returns how many were added."""
-    campaign = await _start(db, campaign_id)
-    if campaign is None:
-        return 0
-    condition = audiences.recipients(campaign.app_id, campaign.id, campaign.audience, platforms)
+async def step(db: Database, queue: Queue, campaign_id: int, slice_id: int, config: FanoutSettings) -> int:
+    """Add up to STEP_PAGES pages of the slice to the ledger and queue them; then queue the slice's
+    next step, or mark it done. Returns how many recipients were added.
+
+    A page is one statement in its own transaction: the claim's lease covers the step (it is
+    renewed, and the campaign's state checked again, only by a step slower than half a lease), and
+    the last page's transaction also hands the slice back. A lease renewal and a cursor read with
+    every page, and a transaction of its own for the hand-back, cost ≈ 25 µs more CPU per recipient
+    on SQLite (62 against 35 µs, fan-out alone).
+    """
+    held = await _claim(db, campaign_id, slice_id, config)
+    if held is None:
+        return 0  # done, held by another worker, or its campaign stopped sending
+    page = _Pages(db, campaign_id, slice_id, config, *held)
     added = 0
-    while True:
-        now = utcnow()
-        async with db.session() as session:
-            ledger = LedgerRepository(session)
-            cursor = await ledger.fanout_cursor(campaign_id)
-            page = audiences.page(condition, cursor, chunk_size)
-            queued_until = now + timedelta(seconds=queue_grace_s)
-            delivery_ids = await ledger.add_page(campaign_id, page, now, queued_until)
-            await CampaignRepository(session).renew_fanout(campaign_id, now + timedelta(seconds=lease_s))
-        # Enqueued only after the rows are committed: a worker never sees a job before its data.
-        if not delivery_ids:
-            # Only an exhausted audience adds nothing: the cursor is the ledger's highest recipient,
-            # so every id above it is new (unless a concurrent fan-out of this campaign took it).
-            break
+    for index in range(STEP_PAGES):
+        delivery_ids = await page.add(last=index == STEP_PAGES - 1)
+        if delivery_ids is None:
+            return added  # the slice is done, or no longer this worker's
         await queue.put(deliver_job(campaign_id, delivery_ids))
         added += len(delivery_ids)
-    await _finish(db, campaign_id)
-    log.info("campaign %s fanned out to %s recipients", campaign_id, added)
+    await queue.put(fanout_job(campaign_id, slice_id))
     return added
 
 
-async def _finish(db: Database, campaign_id: int) -> None:
+class _Pages:
+    """The pages of one step of a slice held by this worker, from a cursor that each page advances."""
+
+    def __init__(
+        self,
+        db: Database,
+        campaign_id: int,
+        slice_id: int,
+        config: FanoutSettings,
+        bounds: SliceRange,
+        condition: ColumnElement[bool],
+        cursor: int,
+    ) -> None:
+        self.db = db
+        self.campaign_id = campaign_id
+        self.slice_id = slice_id
+        self.config = config
+        self.bounds = bounds
+        self.condition = condition
+        self.cursor = cursor
+        self._renew_at = time.monotonic() + config.lease_s / 2
+
+    async def add(self, *, last: bool) -> list[int] | None:
+        """The next page's new rows (the slice handed back with the last); None once it is done or lost."""
+        while True:
+            now = utcnow()
+            async with self.db.session() as session:
+                if not await self._still_held(session, now):
+                    return None
+                ledger = LedgerRepository(session)
+                page = audiences.page(
+                    self.condition, self.cursor, self.config.chunk_size, self.bounds.last_id
+                )
+                delivery_ids, highest = await ledger.add_page(
+                    self.campaign_id, page, now, self.config.queued_until(now)
+                )
+                if delivery_ids and last:
+                    await SliceRepository(session).release(
+                        self.slice_id, self.config.owner, self.config.queued_until(now)
+                    )
+                elif not delivery_ids:
+                    # Nothing new: the slice is exhausted, unless another worker (that held it past its
+                    # lease) added these recipients first; then the ledger's cursor moved on.
+                    highest = await ledger.fanout_cursor(
+                        self.campaign_id, self.cursor + 1, self.bounds.last_id
+                    )
+                    if highest < self.cursor + 1:
+                        await _finish_slice(session, self.campaign_id, self.slice_id, self.config.owner)
+                        return None
+            assert highest is not None
+            self.cursor = highest
+            if delivery_ids:
+                return delivery_ids
+
+    async def _still_held(self, session: AsyncSession, now: datetime) -> bool:
+        """A step slower than half a lease renews it; False once the slice was lost or its campaign
+        stopped sending."""
+        if time.monotonic() < self._renew_at:
+            return True
+        self._renew_at = time.monotonic() + self.config.lease_s / 2
+        lease_until = now + timedelta(seconds=self.config.lease_s)
+        slices = SliceRepository(session)
+        return await slices.renew(self.slice_id, self.campaign_id, self.config.owner, lease_until)
+
+
+async def _claim(
+    db: Database, campaign_id: int, slice_id: int, config: FanoutSettings
+) -> tuple[SliceRange, ColumnElement[bool], int] | None:
+    """The slice's range, its audience and its cursor (the ledger's), once this worker holds it."""
+    now = utcnow()
     async with db.session() as session:
-        await CampaignRepository(session).finish_fanout(campaign_id)
-        await LedgerRepository(session).complete_if_done(campaign_id, utcnow())
+        lease_until = now + timedelta(seconds=config.lease_s)
+        bounds = await SliceRepository(session).claim(slice_id, campaign_id, config.owner, now, lease_until)
+        campaign = await CampaignRepository(session).find(campaign_id) if bounds else None
+        if bounds is None or campaign is None:
+            return None
+        condition = audiences.recipients(campaign.app_id, campaign.id, campaign.audience, config.platforms)
+        cursor = await LedgerRepository(session).fanout_cursor(campaign_id, bounds.first_id, bounds.last_id)
+        return bounds, condition, cursor
+
+
+async def _finish_slice(session: AsyncSession, campaign_id: int, slice_id: int, owner: str) -> None:
+    if await SliceRepository(session).finish(slice_id, campaign_id, owner):
+        await _finish_fanout(session, campaign_id, utcnow())
+        log.info("campaign %s fanned out", campaign_id)
+
+
+async def _finish_fanout(session: AsyncSession, campaign_id: int, now: datetime) -> None:
+    await CampaignRepository(session).finish_fanout(campaign_id)
+    await LedgerRepository(session).complete_if_done(campaign_id, now)

@@ -1,4 +1,5 @@
-"""All SQL about the delivery ledger (the `deliveries` table, its only writer).
+"""All SQL about the delivery ledger (the `deliveries` table, its only writer) and the fan-out's
+slices (`fanout_slices`, SliceRepository).
 
 What a ledger operation changes elsewhere (a campaign marked sent, a gone subscriber deactivated) is
 written by that table's own repository, called from here in the same transaction.
@@ -22,6 +23,7 @@ from sqlalchemy import (
     bindparam,
     delete,
     func,
+    insert,
     literal,
     literal_column,
     or_,
@@ -35,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion.campaign.repository import CampaignRepository
 from clarion.db import insert_ignore, insert_ignore_from
-from clarion.models import Delivery, DeliveryStatus, Subscriber
+from clarion.models import Campaign, CampaignStatus, Delivery, DeliveryStatus, FanoutSlice, Subscriber
 from clarion.subscriber.repository import SubscriberRepository
 
 # The per-job statements (add, claim, finish) go through the Core tables, not the ORM entities:
@@ -43,6 +45,7 @@ from clarion.subscriber.repository import SubscriberRepository
 # loop's time in the delivery benchmark, py-spy).
 _deliveries: Table = Delivery.__table__  # type: ignore[assignment]  # declarative: always a Table
 _subscribers: Table = Subscriber.__table__  # type: ignore[assignment]
+_slices: Table = FanoutSlice.__table__  # type: ignore[assignment]
 
 
 # Rows of explicit values inserted per statement: a batch may name thousands of recipients.
@@ -94,20 +97,28 @@ class LedgerRepository:
         )
         return column.in_(values.scalar_subquery())
 
-    async def fanout_cursor(self, campaign_id: int) -> int:
-        """The ledger is its own fan-out cursor: recipients are added in subscriber id order."""
-        query = select(func.max(Delivery.subscriber_id)).where(Delivery.campaign_id == campaign_id)
-        return int((await self.session.execute(query)).scalar_one() or 0)
+    async def fanout_cursor(self, campaign_id: int, first_id: int, last_id: int) -> int:
+        """The ledger is a slice's fan-out cursor: its recipients are added in subscriber id order.
+
+        The highest recipient already in the ledger within first_id..last_id (first_id - 1 for none),
+        read from the (campaign_id, subscriber_id) unique index.
+        """
+        query = select(func.max(Delivery.subscriber_id)).where(
+            Delivery.campaign_id == campaign_id, Delivery.subscriber_id.between(first_id, last_id)
+        )
+        highest = (await self.session.execute(query)).scalar_one()
+        return first_id - 1 if highest is None else int(highest)
 
     async def add_page(
         self, campaign_id: int, page: Select[int], now: datetime, queued_until: datetime
-    ) -> list[int]:
+    ) -> tuple[list[int], int | None]:
         """Add a page of the audience (a query of subscriber ids) to the ledger in one statement.
 
         INSERT … SELECT … RETURNING: the ids never pass through Python. Reading a page of ids and
         inserting rows of eight bound values cost ≈ 40 µs of CPU per recipient (delivery benchmark:
-        3,900 -> 4,650 messages per CPU-second). Returns the new rows' ids in order; none once the
-        audience is exhausted (or a concurrent fan-out added these recipients first).
+        3,900 -> 4,650 messages per CPU-second). Returns the new rows' ids in order, and the highest
+        subscriber among them (the fan-out's next cursor); none once the audience is exhausted (or
+        a concurrent fan-out added these recipients first).
         """
         if self._postgres:
             # asyncpg prepares statements, and after five runs PostgreSQL may switch to a generic
@@ -121,8 +132,12 @@ class LedgerRepository:
             subscriber_ids.c.id, *(literal(value, d[name].type) for name, value in new.items())
         ).where(true())  # SQLite reads INSERT … SELECT … ON CONFLICT only with a WHERE before it
         columns = ["subscriber_id", *new]
-        statement = insert_ignore_from(self.session, _deliveries, columns, rows).returning(d.id)
-        return sorted((await self.session.execute(statement)).scalars())
+        statement = insert_ignore_from(self.session, _deliveries, columns, rows).returning(
+            d.id, d.subscriber_id
+        )
+        added = (await self.session.execute(statement)).all()
+        highest = max((int(subscriber_id) for _, subscriber_id in added), default=None)
+        return sorted(int(delivery_id) for delivery_id, _ in added), highest
 
     async def add_rows(
         self,
@@ -311,3 +326,131 @@ class LedgerRepository:
         if await self.has_pending(campaign_id):
             return False
         return await CampaignRepository(self.session).complete_if_fanned_out(campaign_id, now)
+
+
+@dataclass(frozen=True, slots=True)
+class SliceRange:
+    first_id: int
+    last_id: int
+
+
+class SliceRepository:
+    """The fan-out's slices: leased like ledger rows, held only while their campaign is sending."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def _sending(self, campaign_id: int | ColumnElement[int]) -> ColumnElement[bool]:
+        """The campaign is sending (not cancelled): only then are its slices fanned out."""
+        query = select(Campaign.id).where(
+            Campaign.id == campaign_id, Campaign.status == CampaignStatus.SENDING
+        )
+        return query.exists()
+
+    async def add(self, campaign_id: int, ranges: Sequence[SliceRange], queued_until: datetime) -> list[int]:
+        """The campaign's slices, queued (no owner, left to their jobs until queued_until); their ids."""
+        rows = [
+            {
+                "campaign_id": campaign_id,
+                "first_id": r.first_id,
+                "last_id": r.last_id,
+                "done": False,
+                "lease_until": queued_until,
+            }
+            for r in ranges
+        ]
+        if not rows:
+            return []
+        result = await self.session.execute(insert(_slices).returning(_slices.c.id), rows)
+        return sorted(result.scalars())
+
+    async def undone(self, campaign_id: int) -> list[int] | None:
+        """The ids of the campaign's slices still to fan out; None when it was never cut into slices."""
+        c = _slices.c
+        query = select(c.id, c.done).where(c.campaign_id == campaign_id).order_by(c.id)
+        rows = (await self.session.execute(query)).all()
+        if not rows:
+            return None
+        return [int(slice_id) for slice_id, done in rows if not done]
+
+    async def claim(
+        self, slice_id: int, campaign_id: int, owner: str, now: datetime, lease_until: datetime
+    ) -> SliceRange | None:
+        """Take the slice if it is to do, unheld, and its campaign sending; a duplicate job finds none."""
+        c = _slices.c
+        result = await self.session.execute(
+            update(_slices)
+            .where(
+                c.id == slice_id,
+                c.done.is_(False),
+                or_(c.owner.is_(None), c.lease_until < now),
+                self._sending(campaign_id),
+            )
+            .values(owner=owner, lease_until=lease_until)
+            .returning(c.first_id, c.last_id)
+        )
+        row = result.first()
+        return None if row is None else SliceRange(int(row[0]), int(row[1]))
+
+    async def renew(self, slice_id: int, campaign_id: int, owner: str, lease_until: datetime) -> bool:
+        """Keep holding the slice; False once it is lost (taken over) or its campaign stopped sending."""
+        c = _slices.c
+        result = await self.session.execute(
+            update(_slices)
+            .where(c.id == slice_id, c.owner == owner, self._sending(campaign_id))
+            .values(lease_until=lease_until)
+        )
+        return getattr(result, "rowcount", 0) == 1
+
+    async def release(self, slice_id: int, owner: str, queued_until: datetime) -> None:
+        """Hand the slice back to the queue (its next step is queued): no owner, left alone until then."""
+        c = _slices.c
+        await self.session.execute(
+            update(_slices)
+            .where(c.id == slice_id, c.owner == owner)
+            .values(owner=None, lease_until=queued_until)
+        )
+
+    async def finish(self, slice_id: int, campaign_id: int, owner: str) -> bool:
+        """Mark the slice fanned out; True when none of its campaign's slices is left to do."""
+        c = _slices.c
+        await self.session.execute(
+            update(_slices).where(c.id == slice_id, c.owner == owner).values(done=True, owner=None)
+        )
+        left = select(c.id).where(c.campaign_id == campaign_id, c.done.is_(False)).limit(1)
+        return (await self.session.execute(left)).first() is None
+
+    async def lapsed(self, now: datetime, queued_until: datetime, limit: int) -> list[tuple[int, int]]:
+        """Slices to do whose lease ran out (a lost job, a dead worker) and whose campaign is sending:
+        (slice id, campaign id), each left to the job queued for it until `queued_until`."""
+        c = _slices.c
+        query = (
+            select(c.id, c.campaign_id)
+            .where(c.done.is_(False), c.lease_until < now, self._sending(c.campaign_id))
+            .order_by(c.id)
+            .limit(limit)
+        )
+        rows = [(int(s), int(k)) for s, k in (await self.session.execute(query)).all()]
+        if rows:
+            await self.session.execute(
+                update(_slices)
+                .where(c.id.in_([slice_id for slice_id, _ in rows]), c.done.is_(False), c.lease_until < now)
+                .values(owner=None, lease_until=queued_until)
+            )
+        return rows
+
+    async def reset_leases(self, now: datetime) -> None:
+        """An in-process queue died with its process: every slice to do is due at once."""
+        c = _slices.c
+        await self.session.execute(
+            update(_slices).where(c.done.is_(False)).values(owner=None, lease_until=now)
+        )
+
+    async def release_queued(self, now: datetime) -> None:
+        """The queue lost its jobs: slices waiting in it (no owner) are due at once; held ones keep theirs."""
+        c = _slices.c
+        await self.session.execute(
+            update(_slices)
+            .where(c.done.is_(False), c.owner.is_(None), c.lease_until > now)
+            .values(lease_until=now)
+        )

@@ -1,8 +1,8 @@
 """The delivery feature's background work, handed to the runner by the composition root.
 
-Periodic: start due campaigns (each fan-out runs beside the scheduler), sweep the ledger for rows
-whose lease lapsed, and fold finished campaigns' rows past retention into their counters. Jobs:
-`deliver` a chunk of ledger rows.
+Periodic: start due campaigns (each cut into fan-out slices beside the scheduler), sweep the ledger
+and the slices for what lapsed, and fold finished campaigns' rows past retention into their counters.
+Jobs: `fanout` a step of a slice, `deliver` a chunk of ledger rows.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from clarion import outage
 from clarion.campaign.repository import CampaignRepository
 from clarion.config import Settings
 from clarion.db import Database, utcnow
-from clarion.delivery.fanout import fan_out
-from clarion.delivery.jobs import DELIVER, deliver_jobs
-from clarion.delivery.repository import LedgerRepository
+from clarion.delivery import fanout
+from clarion.delivery.jobs import DELIVER, FANOUT, deliver_jobs, fanout_job
+from clarion.delivery.repository import LedgerRepository, SliceRepository
 from clarion.delivery.service import Deliverer
 from clarion.provider.registry import build_providers
 from clarion.queue import Job, Queue, Registry
@@ -74,54 +74,64 @@ class DeliveryTasks:
     async def reset_leases(self) -> None:
         async with self.db.session() as session:
             await LedgerRepository(session).reset_leases(utcnow())
+            await SliceRepository(session).reset_leases(utcnow())
 
     async def release_queued(self) -> None:
-        """The queue lost its jobs: the sweep queues their rows again now, not after the grace."""
+        """The queue lost its jobs: the sweep queues their rows and slices again now, not after the grace."""
         async with self.db.session() as session:
             await LedgerRepository(session).release_queued(utcnow())
+            await SliceRepository(session).release_queued(utcnow())
+
+    def _fanout_settings(self) -> fanout.FanoutSettings:
+        assert self.deliverer is not None
+        return fanout.FanoutSettings(
+            owner=self.owner,
+            platforms=self.deliverer.platforms,
+            chunk_size=self.settings.chunk_size,
+            lease_s=self.settings.delivery_lease_s,
+            queue_grace_s=queue_grace_s(self.settings),
+        )
 
     async def start_due(self) -> None:
         now = utcnow()
         async with self.db.session() as session:
-            # The fan-out's lease is renewed with each page it adds: as short as the delivery rows'.
+            # Held only until the campaign is cut into slices (each then has its own lease).
             lease_until = now + timedelta(seconds=self.settings.delivery_lease_s)
             claimed = await CampaignRepository(session).claim_due(now, lease_until, limit=START_BATCH)
         for campaign_id in claimed:
-            self.registry.spawn(self._fan_out(campaign_id), name=f"fanout-{campaign_id}")
+            self.registry.spawn(self._plan(campaign_id), name=f"fanout-plan-{campaign_id}")
 
-    async def _fan_out(self, campaign_id: int) -> int:
-        """Fan out; while the database or the queue is unreachable, resume (from the ledger) with back-off.
-
-        Resuming here, not after the fan-out's lease lapses, is what gets a campaign going again within
-        seconds of an outage's end.
-        """
-        assert self.deliverer is not None
-        deliverer = self.deliverer
+    async def _plan(self, campaign_id: int) -> int:
+        """Cut the campaign into slices; while the database or the queue is unreachable, try again
+        with back-off (resuming here, not after the claim's lease lapses, gets a campaign going
+        within seconds of an outage's end)."""
         try:
             return await outage.retrying(
-                lambda: fan_out(
-                    self.db,
-                    self.queue,
-                    campaign_id,
-                    platforms=deliverer.platforms,
-                    chunk_size=self.settings.chunk_size,
-                    lease_s=self.settings.delivery_lease_s,
-                    queue_grace_s=queue_grace_s(self.settings),
-                )
+                lambda: fanout.plan(self.db, self.queue, campaign_id, self._fanout_settings())
             )
         except asyncio.CancelledError:
-            raise  # a fan-out resumes from the ledger: stopping it mid-way loses nothing
+            raise  # a plan is one transaction: stopped before its commit, it is made again
         except Exception:
-            log.exception("fan-out of campaign %s failed; another scheduler will resume it", campaign_id)
+            log.exception("planning the fan-out of campaign %s failed; another scheduler will", campaign_id)
             return 0
 
+    async def fan_out(self, job: Job) -> None:
+        """A step of one slice (an outage is retried by the runner: the step resumes from the ledger)."""
+        [slice_id] = job.ids
+        await fanout.step(self.db, self.queue, int(job.key), slice_id, self._fanout_settings())
+
     async def sweep(self) -> None:
-        """Queue again the rows whose lease lapsed; mark sent the campaigns with nothing pending."""
+        """Queue again the rows and slices whose lease lapsed; mark sent the campaigns done."""
         now = utcnow()
         async with self.db.session() as session:
             queued_until = now + timedelta(seconds=queue_grace_s(self.settings))
             lapsed = await LedgerRepository(session).lapsed(now, queued_until, SWEEP_BATCH)
-            await CampaignRepository(session).complete_finished(now)
+            slices = await SliceRepository(session).lapsed(now, queued_until, SWEEP_BATCH)
+            campaigns = CampaignRepository(session)
+            await campaigns.finish_sliced_fanouts()
+            await campaigns.complete_finished(now)
+        for slice_id, campaign_id in slices:
+            await self.queue.put(fanout_job(campaign_id, slice_id))
         by_campaign: dict[int, list[int]] = defaultdict(list)
         for delivery_id, campaign_id in lapsed:
             by_campaign[campaign_id].append(delivery_id)
@@ -209,6 +219,7 @@ def register(registry: Registry, settings: Settings, db: Database, queue: Queue)
     registry.every("sweep the ledger", tasks.sweep, every_s=SWEEP_EVERY_S)
     retention = Retention(settings, registry, fold_step(db), "ledger retention")
     registry.every("fold the ledger past retention", retention.tick, every_s=FOLD_EVERY_S)
+    registry.handle(FANOUT, tasks.fan_out)
     registry.handle(DELIVER, tasks.deliver)
     registry.on_stop(tasks.close)
     return tasks

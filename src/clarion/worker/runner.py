@@ -27,8 +27,9 @@ log = logging.getLogger("clarion.runner")
 
 # A consumer that fails a job waits this long before taking the next: a broken database is not hammered.
 FAILED_JOB_PAUSE_S = 0.5
-# How long a consumer waits for a job before looking whether it should stop.
-TAKE_TIMEOUT_S = 0.5
+# How long a consumer waits for a job before looking whether it should stop (a stop cancels a waiting
+# consumer at once, so this only bounds how often an idle consumer asks the queue again).
+TAKE_TIMEOUT_S = 2.0
 
 
 @dataclass
