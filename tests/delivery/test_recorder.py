@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
 from clarion import content
 from clarion.config import Settings
@@ -168,6 +168,32 @@ async def test_answered_sends_are_recorded_while_the_job_still_runs(
     job.cancel()
     with pytest.raises(asyncio.CancelledError):
         await job
+
+
+async def test_nothing_more_is_sent_while_the_answered_sends_cannot_be_recorded(
+    db: Database, settings: Settings, fake: FakePushService, deliverer: Deliverer
+) -> None:
+    """A lane is free only once its outcome is recorded: sent-but-unrecorded never exceeds the lanes."""
+    ledger, _ = await _web_ledger(db, settings, fake, 300)
+    job = asyncio.create_task(deliverer.run(ledger.campaign_id, ledger.delivery_ids, OWNER))
+    await asyncio.to_thread(fake.wait_for, 1, 30)
+    try:
+        async with db.session() as session:
+            # The ledger's rows locked by another writer: every write of the recorder waits.
+            await session.execute(
+                update(Delivery)
+                .where(Delivery.campaign_id == ledger.campaign_id)
+                .values(updated_at=Delivery.updated_at)
+            )
+            await asyncio.sleep(1.0)
+            sent = len(fake.received)
+            recorded = await ledger.count("sent")
+        assert recorded < sent < 300
+        assert sent - recorded <= 16  # the deliverer's 16 lanes
+        assert await job == 300
+    finally:
+        job.cancel()  # done by now, unless an assertion failed
+    assert await ledger.count("sent") == len(fake.received) == 300
 
 
 async def test_a_slow_jobs_rows_keep_their_lease(
