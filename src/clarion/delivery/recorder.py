@@ -239,6 +239,10 @@ class Recorder:
                 self.failures.note(campaign_id, recipient.platform, recipient.address, status, reason)
         return batch
 
+    def held_ids(self) -> list[int]:
+        """The rows of this process's live jobs whose outcomes are not all recorded yet."""
+        return [delivery_id for job in self._held if job.unrecorded for delivery_id in job.ids]
+
     async def _renew(self) -> None:
         by_owner: dict[str, list[int]] = defaultdict(list)
         for job in self._held:

@@ -240,11 +240,20 @@ class LedgerRepository:
         )
         return (await self.session.execute(query.limit(1))).first() is not None
 
-    async def lapsed(self, now: datetime, queued_until: datetime, limit: int) -> list[tuple[int, int]]:
-        """Pending rows whose lease ran out (lost job, dead worker, retry due): queue them again."""
+    async def lapsed(
+        self, now: datetime, queued_until: datetime, limit: int, held: Sequence[int] = ()
+    ) -> list[tuple[int, int]]:
+        """Pending rows whose lease ran out (lost job, dead worker, retry due): queue them again.
+
+        `held`: rows a live job of the sweeping process still holds, left alone even if their lease
+        lapsed (its renewal was late, the database away): queued again, they would be sent twice.
+        """
+        lapsed = [Delivery.status == DeliveryStatus.PENDING, Delivery.lease_until < now]
+        if held:
+            lapsed.append(~self._one_of(_deliveries.c.id, held))
         query = (
             select(Delivery.id, Delivery.campaign_id)
-            .where(Delivery.status == DeliveryStatus.PENDING, Delivery.lease_until < now)
+            .where(*lapsed)
             .order_by(Delivery.campaign_id, Delivery.id)
             .limit(limit)
         )
