@@ -41,7 +41,8 @@ from clarion.provider.outcome import Outcome
 
 log = logging.getLogger("clarion.delivery")
 
-# Outcomes waiting when a batch is written at once: the Deliverer's prepare window.
+# Outcomes waiting when a batch is written at once: the Deliverer's prepare window (fewer when the
+# process has fewer lanes: each lane waits for its outcome's batch, so no more can come).
 FLUSH_ROWS = 64
 # The longest an outcome waits for a batch to fill (a slow trickle of answers).
 FLUSH_AFTER_S = 0.05
@@ -103,9 +104,17 @@ class _Batch:
 
 class Recorder:
     def __init__(
-        self, db: Database, *, retry_base_s: float, retry_max_s: float, lease_s: float, renew_s: float
+        self,
+        db: Database,
+        *,
+        retry_base_s: float,
+        retry_max_s: float,
+        lease_s: float,
+        renew_s: float,
+        flush_rows: int = FLUSH_ROWS,
     ) -> None:
         self.db = db
+        self.flush_rows = flush_rows
         self.retry_base_s = retry_base_s
         self.retry_max_s = retry_max_s
         self.lease_s = lease_s
@@ -134,7 +143,7 @@ class Recorder:
         self._buffer.append((job, index, outcome))
         if self._buffered is None:
             self._buffered = asyncio.get_running_loop().create_future()
-        if last or len(self._buffer) >= FLUSH_ROWS:
+        if last or len(self._buffer) >= self.flush_rows:
             self._wake.set()
         elif len(self._buffer) == 1:
             asyncio.get_running_loop().call_later(FLUSH_AFTER_S, self._wake.set)
