@@ -128,7 +128,7 @@ def create_app(settings: Settings, *, run_engine: bool | None = None) -> FastAPI
         db = open_database(settings, timeouts=Timeouts.for_requests(settings.db_timeout_s))
         rt = Runtime(settings=settings, db=db)
         app.state.runtime = rt
-        queue = connect(settings.queue_url, consumer="serve", reclaim_after_s=settings.lease_s)
+        queue = connect(settings.queue_url, consumer="serve", reclaim_after_s=settings.delivery_lease_s)
         rt.queue = queue
         engine_db: Database | None = None
         runner: Runner | None = None

@@ -100,7 +100,7 @@ async def _run_worker(settings: Settings) -> None:
         await db.dispose()
         raise
     consumer = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
-    queue = connect(settings.queue_url, consumer=consumer, reclaim_after_s=settings.lease_s)
+    queue = connect(settings.queue_url, consumer=consumer, reclaim_after_s=settings.delivery_lease_s)
     runner = background(settings, db, queue, asyncio.Event())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -68,17 +68,22 @@ class Settings(BaseSettings):
     worker_jobs: int = Field(default=4, ge=1)
     worker_concurrency: int = Field(default=64, ge=1)
     chunk_size: int = Field(default=500, ge=1)
-    # How long work held without renewal stays held (a Redis queue entry a consumer took, a Swrve batch
-    # being processed); queued delivery rows wait 10 x this before the sweep queues them again.
+    # How long work held without renewal stays held (a Swrve batch being processed); queued delivery
+    # rows wait 10 x this before the sweep queues them again.
     lease_s: float = Field(default=30.0, gt=0)
     # Delivery rows a job holds, and a campaign's fan-out, are leased this long and renewed every
-    # delivery_renew_s while their worker lives: a dead worker's rows move after one short lease.
+    # delivery_renew_s while their worker lives: a dead worker's rows move after one short lease. A Redis
+    # queue entry a consumer took is taken over after as long (a job taken again claims only rows whose
+    # lease lapsed, so a live worker's are safe).
     delivery_lease_s: float = Field(default=8.0, gt=0)
     delivery_renew_s: float = Field(default=2.0, gt=0)
     scheduler_interval_s: float = Field(default=0.2, gt=0)
-    # Outbound calls to push services: connection setup, and the whole request.
+    # Outbound calls to push services: connection setup, and the whole request. A push service answers
+    # a push within a second or two; one that hangs holds a sending lane for the whole request timeout,
+    # so this is also how long delivery may stay stuck after a hung push service answers again (8 s:
+    # with the 1 s sweep, within the 10 s recovery target of issue #19).
     connect_timeout_s: float = Field(default=5.0, gt=0)
-    request_timeout_s: float = Field(default=15.0, gt=0)
+    request_timeout_s: float = Field(default=8.0, gt=0)
     # Retry back-off: the first delay, doubling with each attempt up to the longest.
     retry_base_s: float = Field(default=1.0, gt=0)
     retry_max_s: float = Field(default=600.0, gt=0)

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
 from clarion import content
 from clarion.config import Settings
 from clarion.db import Database, utcnow
+from clarion.delivery.jobs import deliver_job
 from clarion.delivery.repository import LedgerRepository
 from clarion.delivery.service import Deliverer
 from clarion.delivery.tasks import DeliveryTasks
@@ -170,6 +171,32 @@ async def test_answered_sends_are_recorded_while_the_job_still_runs(
         await job
 
 
+async def test_nothing_more_is_sent_while_the_answered_sends_cannot_be_recorded(
+    db: Database, settings: Settings, fake: FakePushService, deliverer: Deliverer
+) -> None:
+    """A lane is free only once its outcome is recorded: sent-but-unrecorded never exceeds the lanes."""
+    ledger, _ = await _web_ledger(db, settings, fake, 300)
+    job = asyncio.create_task(deliverer.run(ledger.campaign_id, ledger.delivery_ids, OWNER))
+    await asyncio.to_thread(fake.wait_for, 1, 30)
+    try:
+        async with db.session() as session:
+            # The ledger's rows locked by another writer: every write of the recorder waits.
+            await session.execute(
+                update(Delivery)
+                .where(Delivery.campaign_id == ledger.campaign_id)
+                .values(updated_at=Delivery.updated_at)
+            )
+            await asyncio.sleep(1.0)
+            sent = len(fake.received)
+            recorded = await ledger.count("sent")
+        assert recorded < sent < 300
+        assert sent - recorded <= 16  # the deliverer's 16 lanes
+        assert await job == 300
+    finally:
+        job.cancel()  # done by now, unless an assertion failed
+    assert await ledger.count("sent") == len(fake.received) == 300
+
+
 async def test_a_slow_jobs_rows_keep_their_lease(
     db: Database, settings: Settings, fake: FakePushService, deliverer: Deliverer
 ) -> None:
@@ -218,6 +245,51 @@ async def test_a_dead_owners_rows_are_queued_again_one_lease_later(
     assert taken is not None
     assert list(taken.job.ids) == ledger.delivery_ids
     assert utcnow() - claimed_at < timedelta(seconds=settings.delivery_lease_s + 1)
+
+
+async def test_a_job_taken_twice_claims_nothing_its_first_run_holds(
+    db: Database, settings: Settings, fake: FakePushService
+) -> None:
+    """A Redis entry reclaimed from a live consumer (or rows swept while their job ran) runs the job again
+    in a process that may hold its rows: the claim returns only what it took."""
+    ledger, _ = await _web_ledger(db, settings, fake, 5)
+    lease_until = utcnow() + timedelta(seconds=settings.delivery_lease_s)
+    async with db.session() as session:
+        first = await LedgerRepository(session).claim(ledger.delivery_ids, OWNER, utcnow(), lease_until)
+    async with db.session() as session:
+        again = await LedgerRepository(session).claim(ledger.delivery_ids, OWNER, utcnow(), lease_until)
+    assert [row.delivery_id for row in first] == ledger.delivery_ids
+    assert again == []
+
+
+async def test_the_sweep_leaves_the_rows_of_its_own_live_jobs_even_when_their_lease_lapsed(
+    db: Database, settings: Settings, fake: FakePushService
+) -> None:
+    """A renewal that came late (the database away) must not let the sweep queue rows being sent."""
+    ledger, sub_ids = await _web_ledger(db, settings, fake, 4)
+    for sub_id in sub_ids:
+        fake.script(sub_id, [Hang()])
+    queue = MemoryQueue()
+    tasks = DeliveryTasks(settings, db, queue, _NoRegistry())  # type: ignore[arg-type]
+    await tasks.open()
+    job = asyncio.create_task(tasks.deliver(deliver_job(ledger.campaign_id, ledger.delivery_ids)))
+    try:
+
+        async def all_in_flight() -> bool:
+            return sum(1 for request in fake.requests if request.method == "POST") == 4
+
+        await _eventually(all_in_flight, 10, "the 4 requests")
+        async with db.session() as session:  # what an outage longer than the lease leaves
+            await session.execute(update(Delivery).values(lease_until=utcnow() - timedelta(seconds=1)))
+        await tasks.sweep()
+        assert await queue.take(0.01) is None
+    finally:
+        job.cancel()
+        await tasks.close()
+    await tasks.sweep()  # the job is gone: its rows are queued again
+    taken = await queue.take(0.01)
+    assert taken is not None
+    assert list(taken.job.ids) == ledger.delivery_ids
 
 
 async def test_transient_failures_are_retried_past_ten_attempts_while_the_ttl_runs(

@@ -1,8 +1,9 @@
 """The process's sending lanes: a fixed number of long-lived tasks that carry out every job's sends.
 
 Jobs prepare their messages (for Web Push, the encryption) and queue the requests here; as many
-lanes as `CLARION_WORKER_CONCURRENCY` take them in order. The lane count is the cap on requests in
-flight, so nothing waits on a semaphore: with a semaphore in front of per-job lanes, four jobs' 256
+lanes as `CLARION_WORKER_CONCURRENCY` take them in order. A lane is busy from its request until the
+outcome is recorded, so the lane count caps both the requests in flight and what a crash could send
+twice, and nothing waits on a semaphore: with a semaphore in front of per-job lanes, four jobs' 256
 lanes contending for 64 permits cost ≈ 10 % of the event loop (py-spy, delivery benchmark).
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Protocol
 
 from clarion.provider.base import Transmit
@@ -23,9 +24,10 @@ MAX_LOGGED_KINDS = 32
 
 
 class Sink(Protocol):
-    """Where a request's outcome goes once the lanes have it: its job (service.Job)."""
+    """Where a request's outcome goes once the lanes have it: its job (recorder.Job)."""
 
-    def done(self, index: int, outcome: Outcome) -> None: ...
+    def done(self, index: int, outcome: Outcome) -> Awaitable[None]:
+        """Take the outcome; what it returns resolves once the outcome is recorded."""
 
 
 class SendLanes:
@@ -64,7 +66,9 @@ class SendLanes:
                 # problem, retried like a network error, not the end of the job's other sends.
                 self._log_unexpected(exc)
                 outcome = Retry(f"{type(exc).__name__}: {exc}")
-            sink.done(index, outcome)
+            # The lane stays busy until its outcome is in the ledger: what was sent and is not yet
+            # recorded, all a crash would send again, is at most one request per lane.
+            await sink.done(index, outcome)
 
     def _log_unexpected(self, exc: Exception) -> None:
         kind = type(exc).__qualname__

@@ -8,6 +8,14 @@ job's last outcome is in. A crash then re-sends what was in flight plus at most 
 Each batch is one transaction with one statement per final status and reason, one for its retries and
 one for the subscribers gone: the same statements per recipient as recording per job, just smaller.
 
+A lane of the Deliverer is free again only once its outcome is recorded (`Job.done` returns the
+commit to wait for): what a process has sent and not yet recorded never exceeds its lanes,
+`CLARION_WORKER_CONCURRENCY`. Without that bound the recorder fell behind whenever the event loop was
+busy preparing (encrypting) windows: a write needs several turns of the loop, and on a loaded 2-core
+machine each turn waited ~70 ms for a window's encryption, so 1,000 outcomes of a 2,000-recipient
+campaign were sent and not yet recorded when `clarion serve` was SIGKILLed (chaos suite, `kill-serve`:
+871 re-sent). Waiting also hands the loop back to the recorder, so its writes stay short.
+
 The same writer renews, every `renew_s`, the lease of every row a live job of this process still
 holds, so leases can be short: a dead worker's rows are taken over one short lease after its last
 renewal, while a slow but live worker keeps its own however long a job takes.
@@ -33,7 +41,8 @@ from clarion.provider.outcome import Outcome
 
 log = logging.getLogger("clarion.delivery")
 
-# Outcomes waiting when a batch is written at once: the Deliverer's prepare window.
+# Outcomes waiting when a batch is written at once: the Deliverer's prepare window (fewer when the
+# process has fewer lanes: each lane waits for its outcome's batch, so no more can come).
 FLUSH_ROWS = 64
 # The longest an outcome waits for a batch to fill (a slow trickle of answers).
 FLUSH_AFTER_S = 0.05
@@ -61,9 +70,10 @@ class Job:
         self.counts: Counter[str] = Counter()
         self.recorded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
-    def done(self, index: int, outcome: Outcome) -> None:
+    def done(self, index: int, outcome: Outcome) -> asyncio.Future[None]:
+        """Hand an outcome to the recorder; returns what resolves once it is recorded (or given up)."""
         self.unreported -= 1
-        self.recorder.add(self, index, outcome, last=self.unreported == 0)
+        return self.recorder.add(self, index, outcome, last=self.unreported == 0)
 
     def finish(self, error: BaseException | None = None) -> None:
         if self.recorded.done():
@@ -94,15 +104,25 @@ class _Batch:
 
 class Recorder:
     def __init__(
-        self, db: Database, *, retry_base_s: float, retry_max_s: float, lease_s: float, renew_s: float
+        self,
+        db: Database,
+        *,
+        retry_base_s: float,
+        retry_max_s: float,
+        lease_s: float,
+        renew_s: float,
+        flush_rows: int = FLUSH_ROWS,
     ) -> None:
         self.db = db
+        self.flush_rows = flush_rows
         self.retry_base_s = retry_base_s
         self.retry_max_s = retry_max_s
         self.lease_s = lease_s
         self.renew_s = renew_s
         self.failures = FailureLog()
         self._buffer: list[tuple[Job, int, Outcome]] = []
+        # Resolved once the outcomes now in the buffer are written (or given up): what lanes wait for.
+        self._buffered: asyncio.Future[None] | None = None
         self._wake = asyncio.Event()
         self._held: set[Job] = set()
         self._task: asyncio.Task[None] | None = None
@@ -119,12 +139,15 @@ class Recorder:
         if not job.recorded.done():
             job.recorded.cancel()  # its run was cancelled: nobody awaits it (its outcomes still count)
 
-    def add(self, job: Job, index: int, outcome: Outcome, *, last: bool) -> None:
+    def add(self, job: Job, index: int, outcome: Outcome, *, last: bool) -> asyncio.Future[None]:
         self._buffer.append((job, index, outcome))
-        if last or len(self._buffer) >= FLUSH_ROWS:
+        if self._buffered is None:
+            self._buffered = asyncio.get_running_loop().create_future()
+        if last or len(self._buffer) >= self.flush_rows:
             self._wake.set()
         elif len(self._buffer) == 1:
             asyncio.get_running_loop().call_later(FLUSH_AFTER_S, self._wake.set)
+        return self._buffered
 
     async def close(self) -> None:
         """Record what is still waiting (a stop after the last job), then stop."""
@@ -136,8 +159,10 @@ class Recorder:
         self._task = None
         if self._buffer:
             batch, self._buffer = self._buffer, []
+            written, self._buffered = self._buffered, None
             with contextlib.suppress(Exception):
                 await self._write(batch)
+            _resolve(written)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -158,17 +183,21 @@ class Recorder:
         give_up_at = asyncio.get_running_loop().time() + WRITE_PATIENCE_S
         while self._buffer:
             batch, self._buffer = self._buffer, []
+            written, self._buffered = self._buffered, None
             try:
                 await self._write(batch)
+                _resolve(written)
                 return
             except Exception as exc:
                 if asyncio.get_running_loop().time() >= give_up_at:
                     log.exception("recording delivery outcomes failed; their jobs fail")
                     for job in {job for job, _, _ in batch}:
                         job.finish(exc)
+                    _resolve(written)
                     return
                 log.warning("recording delivery outcomes failed (%s); trying again", exc)
                 self._buffer = batch + self._buffer
+                self._buffered = _joined(written, self._buffered)
             await asyncio.sleep(pause_s)
             pause_s = min(longest_s, pause_s * 2)
 
@@ -219,6 +248,10 @@ class Recorder:
                 self.failures.note(campaign_id, recipient.platform, recipient.address, status, reason)
         return batch
 
+    def held_ids(self) -> list[int]:
+        """The rows of this process's live jobs whose outcomes are not all recorded yet."""
+        return [delivery_id for job in self._held if job.unrecorded for delivery_id in job.ids]
+
     async def _renew(self) -> None:
         by_owner: dict[str, list[int]] = defaultdict(list)
         for job in self._held:
@@ -238,6 +271,21 @@ class Recorder:
             self._renewal_failing = True
             return
         self._renewal_failing = False
+
+
+def _resolve(written: asyncio.Future[None] | None) -> None:
+    if written is not None and not written.done():
+        written.set_result(None)
+
+
+def _joined(
+    first: asyncio.Future[None] | None, later: asyncio.Future[None] | None
+) -> asyncio.Future[None] | None:
+    """One future for two sets of outcomes now written together: the first resolves with the later."""
+    if first is None or later is None:
+        return first or later
+    later.add_done_callback(lambda _: _resolve(first))
+    return later
 
 
 def _short(reason: str | None) -> str | None:

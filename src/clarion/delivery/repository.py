@@ -158,9 +158,14 @@ class LedgerRepository:
     async def claim(
         self, delivery_ids: Sequence[int], owner: str, now: datetime, lease_until: datetime
     ) -> list[Claimed]:
-        """Take the still-pending, due, unheld rows of a job; a duplicate job finds nothing to take."""
+        """Take the still-pending, due, unheld rows of a job; a duplicate job finds nothing to take.
+
+        Only the rows this statement took are returned, not every row of the job `owner` holds: a job
+        run twice in one process (a queue entry reclaimed from a live consumer, rows swept while their
+        job still ran) must not send again what the first run is sending.
+        """
         d, s = _deliveries.c, _subscribers.c
-        await self.session.execute(
+        taken = await self.session.execute(
             update(_deliveries)
             .where(
                 self._one_of(d.id, delivery_ids),
@@ -169,11 +174,16 @@ class LedgerRepository:
                 or_(d.owner.is_(None), d.lease_until < now),
             )
             .values(owner=owner, lease_until=lease_until, attempts=d.attempts + 1)
+            .returning(d.id)
         )
+        taken_ids = sorted(taken.scalars())
+        if not taken_ids:
+            return []
         query = (
             select(d.id, d.attempts, s.id, s.platform, s.address, s.p256dh, s.auth, s.registered_at, d.params)
             .join_from(_deliveries, _subscribers, s.id == d.subscriber_id)
-            .where(self._one_of(d.id, delivery_ids), d.owner == owner)
+            .where(self._one_of(d.id, taken_ids))
+            .order_by(d.id)
         )
         return [Claimed(*row) for row in (await self.session.execute(query)).all()]
 
@@ -247,11 +257,20 @@ class LedgerRepository:
         )
         return (await self.session.execute(query.limit(1))).first() is not None
 
-    async def lapsed(self, now: datetime, queued_until: datetime, limit: int) -> list[tuple[int, int]]:
-        """Pending rows whose lease ran out (lost job, dead worker, retry due): queue them again."""
+    async def lapsed(
+        self, now: datetime, queued_until: datetime, limit: int, held: Sequence[int] = ()
+    ) -> list[tuple[int, int]]:
+        """Pending rows whose lease ran out (lost job, dead worker, retry due): queue them again.
+
+        `held`: rows a live job of the sweeping process still holds, left alone even if their lease
+        lapsed (its renewal was late, the database away): queued again, they would be sent twice.
+        """
+        lapsed = [Delivery.status == DeliveryStatus.PENDING, Delivery.lease_until < now]
+        if held:
+            lapsed.append(~self._one_of(_deliveries.c.id, held))
         query = (
             select(Delivery.id, Delivery.campaign_id)
-            .where(Delivery.status == DeliveryStatus.PENDING, Delivery.lease_until < now)
+            .where(*lapsed)
             .order_by(Delivery.campaign_id, Delivery.id)
             .limit(limit)
         )

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from clarion.db import Database, utcnow
 from clarion.delivery.context import CampaignContext, ContextCache
 from clarion.delivery.lanes import SendLanes
-from clarion.delivery.recorder import Job, Recorder
+from clarion.delivery.recorder import FLUSH_ROWS, Job, Recorder
 from clarion.delivery.repository import Claimed, LedgerRepository
 from clarion.provider.base import Provider, Transmit
 from clarion.provider.outcome import Outcome, Retry
@@ -41,7 +41,12 @@ class Deliverer:
         self._lanes = SendLanes(concurrency)
         self._contexts = ContextCache()
         self.recorder = Recorder(
-            db, retry_base_s=retry_base_s, retry_max_s=retry_max_s, lease_s=lease_s, renew_s=renew_s
+            db,
+            retry_base_s=retry_base_s,
+            retry_max_s=retry_max_s,
+            lease_s=lease_s,
+            renew_s=renew_s,
+            flush_rows=min(FLUSH_ROWS, concurrency),
         )
 
     async def close(self) -> None:

@@ -125,7 +125,8 @@ class DeliveryTasks:
         now = utcnow()
         async with self.db.session() as session:
             queued_until = now + timedelta(seconds=queue_grace_s(self.settings))
-            lapsed = await LedgerRepository(session).lapsed(now, queued_until, SWEEP_BATCH)
+            held = self.deliverer.recorder.held_ids() if self.deliverer is not None else []
+            lapsed = await LedgerRepository(session).lapsed(now, queued_until, SWEEP_BATCH, held)
             slices = await SliceRepository(session).lapsed(now, queued_until, SWEEP_BATCH)
             campaigns = CampaignRepository(session)
             await campaigns.finish_sliced_fanouts()
