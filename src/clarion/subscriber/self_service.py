@@ -1,9 +1,10 @@
-"""Rules of the subscriber endpoints a browser calls for itself (docs/sdk.md).
+"""Rules of the subscriber endpoints a browser or an app calls for its own subscriber (docs/sdk.md).
 
-A browser proves it holds a subscription with the regId plus the subscription's `auth` secret
-(subscriber.proof, the one check shared with unsubscription and engagement events). A wrong secret
-answers exactly like an unknown regId (401), so the answer tells nothing about which regIds exist.
-These routes serve browsers only: a native subscriber is refused here whatever it sends.
+A caller proves it holds a subscription with the regId plus the subscription's proof: a browser's
+`auth` secret, a native device's token (subscriber.proof, the one check shared with unsubscription and
+engagement events). A wrong proof answers exactly like an unknown regId (401), so the answer tells
+nothing about which regIds exist. Only `resubscribe` is for browsers alone (a native device registers
+its new token instead).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ TEST_MESSAGE = "It works: this notification was sent to this browser alone."
 
 
 async def authorise(session: AsyncSession, creds: SubscriptionCredentials) -> tuple[App, Subscriber]:
-    return await proof.authorise(session, creds, native=False)
+    return await proof.authorise(session, creds)
 
 
 async def _view(session: AsyncSession, subscriber: Subscriber) -> SubscriberView:
