@@ -337,7 +337,7 @@ async def test_a_native_device_proves_itself_with_its_token_on_every_call(
 
 def native_answer(reg_id: str, method: str, suffix: str, answer: Any) -> tuple[int, Any]:
     """What each call answers a device that proved itself (with no alias or tag before it)."""
-    plain = {"regId": reg_id, "alias": None, "tags": [], "active": True}
+    plain: dict[str, Any] = {"regId": reg_id, "alias": None, "tags": [], "active": True}
     expected: dict[tuple[str, str], tuple[int, Any]] = {
         ("GET", ""): (200, plain),
         ("PUT", "/alias"): (200, {**plain, "alias": "intruder"}),

@@ -61,7 +61,7 @@ async def register(
 ) -> Registration:
     """Register a device, or find it again; `held_proof` is the X-Clarion-Subscription-Auth header."""
     address = _address(body, push_hosts)
-    verify_identity(app, body)  # before anything is written: a refused binding binds nothing
+    verify_identity(session, app, body)  # before anything is written: a refused binding binds nothing
     repo = SubscriberRepository(session)
     existing = await repo.by_address(app.id, address_hash(address))
     if existing is not None:
@@ -101,12 +101,12 @@ def identity_hash(key: str, user_id: str) -> str:
     return hmac.new(key.encode(), user_id.encode(), "sha256").hexdigest()
 
 
-def verify_identity(app: App, body: SubscriberCreate) -> None:
+def verify_identity(session: AsyncSession, app: App, body: SubscriberCreate) -> None:
     """Identity verification: a device is bound to a user id only with the HMAC of the id made with the
     app's identity key, which only the app's backend holds (docs/security.md, "Identity verification")."""
     if not app.identity_verification:
         return
-    key = apps.identity_key(app)
+    key = apps.identity_key(session, app)
     for user_id, given, field in (
         (body.user_id, body.user_id_hash, "user_id_hash"),
         (body.external_user_id, body.external_user_id_hash, "external_user_id_hash"),
