@@ -67,7 +67,7 @@ async def read(session: AsyncSession, creds: SubscriptionCredentials) -> Subscri
 
 async def set_alias(session: AsyncSession, creds: SubscriptionCredentials, alias: str) -> SubscriberView:
     _, subscriber = await authorise(session, creds)
-    subscribers.name_alias(subscriber, alias)
+    await subscribers.name_alias(session, subscriber, alias)
     return await _view(session, subscriber)
 
 
@@ -128,11 +128,10 @@ async def resubscribe(
     moving = new_hash != subscriber.address_hash
     if moving and await SubscriberRepository(session).by_address(subscriber.app_id, new_hash) is not None:
         raise taken
-    subscriber.address, subscriber.address_hash = new.endpoint, new_hash
-    subscriber.p256dh, subscriber.auth = new.keys.p256dh, new.keys.auth
-    subscriber.active = True
-    subscriber.updated_at = subscriber.registered_at = utcnow()
-    if not await SubscriberRepository(session).move_address(subscriber):
+    keys = (new.keys.p256dh, new.keys.auth)
+    if not await SubscriberRepository(session).move_address(
+        subscriber, new.endpoint, new_hash, keys, utcnow()
+    ):
         raise taken  # a registration of the same endpoint won a race
     return await _view(session, subscriber)
 

@@ -66,7 +66,7 @@ async def register(
     existing = await repo.by_address(app.id, address_hash(address))
     if existing is not None:
         _check_same_subscription(existing, body, held_proof)
-        _refresh(existing, body)
+        await _refresh(repo, existing, body)
         return Registration(existing.reg_id, created=False)
     now = utcnow()
     keys = body.subscription.keys if body.subscription else None
@@ -140,16 +140,10 @@ def _check_same_subscription(existing: Subscriber, body: SubscriberCreate, held_
         )
 
 
-def _refresh(subscriber: Subscriber, body: SubscriberCreate) -> None:
-    subscriber.active = True
-    subscriber.updated_at = subscriber.registered_at = utcnow()
-    if body.subscription is not None:
-        subscriber.p256dh = body.subscription.keys.p256dh
-        subscriber.auth = body.subscription.keys.auth
-    if body.user_id is not None:
-        subscriber.user_id = body.user_id
-    if body.external_user_id is not None:
-        subscriber.external_user_id = body.external_user_id
+async def _refresh(repo: SubscriberRepository, subscriber: Subscriber, body: SubscriberCreate) -> None:
+    sub = body.subscription
+    keys = (sub.keys.p256dh, sub.keys.auth) if sub is not None else None
+    await repo.reactivate(subscriber, utcnow(), keys, body.user_id, body.external_user_id)
 
 
 async def get(session: AsyncSession, app: App, reg_id: str) -> Subscriber:
@@ -165,8 +159,7 @@ async def find(session: AsyncSession, app: App, reg_id: str) -> Subscriber | Non
 
 async def unsubscribe(session: AsyncSession, creds: SubscriptionCredentials) -> None:
     _, subscriber = await proof.authorise(session, creds, _no_such_subscriber)
-    subscriber.active = False
-    subscriber.updated_at = utcnow()
+    await SubscriberRepository(session).unsubscribe(subscriber, utcnow())
 
 
 def _no_such_subscriber() -> errors.ClarionError:
@@ -174,15 +167,14 @@ def _no_such_subscriber() -> errors.ClarionError:
 
 
 async def set_alias(session: AsyncSession, app: App, reg_id: str, alias: str) -> None:
-    name_alias(await get(session, app, reg_id), alias)
+    await name_alias(session, await get(session, app, reg_id), alias)
 
 
-def name_alias(subscriber: Subscriber, alias: str) -> None:
+async def name_alias(session: AsyncSession, subscriber: Subscriber, alias: str) -> None:
     """Set the alias of a subscriber already in hand."""
     if len(alias) > MAX_NAME_LENGTH:
         raise errors.AliasTooLong()
-    subscriber.alias = alias
-    subscriber.updated_at = utcnow()
+    await SubscriberRepository(session).name(subscriber, alias, utcnow())
 
 
 def check_tag_name(name: str) -> None:
