@@ -1,17 +1,28 @@
-"""The audience's one statement that runs here rather than inside another: a page of recipient ids."""
+"""The audience's statements that run here rather than inside another: a `tags` audience's tag ids,
+and a page of recipient ids."""
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement
+from collections.abc import Iterable
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from clarion.audience.service import page
+from clarion.audience.service import Recipients, campaign_tags, page, recipients
+from clarion.models import Campaign
 
 
 class AudienceRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def chunk(self, condition: ColumnElement[bool], after_id: int, size: int) -> list[int]:
+    async def recipients(self, campaign: Campaign, platforms: Iterable[str]) -> Recipients:
+        """`audience.service.recipients` for this campaign, a `tags` audience's names resolved to ids."""
+        tag_ids: list[int] = []
+        if campaign.audience.get("kind") == "tags":
+            query = campaign_tags(campaign.app_id, campaign.id)
+            tag_ids = list((await self.session.execute(query)).scalars())
+        return recipients(campaign.app_id, campaign.id, campaign.audience, platforms, tag_ids)
+
+    async def chunk(self, condition: Recipients, after_id: int, size: int) -> list[int]:
         """`page`, run: the next `size` recipient ids above `after_id`."""
         return list((await self.session.execute(page(condition, after_id, size))).scalars())

@@ -10,19 +10,23 @@ import logging
 from datetime import timedelta
 
 from clarion.audience import service as audiences
+from clarion.audience.repository import AudienceRepository
 from clarion.campaign.repository import CampaignRepository
 from clarion.db import Database, utcnow
 from clarion.delivery.jobs import deliver_job
 from clarion.delivery.repository import LedgerRepository
-from clarion.models import Campaign
 from clarion.queue import Queue
 
 log = logging.getLogger("clarion.fanout")
 
 
-async def _start(db: Database, campaign_id: int) -> Campaign | None:
+async def _start(db: Database, campaign_id: int, platforms: tuple[str, ...]) -> audiences.Recipients | None:
+    """Claim the campaign's start; its audience, resolved for the pages (a `tags` audience's tag ids)."""
     async with db.session() as session:
-        return await CampaignRepository(session).mark_started(campaign_id, utcnow())
+        campaign = await CampaignRepository(session).mark_started(campaign_id, utcnow())
+        if campaign is None:
+            return None
+        return await AudienceRepository(session).recipients(campaign, platforms)
 
 
 async def fan_out(
@@ -36,10 +40,9 @@ async def fan_out(
     queue_grace_s: float,
 ) -> int:
     """Add every recipient to the ledger and queue them in jobs; returns how many were added."""
-    campaign = await _start(db, campaign_id)
-    if campaign is None:
+    condition = await _start(db, campaign_id, platforms)
+    if condition is None:
         return 0
-    condition = audiences.recipients(campaign.app_id, campaign.id, campaign.audience, platforms)
     added = 0
     while True:
         now = utcnow()
