@@ -140,7 +140,8 @@ async def test_a_tag_audience_is_read_from_the_tags_members(db: Database, spec: 
     if dialect == "sqlite":
         lines = plan.splitlines()
         # One ordered read of each driving tag's members from the cursor on (two for `rare OR half`).
-        driving = "SEARCH subscriber_tags USING COVERING INDEX ix_subscriber_tags_tag (tag_id=? AND subscriber_id>?)"
+        index = "ix_subscriber_tags_tag (tag_id=? AND subscriber_id>?)"
+        driving = f"SEARCH subscriber_tags USING COVERING INDEX {index}"
         assert lines.count(driving) == (2 if spec.terms[1:2] == (SegmentTerm("OR", "half"),) else 1), plan
         assert not [
             line for line in lines if line.startswith(("SCAN subscribers", "SCAN subscriber_tags"))
