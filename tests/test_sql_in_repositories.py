@@ -190,3 +190,63 @@ def test_the_check_reads_every_module_but_repositories_and_the_session_scope() -
     assert Path("app.py") in checked
     assert Path("delivery/repository.py") not in checked
     assert Path("db.py") not in checked
+
+
+def _columns() -> set[str]:
+    """Every mapped column's attribute name, over all models."""
+    from clarion.models import Base
+
+    return {prop.key for mapper in Base.registry.mappers for prop in mapper.column_attrs}
+
+
+def _column_assignments(tree: ast.AST, columns: set[str]) -> list[tuple[int, str]]:
+    """`row.column = …` (or `+=`, or inside a tuple) on anything but `self`: a write to a loaded row
+    that the unit of work would flush behind the repository's back. Judged by the attribute's name,
+    since types are not known here: a non-model object with an attribute named like a column would be
+    flagged too (none is today; rename it, or give the write to a repository)."""
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        targets: list[ast.expr] = []
+        if isinstance(node, ast.Assign):
+            targets = list(node.targets)
+        elif isinstance(node, ast.AugAssign | ast.AnnAssign):
+            targets = [node.target]
+        for target in targets:
+            for element in target.elts if isinstance(target, ast.Tuple) else [target]:
+                if (
+                    isinstance(element, ast.Attribute)
+                    and element.attr in columns
+                    and not (isinstance(element.value, ast.Name) and element.value.id in {"self", "cls"})
+                ):
+                    found.append((node.lineno, ast.unparse(element)))
+    return sorted(found)
+
+
+def test_no_module_outside_a_repository_assigns_a_column() -> None:
+    """One writer per table holds for loaded rows too: services call repository methods, which write
+    with UPDATE statements (the loaded object shows the new values), instead of setting attributes."""
+    columns = _columns()
+    violations = [
+        f"src/clarion/{path.relative_to(ROOT)}:{line}: {what} = …"
+        for path in _modules()
+        for line, what in _column_assignments(ast.parse(path.read_text()), columns)
+    ]
+    assert violations == []
+
+
+def test_the_assignment_check_sees_what_it_forbids() -> None:
+    sample = ast.parse(
+        "def f(self, subscriber, app, report):\n"
+        "    subscriber.active = False\n"
+        "    subscriber.p256dh, subscriber.auth = keys\n"
+        "    app.plan: str = 'free'\n"
+        "    report.checked += 1\n"
+        "    self.active = True\n"
+        "    subscriber.seen = 1\n"
+    )
+    assert _column_assignments(sample, {"active", "p256dh", "auth", "plan"}) == [
+        (2, "subscriber.active"),
+        (3, "subscriber.auth"),
+        (3, "subscriber.p256dh"),
+        (4, "app.plan"),
+    ]

@@ -30,10 +30,24 @@ WNS = {"client_id": "ms-app://s-1-15", "client_secret": "wns-client-secret-value
 async def _raw(db: Database) -> tuple[dict[str, str], dict[tuple[int, str], Any]]:
     """The stored values as the database holds them (read with SQL, not through the repositories)."""
     async with db.session() as session:
-        vapid = dict((await session.execute(text("SELECT app_key, vapid_private_pem FROM apps"))).all())
+        vapid: dict[str, str] = dict(
+            (await session.execute(text("SELECT app_key, vapid_private_pem FROM apps"))).all()
+        )
         rows = await session.execute(text("SELECT app_id, provider, data FROM app_credentials"))
         creds = {(r[0], r[1]): r[2] if isinstance(r[2], dict) else json.loads(r[2]) for r in rows}
     return {k: str(v) for k, v in vapid.items()}, creds
+
+
+async def _raw_identity(db: Database) -> dict[str, str]:
+    """Each app's identity key as the database holds it."""
+    async with db.session() as session:
+        rows = await session.execute(text("SELECT app_key, identity_secret_key FROM apps"))
+        return {str(app_key): str(stored) for app_key, stored in rows.all()}
+
+
+async def _opened_identity(db: Database, app_key: str) -> str | None:
+    async with db.session() as session:
+        return apps.identity_key(session, await apps.by_key(session, app_key))
 
 
 async def _app_with_secrets(db: Database) -> apps.AppCreated:
@@ -68,6 +82,10 @@ async def test_stored_secrets_are_sealed_and_open_to_the_same_values(db: Databas
     pem, opened = await _opened(db, created.app_key)
     assert opened == {"wns": WNS}
     assert serialization.load_pem_private_key(pem.encode(), password=None) is not None
+    stored_identity = (await _raw_identity(db))[created.app_key]
+    assert stored_identity.startswith(MARKER)
+    assert created.identity_secret_key not in stored_identity
+    assert await _opened_identity(db, created.app_key) == created.identity_secret_key
 
 
 async def test_legacy_plaintext_reads_and_is_sealed_at_start(db: Database) -> None:
@@ -76,16 +94,22 @@ async def test_legacy_plaintext_reads_and_is_sealed_at_start(db: Database) -> No
     async with db.session() as session:  # what a database written before sealing holds
         await session.execute(text("UPDATE apps SET vapid_private_pem = :pem"), {"pem": pem})
         await session.execute(text("UPDATE app_credentials SET data = :data"), {"data": json.dumps(WNS)})
+        # The identity key as migration 0007 and `clarion apps update --identity-secret-key` stored it.
+        identity = {"key": created.identity_secret_key}
+        await session.execute(text("UPDATE apps SET identity_secret_key = :key"), identity)
     assert await _opened(db, created.app_key) == (pem, {"wns": WNS})
+    assert await _opened_identity(db, created.app_key) == created.identity_secret_key
 
     report = await secrets.prepare(db)
 
-    assert report.as_dict() == {"checked": 2, "encrypted": 2, "reencrypted": 0}
+    assert report.as_dict() == {"checked": 3, "encrypted": 3, "reencrypted": 0}
     vapid, creds = await _raw(db)
     assert vapid[created.app_key].startswith(MARKER)
     assert all(value["sealed"].startswith(MARKER) for value in creds.values())
+    assert (await _raw_identity(db))[created.app_key].startswith(MARKER)
     assert await _opened(db, created.app_key) == (pem, {"wns": WNS})
-    assert (await secrets.prepare(db)).as_dict() == {"checked": 2, "encrypted": 0, "reencrypted": 0}
+    assert await _opened_identity(db, created.app_key) == created.identity_secret_key
+    assert (await secrets.prepare(db)).as_dict() == {"checked": 3, "encrypted": 0, "reencrypted": 0}
 
 
 async def test_altered_or_moved_ciphertext_is_refused(db: Database) -> None:
@@ -106,6 +130,16 @@ async def test_altered_or_moved_ciphertext_is_refused(db: Database) -> None:
     for app_key in (first.app_key, second.app_key):
         with pytest.raises(SecretsUnavailable, match="fails authentication"):
             await _opened(db, app_key)
+    # An identity key is bound to its app and its column: another app's, or a VAPID key, is refused.
+    identities = await _raw_identity(db)
+    async with db.session() as session:
+        moved = {"v": identities[first.app_key], "k": second.app_key}
+        await session.execute(text("UPDATE apps SET identity_secret_key = :v WHERE app_key = :k"), moved)
+        relabelled = {"v": sealed, "k": first.app_key}  # the first app's own VAPID ciphertext
+        await session.execute(text("UPDATE apps SET identity_secret_key = :v WHERE app_key = :k"), relabelled)
+    for app_key in (first.app_key, second.app_key):
+        with pytest.raises(SecretsUnavailable, match="fails authentication"):
+            await _opened_identity(db, app_key)
     with pytest.raises(SecretsUnavailable, match="fails authentication"):
         await secrets.prepare(db)
 
@@ -145,7 +179,7 @@ async def test_rotate_with_a_key_file_reencrypts_everything(database_url: str, t
 
         key_id, report = await secrets.rotate(db)
 
-        assert report.as_dict() == {"checked": 2, "encrypted": 0, "reencrypted": 2}
+        assert report.as_dict() == {"checked": 3, "encrypted": 0, "reencrypted": 3}
         (new_key_bytes,) = parse_keys(key_file.read_text(), "file")
         assert new_key_bytes != old_key
         assert key_id != old_box.primary_id
@@ -154,7 +188,9 @@ async def test_rotate_with_a_key_file_reencrypts_everything(database_url: str, t
         assert sealed_key_id(vapid[created.app_key]) == key_id != sealed_key_id(vapid_before[created.app_key])
         assert all(sealed_key_id(value["sealed"]) == key_id for value in creds.values())
         assert creds != creds_before
+        assert sealed_key_id((await _raw_identity(db))[created.app_key]) == key_id
         assert await _opened(db, created.app_key) == (pem, {"wns": WNS})
+        assert await _opened_identity(db, created.app_key) == created.identity_secret_key
         # A process still holding the old key alone reads the file again and follows the rotation.
         reader = open_database(settings)
         try:
@@ -180,13 +216,14 @@ async def test_during_rotation_old_ciphertext_still_opens(database_url: str, tmp
     try:
         assert await _opened(db, created.app_key) == (pem, {"wns": WNS})
         key_id, report = await secrets.rotate(db)
-        assert report.reencrypted == 2
+        assert report.reencrypted == 3
     finally:
         await db.dispose()
     # Rotated: the new key alone reads everything.
     db = open_database(make_settings(database_url, secret_key=new))
     try:
         assert await _opened(db, created.app_key) == (pem, {"wns": WNS})
+        assert await _opened_identity(db, created.app_key) == created.identity_secret_key
         assert SecretBox(parse_keys(new, "new")).primary_id == key_id
     finally:
         await db.dispose()
@@ -214,6 +251,9 @@ async def test_cli_credentials_are_sealed_and_a_wrong_or_missing_key_stops_with_
         _, creds = await _raw(db)
         assert WNS["client_secret"] not in json.dumps(list(creds.values()))
         assert (await _opened(db, created["app_key"]))[1] == {"wns": WNS}
+        # `apps create --json` printed the identity key (CONTRACT.md); the database holds it sealed.
+        assert created["identity_secret_key"] not in json.dumps(await _raw_identity(db))
+        assert await _opened_identity(db, created["app_key"]) == created["identity_secret_key"]
     finally:
         await db.dispose()
 
@@ -235,7 +275,7 @@ async def test_cli_credentials_are_sealed_and_a_wrong_or_missing_key_stops_with_
 
     rotated = clarion(database_url, "secrets", "rotate", "--json", env=env)
     assert rotated.returncode == 0, rotated.stderr
-    assert json.loads(rotated.stdout)["checked"] == 2
+    assert json.loads(rotated.stdout)["checked"] == 3
 
 
 async def test_a_campaign_still_signs_with_the_opened_vapid_key(db: Database) -> None:

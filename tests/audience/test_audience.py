@@ -15,7 +15,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from clarion.app_tenant import service as apps
-from clarion.audience import service as audiences
 from clarion.audience.repository import AudienceRepository
 from clarion.campaign import service as campaigns
 from clarion.campaign.schemas import (
@@ -205,7 +204,7 @@ async def collect(
     async with db.session() as session:
         campaign = await session.get(Campaign, campaign_id)
         assert campaign is not None
-    condition = audiences.recipients(campaign.app_id, campaign.id, campaign.audience, platforms)
+        condition = await AudienceRepository(session).recipients(campaign, platforms)
     seen: list[int] = []
     after_id = 0
     while True:
@@ -276,7 +275,7 @@ async def test_a_chunk_never_holds_more_than_its_size(db: Database) -> None:
     async with db.session() as session:
         campaign = await session.get(Campaign, campaign_id)
         assert campaign is not None
-        condition = audiences.recipients(app_id, campaign_id, campaign.audience, WEB_ONLY)
+        condition = await AudienceRepository(session).recipients(campaign, WEB_ONLY)
         first = await AudienceRepository(session).chunk(condition, 0, 4)
         rest = await AudienceRepository(session).chunk(condition, first[-1], 100)
 

@@ -59,7 +59,14 @@ def app(server: tuple[Processes, Server]) -> ServerApp:
     """A new app on the server, so that each test starts with no subscribers and no campaigns."""
     procs, running = server
     created = json.loads(procs.cli("apps", "create", "browser", "--plan", "unlimited", "--json"))
-    return ServerApp(running.url, created["app_key"], created["app_secret"], created["vapid_public_key"])
+    return ServerApp(
+        running.url,
+        created["app_key"],
+        created["app_secret"],
+        created["vapid_public_key"],
+        created["identity_secret_key"],
+        procs.tmp_path / "clarion.db",
+    )
 
 
 @pytest.fixture

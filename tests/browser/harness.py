@@ -14,8 +14,10 @@ the worker, which runs the worker's own listeners.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -148,6 +150,17 @@ class ServerApp:
     app_key: str
     app_secret: str
     vapid_public_key: str
+    identity_secret_key: str
+    database: Path  # the server's SQLite file
+
+    def user_ids(self, reg_id: str) -> tuple[str | None, str | None]:
+        """The ids the server bound the subscriber to (no API shows them to an app: read from its file)."""
+        with contextlib.closing(sqlite3.connect(self.database)) as connection:
+            row = connection.execute(
+                "SELECT user_id, external_user_id FROM subscribers WHERE reg_id = ?", (reg_id,)
+            ).fetchone()
+        assert row is not None, reg_id
+        return row[0], row[1]
 
     @property
     def auth(self) -> tuple[str, str]:

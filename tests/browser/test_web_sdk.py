@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from clarion.subscriber.self_service import AUTH_HEADER, TEST_PUSH_TAG, TEST_TITLE
+from tests.app_tenant.factory import id_hash
 from tests.browser.harness import Visit, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -296,3 +297,62 @@ def test_init_errors_reach_the_page(visit: Visit) -> None:
     visit.page.evaluate("Clarion.init({appKey: 'no-such-app'}).catch(() => null)")
     error = visit.sdk_error("subscribe")
     assert (error["code"], error["status"], error["field"]) == ("not_found", 404, "app_key")
+
+
+def test_the_signed_in_user_is_bound_with_the_hash_its_backend_made(visit: Visit, artifacts: Path) -> None:
+    """Identity verification from a page: the site's backend gives the page the HMAC of its user's id;
+    init or login carries it; a missing or wrong hash binds nothing (docs/sdk.md, "Signed-in users")."""
+    server, page = visit.server, visit.page
+    visit.open_demo()
+    key = server.identity_secret_key
+
+    # The ids without their hashes: refused by the server (identity verification is on for new apps).
+    page.evaluate("(appKey) => Clarion.init({appKey: appKey, userId: 'u-1'})", server.app_key)
+    error = visit.sdk_error("subscribe")
+    assert error == {
+        "name": "ClarionError",
+        "code": "identity_not_verified",
+        "message": "user_id_hash must be the HMAC-SHA256 of the id keyed with the app's identity key",
+        "field": "user_id_hash",
+        "status": 403,
+    }
+    assert visit.sdk("getSubscription") is None  # nothing registered
+
+    # init with the right hash: subscribing binds the user.
+    options = {"appKey": server.app_key, "userId": "u-1", "userIdHash": id_hash(key, "u-1")}
+    visit.sdk("init", options)
+    reg_id = visit.subscribe()
+    assert server.user_ids(reg_id) == ("u-1", None)
+
+    # Later, the visitor signs in as someone else: a forged hash is refused and changes nothing ...
+    forged = {"userId": "victim", "userIdHash": id_hash(key, "u-1")}
+    error = visit.sdk_error("login", forged)
+    assert (error["code"], error["field"], error["status"]) == ("identity_not_verified", "user_id_hash", 403)
+    assert server.user_ids(reg_id) == ("u-1", None)
+    # ... a bad argument is the SDK's own error, before any request ...
+    error = visit.sdk_error("login", {"externalUserId": 42})
+    assert (error["code"], error["field"], error["status"]) == ("invalid_field", "externalUserId", None)
+    # ... and the right hashes bind both ids to the same subscriber.
+    login = {
+        "userId": "u-2",
+        "userIdHash": id_hash(key, "u-2"),
+        "externalUserId": "crm-77",
+        "externalUserIdHash": id_hash(key, "crm-77").upper(),  # hex in either case
+    }
+    assert visit.sdk("login", login) == visit.sdk("getSubscription")
+    assert visit.sdk("getSubscription")["regId"] == reg_id
+    assert server.user_ids(reg_id) == ("u-2", "crm-77")
+    # A new page load: the binding is the server's (the page gives its hashes again only to change it).
+    visit.open_demo()
+    visit.wait_for("document.body.dataset.state === 'subscribed'")
+    assert page.inner_text("#reg-id") == reg_id
+    page.screenshot(path=str(artifacts / "demo-signed-in.png"), full_page=True)
+    assert server.user_ids(reg_id) == ("u-2", "crm-77")
+
+    # Before subscribing, login keeps the ids for subscribe().
+    visit.sdk("unsubscribe")
+    assert visit.sdk("login", {"userId": "u-3", "userIdHash": id_hash(key, "u-3")}) is None
+    again = visit.subscribe()
+    assert server.user_ids(again) == ("u-3", "crm-77")
+    # The page logged the refused requests (the browser's own lines), and no failed SDK command.
+    assert not [line for line in visit.console if "[Clarion]" in line], visit.console

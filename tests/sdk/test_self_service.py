@@ -284,12 +284,113 @@ async def test_an_unsubscribed_browser_still_reads_itself(
     assert (await visitor.call(quiet_api.client, "GET")).json() == view(visitor, active=False)
 
 
-async def test_native_subscribers_have_no_secret_to_show(quiet_api: Api, db: Database) -> None:
+async def native_device(api: Api, tenant: Any, token: str) -> str:
+    body = {"app_key": tenant.app_key, "platform": "android", "token": token}
+    answer = await api.client.post("/sdk/v1/subscribers", json=body)
+    assert answer.status_code == 201, answer.text
+    reg_id: str = answer.json()["regId"]
+    return reg_id
+
+
+async def native_call(
+    api: Api, tenant: Any, reg_id: str, proof: str | None, method: str, suffix: str = "", body: Any = None
+) -> Any:
+    headers = {} if proof is None else {AUTH_HEADER: proof}
+    return await api.client.request(
+        method,
+        f"/sdk/v1/subscribers/{reg_id}{suffix}",
+        params={"app_key": tenant.app_key},
+        json=body,
+        headers=headers,
+    )
+
+
+@pytest.mark.parametrize(("method", "suffix", "body"), CALLS)
+async def test_a_native_device_proves_itself_with_its_token_on_every_call(
+    quiet_api: Api, db: Database, method: str, suffix: str, body: Any
+) -> None:
     tenant = await new_app(db)
-    body = {"app_key": tenant.app_key, "platform": "android", "token": "device-token-1"}
-    reg_id = (await quiet_api.client.post("/sdk/v1/subscribers", json=body)).json()["regId"]
-    for auth in ("device-token-1", "-" * 22, "None", "null"):
-        answer = await quiet_api.client.get(
-            f"/sdk/v1/subscribers/{reg_id}", params={"app_key": tenant.app_key}, headers={AUTH_HEADER: auth}
-        )
-        assert (answer.status_code, answer.json()) == (401, REFUSED), auth
+    token = "fcm-registration-token:APA91bSelfService"
+    reg_id = await native_device(quiet_api, tenant, token)
+    other = await native_device(quiet_api, tenant, "fcm-registration-token:APA91bSomeoneElse")
+
+    missing = await native_call(quiet_api, tenant, reg_id, None, method, suffix, body)
+    assert (missing.status_code, missing.json()) == (401, MISSING)
+    # A near miss, the regId itself, another device's token, the dummy: refused like an unknown regId.
+    for wrong in (
+        token[:-1],
+        token + "x",
+        token.upper(),
+        reg_id,
+        "-" * 22,
+        "fcm-registration-token:APA91bSomeoneElse",
+    ):
+        answer = await native_call(quiet_api, tenant, reg_id, wrong, method, suffix, body)
+        assert (answer.status_code, answer.json()) == (401, REFUSED), wrong
+    # Another device's token does not open this one, and this one's does not open the other.
+    crossed = await native_call(quiet_api, tenant, other, token, method, suffix, body)
+    assert (crossed.status_code, crossed.json()) == (401, REFUSED)
+
+    answer = await native_call(quiet_api, tenant, reg_id, token, method, suffix, body)
+    assert (answer.status_code, answer.json()) == native_answer(reg_id, method, suffix, answer), answer.text
+
+
+def native_answer(reg_id: str, method: str, suffix: str, answer: Any) -> tuple[int, Any]:
+    """What each call answers a device that proved itself (with no alias or tag before it)."""
+    plain: dict[str, Any] = {"regId": reg_id, "alias": None, "tags": [], "active": True}
+    expected: dict[tuple[str, str], tuple[int, Any]] = {
+        ("GET", ""): (200, plain),
+        ("PUT", "/alias"): (200, {**plain, "alias": "intruder"}),
+        ("GET", "/tags"): (200, {"tags": []}),
+        ("POST", "/tags"): (200, {**plain, "tags": ["intruder"]}),
+        ("PUT", "/tags"): (200, {**plain, "tags": ["intruder"]}),
+        ("DELETE", "/tags/news"): (
+            422,
+            native_error("tag_not_on_subscriber", "The follower doesn't have this tag!"),
+        ),
+        ("DELETE", "/tags"): (200, plain),
+        # A test notification to the device: a campaign of its own (its id is new).
+        ("POST", "/test"): (202, {"campaign_id": answer.json().get("campaign_id")}),
+    }
+    return expected[(method, suffix)]
+
+
+async def test_a_native_device_manages_its_own_alias_and_tags(quiet_api: Api, db: Database) -> None:
+    tenant = await new_app(db)
+    token = "apns-device-token-0123456789abcdef"
+    reg_id = await native_device(quiet_api, tenant, token)
+
+    named = await native_call(quiet_api, tenant, reg_id, token, "PUT", "/alias", {"alias": "user-42"})
+    assert (named.status_code, named.json()) == (
+        200,
+        {"regId": reg_id, "alias": "user-42", "tags": [], "active": True},
+    )
+    tagged = await native_call(quiet_api, tenant, reg_id, token, "PUT", "/tags", {"tags": ["news", "sport"]})
+    assert tagged.json() == {"regId": reg_id, "alias": "user-42", "tags": ["news", "sport"], "active": True}
+    untagged = await native_call(quiet_api, tenant, reg_id, token, "DELETE", "/tags/news")
+    assert untagged.json() == {"regId": reg_id, "alias": "user-42", "tags": ["sport"], "active": True}
+    listed = await native_call(quiet_api, tenant, reg_id, token, "GET", "/tags")
+    assert (listed.status_code, listed.json()) == (200, {"tags": ["sport"]})
+    # Resubscribing is a browser's move onto a new subscription: a device registers its new token.
+    moved = await native_call(
+        quiet_api,
+        tenant,
+        reg_id,
+        token,
+        "POST",
+        "/resubscribe",
+        {
+            "subscription": {
+                "endpoint": "http://127.0.0.1:9/push/x",
+                "keys": {"p256dh": "A" * 87, "auth": "B" * 22},
+            }
+        },
+    )
+    assert moved.status_code == 422, moved.text
+
+    gone = await quiet_api.client.delete(
+        f"/sdk/v1/subscribers/{reg_id}", params={"app_key": tenant.app_key}, headers={AUTH_HEADER: token}
+    )
+    assert gone.status_code == 204
+    read = await native_call(quiet_api, tenant, reg_id, token, "GET")
+    assert read.json() == {"regId": reg_id, "alias": "user-42", "tags": ["sport"], "active": False}

@@ -15,6 +15,7 @@ from alembic import command
 from clarion.app import create_app
 from clarion.db import Database
 from clarion.migrations import alembic_config, upgrade
+from clarion.secrets_box import MARKER
 from tests.app_tenant.factory import id_hash, native_error, new_app, web_body
 from tests.conftest import Api, make_settings
 from tests.fakes.push_service import FakePushService
@@ -112,6 +113,10 @@ async def test_existing_apps_are_migrated_with_verification_off(
                 "--identity-secret-key", identity, "--json",
             )  # fmt: skip
             assert json.loads(turned_on.stdout)["identity_verification"] is True
+            with sqlite3.connect(tmp_path / "old.db") as connection:
+                (stored,) = connection.execute("SELECT identity_secret_key FROM apps").fetchone()
+            assert stored.startswith(MARKER)
+            assert identity not in stored
 
             body = {**web_body(app_key, fake.new_subscription().to_json()), "user_id": "u2"}
             assert (await client.post("/sdk/v1/subscribers", json=body)).status_code == 403
@@ -132,6 +137,9 @@ def test_new_apps_verify_identities_and_keep_their_key(tmp_path: Path) -> None:
             "SELECT identity_verification, identity_secret_key FROM apps WHERE app_key = ?",
             (created["app_key"],),
         ).fetchone()
-    assert row == (1, created["identity_secret_key"])
+    # Kept, sealed (docs/security.md, "Secrets at rest"): the key itself is not in the database.
+    assert row[0] == 1
+    assert row[1].startswith(MARKER)
+    assert created["identity_secret_key"] not in row[1]
     shown = clarion(url, "apps", "update", created["app_key"], "--plan", "free", "--json")
     assert "identity_verification" not in json.loads(shown.stdout)

@@ -20,9 +20,22 @@ from clarion.validation import storable
 _SEALED_FIELD = "sealed"
 
 
+# The apps' columns that hold a secret, sealed: the VAPID private key (signs every Web Push request) and
+# the identity key (keys the user-id HMACs of identity verification).
+APP_SECRET_COLUMNS = ("vapid_private_pem", "identity_secret_key")
+
+
+def app_secret_where(column: str, app_key: str) -> str:
+    """What a sealed app secret is bound to (its associated data): its column and its app."""
+    return f"apps.{column}:{app_key}"
+
+
 def vapid_where(app_key: str) -> str:
-    """What a sealed VAPID private key is bound to (its associated data): its app."""
-    return f"apps.vapid_private_pem:{app_key}"
+    return app_secret_where("vapid_private_pem", app_key)
+
+
+def identity_where(app_key: str) -> str:
+    return app_secret_where("identity_secret_key", app_key)
 
 
 def credential_where(app_id: int, provider: str) -> str:
@@ -52,8 +65,11 @@ class AppRepository:
         self.session = session
 
     async def add(self, app: App) -> App:
-        """Insert a new app; its VAPID private key is given in clear and stored sealed."""
-        app.vapid_private_pem = box_of(self.session).seal(app.vapid_private_pem, vapid_where(app.app_key))
+        """Insert a new app; its VAPID private key and identity key are given in clear and stored sealed."""
+        box = box_of(self.session)
+        app.vapid_private_pem = box.seal(app.vapid_private_pem, vapid_where(app.app_key))
+        if app.identity_secret_key is not None:
+            app.identity_secret_key = box.seal(app.identity_secret_key, identity_where(app.app_key))
         self.session.add(app)
         await self.session.flush()
         return app
@@ -83,6 +99,27 @@ class AppRepository:
     async def by_identity_hash(self, identity_hash: str) -> App | None:
         result = await self.session.execute(select(App).where(App.identity_key_hash == identity_hash))
         return result.scalar_one_or_none()
+
+    async def change(
+        self,
+        app: App,
+        *,
+        plan: str | None = None,
+        batch_push: bool | None = None,
+        identity_verification: bool | None = None,
+    ) -> None:
+        """Write the settings given (None: unchanged); the loaded `app` shows the new values."""
+        values = {"plan": plan, "batch_push": batch_push, "identity_verification": identity_verification}
+        await self._write(app, {column: value for column, value in values.items() if value is not None})
+
+    async def keep_identity_key(self, app: App, key: str) -> None:
+        """Store the app's identity key, given in clear, sealed."""
+        sealed = box_of(self.session).seal(key, identity_where(app.app_key))
+        await self._write(app, {"identity_secret_key": sealed})
+
+    async def _write(self, app: App, values: dict[str, object]) -> None:
+        if values:  # the session's copy of the row is updated too (synchronize_session's default)
+            await self.session.execute(update(App).where(App.id == app.id).values(**values))
 
     async def lock(self, app_id: int) -> None:
         """Hold the app's row until the transaction ends, so that its quota checks run one at a time.
@@ -127,9 +164,13 @@ class StoredSecretRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def vapid_keys(self) -> list[tuple[int, str, str]]:
-        """(app id, app key, stored VAPID private key) of every app, locked until the transaction ends."""
-        query = select(App.id, App.app_key, App.vapid_private_pem).order_by(App.id).with_for_update()
+    async def app_secrets(self, column: str) -> list[tuple[int, str, str]]:
+        """(app id, app key, stored value) of every app holding a value in `column` (one of
+        APP_SECRET_COLUMNS), locked until the transaction ends."""
+        stored = App.__table__.c[column]
+        query = (
+            select(App.id, App.app_key, stored).where(stored.is_not(None)).order_by(App.id).with_for_update()
+        )
         return [(row[0], row[1], row[2]) for row in await self.session.execute(query)]
 
     async def credentials(self) -> list[tuple[int, str, dict[str, Any]]]:
@@ -140,11 +181,11 @@ class StoredSecretRepository:
         )
         return [(row[0], row[1], row[2]) for row in await self.session.execute(query)]
 
-    async def set_vapid_key(self, app_id: int, stored: str) -> None:
+    async def set_app_secret(self, app_id: int, column: str, stored: str) -> None:
         await self.session.execute(
             update(App)
             .where(App.id == app_id)
-            .values(vapid_private_pem=stored)
+            .values({App.__table__.c[column]: stored})
             .execution_options(synchronize_session=False)
         )
 

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion.app_tenant.repository import (
+    APP_SECRET_COLUMNS,
     StoredSecretRepository,
+    app_secret_where,
     open_credential,
     seal_credential,
     stored_sealed_text,
-    vapid_where,
 )
 from clarion.db import Database
 from clarion.secrets_box import (
@@ -36,16 +37,19 @@ class ResealReport:
         return {"checked": self.checked, "encrypted": self.encrypted, "reencrypted": self.reencrypted}
 
 
-async def _reseal_vapid(
+async def _reseal_app_secrets(
     repo: StoredSecretRepository, box: SecretBox, report: ResealReport, rotate: bool
 ) -> None:
-    for app_id, app_key, stored in await repo.vapid_keys():
-        report.checked += 1
-        plaintext = box.open(stored, vapid_where(app_key))  # every value is checked, even the current
-        if box.is_current(stored) or (is_sealed(stored) and not rotate):
-            continue
-        await repo.set_vapid_key(app_id, box.seal(plaintext, vapid_where(app_key)))
-        _count(report, stored)
+    """The apps' VAPID private keys and identity keys."""
+    for column in APP_SECRET_COLUMNS:
+        for app_id, app_key, stored in await repo.app_secrets(column):
+            report.checked += 1
+            where = app_secret_where(column, app_key)
+            plaintext = box.open(stored, where)  # every value is checked, even the current
+            if box.is_current(stored) or (is_sealed(stored) and not rotate):
+                continue
+            await repo.set_app_secret(app_id, column, box.seal(plaintext, where))
+            _count(report, stored)
 
 
 async def _reseal_credentials(
@@ -72,15 +76,16 @@ async def reseal(session: AsyncSession, *, rotate: bool) -> ResealReport:
     """Open every stored secret (a missing or wrong key, or an altered value, raises SecretsUnavailable);
     seal legacy plaintext ones, and with `rotate` also those sealed under an older key."""
     box, repo, report = box_of(session), StoredSecretRepository(session), ResealReport()
-    await _reseal_vapid(repo, box, report, rotate)
+    await _reseal_app_secrets(repo, box, report, rotate)
     await _reseal_credentials(repo, box, report, rotate)
     return report
 
 
 async def _any_sealed(session: AsyncSession) -> bool:
     repo = StoredSecretRepository(session)
-    if any(is_sealed(stored) for _, _, stored in await repo.vapid_keys()):
-        return True
+    for column in APP_SECRET_COLUMNS:
+        if any(is_sealed(stored) for _, _, stored in await repo.app_secrets(column)):
+            return True
     return any(stored_sealed_text(stored) is not None for _, _, stored in await repo.credentials())
 
 

@@ -8,10 +8,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion import errors
 from clarion.app_tenant import security
-from clarion.app_tenant.repository import AppRepository
+from clarion.app_tenant.repository import AppRepository, identity_where
 from clarion.db import utcnow
 from clarion.models import App
 from clarion.provider.webpush import generate_vapid_keys
+from clarion.secrets_box import box_of
 
 PLANS = ("free", "unlimited")
 # Gravitec: "For Free plan only 10 push campaigns per day are available through API."
@@ -92,35 +93,34 @@ async def update(
     identity_secret_key: str | None = None,
 ) -> App:
     app = await by_key(session, app_key)
-    if plan is not None:
-        if plan not in PLANS:
-            raise errors.InvalidField(f"plan must be one of {', '.join(PLANS)}", field="plan")
-        app.plan = plan
-    if batch_push is not None:
-        app.batch_push = batch_push
+    if plan is not None and plan not in PLANS:
+        raise errors.InvalidField(f"plan must be one of {', '.join(PLANS)}", field="plan")
     if identity_secret_key is not None:
-        _keep_identity_key(app, identity_secret_key)
-    if identity_verification is not None:
-        if identity_verification and identity_key(app) is None:
-            raise errors.InvalidField(
-                "This app was created before identity verification and Clarion does not hold its "
-                "identity key: give it with --identity-secret-key",
-                field="identity_secret_key",
-            )
-        app.identity_verification = identity_verification
+        await _keep_identity_key(session, app, identity_secret_key)
+    if identity_verification and identity_key(session, app) is None:
+        raise errors.InvalidField(
+            "This app was created before identity verification and Clarion does not hold its "
+            "identity key: give it with --identity-secret-key",
+            field="identity_secret_key",
+        )
+    repo = AppRepository(session)
+    await repo.change(app, plan=plan, batch_push=batch_push, identity_verification=identity_verification)
     return app
 
 
-def _keep_identity_key(app: App, key: str) -> None:
+async def _keep_identity_key(session: AsyncSession, app: App, key: str) -> None:
     """Store the identity key of an app that has only its hash (created before migration 0007)."""
     if not security.verify_secret(key, app.identity_key_hash):
         raise errors.InvalidField("This is not the app's identity key", field="identity_secret_key")
-    app.identity_secret_key = key
+    await AppRepository(session).keep_identity_key(app, key)
 
 
-def identity_key(app: App) -> str | None:
-    """The app's Swrve identity key, which keys the user-id HMACs of identity verification.
+def identity_key(session: AsyncSession, app: App) -> str | None:
+    """The app's Swrve identity key, which keys the user-id HMACs of identity verification; None for an
+    app created before migration 0007 whose key was never given back.
 
-    The one reader of the `apps.identity_secret_key` column (encryption at rest unwraps it here).
+    The one reader of the `apps.identity_secret_key` column, which holds it sealed (docs/security.md,
+    "Secrets at rest"); a legacy plaintext value reads as it is until the start-up pass seals it.
     """
-    return app.identity_secret_key
+    stored = app.identity_secret_key
+    return None if stored is None else box_of(session).open(stored, identity_where(app.app_key))

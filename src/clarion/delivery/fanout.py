@@ -20,7 +20,6 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion.audience import service as audiences
@@ -85,9 +84,9 @@ async def plan(db: Database, queue: Queue, campaign_id: int, config: FanoutSetti
         slices = SliceRepository(session)
         to_do = await slices.undone(campaign_id)
         if to_do is None:
-            audience = campaign.audience
-            condition = audiences.recipients(campaign.app_id, campaign.id, audience, config.platforms)
-            ranges = cut(*await AudienceRepository(session).span(condition))
+            audience = AudienceRepository(session)
+            condition = await audience.recipients(campaign, config.platforms)
+            ranges = cut(*await audience.span(condition))
             to_do = await slices.add(campaign_id, ranges, config.queued_until(now))
         await CampaignRepository(session).hand_to_slices(campaign_id)
         if not to_do:
@@ -135,7 +134,7 @@ class _Pages:
         slice_id: int,
         config: FanoutSettings,
         bounds: SliceRange,
-        condition: ColumnElement[bool],
+        condition: audiences.Recipients,
         cursor: int,
     ) -> None:
         self.db = db
@@ -192,7 +191,7 @@ class _Pages:
 
 async def _claim(
     db: Database, campaign_id: int, slice_id: int, config: FanoutSettings
-) -> tuple[SliceRange, ColumnElement[bool], int] | None:
+) -> tuple[SliceRange, audiences.Recipients, int] | None:
     """The slice's range, its audience and its cursor (the ledger's), once this worker holds it."""
     now = utcnow()
     async with db.session() as session:
@@ -201,7 +200,7 @@ async def _claim(
         campaign = await CampaignRepository(session).find(campaign_id) if bounds else None
         if bounds is None or campaign is None:
             return None
-        condition = audiences.recipients(campaign.app_id, campaign.id, campaign.audience, config.platforms)
+        condition = await AudienceRepository(session).recipients(campaign, config.platforms)
         cursor = await LedgerRepository(session).fanout_cursor(campaign_id, bounds.first_id, bounds.last_id)
         return bounds, condition, cursor
 

@@ -33,18 +33,14 @@ class SubscriptionCredentials:
     auth: str | None
 
 
-def _secret(subscriber: Subscriber, native: bool) -> str | None:
-    if subscriber.platform == "web":
-        return subscriber.auth
-    return subscriber.address if native else None
+def _secret(subscriber: Subscriber) -> str | None:
+    return subscriber.auth if subscriber.platform == "web" else subscriber.address
 
 
-def holds(subscriber: Subscriber | None, proof: str | None, *, native: bool = True) -> bool:
-    """Whether `proof` is this subscriber's secret, compared in constant time.
-
-    `native=False`: only web subscribers can prove themselves (the browser self-service routes).
-    """
-    stored = _secret(subscriber, native) if subscriber is not None else None
+def holds(subscriber: Subscriber | None, proof: str | None) -> bool:
+    """Whether `proof` is this subscriber's secret, compared in constant time (hmac.compare_digest:
+    its time depends on the lengths only, never on where the first differing byte is)."""
+    stored = _secret(subscriber) if subscriber is not None else None
     matches = hmac.compare_digest((proof or "").encode(), (stored or _NO_SECRET).encode())
     return matches and bool(proof) and stored is not None
 
@@ -58,13 +54,11 @@ async def authorise(
     session: AsyncSession,
     creds: SubscriptionCredentials,
     refused: Callable[[], errors.ClarionError] = unauthorised,
-    *,
-    native: bool = True,
 ) -> tuple[App, Subscriber]:
     """The app and subscriber the credentials prove (see `prove`)."""
     _require(creds.auth)
     app = await apps.by_public_key(session, creds.app_key)
-    return app, await prove(session, app, creds.reg_id, creds.auth, refused, native=native)
+    return app, await prove(session, app, creds.reg_id, creds.auth, refused)
 
 
 async def prove(
@@ -73,13 +67,11 @@ async def prove(
     reg_id: str,
     held: str | None,
     refused: Callable[[], errors.ClarionError] = unauthorised,
-    *,
-    native: bool = True,
 ) -> Subscriber:
     """The app's subscriber whose proof `held` is; `refused()` for an unknown regId or a wrong proof."""
     _require(held)
     subscriber = await SubscriberRepository(session).by_reg_id(app.id, reg_id)
-    proven = holds(subscriber, held, native=native)  # compared even for an unknown regId: the same cost
+    proven = holds(subscriber, held)  # compared even for an unknown regId: the same cost
     if subscriber is None or not proven:
         raise refused()
     return subscriber

@@ -32,13 +32,56 @@ class SubscriberRepository:
         row = {c.key: getattr(subscriber, c.key) for c in Subscriber.__table__.columns if c.key != "id"}
         return await insert_ignore(self.session, Subscriber.__table__, [row]) == 1
 
-    async def move_address(self, subscriber: Subscriber) -> bool:
-        """Write the subscriber's new address; False when another subscriber of the app holds it."""
+    async def reactivate(
+        self,
+        subscriber: Subscriber,
+        now: datetime,
+        keys: tuple[str, str] | None,
+        user_id: str | None,
+        external_user_id: str | None,
+    ) -> None:
+        """A registration again: active from now, with the keys (p256dh, auth) and the ids given (None:
+        unchanged)."""
+        values: dict[str, object] = {"active": True, "updated_at": now, "registered_at": now}
+        if keys is not None:
+            values["p256dh"], values["auth"] = keys
+        if user_id is not None:
+            values["user_id"] = user_id
+        if external_user_id is not None:
+            values["external_user_id"] = external_user_id
+        await self._write(subscriber, values)
+
+    async def unsubscribe(self, subscriber: Subscriber, now: datetime) -> None:
+        await self._write(subscriber, {"active": False, "updated_at": now})
+
+    async def name(self, subscriber: Subscriber, alias: str, now: datetime) -> None:
+        await self._write(subscriber, {"alias": alias, "updated_at": now})
+
+    async def move_address(
+        self, subscriber: Subscriber, address: str, address_hash: str, keys: tuple[str, str], now: datetime
+    ) -> bool:
+        """Move the subscriber onto a new address and keys, active from now; False (and nothing written)
+        when another subscriber of the app holds the address (the caller then ends the transaction with an
+        error: on PostgreSQL the refused statement has aborted it)."""
+        values = {
+            "address": address,
+            "address_hash": address_hash,
+            "p256dh": keys[0],
+            "auth": keys[1],
+            "active": True,
+            "updated_at": now,
+            "registered_at": now,
+        }
         try:
-            await self.session.flush()
+            await self._write(subscriber, values)
         except IntegrityError:
             return False
         return True
+
+    async def _write(self, subscriber: Subscriber, values: dict[str, object]) -> None:
+        """One UPDATE of the subscriber's row; the loaded `subscriber` shows the new values too
+        (synchronize_session's default), so a service never assigns a column itself."""
+        await self.session.execute(update(Subscriber).where(Subscriber.id == subscriber.id).values(**values))
 
     async def tag_by_name(self, app_id: int, name: str) -> Tag | None:
         if not storable(name):

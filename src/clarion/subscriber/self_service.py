@@ -1,9 +1,10 @@
-"""Rules of the subscriber endpoints a browser calls for itself (docs/sdk.md).
+"""Rules of the subscriber endpoints a browser or an app calls for its own subscriber (docs/sdk.md).
 
-A browser proves it holds a subscription with the regId plus the subscription's `auth` secret
-(subscriber.proof, the one check shared with unsubscription and engagement events). A wrong secret
-answers exactly like an unknown regId (401), so the answer tells nothing about which regIds exist.
-These routes serve browsers only: a native subscriber is refused here whatever it sends.
+A caller proves it holds a subscription with the regId plus the subscription's proof: a browser's
+`auth` secret, a native device's token (subscriber.proof, the one check shared with unsubscription and
+engagement events). A wrong proof answers exactly like an unknown regId (401), so the answer tells
+nothing about which regIds exist. Only `resubscribe` is for browsers alone (a native device registers
+its new token instead).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ TEST_MESSAGE = "It works: this notification was sent to this browser alone."
 
 
 async def authorise(session: AsyncSession, creds: SubscriptionCredentials) -> tuple[App, Subscriber]:
-    return await proof.authorise(session, creds, native=False)
+    return await proof.authorise(session, creds)
 
 
 async def _view(session: AsyncSession, subscriber: Subscriber) -> SubscriberView:
@@ -66,7 +67,7 @@ async def read(session: AsyncSession, creds: SubscriptionCredentials) -> Subscri
 
 async def set_alias(session: AsyncSession, creds: SubscriptionCredentials, alias: str) -> SubscriberView:
     _, subscriber = await authorise(session, creds)
-    subscribers.name_alias(subscriber, alias)
+    await subscribers.name_alias(session, subscriber, alias)
     return await _view(session, subscriber)
 
 
@@ -127,11 +128,10 @@ async def resubscribe(
     moving = new_hash != subscriber.address_hash
     if moving and await SubscriberRepository(session).by_address(subscriber.app_id, new_hash) is not None:
         raise taken
-    subscriber.address, subscriber.address_hash = new.endpoint, new_hash
-    subscriber.p256dh, subscriber.auth = new.keys.p256dh, new.keys.auth
-    subscriber.active = True
-    subscriber.updated_at = subscriber.registered_at = utcnow()
-    if not await SubscriberRepository(session).move_address(subscriber):
+    keys = (new.keys.p256dh, new.keys.auth)
+    if not await SubscriberRepository(session).move_address(
+        subscriber, new.endpoint, new_hash, keys, utcnow()
+    ):
         raise taken  # a registration of the same endpoint won a race
     return await _view(session, subscriber)
 

@@ -62,12 +62,12 @@ async def register(
 ) -> Registration:
     """Register a device, or find it again; `held_proof` is the X-Clarion-Subscription-Auth header."""
     address = _address(body, push_hosts)
-    verify_identity(app, body)  # before anything is written: a refused binding binds nothing
+    verify_identity(session, app, body)  # before anything is written: a refused binding binds nothing
     repo = SubscriberRepository(session)
     existing = await repo.by_address(app.id, address_hash(address))
     if existing is not None:
         _check_same_subscription(existing, body, held_proof)
-        _refresh(existing, body)
+        await _refresh(repo, existing, body)
         return Registration(existing.reg_id, created=False)
     now = utcnow()
     keys = body.subscription.keys if body.subscription else None
@@ -102,12 +102,12 @@ def identity_hash(key: str, user_id: str) -> str:
     return hmac.new(key.encode(), user_id.encode(), "sha256").hexdigest()
 
 
-def verify_identity(app: App, body: SubscriberCreate) -> None:
+def verify_identity(session: AsyncSession, app: App, body: SubscriberCreate) -> None:
     """Identity verification: a device is bound to a user id only with the HMAC of the id made with the
     app's identity key, which only the app's backend holds (docs/security.md, "Identity verification")."""
     if not app.identity_verification:
         return
-    key = apps.identity_key(app)
+    key = apps.identity_key(session, app)
     for user_id, given, field in (
         (body.user_id, body.user_id_hash, "user_id_hash"),
         (body.external_user_id, body.external_user_id_hash, "external_user_id_hash"),
@@ -141,16 +141,10 @@ def _check_same_subscription(existing: Subscriber, body: SubscriberCreate, held_
         )
 
 
-def _refresh(subscriber: Subscriber, body: SubscriberCreate) -> None:
-    subscriber.active = True
-    subscriber.updated_at = subscriber.registered_at = utcnow()
-    if body.subscription is not None:
-        subscriber.p256dh = body.subscription.keys.p256dh
-        subscriber.auth = body.subscription.keys.auth
-    if body.user_id is not None:
-        subscriber.user_id = body.user_id
-    if body.external_user_id is not None:
-        subscriber.external_user_id = body.external_user_id
+async def _refresh(repo: SubscriberRepository, subscriber: Subscriber, body: SubscriberCreate) -> None:
+    sub = body.subscription
+    keys = (sub.keys.p256dh, sub.keys.auth) if sub is not None else None
+    await repo.reactivate(subscriber, utcnow(), keys, body.user_id, body.external_user_id)
 
 
 async def get(session: AsyncSession, app: App, reg_id: str) -> Subscriber:
@@ -166,8 +160,7 @@ async def find(session: AsyncSession, app: App, reg_id: str) -> Subscriber | Non
 
 async def unsubscribe(session: AsyncSession, creds: SubscriptionCredentials) -> None:
     _, subscriber = await proof.authorise(session, creds, _no_such_subscriber)
-    subscriber.active = False
-    subscriber.updated_at = utcnow()
+    await SubscriberRepository(session).unsubscribe(subscriber, utcnow())
 
 
 def _no_such_subscriber() -> errors.ClarionError:
@@ -175,15 +168,14 @@ def _no_such_subscriber() -> errors.ClarionError:
 
 
 async def set_alias(session: AsyncSession, app: App, reg_id: str, alias: str) -> None:
-    name_alias(await get(session, app, reg_id), alias)
+    await name_alias(session, await get(session, app, reg_id), alias)
 
 
-def name_alias(subscriber: Subscriber, alias: str) -> None:
+async def name_alias(session: AsyncSession, subscriber: Subscriber, alias: str) -> None:
     """Set the alias of a subscriber already in hand."""
     if len(alias) > MAX_NAME_LENGTH:
         raise errors.AliasTooLong()
-    subscriber.alias = alias
-    subscriber.updated_at = utcnow()
+    await SubscriberRepository(session).name(subscriber, alias, utcnow())
 
 
 def check_tag_name(name: str) -> None:

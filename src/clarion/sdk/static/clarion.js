@@ -26,7 +26,7 @@
   const API_PATH = '/sdk/v1';
   const COMMANDS = [
     'init', 'subscribe', 'isSubscribed', 'getSubscription', 'unsubscribe', 'setAlias', 'addTag',
-    'setTags', 'removeTag', 'removeAllTags', 'getTags', 'sendTestNotification',
+    'setTags', 'removeTag', 'removeAllTags', 'getTags', 'sendTestNotification', 'login',
   ];
 
   if (global.Clarion && global.Clarion.__clarion) {
@@ -136,7 +136,7 @@
   // Registering an endpoint the server knows already with other keys needs the registered
   // subscription's secret: sent when this browser holds it for this endpoint.
   function register(state, subscription) {
-    const body = {app_key: state.appKey, platform: 'web', subscription: subscription};
+    const body = Object.assign({app_key: state.appKey, platform: 'web', subscription: subscription}, identityFields());
     const held = state.auth && state.endpoint === subscription.endpoint ? state.auth : undefined;
     return request(state.server, 'POST', '/subscribers', {body: body, auth: held});
   }
@@ -208,6 +208,38 @@
 
   let config = null; // set by init: {appKey, server, vapidPublicKey, serviceWorkerPath, serviceWorkerScope}
   let initializing = null;
+  // The user this page's visitor is signed in as, with the HMACs the site's backend made of the ids
+  // (identity verification: docs/security.md). Kept in memory only: a hash is a credential of its user,
+  // and the page gives it again on each load (init or login); the server keeps the binding.
+  let identity = {};
+
+  const IDENTITY_OPTIONS = [
+    ['userId', 'user_id'], ['userIdHash', 'user_id_hash'],
+    ['externalUserId', 'external_user_id'], ['externalUserIdHash', 'external_user_id_hash'],
+  ];
+
+  // {userId?, userIdHash?, externalUserId?, externalUserIdHash?}: each given one a non-empty string.
+  function identityFrom(options) {
+    const chosen = {};
+    for (const [option] of IDENTITY_OPTIONS) {
+      const value = options[option];
+      if (value === undefined || value === null) continue;
+      if (typeof value !== 'string' || !value) {
+        throw ClarionError('invalid_field', option + ' must be a non-empty string', option);
+      }
+      chosen[option] = value;
+    }
+    return chosen;
+  }
+
+  // The registration's fields for the ids and their hashes (the server checks them).
+  function identityFields() {
+    const fields = {};
+    for (const [option, field] of IDENTITY_OPTIONS) {
+      if (identity[option] !== undefined) fields[field] = identity[option];
+    }
+    return fields;
+  }
 
   function ready() {
     if (!initializing) {
@@ -221,6 +253,7 @@
       if (!options || typeof options.appKey !== 'string' || !options.appKey) {
         throw ClarionError('invalid_field', 'init needs an appKey', 'appKey');
       }
+      identity = identityFrom(options);
       const server = (options.server || defaultServer()).replace(/\/+$/, '');
       const sameOrigin = new URL(server).origin === global.location.origin;
       const app = await request(server, 'GET', '/apps/' + encodeURIComponent(options.appKey));
@@ -343,6 +376,31 @@
   function removeAllTags() { return call('DELETE', '/tags'); }
   function getTags() { return call('GET', '/tags').then(function (answer) { return answer.tags; }); }
 
+  // Binds this browser's subscriber to the signed-in user: {userId, userIdHash} and/or
+  // {externalUserId, externalUserIdHash}, the hashes made by the site's backend. Subscribed: registers
+  // the subscription again with them now (the same regId) and resolves to getSubscription()'s view; not
+  // subscribed yet: kept for subscribe(), resolves to null. A wrong hash rejects (403
+  // identity_not_verified) and binds nothing.
+  async function login(options) {
+    await ready();
+    const chosen = identityFrom(options || {});
+    const state = await loadState();
+    const current = state.regId ? await browserSubscription(config) : null;
+    if (current && current.endpoint === state.endpoint) {
+      const previous = identity;
+      identity = Object.assign({}, identity, chosen);
+      try {
+        await register(state, current.toJSON());
+      } catch (error) {
+        identity = previous; // refused: the next registration does not send it again
+        throw error;
+      }
+      return publicView(state);
+    }
+    identity = Object.assign({}, identity, chosen);
+    return null;
+  }
+
   // Asks the server to send this browser a notification (the demo page's button): {campaign_id}.
   function sendTestNotification(options) { return call('POST', '/test', options || {}); }
 
@@ -362,6 +420,7 @@
     removeAllTags: removeAllTags,
     getTags: getTags,
     sendTestNotification: sendTestNotification,
+    login: login,
   };
 
   let queue = Promise.resolve();
