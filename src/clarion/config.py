@@ -3,6 +3,8 @@ name in capitals); README.md, "Configuration", lists every one with its default 
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -82,6 +84,22 @@ class Settings(BaseSettings):
     # Retry back-off: the first delay, doubling with each attempt up to the longest.
     retry_base_s: float = Field(default=1.0, gt=0)
     retry_max_s: float = Field(default=600.0, gt=0)
+
+    # Observability (docs/operations.md). Logs: `text` or `json` (unset: text on a terminal, else
+    # JSON), at debug, info, warning or error.
+    log_format: Literal["text", "json"] | None = None
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # A bearer token /metrics requires when set (401 without it); unset, /metrics is open.
+    metrics_token: SecretStr | None = None
+    # A `clarion worker` serves /metrics on this port (unset: not at all) and address; `clarion serve`
+    # serves it on its own HTTP port.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_host: str = "127.0.0.1"
+
+    @field_validator("log_format", "log_level", mode="before")
+    @classmethod
+    def _lower_case(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("outbound_allow")
     @classmethod

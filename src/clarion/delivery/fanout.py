@@ -9,9 +9,11 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from clarion import metrics
 from clarion.audience import service as audiences
 from clarion.campaign.repository import CampaignRepository
 from clarion.db import Database, utcnow
+from clarion.delivery import journal
 from clarion.delivery.jobs import deliver_job
 from clarion.delivery.repository import LedgerRepository
 from clarion.models import Campaign
@@ -21,8 +23,12 @@ log = logging.getLogger("clarion.fanout")
 
 
 async def _start(db: Database, campaign_id: int) -> Campaign | None:
+    now = utcnow()
     async with db.session() as session:
-        return await CampaignRepository(session).mark_started(campaign_id, utcnow())
+        campaign = await CampaignRepository(session).mark_started(campaign_id, now)
+        if campaign is not None:
+            journal.started(campaign, now)
+        return campaign
 
 
 async def fan_out(
@@ -57,12 +63,19 @@ async def fan_out(
             break
         await queue.put(deliver_job(campaign_id, delivery_ids))
         added += len(delivery_ids)
+        metrics.FANOUT_RECIPIENTS.inc(len(delivery_ids))
     await _finish(db, campaign_id)
-    log.info("campaign %s fanned out to %s recipients", campaign_id, added)
+    log.info(
+        "campaign %s fanned out to %s recipients", campaign_id, added, extra={"campaign_id": campaign_id}
+    )
     return added
 
 
 async def _finish(db: Database, campaign_id: int) -> None:
     async with db.session() as session:
         await CampaignRepository(session).finish_fanout(campaign_id)
-        await LedgerRepository(session).complete_if_done(campaign_id, utcnow())
+        ledger = LedgerRepository(session)
+        done = await ledger.complete_if_done(campaign_id, utcnow())
+        counts = await ledger.status_counts(campaign_id) if done else None
+    if counts is not None:
+        journal.finished(campaign_id, counts)

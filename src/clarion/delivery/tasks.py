@@ -16,6 +16,7 @@ from clarion import outage
 from clarion.campaign.repository import CampaignRepository
 from clarion.config import Settings
 from clarion.db import Database, utcnow
+from clarion.delivery import journal
 from clarion.delivery.fanout import fan_out
 from clarion.delivery.jobs import DELIVER, deliver_jobs
 from clarion.delivery.repository import LedgerRepository
@@ -111,8 +112,12 @@ class DeliveryTasks:
         now = utcnow()
         async with self.db.session() as session:
             queued_until = now + timedelta(seconds=queue_grace_s(self.settings))
-            lapsed = await LedgerRepository(session).lapsed(now, queued_until, SWEEP_BATCH)
-            await CampaignRepository(session).complete_finished(now)
+            ledger = LedgerRepository(session)
+            lapsed = await ledger.lapsed(now, queued_until, SWEEP_BATCH)
+            finished = await CampaignRepository(session).complete_finished(now)
+            counts = [(campaign_id, await ledger.status_counts(campaign_id)) for campaign_id in finished]
+        for campaign_id, statuses in counts:
+            journal.finished(campaign_id, statuses)
         by_campaign: dict[int, list[int]] = defaultdict(list)
         for delivery_id, campaign_id in lapsed:
             by_campaign[campaign_id].append(delivery_id)
