@@ -29,6 +29,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     PlatformCollector,
     ProcessCollector,
@@ -77,6 +78,18 @@ SCHEDULER_LAG = Histogram(
     "clarion_scheduler_lag_seconds",
     "From a campaign's due time to the start of its fan-out",
     buckets=LAG_BUCKETS_S,
+    registry=REGISTRY,
+)
+OUTAGES = Counter(
+    "clarion_dependency_outages",
+    "Outages of the database or the queue this process saw begin, by dependency",
+    ["dependency"],
+    registry=REGISTRY,
+)
+UNREACHABLE = Gauge(
+    "clarion_dependency_unreachable",
+    "1 while this process's background work finds the dependency unreachable, else 0",
+    ["dependency"],
     registry=REGISTRY,
 )
 HTTP_REQUESTS = Counter(
@@ -163,6 +176,12 @@ def outcomes_recorded(counts: Mapping[tuple[str, str], int]) -> None:
 
 def token_refreshed(provider: str, *, ok: bool) -> None:
     TOKEN_REFRESHES.labels(provider, "ok" if ok else "failed").inc()
+
+
+def dependency_changed(dependency: str, *, up: bool) -> None:
+    if not up:
+        OUTAGES.labels(dependency).inc()
+    UNREACHABLE.labels(dependency).set(0 if up else 1)
 
 
 def render(extra: Iterable[Metric] = ()) -> bytes:

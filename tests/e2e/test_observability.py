@@ -7,6 +7,9 @@ has 3 recipients that accept, 2 that answer 410 and 1 that answers 429 once, the
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -123,7 +126,11 @@ def test_metrics_and_json_logs_of_a_campaign(
         == 6.0
     )
     polled = one(
-        text, "clarion_http_requests_total", method="GET", route="/api/v3/messages/{campaign_id}", status="200"
+        text,
+        "clarion_http_requests_total",
+        method="GET",
+        route="/api/v3/messages/{campaign_id}",
+        status="200",
     )
     assert polled >= 1.0
     routes = {dict(labels)["route"] for labels in samples(text, "clarion_http_requests_total")}
@@ -132,7 +139,8 @@ def test_metrics_and_json_logs_of_a_campaign(
     logged = log_lines(server)
     # A fresh database: alembic names the migrations it runs, and says nothing else.
     alembic = [line["message"] for line in logged if line["logger"].startswith("alembic")]
-    assert alembic and all(message.startswith("Running upgrade ") for message in alembic)
+    assert alembic
+    assert all(message.startswith("Running upgrade ") for message in alembic)
     assert {"time", "level", "logger", "message"} <= logged[0].keys()
     mine = [line for line in logged if line.get("campaign_id") == campaign_id]
     messages = [line["message"] for line in mine]
@@ -180,10 +188,6 @@ def test_db_upgrade_says_one_line(tmp_path: Path, processes: list[Processes]) ->
         tmp_path, {**engine_env(f"sqlite:///{tmp_path}/clarion.db"), "CLARION_LOG_FORMAT": "text"}
     )
     procs.cli("db", "upgrade")  # the first run migrates, and says which migrations it ran
-    import os
-    import subprocess
-    import sys
-
     again = subprocess.run(
         [sys.executable, "-m", "clarion.cli", "db", "upgrade"],
         env={**os.environ, **procs.env},

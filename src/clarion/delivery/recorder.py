@@ -188,14 +188,14 @@ class Recorder:
                 if await ledger.complete_if_done(campaign_id, batch.now):
                     finished.append((campaign_id, await ledger.status_counts(campaign_id)))
         metrics.outcomes_recorded(batch.by_provider)
-        for campaign_id, counts in finished:
-            journal.finished(campaign_id, counts)
         for job, count in batch.per_job.items():
             job.unrecorded -= count
             job.counts.update(batch.statuses[job])
         for job in completing:
             self.failures.summary(job.context.campaign_id, job.counts)
             job.finish()
+        for campaign_id, counts in finished:
+            journal.finished(campaign_id, counts)
 
     def _decide(self, outcomes: Sequence[tuple[Job, int, Outcome]]) -> _Batch:
         batch = _Batch(utcnow())
