@@ -25,12 +25,9 @@ from clarion.models import CampaignStatus
 from clarion.runtime import Runtime, RuntimeDep
 
 router = APIRouter(tags=["Operations"])
+METRICS_UNAUTHORIZED = "A valid CLARION_METRICS_TOKEN bearer token is required"
 # Methods counted by name; anything else a client sends counts as OTHER (labels stay few).
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-
-
-class MetricsUnauthorized(errors.Unauthorized):
-    message = "A valid CLARION_METRICS_TOKEN bearer token is required"
 
 
 @router.get("/metrics", response_class=Response, include_in_schema=False)
@@ -38,7 +35,7 @@ async def scrape(request: Request, rt: RuntimeDep) -> Response:
     token = rt.settings.metrics_token
     expected = token.get_secret_value() if token is not None else None
     if not metrics.token_accepted(expected, request.headers.get("authorization")):
-        raise MetricsUnauthorized()
+        raise errors.Unauthorized(METRICS_UNAUTHORIZED)
     body = metrics.render(await _deployment(rt))
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
