@@ -92,6 +92,8 @@ UNREACHABLE = Gauge(
     ["dependency"],
     registry=REGISTRY,
 )
+for _dependency in ("database", "queue"):  # shown as 0 from the start, not only after an outage
+    UNREACHABLE.labels(_dependency).set(0)
 HTTP_REQUESTS = Counter(
     "clarion_http_requests",
     "HTTP API requests answered, by method, route template and status",

@@ -97,7 +97,11 @@ class Availability:
             metrics.dependency_changed(self._label, up=False)
             cause = _cause(exc)
             log.warning(
-                "%s unreachable (%s: %s); retrying until it is back", self.name, type(cause).__name__, cause
+                "%s unreachable (%s: %s); retrying until it is back",
+                self.name,
+                type(cause).__name__,
+                cause,
+                extra={"dependency": self._label},
             )
 
     def answered(self) -> bool:
@@ -106,5 +110,5 @@ class Availability:
             return False
         self.up = True
         metrics.dependency_changed(self._label, up=True)
-        log.warning("%s back", self.name)
+        log.warning("%s back", self.name, extra={"dependency": self._label})
         return True
