@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, ProgrammingError
 
-from clarion import outage
+from clarion import metrics, outage
 
 
 def wrapped(cls: type[Exception], orig: Exception) -> Exception:
@@ -69,3 +69,22 @@ async def test_retrying_gives_up_after_its_time() -> None:
         await outage.retrying(work, for_s=1.0)
     assert asyncio.get_running_loop().time() - started <= 1.0
     assert len(calls) >= 3
+
+
+def test_an_outage_is_a_metric_while_it_lasts(caplog: pytest.LogCaptureFixture) -> None:
+    unreachable = metrics.UNREACHABLE.labels("queue")
+    outages = metrics.OUTAGES.labels("queue")
+    before = outages._value.get()
+    availability = outage.Availability(f"{outage.QUEUE} (Redis)")
+    availability.failed(outage.QueueUnavailable("connection refused"))
+    availability.failed(outage.QueueUnavailable("connection refused"))  # the same outage
+    assert (unreachable._value.get(), outages._value.get() - before) == (1.0, 1.0)
+    assert availability.answered()
+    assert (unreachable._value.get(), outages._value.get() - before) == (0.0, 1.0)
+    assert [(r.getMessage(), getattr(r, "dependency", None)) for r in caplog.records] == [
+        (
+            "queue (Redis) unreachable (QueueUnavailable: connection refused); retrying until it is back",
+            "queue",
+        ),
+        ("queue (Redis) back", "queue"),
+    ]

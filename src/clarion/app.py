@@ -31,6 +31,8 @@ from clarion.subscriber.routes import router as subscriber_router
 from clarion.subscriber.self_routes import router as subscriber_self_router
 from clarion.swrve import render as swrve_render
 from clarion.swrve.routes import router as swrve_router
+from clarion.telemetry import HttpMetrics
+from clarion.telemetry import router as telemetry_router
 from clarion.validation import field_path
 from clarion.worker.runner import Runner
 
@@ -167,8 +169,10 @@ def create_app(settings: Settings, *, run_engine: bool | None = None) -> FastAPI
     app.include_router(subscriber_self_router)
     app.include_router(sdk_router)
     app.include_router(health_router)
+    app.include_router(telemetry_router)
     # Web SDK calls come from the customers' own sites: CORS for /sdk/v1 only.
     app.add_middleware(SdkCors)
     app.add_middleware(BodyLimit)
+    app.add_middleware(HttpMetrics)  # outermost: it sees every answer, the body limit's 413 too
 
     return app

@@ -70,8 +70,14 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     asyncio.run(_with_db(settings, lambda db: ensure_admin_token(db, settings)))
     tune_runtime()
     # loop="auto" picks uvloop where it is installed (it is a dependency on Linux and macOS).
+    # log_config=None: uvicorn's loggers go through the one setup (clarion.logs), not its own.
     config = uvicorn.Config(
-        create_app(settings), host=args.host, port=args.port, log_level="info", loop="auto"
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_config=None,
+        log_level=settings.log_level,
+        loop="auto",
     )
     uvicorn.Server(config).run()
     return 0
@@ -107,11 +113,28 @@ async def _run_worker(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await runner.start()
+    exporter = _metrics_server(settings)
     logging.getLogger("clarion").info("worker %s running", consumer)
     await stop.wait()
+    if exporter is not None:
+        exporter.shutdown()
     await runner.stop()
     await queue.close()
     await db.dispose()
+
+
+def _metrics_server(settings: Settings) -> Any:
+    """A worker's own /metrics, when CLARION_METRICS_PORT asks for one (docs/operations.md)."""
+    if settings.metrics_port is None:
+        return None
+    from clarion import metrics
+
+    token = settings.metrics_token.get_secret_value() if settings.metrics_token is not None else None
+    server = metrics.serve_in_thread(settings.metrics_host, settings.metrics_port, token)
+    logging.getLogger("clarion").info(
+        "metrics at http://%s:%s/metrics", settings.metrics_host, settings.metrics_port
+    )
+    return server
 
 
 def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
@@ -371,9 +394,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from clarion import logs
+
     args = build_parser().parse_args(argv)
     settings = Settings()
+    logs.setup(settings.log_format, settings.log_level)
     try:
         code: int = args.handler(args, settings)
     except errors.ClarionError as exc:

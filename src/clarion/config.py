@@ -3,6 +3,8 @@ name in capitals); README.md, "Configuration", lists every one with its default 
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -91,6 +93,22 @@ class Settings(BaseSettings):
     # into its counters and deleted (statistics unchanged; engagement events for it are refused from
     # then on). 0 keeps every row forever.
     ledger_retention_days: int = Field(default=30, ge=0)
+
+    # Observability (docs/operations.md). Logs: `text` or `json` (unset: text on a terminal, else
+    # JSON), at debug, info, warning or error.
+    log_format: Literal["text", "json"] | None = None
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # A bearer token /metrics requires when set (401 without it); unset, /metrics is open.
+    metrics_token: SecretStr | None = None
+    # A `clarion worker` serves /metrics on this port (unset: not at all) and address; `clarion serve`
+    # serves it on its own HTTP port.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_host: str = "127.0.0.1"
+
+    @field_validator("log_format", "log_level", mode="before")
+    @classmethod
+    def _lower_case(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("outbound_allow")
     @classmethod

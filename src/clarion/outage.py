@@ -16,6 +16,8 @@ from typing import TypeVar
 
 from sqlalchemy import exc as sa_exc
 
+from clarion import metrics
+
 log = logging.getLogger("clarion.outage")
 
 T = TypeVar("T")
@@ -86,13 +88,20 @@ class Availability:
     def __init__(self, name: str) -> None:
         self.name = name
         self.up = True
+        # The metric's label: `database` or `queue`, whatever the name adds (e.g. "queue (Redis)").
+        self._label = name.split(" ", 1)[0]
 
     def failed(self, exc: BaseException) -> None:
         if self.up:
             self.up = False
+            metrics.dependency_changed(self._label, up=False)
             cause = _cause(exc)
             log.warning(
-                "%s unreachable (%s: %s); retrying until it is back", self.name, type(cause).__name__, cause
+                "%s unreachable (%s: %s); retrying until it is back",
+                self.name,
+                type(cause).__name__,
+                cause,
+                extra={"dependency": self._label},
             )
 
     def answered(self) -> bool:
@@ -100,5 +109,6 @@ class Availability:
         if self.up:
             return False
         self.up = True
-        log.warning("%s back", self.name)
+        metrics.dependency_changed(self._label, up=True)
+        log.warning("%s back", self.name, extra={"dependency": self._label})
         return True

@@ -308,7 +308,7 @@ async def test_transient_failures_are_retried_past_ten_attempts_while_the_ttl_ru
     assert len(fake.received_for(sub_id)) == 1
 
 
-async def test_a_storm_of_410s_logs_two_lines(
+async def test_a_storm_of_410s_logs_three_lines(
     db: Database,
     settings: Settings,
     fake: FakePushService,
@@ -322,10 +322,11 @@ async def test_a_storm_of_410s_logs_two_lines(
         assert await deliverer.run(ledger.campaign_id, ledger.delivery_ids, OWNER) == 200
     lines = [r.getMessage() for r in caplog.records if r.name == "clarion.delivery"]
     assert await ledger.count("gone") == 200
-    assert len(lines) == 2, lines
-    first, summary = lines
+    assert len(lines) == 3, lines
+    first, summary, finished = lines
     assert first.startswith(f"campaign {ledger.campaign_id}: first `gone` from {fake.origin}: HTTP 410")
     assert summary == f"campaign {ledger.campaign_id}: job of 200 recipients recorded: 200 gone"
+    assert finished == f"campaign {ledger.campaign_id} finished: 200 gone"
     assert not any(sub_id in line for line in lines for sub_id in sub_ids)
 
 

@@ -318,8 +318,8 @@ class CampaignRepository:
         )
         return getattr(result, "rowcount", 0) == 1
 
-    async def complete_finished(self, now: datetime) -> None:
-        """Mark sent every fanned-out campaign with nothing pending.
+    async def complete_finished(self, now: datetime) -> list[int]:
+        """Mark sent every fanned-out campaign with nothing pending; returns their ids.
 
         Workers check this after each job, but two jobs finishing at once in two transactions can
         each still see the other's rows pending; the sweeper's pass catches that.
@@ -327,11 +327,18 @@ class CampaignRepository:
         pending = select(Delivery.id).where(
             Delivery.campaign_id == Campaign.id, Delivery.status == DeliveryStatus.PENDING
         )
-        await self.session.execute(
+        result = await self.session.execute(
             update(Campaign)
             .where(
                 Campaign.status == CampaignStatus.SENDING, Campaign.fanout_done.is_(True), ~pending.exists()
             )
             .values(status=CampaignStatus.SENT, finished_at=now)
+            .returning(Campaign.id)
             .execution_options(synchronize_session=False)
         )
+        return [int(campaign_id) for campaign_id in result.scalars()]
+
+    async def count_by_status(self) -> dict[str, int]:
+        """Every campaign counted by status (for /metrics; one pass over ix_campaign_due)."""
+        query = select(Campaign.status, func.count()).group_by(Campaign.status)
+        return {str(status): int(n) for status, n in (await self.session.execute(query)).all()}

@@ -13,6 +13,7 @@ import logging
 from collections import Counter, OrderedDict
 
 from clarion.models import DeliveryStatus
+from clarion.provider.httpio import is_tls_refusal
 from clarion.provider.webpush import endpoint_origin
 
 log = logging.getLogger("clarion.delivery")
@@ -24,14 +25,6 @@ MAX_KINDS_PER_CAMPAIGN = 20
 # The start of a reason that tells kinds apart: HTTP reasons end with text from the push service's
 # answer, which may differ per recipient.
 KIND_CHARS = 60
-# What marks a transport failure as the TLS handshake's; reqwest over rustls says e.g. "invalid peer
-# certificate: UnknownIssuer", "… CaUsedAsEndEntity" or "received fatal alert: HandshakeFailure".
-TLS_MARKS = ("certificate", "tls", "handshake", "fatal alert")
-
-
-def is_tls_refusal(reason: str) -> bool:
-    lowered = reason.lower()
-    return any(mark in lowered for mark in TLS_MARKS)
 
 
 def origin_of(platform: str, address: str) -> str:
@@ -62,6 +55,7 @@ class FailureLog:
                 "campaign %s: more than %s kinds of delivery failure; the job summaries count the rest",
                 campaign_id,
                 MAX_KINDS_PER_CAMPAIGN,
+                extra={"campaign_id": campaign_id},
             )
         elif tls:
             log.warning(
@@ -70,17 +64,35 @@ class FailureLog:
                 campaign_id,
                 origin,
                 reason,
+                extra={"campaign_id": campaign_id, "origin": origin, "status": status},
             )
         else:
             # A 410 is an unsubscribed browser, routine; anything else may need someone's attention.
             level = logging.INFO if status == DeliveryStatus.GONE else logging.WARNING
-            log.log(level, "campaign %s: first `%s` from %s: %s", campaign_id, status, origin, reason)
+            fields = {"campaign_id": campaign_id, "origin": origin, "status": status}
+            log.log(
+                level,
+                "campaign %s: first `%s` from %s: %s",
+                campaign_id,
+                status,
+                origin,
+                reason,
+                extra=fields,
+            )
 
     def summary(self, campaign_id: int, counts: Counter[str]) -> None:
         """One line per job: how many recipients ended in which status (`retry`: to be tried again)."""
         text = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
         level = logging.DEBUG if set(counts) <= {DeliveryStatus.SENT} else logging.INFO
-        log.log(level, "campaign %s: job of %s recipients recorded: %s", campaign_id, counts.total(), text)
+        fields = {"campaign_id": campaign_id, "counts": dict(counts)}
+        log.log(
+            level,
+            "campaign %s: job of %s recipients recorded: %s",
+            campaign_id,
+            counts.total(),
+            text,
+            extra=fields,
+        )
 
     def _campaign(self, campaign_id: int) -> set[str]:
         seen = self._seen.get(campaign_id)

@@ -22,10 +22,12 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from clarion import metrics
 from clarion.audience import service as audiences
 from clarion.audience.repository import AudienceRepository
 from clarion.campaign.repository import CampaignRepository
 from clarion.db import Database, utcnow
+from clarion.delivery import journal
 from clarion.delivery.jobs import deliver_job, fanout_job
 from clarion.delivery.repository import LedgerRepository, SliceRange, SliceRepository
 from clarion.queue import Queue
@@ -81,6 +83,7 @@ async def plan(db: Database, queue: Queue, campaign_id: int, config: FanoutSetti
         campaign = await CampaignRepository(session).mark_started(campaign_id, now)
         if campaign is None:
             return 0
+        journal.started(campaign, now)
         slices = SliceRepository(session)
         to_do = await slices.undone(campaign_id)
         if to_do is None:
@@ -120,6 +123,7 @@ async def step(db: Database, queue: Queue, campaign_id: int, slice_id: int, conf
             return added  # the slice is done, or no longer this worker's
         await queue.put(deliver_job(campaign_id, delivery_ids))
         added += len(delivery_ids)
+        metrics.FANOUT_RECIPIENTS.inc(len(delivery_ids))
     await queue.put(fanout_job(campaign_id, slice_id))
     return added
 
@@ -213,4 +217,6 @@ async def _finish_slice(session: AsyncSession, campaign_id: int, slice_id: int, 
 
 async def _finish_fanout(session: AsyncSession, campaign_id: int, now: datetime) -> None:
     await CampaignRepository(session).finish_fanout(campaign_id)
-    await LedgerRepository(session).complete_if_done(campaign_id, now)
+    ledger = LedgerRepository(session)
+    if await ledger.complete_if_done(campaign_id, now):
+        journal.finished(campaign_id, await ledger.status_counts(campaign_id))

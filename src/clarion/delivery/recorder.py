@@ -31,8 +31,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from clarion import metrics
 from clarion.db import Database, utcnow
-from clarion.delivery import policy
+from clarion.delivery import journal, policy
 from clarion.delivery.context import CampaignContext
 from clarion.delivery.failures import FailureLog
 from clarion.delivery.repository import Claimed, LedgerRepository
@@ -96,6 +97,7 @@ class _Batch:
     gone: list[int] = field(default_factory=list)
     per_job: Counter[Job] = field(default_factory=Counter)
     statuses: dict[Job, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    by_provider: Counter[tuple[str, str]] = field(default_factory=Counter)  # (platform, status)
 
     def completing(self) -> list[Job]:
         """The jobs whose last outcomes are in this batch."""
@@ -210,14 +212,19 @@ class Recorder:
                 await ledger.finish(ids, status, batch.now, reason)
             await ledger.retry_later(batch.retries, batch.now)
             await ledger.deactivate(batch.gone, batch.now)
+            finished = []
             for campaign_id in {job.context.campaign_id for job in completing if not job.retried}:
-                await ledger.complete_if_done(campaign_id, batch.now)
+                if await ledger.complete_if_done(campaign_id, batch.now):
+                    finished.append((campaign_id, await ledger.status_counts(campaign_id)))
+        metrics.outcomes_recorded(batch.by_provider)
         for job, count in batch.per_job.items():
             job.unrecorded -= count
             job.counts.update(batch.statuses[job])
         for job in completing:
             self.failures.summary(job.context.campaign_id, job.counts)
             job.finish()
+        for campaign_id, counts in finished:
+            journal.finished(campaign_id, counts)
 
     def _decide(self, outcomes: Sequence[tuple[Job, int, Outcome]]) -> _Batch:
         batch = _Batch(utcnow())
@@ -243,6 +250,7 @@ class Recorder:
                 if decision.status == DeliveryStatus.GONE:
                     batch.gone.append(recipient.subscriber_id)
             batch.statuses[job][status] += 1
+            batch.by_provider[(recipient.platform, status)] += 1
             if status != DeliveryStatus.SENT:
                 campaign_id = job.context.campaign_id
                 self.failures.note(campaign_id, recipient.platform, recipient.address, status, reason)

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     any_,
     bindparam,
+    case,
     delete,
     func,
     insert,
@@ -345,6 +346,25 @@ class LedgerRepository:
         if await self.has_pending(campaign_id):
             return False
         return await CampaignRepository(self.session).complete_if_fanned_out(campaign_id, now)
+
+    async def status_counts(self, campaign_id: int) -> dict[str, int]:
+        """How many of the campaign's recipients are in each status (for its finishing log line)."""
+        query = (
+            select(Delivery.status, func.count())
+            .where(Delivery.campaign_id == campaign_id)
+            .group_by(Delivery.status)
+        )
+        return {str(status): int(n) for status, n in (await self.session.execute(query)).all()}
+
+    async def backlog(self, now: datetime) -> tuple[int, datetime | None]:
+        """Rows pending in the whole ledger, and the oldest due time among those already due (for
+        /metrics: the queue's depth and how long its oldest job has waited)."""
+        due = Delivery.next_attempt_at <= now
+        query = select(func.count(), func.min(case((due, Delivery.next_attempt_at)))).where(
+            Delivery.status == DeliveryStatus.PENDING
+        )
+        count, oldest = (await self.session.execute(query)).one()
+        return int(count), oldest
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from clarion import outage
 from clarion.campaign.repository import CampaignRepository
 from clarion.config import Settings
 from clarion.db import Database, utcnow
-from clarion.delivery import fanout
+from clarion.delivery import fanout, journal
 from clarion.delivery.jobs import DELIVER, FANOUT, deliver_jobs, fanout_job
 from clarion.delivery.repository import LedgerRepository, SliceRepository
 from clarion.delivery.service import Deliverer
@@ -126,11 +126,15 @@ class DeliveryTasks:
         async with self.db.session() as session:
             queued_until = now + timedelta(seconds=queue_grace_s(self.settings))
             held = self.deliverer.recorder.held_ids() if self.deliverer is not None else []
-            lapsed = await LedgerRepository(session).lapsed(now, queued_until, SWEEP_BATCH, held)
+            ledger = LedgerRepository(session)
+            lapsed = await ledger.lapsed(now, queued_until, SWEEP_BATCH, held)
             slices = await SliceRepository(session).lapsed(now, queued_until, SWEEP_BATCH)
             campaigns = CampaignRepository(session)
             await campaigns.finish_sliced_fanouts()
-            await campaigns.complete_finished(now)
+            finished = await campaigns.complete_finished(now)
+            counts = [(campaign_id, await ledger.status_counts(campaign_id)) for campaign_id in finished]
+        for campaign_id, statuses in counts:
+            journal.finished(campaign_id, statuses)
         for slice_id, campaign_id in slices:
             await self.queue.put(fanout_job(campaign_id, slice_id))
         by_campaign: dict[int, list[int]] = defaultdict(list)

@@ -59,7 +59,7 @@ class AdmClient:
             client_secret=client_secret,
             scope=ADM_SCOPE,
         )
-        self._tokens = TokenCache(fetch, clock=clock)
+        self._tokens = TokenCache(fetch, provider="adm", clock=clock)
         self._http = http
 
     async def send(self, registration_id: str, message: Notification) -> Outcome:
@@ -86,7 +86,7 @@ class AdmClient:
             "X-Amzn-Accept-Type": RESULT_TYPE,
         }
         try:
-            answer = await post(self._http, url, headers, body)
+            answer = await post(self._http, url, headers, body, provider="adm")
         except BuilderError as exc:
             return Rejected(f"channel: cannot request the ADM URL: {exc}")
         except RequestError as exc:

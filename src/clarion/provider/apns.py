@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from pyreqwest.exceptions import RequestError
 
+from clarion import metrics
 from clarion.content import Notification
 from clarion.provider.base import NO_CREDENTIALS, Campaign, ClientPerCredential, Recipient, Transmit
 from clarion.provider.httpio import post, reqwest_client, transport_reason
@@ -67,6 +68,7 @@ class ProviderToken:
         now = int(self._clock())
         if self._token is None or now - self._issued_at >= PROVIDER_TOKEN_REFRESH_S:
             self._token, self._issued_at = self._sign(now), now
+            metrics.token_refreshed("apns", ok=True)
         return self._token
 
     def discard(self, token: str) -> None:
@@ -161,7 +163,9 @@ class ApnsClient:
 
     async def _post(self, url: str, body: bytes, headers: dict[str, str], jwt: str) -> _Answer | Retry:
         try:
-            answer = await post(self._http, url, {**headers, "authorization": f"bearer {jwt}"}, body)
+            answer = await post(
+                self._http, url, {**headers, "authorization": f"bearer {jwt}"}, body, provider="apns"
+            )
         except RequestError as exc:
             return Retry(transport_reason(exc))
         reason, timestamp_ms = _error_body(answer.body)

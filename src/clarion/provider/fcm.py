@@ -76,7 +76,7 @@ class FcmClient:
         self._signer, self._email, self._token_url = _load_account(service_account)
         self._http = http
         self._url = f"{base_url.rstrip('/')}/v1/projects/{quote(project_id, safe='')}/messages:send"
-        self._tokens = TokenCache(self._fetch_token, clock=clock)
+        self._tokens = TokenCache(self._fetch_token, provider="fcm", clock=clock)
 
     async def send(self, token: str, message: Notification) -> Outcome:
         """POST one message to one registration token; never raises on network or service errors."""
@@ -93,7 +93,7 @@ class FcmClient:
     async def _post(self, data: bytes, bearer: str) -> Outcome | Unauthorized:
         headers = {"Authorization": f"Bearer {bearer}", "Content-Type": "application/json; charset=utf-8"}
         try:
-            answer = await post(self._http, self._url, headers, data)
+            answer = await post(self._http, self._url, headers, data, provider="fcm")
         except BuilderError as exc:
             return Rejected(f"channel: cannot request the FCM URL: {exc}")
         except RequestError as exc:

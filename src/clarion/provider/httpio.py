@@ -6,16 +6,27 @@ for Web Push and APNs (docs/architecture.md, "HTTP client"): one HTTP stack for 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
 from pyreqwest.client import Client, ClientBuilder
-from pyreqwest.exceptions import RequestError, RequestTimeoutError
+from pyreqwest.exceptions import ConnectError, RequestError, RequestTimeoutError
+
+from clarion import metrics
 
 MAX_READ_BYTES = 64 * 1024  # a hostile or broken server could answer with an endless body
 REASON_CHARS = 200  # a reason ends up in the ledger's last_error (255) and in Swrve reports
+# What marks a transport failure as the TLS handshake's; reqwest over rustls says e.g. "invalid peer
+# certificate: UnknownIssuer", "… CaUsedAsEndEntity" or "received fatal alert: HandshakeFailure".
+TLS_MARKS = ("certificate", "tls", "handshake", "fatal alert")
+
+
+def is_tls_refusal(reason: str) -> bool:
+    lowered = reason.lower()
+    return any(mark in lowered for mark in TLS_MARKS)
 
 
 def http_reason(status: int, detail: str) -> str:
@@ -65,10 +76,45 @@ class Answer:
 
 
 async def post(
-    client: Client, url: str, headers: dict[str, str], body: bytes, *, read_header: str | None = None
+    client: Client,
+    url: str,
+    headers: dict[str, str],
+    body: bytes,
+    *,
+    read_header: str | None = None,
+    provider: str | None = None,
 ) -> Answer:
     """POST and read at most MAX_READ_BYTES of the answer (and `read_header`'s value); raises
-    pyreqwest's RequestError (and BuilderError for a URL it cannot request)."""
+    pyreqwest's RequestError (and BuilderError for a URL it cannot request).
+
+    A send names its `provider`: its duration, the requests in flight and its transport errors are
+    counted under that name (metrics). Token requests name none; they are counted as refreshes.
+    """
+    if provider is None:
+        return await _post(client, url, headers, body, read_header)
+    metrics.request_started(provider)
+    started = time.perf_counter()
+    try:
+        return await _post(client, url, headers, body, read_header)
+    except RequestError as exc:
+        metrics.transport_error(provider, error_kind(exc))
+        raise
+    finally:
+        metrics.request_ended(provider, time.perf_counter() - started)
+
+
+def error_kind(exc: RequestError) -> str:
+    """The low-cardinality class of a transport error: tls, timeout, connect or other."""
+    if isinstance(exc, RequestTimeoutError):
+        return "timeout"
+    if is_tls_refusal(transport_reason(exc)):
+        return "tls"
+    return "connect" if isinstance(exc, ConnectError) else "other"
+
+
+async def _post(
+    client: Client, url: str, headers: dict[str, str], body: bytes, read_header: str | None
+) -> Answer:
     async with client.post(url).headers(headers).body_bytes(body).build_streamed() as response:
         answer = await response.body_reader.read(MAX_READ_BYTES)
         header = None if read_header is None else response.get_header(read_header)

@@ -9,6 +9,7 @@ instead: the token endpoint's trouble never escapes a provider as an exception.
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -17,8 +18,11 @@ from datetime import UTC, datetime
 from pyreqwest.client import Client
 from pyreqwest.exceptions import BuilderError, RequestError
 
+from clarion import metrics
 from clarion.provider.httpio import Answer, http_reason, post_form, transport_reason
 from clarion.provider.outcome import Outcome, Rejected, Retry, parse_retry_after
+
+log = logging.getLogger("clarion.provider")
 
 # 5 min: a token used up to its last second may expire in flight; renew this long before expiry.
 REFRESH_MARGIN_S = 300.0
@@ -54,9 +58,14 @@ class TokenCache:
     """One credential's bearer token: fetched when missing or near expiry, one fetch at a time."""
 
     def __init__(
-        self, fetch: Callable[[], Awaitable[AccessToken]], *, clock: Callable[[], float] = time.monotonic
+        self,
+        fetch: Callable[[], Awaitable[AccessToken]],
+        *,
+        provider: str,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._fetch = fetch
+        self._provider = provider  # the metrics' label: fcm, wns, adm
         self._clock = clock
         self._lock = asyncio.Lock()
         self._token: str | None = None
@@ -74,8 +83,17 @@ class TokenCache:
             try:
                 token = await self._fetch()
             except TokenUnavailable as exc:
+                metrics.token_refreshed(self._provider, ok=False)
+                log.warning(
+                    "%s: no access token (%s); sends wait %s s before the next try",
+                    self._provider,
+                    exc.outcome.reason,
+                    FAILURE_HOLD_S,
+                    extra={"provider": self._provider},
+                )
                 self._failure = (exc.outcome, self._clock() + FAILURE_HOLD_S)
                 raise
+            metrics.token_refreshed(self._provider, ok=True)
             self._failure = None
             # Short-lived tokens (tests, odd servers) are renewed at half-life instead of never used.
             margin = min(REFRESH_MARGIN_S, token.expires_in_s / 2)

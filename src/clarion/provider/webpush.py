@@ -279,7 +279,7 @@ def prepare(signer: VapidSigner, request: WebPushRequest) -> PreparedPush | Reje
 async def transmit(client: Client, prepared: PreparedPush) -> Outcome:
     """POST a prepared message (RFC 8030 §5); network trouble is a `Retry`, never an exception."""
     try:
-        answer = await post(client, prepared.endpoint, prepared.headers, prepared.body)
+        answer = await post(client, prepared.endpoint, prepared.headers, prepared.body, provider="webpush")
     except BuilderError as exc:
         return Rejected(f"cannot request this endpoint: {exc}")
     except RequestError as exc:

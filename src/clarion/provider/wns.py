@@ -83,7 +83,7 @@ class WnsClient:
             client_secret=client_secret,
             scope=WNS_SCOPE,
         )
-        self._tokens = TokenCache(fetch, clock=clock)
+        self._tokens = TokenCache(fetch, provider="wns", clock=clock)
         self._channels = channels
 
     async def send(self, channel_uri: str, message: Notification) -> Outcome:
@@ -107,7 +107,9 @@ class WnsClient:
     ) -> Outcome | Unauthorized:
         headers = notification.headers(bearer)
         try:
-            answer = await post(client, channel_uri, headers, notification.body, read_header=_ERROR_HEADER)
+            answer = await post(
+                client, channel_uri, headers, notification.body, read_header=_ERROR_HEADER, provider="wns"
+            )
         except BuilderError as exc:
             return Rejected(f"cannot request this channel URI: {exc}")
         except RequestError as exc:
