@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import importlib
 import json
 import logging
 import signal
@@ -13,10 +14,20 @@ from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
+
 from clarion import errors
-from clarion.config import Settings
-from clarion.db import Database
+from clarion.admin.service import AdminTokenUnavailable
+from clarion.config import ENV_PREFIX, Settings, unknown_variables
+from clarion.db import Database, shown_url
 from clarion.secrets_box import SecretsUnavailable
+
+log = logging.getLogger("clarion")
+
+
+class BadSetting(Exception):
+    """A setting that cannot work: one line for the operator and exit code 2, no traceback."""
 
 
 def _print(data: dict[str, Any], as_json: bool) -> None:
@@ -32,15 +43,26 @@ async def _with_db(
 ) -> dict[str, Any]:
     from clarion.app_tenant import secrets
     from clarion.composition import open_database
-    from clarion.migrations import upgrade_on_start
 
-    await asyncio.to_thread(upgrade_on_start, settings.database_url)
+    await _upgrade(settings)
     db = open_database(settings, pool_size=1)
     try:
         await secrets.prepare(db)  # a missing or wrong key stops here, before any other work
         return await work(db)
     finally:
         await db.dispose()
+
+
+async def _upgrade(settings: Settings) -> None:
+    """Bring the schema up to date: the first use of the database, where a wrong URL, an unreachable
+    server or a missing database shows as one line."""
+    from clarion.migrations import upgrade_on_start
+
+    try:
+        await asyncio.to_thread(upgrade_on_start, settings.database_url)
+    except (DBAPIError, OSError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise BadSetting(f"cannot use the database {shown_url(settings.database_url)}: {reason}") from None
 
 
 def tune_runtime() -> None:
@@ -89,10 +111,9 @@ async def _run_worker(settings: Settings) -> None:
 
     from clarion.app_tenant import secrets
     from clarion.composition import background, open_database
-    from clarion.migrations import upgrade_on_start
     from clarion.queue import connect
 
-    await asyncio.to_thread(upgrade_on_start, settings.database_url)
+    await _upgrade(settings)
     db = open_database(settings)
     try:
         await secrets.prepare(db)
@@ -115,9 +136,7 @@ async def _run_worker(settings: Settings) -> None:
 
 
 def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
-    from clarion.migrations import upgrade
-
-    upgrade(settings.database_url)
+    asyncio.run(_upgrade(settings))
     print("database is up to date")
     return 0
 
@@ -370,16 +389,63 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _settings() -> Settings:
+    for warning in unknown_variables():
+        log.warning("%s", warning)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        raise BadSetting(_invalid_settings(exc)) from None
+    _check_extras(settings)
+    return settings
+
+
+def _invalid_settings(exc: ValidationError) -> str:
+    """Pydantic's errors as one line naming each variable (never its value: it may be a secret)."""
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False):
+        names = [f"{ENV_PREFIX}{str(part).upper()}" for part in error["loc"]]
+        prefix = f"{names[0]}: " if names else ""
+        problems.append(prefix + error["msg"].removeprefix("Value error, "))
+    return "invalid setting: " + "; ".join(problems)
+
+
+# The driver each URL scheme needs, and the extra that installs it.
+_EXTRAS = {
+    "postgresql": ("asyncpg", "postgres"),
+    "postgres": ("asyncpg", "postgres"),
+    "redis": ("redis", "redis"),
+    "rediss": ("redis", "redis"),
+}
+
+
+def _check_extras(settings: Settings) -> None:
+    for variable, url in (("DATABASE_URL", settings.database_url), ("QUEUE_URL", settings.queue_url)):
+        scheme = url.split(":", 1)[0].split("+", 1)[0]
+        if scheme not in _EXTRAS:
+            continue
+        module, extra = _EXTRAS[scheme]
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            raise BadSetting(
+                f"{ENV_PREFIX}{variable} is a {scheme}:// URL but its driver ({module}) is not installed:"
+                f" pip install 'clarion[{extra}]'"
+            ) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
-    settings = Settings()
     try:
+        settings = _settings()
+        log.info("database: %s", shown_url(settings.database_url))
         code: int = args.handler(args, settings)
     except errors.ClarionError as exc:
         print(json.dumps(exc.as_json()), file=sys.stderr)
         return 2
-    except SecretsUnavailable as exc:  # one line for the operator, no traceback
+    # One line for the operator, no traceback.
+    except (BadSetting, SecretsUnavailable, AdminTokenUnavailable) as exc:
         print(f"clarion: {exc}", file=sys.stderr)
         return 2
     return code
