@@ -78,7 +78,9 @@ def key_file_path(settings: Settings) -> Path:
 
 
 def write_key_file(path: Path, keys: list[bytes]) -> None:
-    write_private_file(path, "".join(base64.urlsafe_b64encode(key).decode().rstrip("=") + "\n" for key in keys))
+    write_private_file(
+        path, "".join(base64.urlsafe_b64encode(key).decode().rstrip("=") + "\n" for key in keys)
+    )
 
 
 def write_private_file(path: Path, text: str) -> None:

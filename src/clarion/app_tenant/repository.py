@@ -80,6 +80,14 @@ class AppRepository:
     async def by_id(self, app_id: int) -> App | None:
         return await self.session.get(App, app_id)
 
+    async def all(self) -> list[App]:
+        return list((await self.session.execute(select(App).order_by(App.id))).scalars())
+
+    async def delete(self, app: App) -> None:
+        """The app and, by its foreign keys' ON DELETE CASCADE, everything that is its."""
+        await self.session.delete(app)
+        await self.session.flush()
+
     async def by_identity_hash(self, identity_hash: str) -> App | None:
         result = await self.session.execute(select(App).where(App.identity_key_hash == identity_hash))
         return result.scalar_one_or_none()
