@@ -14,9 +14,9 @@ from clarion import errors
 
 M = TypeVar("M", bound=BaseModel)
 
-# 18 digits always fit a signed 64-bit id (PostgreSQL BIGINT) and stay far below Python's limit on
-# converting long digit strings (which raises ValueError past 4300 digits).
-MAX_ID_DIGITS = 18
+# Campaign ids have 19 digits (ids.py), as many as a signed 64-bit id (PostgreSQL BIGINT) can; far
+# below Python's limit on converting long digit strings (which raises ValueError past 4300 digits).
+MAX_ID_DIGITS = 19
 # Ids are signed 64-bit integers in both databases (PostgreSQL BIGINT, SQLite INTEGER); a larger one
 # cannot name a row, and SQLite's driver refuses to even compare it (OverflowError).
 MIN_ID, MAX_ID = -(2**63), 2**63 - 1
@@ -31,7 +31,8 @@ def ascii_int(text: str, max_digits: int = MAX_ID_DIGITS) -> int | None:
     """
     if not (text.isascii() and text.isdigit()) or len(text) > max_digits:
         return None
-    return int(text)
+    value = int(text)
+    return value if value <= MAX_ID else None
 
 
 # Text neither database can take: PostgreSQL refuses NUL in text, and an unpaired surrogate (which
