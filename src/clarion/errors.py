@@ -49,6 +49,12 @@ class NotFound(ClarionError):
     message = "Not found"
 
 
+class MethodNotAllowed(ClarionError):
+    code = "method_not_allowed"
+    status = 405
+    message = "Method Not Allowed"
+
+
 class UnknownApp(ClarionError):
     code = "unknown_app"
     status = 403
@@ -197,6 +203,7 @@ CATALOGUE: tuple[type[ClarionError], ...] = (
     MissingParameter,
     InvalidField,
     NotFound,
+    MethodNotAllowed,
     UnknownApp,
     BadCredentials,
     UnknownSubscriber,
