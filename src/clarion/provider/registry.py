@@ -11,8 +11,8 @@ from clarion.netpolicy import AddressPolicy
 from clarion.provider import adm, apns, fcm, webpush, wns
 from clarion.provider.base import Provider
 from clarion.provider.guard import GuardedClients
-from clarion.provider.sink import sink_all
 from clarion.provider.httpio import reqwest_builder
+from clarion.provider.sink import sink_all
 
 
 def build_providers(settings: Settings) -> dict[str, Provider]:
