@@ -28,7 +28,7 @@ LAYERS: list[set[str]] = [
     {"subscriber"},
     {"delivery"},
     {"gravitec", "swrve", "sdk"},
-    {"admin", "composition", "health"},
+    {"admin", "composition", "health", "api_docs"},
     {"app"},
     {"cli"},
 ]

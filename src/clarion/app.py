@@ -17,6 +17,7 @@ from starlette.requests import ClientDisconnect
 
 from clarion import errors
 from clarion.admin.routes import router as admin_router
+from clarion.api_docs import add_docs
 from clarion.body_limit import BodyLimit
 from clarion.composition import background, open_database
 from clarion.config import Settings
@@ -169,6 +170,8 @@ def create_app(settings: Settings, *, run_engine: bool | None = None) -> FastAPI
         version="0.1.0",
         description="Self-hosted push notifications with Gravitec- and Swrve-compatible APIs.",
         lifespan=lifespan,
+        docs_url=None,  # api_docs serves /docs with its own assets
+        redoc_url=None,
     )
     app.add_exception_handler(errors.ClarionError, _clarion_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -186,6 +189,7 @@ def create_app(settings: Settings, *, run_engine: bool | None = None) -> FastAPI
     app.include_router(subscriber_self_router)
     app.include_router(sdk_router)
     app.include_router(health_router)
+    add_docs(app)
     # Web SDK calls come from the customers' own sites: CORS for /sdk/v1 only.
     app.add_middleware(SdkCors)
     app.add_middleware(BodyLimit)

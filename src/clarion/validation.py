@@ -132,3 +132,23 @@ def validate(model: type[M], data: Any) -> M:
         first = exc.errors()[0]
         field = field_path(tuple(first["loc"]))
         raise errors.InvalidField(f"{field}: {first['msg']}", field=field) from None
+
+
+def openapi_body(model: type[BaseModel]) -> dict[str, Any]:
+    """`openapi_extra` documenting a body a handler reads itself: the model's JSON schema with its
+    `$defs` inlined, since a `#/$defs/...` reference would point at the OpenAPI document's root, where
+    there are none (ReDoc refuses the whole document over it)."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return inline(defs[ref.removeprefix("#/$defs/")])
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(value) for value in node]
+        return node
+
+    return {"requestBody": {"content": {"application/json": {"schema": inline(schema)}}}}
