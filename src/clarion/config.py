@@ -178,7 +178,10 @@ def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
     for name in sorted(environ):
         if not name.startswith(ENV_PREFIX) or name in known or name.startswith(NOT_SETTINGS):
             continue
-        close = difflib.get_close_matches(name, known, n=1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
+        # Compared without the prefix, which every name shares and which would make any two close.
+        close = difflib.get_close_matches(
+            name.removeprefix(ENV_PREFIX).lower(), list(Settings.model_fields), n=1
+        )
+        hint = f" (did you mean {ENV_PREFIX}{close[0].upper()}?)" if close else ""
         warnings.append(f"unknown setting {name} is ignored{hint}")
     return warnings
