@@ -18,10 +18,14 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from clarion.app import create_app
 from clarion.cli import build_parser
+from clarion.composition import open_database
 from clarion.config import Settings
+from clarion.db import Database
+from tests.conftest import make_settings
 from tests.support import free_port, require
 
 
@@ -487,3 +491,37 @@ async def _a_scheduled_campaign(data: Path, app_key: str, app_secret: str) -> in
             response = await client.post("/api/v3/push", json=body, auth=(app_key, app_secret))
             assert response.status_code == 200, response.text
             return int(response.json()["id"])
+
+
+def test_deleting_an_app_deletes_what_is_its(database_url: str) -> None:
+    created = json.loads(clarion(database_url, "apps", "create", "Shop", "--json").stdout)
+    asyncio.run(_a_campaign_with_a_subscriber(database_url, created["app_key"], created["app_secret"]))
+    done = clarion(database_url, "apps", "delete", created["app_key"], "--yes", "--json")
+    assert json.loads(done.stdout) == {"deleted": created["app_key"], "name": "Shop"}
+    assert asyncio.run(_rows_left(database_url)) == {"apps": 0, "subscribers": 0, "campaigns": 0}
+
+
+async def _a_campaign_with_a_subscriber(database_url: str, app_key: str, app_secret: str) -> None:
+    app = create_app(make_settings(database_url), run_engine=False)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://clarion.test") as client:
+            sub = {"app_key": app_key, "platform": "android", "token": "device-token-1"}
+            assert (await client.post("/sdk/v1/subscribers", json=sub)).status_code == 201
+            body = {"payload": {"message": "Hi", "redirect_url": "https://example.com/"}}
+            assert (
+                await client.post("/api/v3/push", json=body, auth=(app_key, app_secret))
+            ).status_code == 200
+
+
+async def _rows_left(database_url: str) -> dict[str, int]:
+    db = open_database(make_settings(database_url), pool_size=1)
+    try:
+        return {table: await _count(db, table) for table in ("apps", "subscribers", "campaigns")}
+    finally:
+        await db.dispose()
+
+
+async def _count(db: Database, table: str) -> int:
+    async with db.session() as session:
+        return int((await session.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one())  # noqa: S608
