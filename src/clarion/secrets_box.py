@@ -96,12 +96,21 @@ def write_private_file(path: Path, text: str) -> None:
 
 
 def _create_key_file(path: Path) -> None:
-    """First start: a new key, unless another process created the file first (O_EXCL)."""
+    """First start: a new key, unless another process created the file first. The key is written to
+    a temporary file that is then hard-linked into place (which fails if the file exists), so that a
+    process starting at the same moment never reads the file empty, before its key is written."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(FileExistsError):
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(new_key() + "\n")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.new")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(new_key() + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    try:
+        with contextlib.suppress(FileExistsError):
+            os.link(temporary, path)
+    finally:
+        temporary.unlink()
 
 
 class SecretBox:
