@@ -22,6 +22,12 @@ logging.getLogger("alembic").setLevel(logging.WARNING)
 TEST_SECRET_KEY = "Y2xhcmlvbi10ZXN0LXNlY3JldC1rZXktMzItYnl0ZXM"
 
 
+@pytest.fixture(autouse=True)
+def _private_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No test, nor any process it starts, writes into the real per-user data directory."""
+    monkeypatch.setenv("CLARION_DATA_DIR", str(tmp_path_factory.mktemp("data")))
+
+
 @pytest.fixture(scope="session")
 def sqlite_databases(tmp_path_factory: pytest.TempPathFactory) -> SqliteDatabases:
     databases = SqliteDatabases(tmp_path_factory.mktemp("sqlite-template"))

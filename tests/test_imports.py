@@ -15,7 +15,7 @@ ROOT = Path(clarion.__file__).parent
 # the same layer are independent of each other. The worker's runner sits low: it runs what the
 # composition root hands it and imports no feature.
 LAYERS: list[set[str]] = [
-    {"netpolicy", "metrics", "logs"},
+    {"netpolicy", "metrics", "logs", "ids"},
     {"errors", "config"},
     {"validation", "models", "body_limit", "content", "secrets_box"},
     {"db", "outage"},
@@ -28,7 +28,7 @@ LAYERS: list[set[str]] = [
     {"subscriber"},
     {"delivery"},
     {"gravitec", "swrve", "sdk"},
-    {"admin", "composition", "health", "telemetry"},
+    {"admin", "composition", "health", "telemetry", "api_docs"},
     {"app"},
     {"cli"},
 ]

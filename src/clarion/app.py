@@ -8,13 +8,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from clarion import errors
 from clarion.admin.routes import router as admin_router
+from clarion.api_docs import add_docs
 from clarion.body_limit import BodyLimit
 from clarion.composition import background, open_database
 from clarion.config import Settings
@@ -61,6 +64,22 @@ def error_response(request: Request, error: errors.ClarionError) -> JSONResponse
 async def _clarion_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, errors.ClarionError)
     return error_response(request, exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404 (no such route) and 405 (no such method on it), in the error shape of
+    the surface asked, like every other error; the Allow header of a 405 is kept."""
+    assert isinstance(exc, StarletteHTTPException)
+    error: errors.ClarionError
+    if exc.status_code == 404:
+        error = errors.NotFound()
+    elif exc.status_code == 405:
+        error = errors.MethodNotAllowed()
+    else:
+        return await http_exception_handler(request, exc)
+    response = error_response(request, error)
+    response.headers.update(exc.headers or {})
+    return response
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -153,9 +172,12 @@ def create_app(settings: Settings, *, run_engine: bool | None = None) -> FastAPI
         version="0.1.0",
         description="Self-hosted push notifications with Gravitec- and Swrve-compatible APIs.",
         lifespan=lifespan,
+        docs_url=None,  # api_docs serves /docs with its own assets
+        redoc_url=None,
     )
     app.add_exception_handler(errors.ClarionError, _clarion_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(ClientDisconnect, _client_gone)
     # Handled here rather than by the catch-all below, which Starlette re-raises to the server (a
     # second traceback) after answering.
@@ -170,6 +192,7 @@ def create_app(settings: Settings, *, run_engine: bool | None = None) -> FastAPI
     app.include_router(sdk_router)
     app.include_router(health_router)
     app.include_router(telemetry_router)
+    add_docs(app)
     # Web SDK calls come from the customers' own sites: CORS for /sdk/v1 only.
     app.add_middleware(SdkCors)
     app.add_middleware(BodyLimit)

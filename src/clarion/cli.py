@@ -4,19 +4,38 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import gc
+import importlib
 import json
 import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
+from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
 
 from clarion import errors
-from clarion.config import Settings
-from clarion.db import Database
+from clarion.admin.service import AdminTokenUnavailable
+from clarion.app_tenant.service import DEFAULT_PLAN, PLANS
+from clarion.config import ENV_PREFIX, Settings, unknown_variables
+from clarion.db import Database, shown_url
 from clarion.secrets_box import SecretsUnavailable
+
+log = logging.getLogger("clarion")
+T = TypeVar("T")
+
+
+class Refused(Exception):
+    """The command cannot do what it was asked: one line for the operator and exit code 2."""
+
+
+class BadSetting(Refused):
+    """A setting that cannot work."""
 
 
 def _print(data: dict[str, Any], as_json: bool) -> None:
@@ -27,20 +46,40 @@ def _print(data: dict[str, Any], as_json: bool) -> None:
             print(f"{key}: {value}")
 
 
-async def _with_db(
-    settings: Settings, work: Callable[[Database], Awaitable[dict[str, Any]]]
-) -> dict[str, Any]:
+def _print_rows(rows: list[dict[str, Any]], as_json: bool) -> None:
+    """A JSON list, or one tab-separated line a row under a header line."""
+    if as_json:
+        print(json.dumps(rows))
+        return
+    if rows:
+        print("\t".join(rows[0]))
+    for row in rows:
+        print("\t".join(str(value) for value in row.values()))
+
+
+async def _with_db(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
     from clarion.app_tenant import secrets
     from clarion.composition import open_database
-    from clarion.migrations import upgrade_on_start
 
-    await asyncio.to_thread(upgrade_on_start, settings.database_url)
+    await _upgrade(settings)
     db = open_database(settings, pool_size=1)
     try:
         await secrets.prepare(db)  # a missing or wrong key stops here, before any other work
         return await work(db)
     finally:
         await db.dispose()
+
+
+async def _upgrade(settings: Settings) -> None:
+    """Bring the schema up to date: the first use of the database, where a wrong URL, an unreachable
+    server or a missing database shows as one line."""
+    from clarion.migrations import upgrade_on_start
+
+    try:
+        await asyncio.to_thread(upgrade_on_start, settings.database_url)
+    except (DBAPIError, OSError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise BadSetting(f"cannot use the database {shown_url(settings.database_url)}: {reason}") from None
 
 
 def tune_runtime() -> None:
@@ -95,10 +134,9 @@ async def _run_worker(settings: Settings) -> None:
 
     from clarion.app_tenant import secrets
     from clarion.composition import background, open_database
-    from clarion.migrations import upgrade_on_start
     from clarion.queue import connect
 
-    await asyncio.to_thread(upgrade_on_start, settings.database_url)
+    await _upgrade(settings)
     db = open_database(settings)
     try:
         await secrets.prepare(db)
@@ -138,9 +176,7 @@ def _metrics_server(settings: Settings) -> Any:
 
 
 def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
-    from clarion.migrations import upgrade
-
-    upgrade(settings.database_url)
+    asyncio.run(_upgrade(settings))
     print("database is up to date")
     return 0
 
@@ -178,13 +214,107 @@ def cmd_apps_update(args: argparse.Namespace, settings: Settings) -> int:
                 batch_push=batch,
                 identity_verification=verify,
                 identity_secret_key=args.identity_secret_key,
+                name=args.name,
             )
             shown = {"app_id": app.id, "app_key": app.app_key, "plan": app.plan, "batch_push": app.batch_push}
+            if args.name is not None:
+                shown["name"] = app.name
             if verify is not None or args.identity_secret_key is not None:
                 shown["identity_verification"] = app.identity_verification
             return shown
 
     _print(asyncio.run(_with_db(settings, work)), args.json)
+    return 0
+
+
+def cmd_apps_list(args: argparse.Namespace, settings: Settings) -> int:
+    from clarion.app_tenant import service
+
+    async def work(db: Database) -> list[dict[str, Any]]:
+        async with db.session() as session:
+            return [service.summary(app) for app in await service.all_apps(session)]
+
+    _print_rows(asyncio.run(_with_db(settings, work)), args.json)
+    return 0
+
+
+def cmd_apps_show(args: argparse.Namespace, settings: Settings) -> int:
+    from clarion.app_tenant import service
+
+    async def work(db: Database) -> dict[str, Any]:
+        async with db.session() as session:
+            return service.summary(await service.by_key(session, args.app_key))
+
+    _print(asyncio.run(_with_db(settings, work)), args.json)
+    return 0
+
+
+def cmd_apps_delete(args: argparse.Namespace, settings: Settings) -> int:
+    from clarion.app_tenant import service
+
+    async def work(db: Database) -> dict[str, Any]:
+        async with db.session() as session:
+            app = await service.by_key(session, args.app_key)
+            if not args.yes:
+                _confirm_deletion(app.name)
+            await service.delete(session, args.app_key)
+            return {"deleted": args.app_key, "name": app.name}
+
+    _print(asyncio.run(_with_db(settings, work)), args.json)
+    return 0
+
+
+def _confirm_deletion(name: str) -> None:
+    """The operator types the app's name, as on GitHub's danger zone: a key pasted into the wrong
+    command does not delete a whole app."""
+    print(f"This deletes the app {name!r} with all its subscribers and campaigns.", file=sys.stderr)
+    print("Type its name to confirm: ", end="", file=sys.stderr, flush=True)
+    typed = sys.stdin.readline().strip()
+    if typed != name:
+        raise Refused(f"not deleted: {typed!r} is not the app's name")
+
+
+def cmd_campaigns_list(args: argparse.Namespace, settings: Settings) -> int:
+    from clarion.app_tenant import service as apps
+    from clarion.campaign import service
+
+    async def work(db: Database) -> list[dict[str, Any]]:
+        async with db.session() as session:
+            return await service.recent(session, await apps.by_key(session, args.app_key), args.limit)
+
+    _print_rows(asyncio.run(_with_db(settings, work)), args.json)
+    return 0
+
+
+def cmd_campaigns_show(args: argparse.Namespace, settings: Settings) -> int:
+    from clarion.app_tenant import service as apps
+    from clarion.campaign import service
+
+    async def work(db: Database) -> dict[str, Any]:
+        async with db.session() as session:
+            app = await apps.by_key(session, args.app_key)
+            try:
+                stats = await service.stats(session, app, args.campaign_id)
+            except errors.UnknownMessage:  # the Gravitec API's words; the CLI says what it looked for
+                raise errors.NotFound(
+                    f"There is no campaign {args.campaign_id} in app {args.app_key}", field="campaign_id"
+                ) from None
+        shown = dataclasses.asdict(stats)
+        return {**shown, "send_at": stats.send_at.isoformat()}
+
+    _print(asyncio.run(_with_db(settings, work)), args.json)
+    return 0
+
+
+def cmd_admin_token(args: argparse.Namespace, settings: Settings) -> int:
+    from clarion.admin.service import rotate_admin_token, show_admin_token
+
+    async def work(db: Database) -> str:
+        if args.rotate:
+            return await rotate_admin_token(db, settings)
+        return await show_admin_token(db, settings)
+
+    print(asyncio.run(_with_db(settings, work)))
     return 0
 
 
@@ -306,23 +436,28 @@ def _add_secrets_commands(commands: Any) -> None:
         dest="secrets_command", required=True
     )
     encrypt = secrets.add_parser("encrypt", help="encrypt stored plaintext secrets and check the key")
-    encrypt.add_argument("--json", action="store_true")
+    _json_option(encrypt)
     encrypt.set_defaults(handler=cmd_secrets_encrypt)
     rotate = secrets.add_parser("rotate", help="re-encrypt every stored secret under a new key")
-    rotate.add_argument("--json", action="store_true")
+    _json_option(rotate)
     rotate.set_defaults(handler=cmd_secrets_rotate)
     secrets.add_parser("new-key", help="print a new key for CLARION_SECRET_KEY").set_defaults(
         handler=cmd_secrets_new_key
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="clarion", description="Clarion push notification server")
-    commands = parser.add_subparsers(dest="command", required=True)
+def _json_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON instead of key: value lines")
 
+
+def _app_key(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("app_key", help="the app's key (APP_KEY, printed by `clarion apps create`)")
+
+
+def _add_server_commands(commands: Any) -> None:
     serve = commands.add_parser("serve", help="run the HTTP API (and, with memory://, the workers)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    serve.add_argument("--port", type=int, default=8080, help="port to listen on (default: %(default)s)")
     serve.set_defaults(handler=cmd_serve)
 
     worker = commands.add_parser("worker", help="run delivery workers and the scheduler only")
@@ -333,18 +468,51 @@ def build_parser() -> argparse.ArgumentParser:
     )
     db.add_parser("upgrade", help="apply schema migrations").set_defaults(handler=cmd_db_upgrade)
 
+    token = commands.add_parser("admin-token", help="print the admin API's bearer token")
+    token.add_argument(
+        "--rotate", action="store_true", help="make a new one: the old one stops working at once"
+    )
+    token.set_defaults(handler=cmd_admin_token)
+
+
+def _add_app_commands(commands: Any) -> None:
     apps = commands.add_parser("apps", help="apps (tenants)").add_subparsers(
         dest="apps_command", required=True
     )
     create = apps.add_parser("create", help="create an app and print its keys")
-    create.add_argument("name")
-    create.add_argument("--plan", choices=("free", "unlimited"), default="free")
-    create.add_argument("--json", action="store_true")
+    create.add_argument("name", help="the app's name, for operators")
+    create.add_argument(
+        "--plan",
+        choices=PLANS,
+        default=DEFAULT_PLAN,
+        help="unlimited (default): no quota; free: 10 API campaigns a day, as the vendor's free plan",
+    )
+    _json_option(create)
     create.set_defaults(handler=cmd_apps_create)
-    update = apps.add_parser("update", help="change an app's plan or features")
-    update.add_argument("app_key")
-    update.add_argument("--plan", choices=("free", "unlimited"))
-    update.add_argument("--batch-push", choices=("on", "off"))
+
+    listing = apps.add_parser("list", help="list every app")
+    _json_option(listing)
+    listing.set_defaults(handler=cmd_apps_list)
+    show = apps.add_parser("show", help="show one app")
+    _app_key(show)
+    _json_option(show)
+    show.set_defaults(handler=cmd_apps_show)
+    delete = apps.add_parser("delete", help="delete an app with its subscribers, campaigns and statistics")
+    _app_key(delete)
+    delete.add_argument("--yes", action="store_true", help="do not ask to type the app's name to confirm")
+    _json_option(delete)
+    delete.set_defaults(handler=cmd_apps_delete)
+
+    _add_apps_update(apps)
+    _add_apps_credentials(apps)
+
+
+def _add_apps_update(apps: Any) -> None:
+    update = apps.add_parser("update", help="change an app's name, plan or features")
+    _app_key(update)
+    update.add_argument("--name", help="a new name")
+    update.add_argument("--plan", choices=PLANS, help="unlimited: no quota; free: 10 API campaigns a day")
+    update.add_argument("--batch-push", choices=("on", "off"), help="accept Swrve-style batch pushes")
     update.add_argument(
         "--identity-verification",
         choices=("on", "off"),
@@ -354,57 +522,139 @@ def build_parser() -> argparse.ArgumentParser:
         "--identity-secret-key",
         help="the app's identity key, for an app created before Clarion kept it (to turn verification on)",
     )
-    update.add_argument("--json", action="store_true")
+    _json_option(update)
     update.set_defaults(handler=cmd_apps_update)
 
+
+def _add_apps_credentials(apps: Any) -> None:
     creds = apps.add_parser("credentials", help="store a native provider's credentials for an app")
-    creds.add_argument("app_key")
-    creds.add_argument("--fcm", metavar="SERVICE_ACCOUNT.json")
-    creds.add_argument("--apns-key", metavar="KEY.p8")
-    creds.add_argument("--apns-key-id")
-    creds.add_argument("--apns-team-id")
-    creds.add_argument("--apns-topic", metavar="BUNDLE")
-    creds.add_argument("--wns-client-id")
+    _app_key(creds)
+    creds.add_argument("--fcm", metavar="SERVICE_ACCOUNT.json", help="FCM: the service account JSON file")
+    creds.add_argument("--apns-key", metavar="KEY.p8", help="APNs: the token signing key file (.p8)")
+    creds.add_argument("--apns-key-id", help="APNs: the key's id")
+    creds.add_argument("--apns-team-id", help="APNs: the Apple developer team id")
+    creds.add_argument("--apns-topic", metavar="BUNDLE", help="APNs: the app's bundle id")
+    creds.add_argument("--wns-client-id", help="WNS: the package SID")
     # A secret may begin with "-": pass it as --wns-client-secret=VALUE so it is not read as an option.
-    creds.add_argument("--wns-client-secret", help="give it as --wns-client-secret=VALUE")
-    creds.add_argument("--adm-client-id")
-    creds.add_argument("--adm-client-secret", help="give it as --adm-client-secret=VALUE")
-    creds.add_argument("--json", action="store_true")
+    creds.add_argument("--wns-client-secret", help="WNS: the client secret (as --wns-client-secret=VALUE)")
+    creds.add_argument("--adm-client-id", help="ADM: the security profile's client id")
+    creds.add_argument("--adm-client-secret", help="ADM: the client secret (as --adm-client-secret=VALUE)")
+    _json_option(creds)
     creds.set_defaults(handler=cmd_apps_credentials)
 
+
+def _add_campaign_commands(commands: Any) -> None:
+    campaigns = commands.add_parser("campaigns", help="an app's campaigns and their statistics")
+    actions = campaigns.add_subparsers(dest="campaigns_command", required=True)
+    listing = actions.add_parser("list", help="an app's newest campaigns")
+    _app_key(listing)
+    listing.add_argument("--limit", type=int, default=20, help="how many (default: %(default)s)")
+    _json_option(listing)
+    listing.set_defaults(handler=cmd_campaigns_list)
+    show = actions.add_parser("show", help="one campaign's status and statistics")
+    _app_key(show)
+    show.add_argument("campaign_id", type=int, help="the campaign's id")
+    _json_option(show)
+    show.set_defaults(handler=cmd_campaigns_show)
+
     push_campaigns = commands.add_parser("push-campaigns", help="Swrve-style Push API campaigns")
-    pc = push_campaigns.add_subparsers(dest="push_campaigns_command", required=True).add_parser("create")
-    pc.add_argument("app_key")
-    pc.add_argument("--name", required=True)
-    pc.add_argument("--message")
-    pc.add_argument("--title")
-    pc.add_argument("--platform", choices=("all", "ios", "android", "adm", "wns", "web"), default="all")
-    pc.add_argument("--json", action="store_true")
+    pc = push_campaigns.add_subparsers(dest="push_campaigns_command", required=True).add_parser(
+        "create", help="create a Push API campaign and print its push key"
+    )
+    _app_key(pc)
+    pc.add_argument("--name", required=True, help="the campaign's name")
+    pc.add_argument("--message", help="the default message text")
+    pc.add_argument("--title", help="the default title")
+    pc.add_argument(
+        "--platform",
+        choices=("all", "ios", "android", "adm", "wns", "web"),
+        default="all",
+        help="the platforms it sends to (default: %(default)s)",
+    )
+    _json_option(pc)
     pc.set_defaults(handler=cmd_push_campaigns_create)
 
     segments = commands.add_parser("segments", help="saved audiences")
-    seg = segments.add_subparsers(dest="segments_command", required=True).add_parser("create")
-    seg.add_argument("app_key")
-    seg.add_argument("name")
+    seg = segments.add_subparsers(dest="segments_command", required=True).add_parser(
+        "create", help="save a tags_segment audience under a name"
+    )
+    _app_key(seg)
+    seg.add_argument("name", help="the segment's name (what a push's segments: [...] names)")
     seg.add_argument("--tags-segment", required=True, help='JSON list: [{"association": "AND", "name": "t"}]')
-    seg.add_argument("--json", action="store_true")
+    _json_option(seg)
     seg.set_defaults(handler=cmd_segments_create)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="clarion", description="Clarion push notification server")
+    parser.add_argument("--version", action="version", version=f"clarion {version('clarion')}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    _add_server_commands(commands)
+    _add_app_commands(commands)
+    _add_campaign_commands(commands)
     _add_secrets_commands(commands)
     return parser
+
+
+def _settings() -> Settings:
+    for warning in unknown_variables():
+        log.warning("%s", warning)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        raise BadSetting(_invalid_settings(exc)) from None
+    _check_extras(settings)
+    return settings
+
+
+def _invalid_settings(exc: ValidationError) -> str:
+    """Pydantic's errors as one line naming each variable (never its value: it may be a secret)."""
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False):
+        names = [f"{ENV_PREFIX}{str(part).upper()}" for part in error["loc"]]
+        prefix = f"{names[0]}: " if names else ""
+        problems.append(prefix + error["msg"].removeprefix("Value error, "))
+    return "invalid setting: " + "; ".join(problems)
+
+
+# The driver each URL scheme needs, and the extra that installs it.
+_EXTRAS = {
+    "postgresql": ("asyncpg", "postgres"),
+    "postgres": ("asyncpg", "postgres"),
+    "redis": ("redis", "redis"),
+    "rediss": ("redis", "redis"),
+}
+
+
+def _check_extras(settings: Settings) -> None:
+    for variable, url in (("DATABASE_URL", settings.database_url), ("QUEUE_URL", settings.queue_url)):
+        scheme = url.split(":", 1)[0].split("+", 1)[0]
+        if scheme not in _EXTRAS:
+            continue
+        module, extra = _EXTRAS[scheme]
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            raise BadSetting(
+                f"{ENV_PREFIX}{variable} is a {scheme}:// URL but its driver ({module}) is not installed:"
+                f" pip install 'clarion[{extra}]'"
+            ) from None
 
 
 def main(argv: list[str] | None = None) -> int:
     from clarion import logs
 
     args = build_parser().parse_args(argv)
-    settings = Settings()
-    logs.setup(settings.log_format, settings.log_level)
     try:
+        settings = _settings()
+        logs.setup(settings.log_format, settings.log_level)
+        log.info("database: %s", shown_url(settings.database_url))
         code: int = args.handler(args, settings)
     except errors.ClarionError as exc:
         print(json.dumps(exc.as_json()), file=sys.stderr)
         return 2
-    except SecretsUnavailable as exc:  # one line for the operator, no traceback
+    # One line for the operator, no traceback.
+    except (Refused, SecretsUnavailable, AdminTokenUnavailable) as exc:
         print(f"clarion: {exc}", file=sys.stderr)
         return 2
     return code

@@ -3,10 +3,17 @@ name in capitals); README.md, "Configuration", lists every one with its default 
 
 from __future__ import annotations
 
+import difflib
+import os
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Literal
 
+import platformdirs
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from clarion import netpolicy
 
@@ -16,19 +23,30 @@ DEFAULT_PUSH_HOSTS = (
     "fcm.googleapis.com,android.googleapis.com,updates.push.services.mozilla.com,"
     "web.push.apple.com,*.notify.windows.com"
 )
+ENV_PREFIX = "CLARION_"
+# Variables of the test suite, read by the tests themselves rather than by Settings.
+NOT_SETTINGS = ("CLARION_TEST_", "CLARION_FUZZ_")
+DATABASE_FILE_NAME = "clarion.db"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CLARION_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
+    # Where Clarion keeps its files: the default SQLite database and, with PostgreSQL, the key file and
+    # the admin token file. Unset: the per-user data directory (platformdirs), absolute, so every
+    # command finds the same database whatever its working directory.
+    data_dir: str | None = None
     # Storage and queue: SQLite or PostgreSQL; memory:// (one process, engine in-process) or redis://.
-    database_url: str = "sqlite:///./clarion-data/clarion.db"
+    # Empty: clarion.db in the data directory (filled in below).
+    database_url: str = ""
     queue_url: str = "memory://"
     # API requests: the bound on connecting to the database, on each statement and (SQLite) on waiting
     # for the write lock; past it the request answers 503 with Retry-After instead of hanging.
     db_timeout_s: float = Field(default=1.0, gt=0)
     # Comma-separated hosts a Web Push (or WNS) endpoint may point at; "*.example.com" for subdomains.
     push_hosts: str = DEFAULT_PUSH_HOSTS
+    # More hosts, added to CLARION_PUSH_HOSTS (which, when set, replaces the default list).
+    push_hosts_extra: str = ""
     # CLARION_OUTBOUND_ALLOW: hosts, addresses or CIDR ranges that outbound connections chosen by
     # customers (push endpoints, WNS channels, pictures, webhooks) may reach although they are loopback
     # or private; everything else non-public is refused at connect time (docs/security.md).
@@ -41,6 +59,9 @@ class Settings(BaseSettings):
     apns_url: str = "https://api.push.apple.com"
     wns_url: str = "https://login.live.com"
     adm_url: str = "https://api.amazon.com"
+    # sink: every message is built and encrypted as for real, then recorded as delivered without being
+    # sent (users' CI and staging); nothing leaves the machine.
+    delivery: Literal["real", "sink"] = "real"
     # A PEM file of extra CAs trusted for outbound calls to push services, beside the system's.
     ca_file: str | None = None
     # Swrve batches accepted per app per minute; more are answered 429 with Retry-After.
@@ -55,13 +76,14 @@ class Settings(BaseSettings):
     subscriber_events_per_app_per_minute: int = Field(default=300_000, ge=0)
     # Clients (or apps) each limit remembers at most: it bounds the limits' memory.
     subscriber_rate_limit_keys: int = Field(default=100_000, ge=1)
-    # The admin API's bearer token; unset, one is generated, stored hashed and printed once.
+    # The admin API's bearer token; unset, one is generated, stored hashed, printed once and kept in
+    # the file admin.token (0600) beside the key file (`clarion admin-token` shows it).
     admin_token: str | None = None
     # Keys that encrypt stored secrets (provider credentials, VAPID private keys): one or more 32-byte
     # URL-safe base64 keys, comma-separated, newest first. Unset: the key file below (docs/security.md).
     secret_key: SecretStr | None = None
-    # The key file used when CLARION_SECRET_KEY is unset; by default secret.keys beside the SQLite
-    # database (./clarion-data/secret.keys for PostgreSQL), generated on first start with mode 0600.
+    # The key file used when CLARION_SECRET_KEY is unset; by default secret.keys in files_dir() (beside
+    # the SQLite database, or in the data directory), generated on first start with mode 0600.
     secret_key_file: str | None = None
 
     # VAPID `sub` claim (RFC 8292 §2.1): a contact for the push service operator.
@@ -110,11 +132,37 @@ class Settings(BaseSettings):
     def _lower_case(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_parses(cls, value: str) -> str:
+        if not value:
+            return value
+        try:
+            backend = make_url(value).get_backend_name()
+        except ArgumentError:
+            raise ValueError("not a database URL (sqlite:///PATH or postgresql://...)") from None
+        if backend not in ("sqlite", "postgresql", "postgres"):
+            raise ValueError(f"{backend} is not supported: use sqlite:///PATH or postgresql://...")
+        return value
+
+    @field_validator("queue_url")
+    @classmethod
+    def _queue_url_known(cls, value: str) -> str:
+        if value.split("://", 1)[0] not in ("memory", "redis", "rediss"):
+            raise ValueError("must be memory:// or redis://host:port/db")
+        return value
+
     @field_validator("outbound_allow")
     @classmethod
     def _outbound_allow_parses(cls, value: str) -> str:
         netpolicy.parse_entries(value)  # a typo fails at start-up, not at the first connection
         return value
+
+    @model_validator(mode="after")
+    def _database_in_the_data_directory(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_path() / DATABASE_FILE_NAME}"
+        return self
 
     @model_validator(mode="after")
     def _renewed_before_the_lease_lapses(self) -> Settings:
@@ -123,4 +171,42 @@ class Settings(BaseSettings):
         return self
 
     def push_host_set(self) -> frozenset[str]:
-        return frozenset(h.strip().lower() for h in self.push_hosts.split(",") if h.strip())
+        hosts = f"{self.push_hosts},{self.push_hosts_extra}"
+        return frozenset(h.strip().lower() for h in hosts.split(",") if h.strip())
+
+    def data_path(self) -> Path:
+        """CLARION_DATA_DIR, else the per-user data directory (~/.local/share/clarion on Linux)."""
+        chosen = self.data_dir or platformdirs.user_data_dir("clarion", appauthor=False)
+        return Path(chosen).expanduser().absolute()
+
+    def files_dir(self) -> Path:
+        """Where the key file and the admin token file live: beside a SQLite database file (where
+        they always were), else in the data directory."""
+        database = sqlite_file(self.database_url)
+        return database.parent if database is not None else self.data_path()
+
+
+def sqlite_file(database_url: str) -> Path | None:
+    """The file of a `sqlite:///PATH` URL; None for other databases and in-memory SQLite."""
+    parsed = make_url(database_url)
+    if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database).absolute()
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """A warning for each CLARION_* variable that no setting reads (a typo would else be silently
+    ignored), naming the closest known variable."""
+    environ = os.environ if environ is None else environ
+    known = [ENV_PREFIX + name.upper() for name in Settings.model_fields]
+    warnings = []
+    for name in sorted(environ):
+        if not name.startswith(ENV_PREFIX) or name in known or name.startswith(NOT_SETTINGS):
+            continue
+        # Compared without the prefix, which every name shares and which would make any two close.
+        close = difflib.get_close_matches(
+            name.removeprefix(ENV_PREFIX).lower(), list(Settings.model_fields), n=1
+        )
+        hint = f" (did you mean {ENV_PREFIX}{close[0].upper()}?)" if close else ""
+        warnings.append(f"unknown setting {name} is ignored{hint}")
+    return warnings

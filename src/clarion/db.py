@@ -15,6 +15,8 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, Opera
 from sqlalchemy.exc import TimeoutError as SATimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from clarion.config import sqlite_file
+
 T = TypeVar("T")
 
 
@@ -26,6 +28,14 @@ def async_url(url: str) -> str:
     if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg2", "postgresql+psycopg"):
         return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
     return parsed.render_as_string(hide_password=False)
+
+
+def shown_url(url: str) -> str:
+    """The URL as logs show it: the password hidden, a SQLite file's path absolute."""
+    database = sqlite_file(url)
+    if database is not None:
+        return f"sqlite:///{database}"
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def ensure_sqlite_dir(url: str) -> None:

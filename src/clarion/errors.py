@@ -58,6 +58,12 @@ class CampaignPastRetention(ClarionError):
     message = "This campaign is past the ledger's retention: its engagement is no longer counted"
 
 
+class MethodNotAllowed(ClarionError):
+    code = "method_not_allowed"
+    status = 405
+    message = "Method Not Allowed"
+
+
 class UnknownApp(ClarionError):
     code = "unknown_app"
     status = 403
@@ -207,6 +213,7 @@ CATALOGUE: tuple[type[ClarionError], ...] = (
     InvalidField,
     NotFound,
     CampaignPastRetention,
+    MethodNotAllowed,
     UnknownApp,
     BadCredentials,
     UnknownSubscriber,

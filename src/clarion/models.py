@@ -21,6 +21,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.sql.expression import false, true
 
+from clarion.ids import new_campaign_id
+
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -180,7 +182,9 @@ class Campaign(Base):
         Index("ix_campaign_app_created", "app_id", "created_at"),
     )
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    # Time-ordered 64-bit ids of the vendor's shape (ids.py), whichever surface creates the campaign;
+    # rows from before keep their small autoincrement ids.
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, default=new_campaign_id)
     app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
     status: Mapped[str] = mapped_column(String(16))  # a CampaignStatus
     send_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -23,7 +23,6 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion.config import Settings
@@ -72,19 +71,21 @@ def key_id(key: bytes) -> str:
 
 
 def key_file_path(settings: Settings) -> Path:
-    """CLARION_SECRET_KEY_FILE, else the data directory: beside the SQLite database, or ./clarion-data."""
+    """CLARION_SECRET_KEY_FILE, else beside the SQLite database, or in the data directory."""
     if settings.secret_key_file:
         return Path(settings.secret_key_file)
-    parsed = make_url(settings.database_url)
-    if parsed.drivername.startswith("sqlite") and parsed.database and parsed.database != ":memory:":
-        return Path(parsed.database).parent / KEY_FILE_NAME
-    return Path("clarion-data") / KEY_FILE_NAME
+    return settings.files_dir() / KEY_FILE_NAME
 
 
 def write_key_file(path: Path, keys: list[bytes]) -> None:
+    write_private_file(
+        path, "".join(base64.urlsafe_b64encode(key).decode().rstrip("=") + "\n" for key in keys)
+    )
+
+
+def write_private_file(path: Path, text: str) -> None:
     """Replace the file atomically, readable by its owner only (0600 from creation, no window)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = "".join(base64.urlsafe_b64encode(key).decode().rstrip("=") + "\n" for key in keys)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
@@ -95,12 +96,21 @@ def write_key_file(path: Path, keys: list[bytes]) -> None:
 
 
 def _create_key_file(path: Path) -> None:
-    """First start: a new key, unless another process created the file first (O_EXCL)."""
+    """First start: a new key, unless another process created the file first. The key is written to
+    a temporary file that is then hard-linked into place (which fails if the file exists), so that a
+    process starting at the same moment never reads the file empty, before its key is written."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(FileExistsError):
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(new_key() + "\n")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.new")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(new_key() + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    try:
+        with contextlib.suppress(FileExistsError):
+            os.link(temporary, path)
+    finally:
+        temporary.unlink()
 
 
 class SecretBox:

@@ -14,9 +14,9 @@ from clarion import errors
 
 M = TypeVar("M", bound=BaseModel)
 
-# 18 digits always fit a signed 64-bit id (PostgreSQL BIGINT) and stay far below Python's limit on
-# converting long digit strings (which raises ValueError past 4300 digits).
-MAX_ID_DIGITS = 18
+# Campaign ids have 19 digits (ids.py), as many as a signed 64-bit id (PostgreSQL BIGINT) can; far
+# below Python's limit on converting long digit strings (which raises ValueError past 4300 digits).
+MAX_ID_DIGITS = 19
 # Ids are signed 64-bit integers in both databases (PostgreSQL BIGINT, SQLite INTEGER); a larger one
 # cannot name a row, and SQLite's driver refuses to even compare it (OverflowError).
 MIN_ID, MAX_ID = -(2**63), 2**63 - 1
@@ -31,7 +31,8 @@ def ascii_int(text: str, max_digits: int = MAX_ID_DIGITS) -> int | None:
     """
     if not (text.isascii() and text.isdigit()) or len(text) > max_digits:
         return None
-    return int(text)
+    value = int(text)
+    return value if value <= MAX_ID else None
 
 
 # Text neither database can take: PostgreSQL refuses NUL in text, and an unpaired surrogate (which
@@ -131,3 +132,23 @@ def validate(model: type[M], data: Any) -> M:
         first = exc.errors()[0]
         field = field_path(tuple(first["loc"]))
         raise errors.InvalidField(f"{field}: {first['msg']}", field=field) from None
+
+
+def openapi_body(model: type[BaseModel]) -> dict[str, Any]:
+    """`openapi_extra` documenting a body a handler reads itself: the model's JSON schema with its
+    `$defs` inlined, since a `#/$defs/...` reference would point at the OpenAPI document's root, where
+    there are none (ReDoc refuses the whole document over it)."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return inline(defs[ref.removeprefix("#/$defs/")])
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(value) for value in node]
+        return node
+
+    return {"requestBody": {"content": {"application/json": {"schema": inline(schema)}}}}

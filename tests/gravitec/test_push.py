@@ -303,7 +303,36 @@ def _rules(existing_tag: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
         (audience({"tags": ["t"], "tags_segment": [term()]}), invalid("audience", one_of)),
         (audience({}), invalid("audience", one_of)),
         (audience({"tokens": None}), invalid("audience", one_of)),
-        (audience({"segments": ["a"]}), invalid("audience", one_of)),
+        (
+            audience({"segments": ["a"]}),
+            invalid("audience.segments", "is not a known property (did you mean audience.tags_segment?)"),
+        ),
+        # A misspelled key must not widen a push to everyone: every undocumented property is refused.
+        (
+            {"payload": ok_payload, "segmnets": ["vip"]},
+            invalid("segmnets", "is not a known property (did you mean segments?)"),
+        ),
+        (
+            {"payload": ok_payload, "audeince": {"tags": ["vip"]}},
+            invalid("audeince", "is not a known property (did you mean audience?)"),
+        ),
+        ({"payload": ok_payload, "priority": 10}, invalid("priority", "is not a known property")),
+        (
+            payload(titel="Hi"),
+            invalid("payload.titel", "is not a known property (did you mean payload.title?)"),
+        ),
+        (
+            audience({"tokens": ["t"], "alias": ["a"]}),
+            invalid("audience.alias", "is not a known property (did you mean audience.aliases?)"),
+        ),
+        (
+            payload(buttons=[{"title": "Go", "url": "https://example.com/", "icon": "x.png"}]),
+            invalid("payload.buttons[0].icon", "is not a known property"),
+        ),
+        (
+            segment({**term(), "operator": "NOT"}),
+            invalid("audience.tags_segment[0].operator", "is not a known property"),
+        ),
         (audience(["tokens"]), invalid("audience", "must be an object")),
         (
             audience({"tokens": [f"t{i}" for i in range(101)]}),

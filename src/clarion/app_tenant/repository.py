@@ -96,6 +96,14 @@ class AppRepository:
     async def by_id(self, app_id: int) -> App | None:
         return await self.session.get(App, app_id)
 
+    async def all(self) -> list[App]:
+        return list((await self.session.execute(select(App).order_by(App.id))).scalars())
+
+    async def delete(self, app: App) -> None:
+        """The app and, by its foreign keys' ON DELETE CASCADE, everything that is its."""
+        await self.session.delete(app)
+        await self.session.flush()
+
     async def by_identity_hash(self, identity_hash: str) -> App | None:
         result = await self.session.execute(select(App).where(App.identity_key_hash == identity_hash))
         return result.scalar_one_or_none()
@@ -104,12 +112,18 @@ class AppRepository:
         self,
         app: App,
         *,
+        name: str | None = None,
         plan: str | None = None,
         batch_push: bool | None = None,
         identity_verification: bool | None = None,
     ) -> None:
         """Write the settings given (None: unchanged); the loaded `app` shows the new values."""
-        values = {"plan": plan, "batch_push": batch_push, "identity_verification": identity_verification}
+        values = {
+            "name": name,
+            "plan": plan,
+            "batch_push": batch_push,
+            "identity_verification": identity_verification,
+        }
         await self._write(app, {column: value for column, value in values.items() if value is not None})
 
     async def keep_identity_key(self, app: App, key: str) -> None:

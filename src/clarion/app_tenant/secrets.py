@@ -94,12 +94,17 @@ async def prepare(db: Database) -> ResealReport:
     async with db.session() as session:
         box = box_of(session)
         if not box.has_keys():
-            if await _any_sealed(session):
-                raise SecretsUnavailable(
-                    f"stored secrets are encrypted but there is no secret key: set CLARION_SECRET_KEY or "
-                    f"restore {box.key_file} (docs/security.md, Secrets at rest)"
-                )
-            box.ensure_key()  # first start: the key file is generated now
+            if not await _any_sealed(session):
+                box.ensure_key()  # first start: the key file is generated now (or read, if just made)
+            else:
+                # Another process starting at the same moment may have sealed since this box first
+                # looked; it created the key file before sealing, so the file is there now if ever.
+                box.reload()
+                if not box.has_keys():
+                    raise SecretsUnavailable(
+                        f"stored secrets are encrypted but there is no secret key: set CLARION_SECRET_KEY"
+                        f" or restore {box.key_file} (docs/security.md, Secrets at rest)"
+                    )
         return await reseal(session, rotate=False)
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion import errors
 from clarion.app_tenant import security
 from clarion.app_tenant.repository import AppRepository, identity_where
-from clarion.db import utcnow
+from clarion.db import as_utc, utcnow
 from clarion.models import App
 from clarion.provider.webpush import generate_vapid_keys
 from clarion.secrets_box import box_of
@@ -28,7 +29,11 @@ class AppCreated:
     identity_secret_key: str
 
 
-async def create(session: AsyncSession, name: str, plan: str = "free") -> AppCreated:
+# A self-hosted server has no reason to ration its owner: the vendor's free plan is opt-in.
+DEFAULT_PLAN = "unlimited"
+
+
+async def create(session: AsyncSession, name: str, plan: str = DEFAULT_PLAN) -> AppCreated:
     if plan not in PLANS:
         raise errors.InvalidField(f"plan must be one of {', '.join(PLANS)}", field="plan")
     secret, identity = security.new_secret(), security.new_secret()
@@ -91,6 +96,7 @@ async def update(
     batch_push: bool | None = None,
     identity_verification: bool | None = None,
     identity_secret_key: str | None = None,
+    name: str | None = None,
 ) -> App:
     app = await by_key(session, app_key)
     if plan is not None and plan not in PLANS:
@@ -104,8 +110,35 @@ async def update(
             field="identity_secret_key",
         )
     repo = AppRepository(session)
-    await repo.change(app, plan=plan, batch_push=batch_push, identity_verification=identity_verification)
+    await repo.change(
+        app, name=name, plan=plan, batch_push=batch_push, identity_verification=identity_verification
+    )
     return app
+
+
+async def all_apps(session: AsyncSession) -> list[App]:
+    return await AppRepository(session).all()
+
+
+async def delete(session: AsyncSession, app_key: str) -> App:
+    """Delete an app with its subscribers, campaigns, credentials and statistics."""
+    app = await by_key(session, app_key)
+    await AppRepository(session).delete(app)
+    return app
+
+
+def summary(app: App) -> dict[str, Any]:
+    """What an operator sees of an app (its secrets are never shown again)."""
+    return {
+        "app_id": app.id,
+        "app_key": app.app_key,
+        "name": app.name,
+        "plan": app.plan,
+        "batch_push": app.batch_push,
+        "identity_verification": app.identity_verification,
+        "vapid_public_key": app.vapid_public_key,
+        "created_at": as_utc(app.created_at).isoformat(),
+    }
 
 
 async def _keep_identity_key(session: AsyncSession, app: App, key: str) -> None:

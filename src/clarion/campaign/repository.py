@@ -79,6 +79,16 @@ class CampaignRepository:
             .execution_options(synchronize_session=False)
         )
 
+    async def recent(self, app_id: int, limit: int) -> list[Campaign]:
+        """The app's newest campaigns first."""
+        query = (
+            select(Campaign)
+            .where(Campaign.app_id == app_id)
+            .order_by(Campaign.created_at.desc(), Campaign.id.desc())
+            .limit(limit)
+        )
+        return list((await self.session.execute(query)).scalars())
+
     async def get(self, app_id: int, campaign_id: int) -> Campaign | None:
         campaign = await self.session.get(Campaign, campaign_id)
         return campaign if campaign is not None and campaign.app_id == app_id else None

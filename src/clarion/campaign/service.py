@@ -113,6 +113,20 @@ def _notification(spec: CampaignCreate) -> content.Notification:
     return replace(shown, ttl_s=spec.ttl_s, high_priority=spec.urgency in ("normal", "high"))
 
 
+async def recent(session: AsyncSession, app: App, limit: int) -> list[dict[str, Any]]:
+    """The app's newest campaigns, as an operator lists them."""
+    return [
+        {
+            "campaign_id": campaign.id,
+            "status": campaign.status,
+            "send_at": as_utc(campaign.send_at).isoformat(),
+            "created_at": as_utc(campaign.created_at).isoformat(),
+            "title": campaign.payload.get("title") or "",
+        }
+        for campaign in await CampaignRepository(session).recent(app.id, limit)
+    ]
+
+
 async def stats(session: AsyncSession, app: App, campaign_id: int) -> CampaignStats:
     repo = CampaignRepository(session)
     campaign = await repo.get(app.id, campaign_id)

@@ -5,6 +5,7 @@ Each broken rule raises InvalidField naming the field (rendered as the vendor's 
 
 from __future__ import annotations
 
+import difflib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -36,8 +37,35 @@ MAX_NAME = 255
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
+# Every property the vendor documents for `POST /api/v3/push`, at each level. Anything else is refused:
+# a misspelled key (say "segmnets") must not silently widen a push to every subscriber.
+TOP_LEVEL = (
+    "send_date",
+    "ttl",
+    "push_tag",
+    "display_time",
+    "is_transactional",
+    "segments",
+    "payload",
+    "audience",
+)
+PAYLOAD = ("message", "title", "icon", "image", "redirect_url", "buttons")
+BUTTON = ("title", "url")
+AUDIENCE = ("tokens", "aliases", "tags", "tags_segment")
+TERM = ("association", "name")
+
+
 def _invalid(field: str, why: str) -> errors.InvalidField:
     return errors.InvalidField(f"{field}: {why}", field=field)
+
+
+def _known_keys(data: dict[str, Any], known: tuple[str, ...], prefix: str = "") -> None:
+    """Refuse the first property the vendor does not document, naming it and the closest known one."""
+    for key in data:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
+            raise _invalid(f"{prefix}{key}", f"is not a known property{hint}")
 
 
 def _absent(data: dict[str, Any], key: str) -> bool:
@@ -126,6 +154,7 @@ def _buttons(value: Any) -> tuple[Button, ...]:
         field = f"payload.buttons[{index}]"
         if not isinstance(item, dict):
             raise _invalid(field, "must be an object")
+        _known_keys(item, BUTTON, f"{field}.")
         title = _text(item, "title", f"{field}.title", limit=MAX_BUTTON_TITLE, required=True)
         url = _text(item, "url", f"{field}.url", limit=MAX_TEXT, required=True)
         assert title is not None
@@ -140,6 +169,7 @@ def _content(data: dict[str, Any]) -> Content:
         raise _invalid("payload", "is required")
     if not isinstance(body, dict):
         raise _invalid("payload", "must be an object")
+    _known_keys(body, PAYLOAD, "payload.")
     message = _text(body, "message", "payload.message", limit=MAX_TEXT, required=True)
     title = _text(body, "title", "payload.title", limit=MAX_TEXT, required=False)
     icon = _text(body, "icon", "payload.icon", limit=MAX_TEXT, required=False)
@@ -177,6 +207,7 @@ def parse_terms(value: Any, field: str) -> tuple[SegmentTerm, ...]:
         at = f"{field}[{index}]"
         if not isinstance(item, dict):
             raise _invalid(at, "must be an object with association and name")
+        _known_keys(item, TERM, f"{at}.")
         association = item.get("association")
         if association not in ASSOCIATIONS:
             raise _invalid(f"{at}.association", f"must be one of {', '.join(ASSOCIATIONS)}")
@@ -208,6 +239,7 @@ def _audience(data: dict[str, Any]) -> AudienceSpec:
         return AudienceSpec()
     if not isinstance(audience, dict):
         raise _invalid("audience", "must be an object")
+    _known_keys(audience, AUDIENCE, "audience.")
     present = [key for key in _AUDIENCE_KEYS if audience.get(key) is not None]
     if len(present) != 1:
         raise _invalid("audience", "must contain exactly one of tokens, aliases, tags, tags_segment")
@@ -233,6 +265,7 @@ def _flag(data: dict[str, Any], key: str) -> bool:
 def parse(data: Any) -> CampaignCreate:
     if not isinstance(data, dict):
         raise errors.BadRequest("The request body must be a JSON object", field="body")
+    _known_keys(data, TOP_LEVEL)
     send_at = _send_at(data)
     ttl_s = _integer(data, "ttl", DEFAULT_TTL_S, 0, MAX_SECONDS)
     push_tag = _text(data, "push_tag", "push_tag", limit=100, required=False)

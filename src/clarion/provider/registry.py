@@ -12,6 +12,7 @@ from clarion.provider import adm, apns, fcm, webpush, wns
 from clarion.provider.base import Provider
 from clarion.provider.guard import GuardedClients
 from clarion.provider.httpio import reqwest_builder
+from clarion.provider.sink import sink_all
 
 
 def build_providers(settings: Settings) -> dict[str, Provider]:
@@ -37,7 +38,7 @@ def build_providers(settings: Settings) -> dict[str, Provider]:
     def guarded() -> GuardedClients:
         return GuardedClients(policy, builder)
 
-    return {
+    providers: dict[str, Provider] = {
         "web": webpush.WebPushProvider(guarded(), settings.vapid_subject),
         "android": fcm.FcmProvider(http(), base_url=settings.fcm_url),
         "ios": apns.ApnsProvider(
@@ -49,3 +50,4 @@ def build_providers(settings: Settings) -> dict[str, Provider]:
         "wns": wns.WnsProvider(http(), auth_url=settings.wns_url, channels=guarded()),
         "adm": adm.AdmProvider(http(), base_url=settings.adm_url),
     }
+    return sink_all(providers) if settings.delivery == "sink" else providers

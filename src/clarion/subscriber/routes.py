@@ -17,18 +17,14 @@ from clarion.subscriber import limits, service
 from clarion.subscriber.limits import LimitsDep
 from clarion.subscriber.proof import AUTH_HEADER, SubscriptionCredentials
 from clarion.subscriber.schemas import EventCreate, SubscriberCreate
-from clarion.validation import parse_json, validate
+from clarion.validation import openapi_body, parse_json, validate
 
 router = APIRouter(prefix="/sdk/v1", tags=["Subscriber API"])
 
 ProofHeader = Annotated[str | None, Header(alias=AUTH_HEADER)]
 
 
-def _schema(model: type[SubscriberCreate] | type[EventCreate]) -> dict[str, object]:
-    return {"requestBody": {"content": {"application/json": {"schema": model.model_json_schema()}}}}
-
-
-@router.post("/subscribers", openapi_extra=_schema(SubscriberCreate), status_code=201)
+@router.post("/subscribers", openapi_extra=openapi_body(SubscriberCreate), status_code=201)
 async def register(
     request: Request, rt: RuntimeDep, session: SessionDep, limit: LimitsDep, held: ProofHeader = None
 ) -> JSONResponse:
@@ -48,7 +44,7 @@ async def unsubscribe(
     return Response(status_code=204)
 
 
-@router.post("/events", openapi_extra=_schema(EventCreate), status_code=204)
+@router.post("/events", openapi_extra=openapi_body(EventCreate), status_code=204)
 async def record_event(
     request: Request, session: SessionDep, limit: LimitsDep, held: ProofHeader = None
 ) -> Response:

@@ -10,7 +10,6 @@ from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from pydantic import BaseModel
 
 from clarion.runtime import RuntimeDep, SessionDep, wake_scheduler_after_commit
 from clarion.subscriber import self_service as service
@@ -26,7 +25,7 @@ from clarion.subscriber.self_schemas import (
     TestSent,
 )
 from clarion.subscriber.self_service import AUTH_HEADER, SubscriptionCredentials
-from clarion.validation import parse_json, validate
+from clarion.validation import openapi_body, parse_json, validate
 
 router = APIRouter(prefix="/sdk/v1", tags=["Subscriber self-service (Web SDK)"])
 
@@ -42,10 +41,6 @@ def credentials(
 CredentialsDep = Annotated[SubscriptionCredentials, Depends(credentials)]
 
 
-def _schema(model: type[BaseModel]) -> dict[str, object]:
-    return {"requestBody": {"content": {"application/json": {"schema": model.model_json_schema()}}}}
-
-
 @router.get("/apps/{app_key}")
 async def app_info(app_key: str, session: SessionDep) -> AppInfo:
     return await service.app_info(session, app_key)
@@ -56,7 +51,7 @@ async def read(creds: CredentialsDep, session: SessionDep) -> SubscriberView:
     return await service.read(session, creds)
 
 
-@router.put("/subscribers/{reg_id}/alias", openapi_extra=_schema(AliasSet))
+@router.put("/subscribers/{reg_id}/alias", openapi_extra=openapi_body(AliasSet))
 async def set_alias(request: Request, creds: CredentialsDep, session: SessionDep) -> SubscriberView:
     body = validate(AliasSet, parse_json(await request.body()))
     return await service.set_alias(session, creds, body.alias)
@@ -67,13 +62,13 @@ async def tags(creds: CredentialsDep, session: SessionDep) -> TagList:
     return await service.tags(session, creds)
 
 
-@router.post("/subscribers/{reg_id}/tags", openapi_extra=_schema(TagAdd))
+@router.post("/subscribers/{reg_id}/tags", openapi_extra=openapi_body(TagAdd))
 async def add_tag(request: Request, creds: CredentialsDep, session: SessionDep) -> SubscriberView:
     body = validate(TagAdd, parse_json(await request.body()))
     return await service.add_tag(session, creds, body.tag)
 
 
-@router.put("/subscribers/{reg_id}/tags", openapi_extra=_schema(TagsSet))
+@router.put("/subscribers/{reg_id}/tags", openapi_extra=openapi_body(TagsSet))
 async def set_tags(request: Request, creds: CredentialsDep, session: SessionDep) -> SubscriberView:
     body = validate(TagsSet, parse_json(await request.body()))
     return await service.set_tags(session, creds, body.tags)
@@ -89,7 +84,7 @@ async def remove_tag(tag: str, creds: CredentialsDep, session: SessionDep) -> Su
     return await service.remove_tag(session, creds, tag)
 
 
-@router.post("/subscribers/{reg_id}/resubscribe", openapi_extra=_schema(Resubscription))
+@router.post("/subscribers/{reg_id}/resubscribe", openapi_extra=openapi_body(Resubscription))
 async def resubscribe(
     request: Request, creds: CredentialsDep, rt: RuntimeDep, session: SessionDep
 ) -> SubscriberView:
@@ -97,7 +92,9 @@ async def resubscribe(
     return await service.resubscribe(session, creds, body, rt.settings.push_host_set())
 
 
-@router.post("/subscribers/{reg_id}/test", openapi_extra=_schema(TestNotificationCreate), status_code=202)
+@router.post(
+    "/subscribers/{reg_id}/test", openapi_extra=openapi_body(TestNotificationCreate), status_code=202
+)
 async def send_test(request: Request, creds: CredentialsDep, session: SessionDep) -> TestSent:
     raw = await request.body()
     body = validate(TestNotificationCreate, parse_json(raw)) if raw.strip() else TestNotificationCreate()
