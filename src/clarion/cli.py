@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
 
-from clarion import errors
+from clarion import errors, logs
 from clarion.admin.service import AdminTokenUnavailable
 from clarion.app_tenant.service import DEFAULT_PLAN, PLANS
 from clarion.config import ENV_PREFIX, Settings, unknown_variables
@@ -597,12 +597,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _settings() -> Settings:
-    for warning in unknown_variables():
-        log.warning("%s", warning)
+    """The settings, with logging set up from them before anything is logged (the unknown-variable
+    warnings included)."""
     try:
         settings = Settings()
     except ValidationError as exc:
         raise BadSetting(_invalid_settings(exc)) from None
+    logs.setup(settings.log_format, settings.log_level)
+    for warning in unknown_variables():
+        log.warning("%s", warning)
     _check_extras(settings)
     return settings
 
@@ -642,12 +645,9 @@ def _check_extras(settings: Settings) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from clarion import logs
-
     args = build_parser().parse_args(argv)
     try:
         settings = _settings()
-        logs.setup(settings.log_format, settings.log_level)
         log.info("database: %s", shown_url(settings.database_url))
         code: int = args.handler(args, settings)
     except errors.ClarionError as exc:
