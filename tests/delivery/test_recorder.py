@@ -18,11 +18,14 @@ from sqlalchemy import insert, select, update
 from clarion import content
 from clarion.config import Settings
 from clarion.db import Database, utcnow
+from clarion.delivery.context import ContextCache
 from clarion.delivery.jobs import deliver_job
+from clarion.delivery.recorder import Job, Recorder
 from clarion.delivery.repository import LedgerRepository
 from clarion.delivery.service import Deliverer
 from clarion.delivery.tasks import DeliveryTasks
 from clarion.models import App, Campaign, Delivery, Subscriber
+from clarion.provider.outcome import Delivered
 from clarion.provider.registry import build_providers
 from clarion.queue import MemoryQueue
 from clarion.subscriber.service import address_hash
@@ -195,6 +198,39 @@ async def test_nothing_more_is_sent_while_the_answered_sends_cannot_be_recorded(
     finally:
         job.cancel()  # done by now, unless an assertion failed
     assert await ledger.count("sent") == len(fake.received) == 300
+
+
+@pytest.mark.parametrize("turns", range(8))
+async def test_the_recorder_stops_and_records_whenever_its_stop_meets_a_wake_up(
+    db: Database, settings: Settings, fake: FakePushService, turns: int
+) -> None:
+    """A stop asked for `turns` turns of the loop after an outcome woke the writer still ends, and
+    the outcome is in the ledger. Cancelling the writer instead hung for good on Python 3.11 when the
+    cancel met the wake-up (asyncio.wait_for swallowed it: the deliverer tests' teardown, `clarion
+    serve` stopping after a campaign), and lost the batch when the cancel met its write."""
+    ledger, _ = await _web_ledger(db, settings, fake, 1)
+    recorder = Recorder(db, retry_base_s=1.0, retry_max_s=1.0, lease_s=60.0, renew_s=60.0)
+    now = utcnow()
+    async with db.session() as session:
+        claimed = await LedgerRepository(session).claim(
+            ledger.delivery_ids, OWNER, now, now + timedelta(seconds=60)
+        )
+        context = await ContextCache().get(session, ledger.campaign_id)
+    assert context is not None
+    job = Job(recorder, context, claimed, OWNER)
+    recorder.hold(job)
+    recorded = job.done(0, Delivered(201))  # the job's last outcome: the writer is woken now
+    for _ in range(turns):
+        await asyncio.sleep(0)
+    # Bounded by asyncio.wait, not wait_for: wait_for's own cancel on timeout could reach the writer
+    # and end it, and the lost stop would pass unseen.
+    stopping = asyncio.ensure_future(recorder.close())
+    finished, _ = await asyncio.wait([stopping], timeout=10)
+    assert finished, "the recorder never stopped: its stop was lost"
+    await stopping
+    assert recorded.done()
+    assert job.recorded.done()
+    assert [row.status for row in await ledger.rows()] == ["sent"]
 
 
 async def test_a_slow_jobs_rows_keep_their_lease(

@@ -129,6 +129,7 @@ class Recorder:
         self._held: set[Job] = set()
         self._task: asyncio.Task[None] | None = None
         self._renewal_failing = False
+        self._closing = False
 
     def hold(self, job: Job) -> None:
         """From its claim until its outcomes are recorded, a job's rows are renewed with the rest."""
@@ -152,32 +153,37 @@ class Recorder:
         return self._buffered
 
     async def close(self) -> None:
-        """Record what is still waiting (a stop after the last job), then stop."""
+        """Record what is still waiting (a stop after the last job), then stop.
+
+        The writer is asked to stop, not cancelled: a cancel landing while it writes lost that batch
+        and never resolved what its lanes wait for, and on Python 3.11 a cancel landing as its wake-up
+        fired was swallowed by `asyncio.wait_for`, so the writer went on and this waited forever
+        (`clarion serve` stopping after a campaign; the recorder tests' teardown on a loaded machine).
+        """
         if self._task is None:
             return
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
-        if self._buffer:
-            batch, self._buffer = self._buffer, []
-            written, self._buffered = self._buffered, None
-            with contextlib.suppress(Exception):
-                await self._write(batch)
-            _resolve(written)
+        self._closing = True
+        self._wake.set()
+        await self._task
+        self._task, self._closing = None, False
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         renew_at = loop.time() + self.renew_s
-        while True:
+        while not self._closing:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that lands as the
+            # event is set (bpo-42130), and the loop would never end.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(0.0, renew_at - loop.time()))
+                async with asyncio.timeout(max(0.0, renew_at - loop.time())):
+                    await self._wake.wait()
             self._wake.clear()
             if self._buffer:
                 await self._flush()
-            if loop.time() >= renew_at:
+            if not self._closing and loop.time() >= renew_at:
                 await self._renew()
                 renew_at = loop.time() + self.renew_s
+        while self._buffer:  # what came after the stop was asked for (a failed write is dropped)
+            await self._flush()
 
     async def _flush(self) -> None:
         """Write what is waiting; while the database refuses, keep it (and what arrives) a while."""
@@ -191,7 +197,9 @@ class Recorder:
                 _resolve(written)
                 return
             except Exception as exc:
-                if asyncio.get_running_loop().time() >= give_up_at:
+                # Closing, a failed write is not tried again: a stop is not held up for the
+                # patience, and the rows are re-sent once their lease lapses.
+                if self._closing or asyncio.get_running_loop().time() >= give_up_at:
                     log.exception("recording delivery outcomes failed; their jobs fail")
                     for job in {job for job, _, _ in batch}:
                         job.finish(exc)
