@@ -5,15 +5,24 @@ logo from cdn.redoc.ly (it has no option to leave it out); offline, the page sho
 
 from __future__ import annotations
 
+from functools import cache
 from importlib.resources import files
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from starlette.staticfiles import StaticFiles
 
 ASSETS = "/docs/assets"
 TITLE = "Clarion API"
+REDOC_JS = "/docs/redoc/redoc.standalone.js"
+REDOC_LOGO = b'src:"https://cdn.redoc.ly/redoc/logo-mini.svg"'
+
+
+@cache
+def _redoc_script() -> bytes:
+    script = (files("fastapi_offline") / "static" / "redoc.standalone.js").read_bytes()
+    return script.replace(REDOC_LOGO, b'src:""')
 
 
 def add_docs(app: FastAPI) -> None:
@@ -29,13 +38,17 @@ def add_docs(app: FastAPI) -> None:
             swagger_favicon_url=f"{ASSETS}/favicon.png",
         )
 
+    @app.get(REDOC_JS, include_in_schema=False)
+    async def redoc_script() -> Response:
+        return Response(_redoc_script(), media_type="text/javascript")
+
     @app.get("/redoc", include_in_schema=False)
     async def redoc() -> HTMLResponse:
         # with_google_fonts=False: ReDoc's page would otherwise load its fonts from Google.
         return get_redoc_html(
             openapi_url="/openapi.json",
             title=TITLE,
-            redoc_js_url=f"{ASSETS}/redoc.standalone.js",
+            redoc_js_url=REDOC_JS,
             redoc_favicon_url=f"{ASSETS}/favicon.png",
             with_google_fonts=False,
         )

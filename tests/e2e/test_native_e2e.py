@@ -49,25 +49,12 @@ def _wait_sent(base: str, auth: tuple[str, str], campaign_id: str) -> dict[str, 
         time.sleep(0.1)
 
 
-def test_a_gravitec_campaign_reaches_every_native_platform(
-    tmp_path: Path, fakes: tuple[FakeFcm, FakeApns, FakeWns, FakeAdm], processes: list[Processes]
-) -> None:
+def _add_credentials(
+    procs: Processes, key: str, fakes: tuple[FakeFcm, FakeApns, FakeWns, FakeAdm], tmp_path: Path
+) -> tuple[list[str], str]:
+    """Every native provider's credentials for the app, by CLI: which providers it printed (never a
+    secret), and the WNS client id."""
     fcm, apns, wns, adm = fakes
-    database_url = f"sqlite:///{tmp_path / 'clarion.db'}"
-    env = {
-        **engine_env(database_url),
-        "CLARION_FCM_URL": fcm.origin,
-        "CLARION_APNS_URL": apns.origin,
-        "CLARION_CA_FILE": apns.ca_file,
-        "CLARION_WNS_URL": wns.origin,
-        "CLARION_ADM_URL": adm.origin,
-    }
-    procs = Processes(tmp_path, env)
-    processes.append(procs)
-    server = procs.server()
-    app = create_app_cli(procs)
-    key, auth = app["app_key"], (app["app_key"], app["app_secret"])
-
     account = tmp_path / "service-account.json"
     account.write_text(json.dumps(fcm.new_service_account("shop-project")))
     p8 = tmp_path / "AuthKey.p8"
@@ -116,10 +103,36 @@ def test_a_gravitec_campaign_reaches_every_native_platform(
         ),
     ]
     # Identifiers only: no private key or client secret is ever printed back.
-    assert [d["provider"] for d in described] == ["fcm", "apns", "wns", "adm"]
     printed = json.dumps(described)
     for secret in (wns_secret, adm_secret, "PRIVATE KEY"):
         assert secret not in printed
+    return [d["provider"] for d in described], wns_id
+
+
+def _native_env(fakes: tuple[FakeFcm, FakeApns, FakeWns, FakeAdm], tmp_path: Path) -> dict[str, str]:
+    fcm, apns, wns, adm = fakes
+    return {
+        **engine_env(f"sqlite:///{tmp_path / 'clarion.db'}"),
+        "CLARION_FCM_URL": fcm.origin,
+        "CLARION_APNS_URL": apns.origin,
+        "CLARION_CA_FILE": apns.ca_file,
+        "CLARION_WNS_URL": wns.origin,
+        "CLARION_ADM_URL": adm.origin,
+    }
+
+
+def test_a_gravitec_campaign_reaches_every_native_platform(
+    tmp_path: Path, fakes: tuple[FakeFcm, FakeApns, FakeWns, FakeAdm], processes: list[Processes]
+) -> None:
+    fcm, apns, wns, adm = fakes
+    procs = Processes(tmp_path, _native_env(fakes, tmp_path))
+    processes.append(procs)
+    server = procs.server()
+    app = create_app_cli(procs)
+    key, auth = app["app_key"], (app["app_key"], app["app_secret"])
+
+    providers, wns_id = _add_credentials(procs, key, fakes, tmp_path)
+    assert providers == ["fcm", "apns", "wns", "adm"]
 
     android, gone_android = fcm.new_token("shop-project"), fcm.new_token("shop-project")
     ios, channel, registration = apns.new_token(), wns.new_channel(wns_id), adm.new_registration()
@@ -202,3 +215,44 @@ def test_a_platform_without_credentials_is_rejected_not_retried(
             "SELECT status, attempts FROM deliveries WHERE campaign_id = ?", (int(campaign_id),)
         ).fetchall()
     assert rows == [("rejected", 1)]
+
+
+def test_sink_mode_builds_every_native_message_and_sends_none(
+    tmp_path: Path, fakes: tuple[FakeFcm, FakeApns, FakeWns, FakeAdm], processes: list[Processes]
+) -> None:
+    fcm, apns, wns, adm = fakes
+    procs = Processes(tmp_path, {**_native_env(fakes, tmp_path), "CLARION_DELIVERY": "sink"})
+    processes.append(procs)
+    server = procs.server()
+    app = create_app_cli(procs)
+    key, auth = app["app_key"], (app["app_key"], app["app_secret"])
+    wns_id = _add_credentials(procs, key, fakes, tmp_path)[1]
+    devices = [
+        ("android", fcm.new_token("shop-project")),
+        ("ios", apns.new_token()),
+        ("wns", wns.new_channel(wns_id)),
+        ("adm", adm.new_registration()),
+    ]
+    for platform, token in devices:
+        _register(server.url, key, platform, token)
+    payload = {"title": "Sale", "message": "50% off today", "redirect_url": "https://shop.example.com/sale"}
+    pushed = httpx.post(f"{server.url}/api/v3/push", json={"payload": payload}, auth=auth, timeout=10)
+    campaign_id = pushed.json()["id"]
+    assert _wait_sent(server.url, auth, campaign_id) == {
+        "status": "SENT",
+        "send": 4,
+        "received": 0,
+        "clicked": 0,
+        "closed": 0,
+    }
+    # Nothing reached any service: no message, and no OAuth token fetched.
+    for fake in (fcm, apns, wns, adm):
+        assert fake.requests == []
+    assert (fcm.token_grants, wns.token_grants, adm.token_grants) == ([], [], [])
+    with closing(sqlite3.connect(tmp_path / "clarion.db")) as ledger:
+        rows = ledger.execute(
+            "SELECT s.platform, d.status, d.attempts FROM deliveries d"
+            " JOIN subscribers s ON s.id = d.subscriber_id WHERE d.campaign_id = ? ORDER BY s.platform",
+            (int(campaign_id),),
+        ).fetchall()
+    assert rows == [(platform, "sent", 1) for platform in ("adm", "android", "ios", "wns")]

@@ -143,6 +143,13 @@ async def test_data_over_the_limit_is_rejected_before_sending(fake: FakeAdm, cli
     assert fake.requests == []
 
 
+def test_a_rehearsal_refuses_what_a_send_would_and_passes_the_rest(client: AdmClient) -> None:
+    """CLARION_DELIVERY=sink: the body is built and checked as for a send, with no token fetched."""
+    assert client.rehearse("amzn1.adm-registration.v3.x", with_data_of(MAX_DATA_BYTES)) == Delivered(201)
+    too_big = client.rehearse("amzn1.adm-registration.v3.x", with_data_of(MAX_DATA_BYTES + 1))
+    assert too_big == Rejected("ADM data is 6145 bytes; at most 6144 are allowed")
+
+
 async def test_empty_registration_and_bad_text_are_rejected(fake: FakeAdm, client: AdmClient) -> None:
     outcomes = [
         await client.send("", PLAIN),

@@ -282,6 +282,13 @@ async def test_payload_over_4096_bytes_is_rejected_before_sending(fake: FakeApns
     assert fake.requests == []
 
 
+def test_a_rehearsal_refuses_what_a_send_would_and_passes_the_rest(client: ApnsClient) -> None:
+    """CLARION_DELIVERY=sink: body, headers and provider token made as for a send, nothing sent."""
+    assert client.rehearse("a" * 64, _message_with_payload_bytes(MAX_PAYLOAD_BYTES)) == Delivered(201)
+    too_big = client.rehearse("a" * 64, _message_with_payload_bytes(MAX_PAYLOAD_BYTES + 1))
+    assert too_big == Rejected("payload is 4097 bytes; APNs takes at most 4096")
+
+
 async def test_payload_size_counts_utf8_bytes(fake: FakeApns, client: ApnsClient) -> None:
     token = fake.new_token()
 

@@ -192,6 +192,14 @@ async def test_payload_over_the_limit_is_rejected_before_sending(fake: FakeFcm, 
     assert fake.requests == []
 
 
+def test_a_rehearsal_refuses_what_a_send_would_and_passes_the_rest(client: FcmClient) -> None:
+    """CLARION_DELIVERY=sink: the body is built and checked as for a send, with no token fetched."""
+    assert client.rehearse("t", padded(MAX_PAYLOAD_BYTES)) == Delivered(201)
+    too_big = client.rehearse("t", padded(MAX_PAYLOAD_BYTES + 1))
+    assert too_big == Rejected("FCM payload is 4097 bytes; at most 4096 are allowed")
+    assert client.rehearse("", PLAIN) == Rejected("empty FCM registration token")
+
+
 async def test_reserved_data_keys_are_rejected_before_sending(fake: FakeFcm, client: FcmClient) -> None:
     message = Notification(campaign_id="c", message="m", data={"from": "x", "google.sent": "y", "ok": "z"})
 

@@ -168,6 +168,13 @@ async def test_payload_over_the_limit_is_rejected_before_sending(
     assert fake.requests == []
 
 
+def test_a_rehearsal_refuses_what_a_send_would_and_passes_the_rest(client: WnsClient, channel: str) -> None:
+    """CLARION_DELIVERY=sink: the notification is built and checked as for a send, nothing sent."""
+    assert client.rehearse(channel, with_body_of(MAX_PAYLOAD_BYTES)) == Delivered(201)
+    too_big = client.rehearse(channel, with_body_of(MAX_PAYLOAD_BYTES + 1))
+    assert too_big == Rejected("WNS payload is 5121 bytes; at most 5120 are allowed")
+
+
 async def test_channel_that_is_not_http_is_rejected(fake: FakeWns, client: WnsClient) -> None:
     assert await client.send("ftp://x/y", PLAIN) == Rejected("not an http(s) channel URI: 'ftp://x/y'")
     assert fake.requests == []

@@ -18,7 +18,7 @@ from pyreqwest.client import Client
 from pyreqwest.exceptions import BuilderError, RequestError
 
 from clarion.content import Notification
-from clarion.provider.base import ClientPerApp, ClientPerCredential
+from clarion.provider.base import REHEARSED, ClientPerApp, ClientPerCredential
 from clarion.provider.httpio import http_reason, post, transport_reason
 from clarion.provider.oauth import TokenCache, Unauthorized, fetch_client_credentials
 from clarion.provider.outcome import Delivered, Gone, Outcome, Rejected, Retry, parse_retry_after
@@ -64,6 +64,19 @@ class AdmClient:
 
     async def send(self, registration_id: str, message: Notification) -> Outcome:
         """POST one message to one registration ID; never raises on network or service errors."""
+        built = self.build(registration_id, message)
+        if isinstance(built, Rejected):
+            return built
+        url, encoded = built
+        return await self._tokens.authorized(functools.partial(self._post, url, encoded))
+
+    def rehearse(self, registration_id: str, message: Notification) -> Outcome:
+        # The OAuth token is the only part left out: fetching it would reach Amazon.
+        built = self.build(registration_id, message)
+        return built if isinstance(built, Rejected) else REHEARSED
+
+    def build(self, registration_id: str, message: Notification) -> tuple[str, bytes] | Rejected:
+        """The request's URL and body exactly as sent, or why ADM would refuse them."""
         if not registration_id:
             return Rejected("empty ADM registration ID")
         body = adm_message(message)
@@ -75,7 +88,7 @@ class AdmClient:
         if data_size > MAX_DATA_BYTES:
             return Rejected(f"ADM data is {data_size} bytes; at most {MAX_DATA_BYTES} are allowed")
         url = f"{self._base_url}/messaging/registrations/{quote(registration_id, safe='')}/messages"
-        return await self._tokens.authorized(functools.partial(self._post, url, encoded))
+        return url, encoded
 
     async def _post(self, url: str, body: bytes, bearer: str) -> Outcome | Unauthorized:
         headers = {

@@ -22,7 +22,14 @@ from pyreqwest.exceptions import RequestError
 
 from clarion import metrics
 from clarion.content import Notification
-from clarion.provider.base import NO_CREDENTIALS, Campaign, ClientPerCredential, Recipient, Transmit
+from clarion.provider.base import (
+    NO_CREDENTIALS,
+    REHEARSED,
+    Campaign,
+    ClientPerCredential,
+    Recipient,
+    Transmit,
+)
 from clarion.provider.httpio import post, reqwest_client, transport_reason
 from clarion.provider.outcome import Delivered, Gone, Outcome, Rejected, Retry, parse_retry_after
 from clarion.provider.webpush import b64url_encode
@@ -141,11 +148,10 @@ class ApnsClient:
         `token_registered_at` is when the device last registered this token: an Unregistered answer
         about an earlier moment is stale and deactivates nothing.
         """
-        body = _compact_json(build_payload(message))
-        if len(body) > MAX_PAYLOAD_BYTES:
-            return Rejected(f"payload is {len(body)} bytes; APNs takes at most {MAX_PAYLOAD_BYTES}")
-        url = f"{self._base_url}/3/device/{quote(device_token, safe='')}"
-        headers = build_headers(message, topic=self._topic, now_s=self._clock())
+        built = self.build(device_token, message)
+        if isinstance(built, Rejected):
+            return built
+        url, body, headers = built
         jwt = self._tokens.current()
         answer = await self._post(url, body, headers, jwt)
         if isinstance(answer, _Answer) and answer.status == 403 and answer.reason in _RENEW_REASONS:
@@ -160,6 +166,22 @@ class ApnsClient:
             timestamp_ms=answer.timestamp_ms,
             token_registered_at=token_registered_at,
         )
+
+    def rehearse(self, device_token: str, message: Notification) -> Outcome:
+        """The request built and its provider token signed (or taken from the cache) as for real."""
+        built = self.build(device_token, message)
+        if isinstance(built, Rejected):
+            return built
+        self._tokens.current()
+        return REHEARSED
+
+    def build(self, device_token: str, message: Notification) -> tuple[str, bytes, dict[str, str]] | Rejected:
+        """The request's URL, body and apns-* headers exactly as sent, or why APNs would refuse them."""
+        body = _compact_json(build_payload(message))
+        if len(body) > MAX_PAYLOAD_BYTES:
+            return Rejected(f"payload is {len(body)} bytes; APNs takes at most {MAX_PAYLOAD_BYTES}")
+        url = f"{self._base_url}/3/device/{quote(device_token, safe='')}"
+        return url, body, build_headers(message, topic=self._topic, now_s=self._clock())
 
     async def _post(self, url: str, body: bytes, headers: dict[str, str], jwt: str) -> _Answer | Retry:
         try:
@@ -204,6 +226,12 @@ class ApnsProvider:
         return functools.partial(
             client.send, recipient.address, message, token_registered_at=recipient.registered_at
         )
+
+    def rehearse(self, campaign: Campaign, recipient: Recipient, now: datetime) -> Outcome:
+        client = self._clients.get(campaign)
+        if client is None:
+            return Rejected(NO_CREDENTIALS)
+        return client.rehearse(recipient.address, campaign.message_for(recipient.params, now))
 
     async def close(self) -> None:
         for client in self._clients.clear():

@@ -18,10 +18,14 @@ from typing import Any, Generic, Protocol, TypeVar
 from pyreqwest.client import Client as HttpClient
 
 from clarion.content import Notification
-from clarion.provider.outcome import Outcome, Rejected
+from clarion.provider.outcome import Delivered, Outcome, Rejected
 
 # What is left of a send once its CPU-bound part is done: the request itself.
 Transmit = Callable[[], Awaitable[Outcome]]
+
+# What a rehearsal (CLARION_DELIVERY=sink) records for a message built to the last byte and not sent:
+# 201 Created, what a Web Push service answers to an accepted message (RFC 8030 §5).
+REHEARSED = Delivered(201)
 
 # Swrve's wording for an app without credentials for the platform (spec, batch error report).
 NO_CREDENTIALS = "Failed to retrieve push certificate for app"
@@ -70,11 +74,18 @@ class Provider(Protocol):
         """Everything before the request, or the outcome if there is nothing to send."""
         ...
 
+    def rehearse(self, campaign: Campaign, recipient: Recipient, now: datetime) -> Outcome:
+        """Everything `prepare` and the send would do short of the network (the request built to its
+        body, what can be signed without a service signed), as `REHEARSED` or why it would fail."""
+        ...
+
     async def close(self) -> None: ...
 
 
 class AddressClient(Protocol):
     async def send(self, address: str, message: Notification, /) -> Outcome: ...
+
+    def rehearse(self, address: str, message: Notification, /) -> Outcome: ...
 
 
 Client = TypeVar("Client")
@@ -121,6 +132,12 @@ class ClientPerApp(Generic[AnyAddressClient]):
             return Rejected(NO_CREDENTIALS)
         message = campaign.message_for(recipient.params, now)
         return functools.partial(client.send, recipient.address, message)
+
+    def rehearse(self, campaign: Campaign, recipient: Recipient, now: datetime) -> Outcome:
+        client = self._clients.get(campaign)
+        if client is None:
+            return Rejected(NO_CREDENTIALS)
+        return client.rehearse(recipient.address, campaign.message_for(recipient.params, now))
 
     async def close(self) -> None:
         self._clients.clear()

@@ -19,7 +19,7 @@ from pyreqwest.client import Client
 from pyreqwest.exceptions import BuilderError, RequestError
 
 from clarion.content import Notification
-from clarion.provider.base import ClientPerApp, ClientPerCredential
+from clarion.provider.base import REHEARSED, ClientPerApp, ClientPerCredential
 from clarion.provider.httpio import http_reason, post, transport_reason
 from clarion.provider.oauth import (
     AccessToken,
@@ -80,15 +80,25 @@ class FcmClient:
 
     async def send(self, token: str, message: Notification) -> Outcome:
         """POST one message to one registration token; never raises on network or service errors."""
+        data = self.build(token, message)
+        if isinstance(data, Rejected):
+            return data
+        return await self._tokens.authorized(functools.partial(self._post, data))
+
+    def rehearse(self, token: str, message: Notification) -> Outcome:
+        # The OAuth token is the only part left out: fetching it would reach Google.
+        built = self.build(token, message)
+        return built if isinstance(built, Rejected) else REHEARSED
+
+    def build(self, token: str, message: Notification) -> bytes | Rejected:
+        """The request body exactly as sent, or why FCM would refuse it."""
         body = fcm_message(token, message)
         try:
             problem = _message_problem(body["message"])
             data = _dumps(body)
         except UnicodeEncodeError:
             problem = "the message holds text that is not valid Unicode"
-        if problem is not None:
-            return Rejected(problem)
-        return await self._tokens.authorized(functools.partial(self._post, data))
+        return data if problem is None else Rejected(problem)
 
     async def _post(self, data: bytes, bearer: str) -> Outcome | Unauthorized:
         headers = {"Authorization": f"Bearer {bearer}", "Content-Type": "application/json; charset=utf-8"}

@@ -1,10 +1,10 @@
-"""CLARION_DELIVERY=sink: for users' CI and staging, every message is prepared by its real provider
-and then recorded as delivered instead of being sent; nothing leaves the machine.
+"""CLARION_DELIVERY=sink: for users' CI and staging, every message is built by its real provider to
+the last byte and then recorded as delivered instead of being sent; nothing leaves the machine.
 
-Web Push's `prepare` is the whole message (payload encrypted for the subscription, VAPID-signed
-headers), so a sink run costs the CPU a real one does. The native providers build their service's
-request body inside their client's send, after an OAuth token that would have to be fetched from
-the service: the sink stops before, at the notification and the app's credentials being there.
+Each provider's `rehearse` does all of a send but the network: Web Push encrypts the payload for the
+subscription and signs VAPID headers; FCM, WNS and ADM build and size-check their service's body (the
+OAuth token they would fetch is left out); APNs builds its body and headers and signs its provider
+token. A message the service would refuse is refused here with the same reason.
 """
 
 from __future__ import annotations
@@ -12,31 +12,29 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from clarion.provider.base import Campaign, Provider, Recipient, Transmit
-from clarion.provider.outcome import Delivered, Gone, Outcome, Rejected, Retry
+from clarion.provider.base import REHEARSED, Campaign, Provider, Recipient, Transmit
+from clarion.provider.outcome import Outcome
 
 log = logging.getLogger("clarion.provider")
 
-# 201 Created: what a Web Push service answers to an accepted message (RFC 8030 §5).
-SINK_STATUS = 201
-_DELIVERED = Delivered(SINK_STATUS)
-
 
 async def _sunk() -> Outcome:
-    return _DELIVERED
+    return REHEARSED
 
 
 class SinkProvider:
-    """A provider whose requests are prepared as for real and never sent."""
+    """A provider whose requests are built as for real and never sent."""
 
     def __init__(self, real: Provider) -> None:
         self._real = real
 
     def prepare(self, campaign: Campaign, recipient: Recipient, now: datetime) -> Outcome | Transmit:
-        prepared = self._real.prepare(campaign, recipient, now)
-        if isinstance(prepared, Delivered | Retry | Gone | Rejected):
-            return prepared  # never sendable (no keys, no credentials): the same outcome as for real
-        return _sunk
+        rehearsed = self._real.rehearse(campaign, recipient, now)
+        # A built message still goes through the sending lanes, as a real one would.
+        return _sunk if rehearsed is REHEARSED else rehearsed
+
+    def rehearse(self, campaign: Campaign, recipient: Recipient, now: datetime) -> Outcome:
+        return self._real.rehearse(campaign, recipient, now)
 
     async def close(self) -> None:
         await self._real.close()

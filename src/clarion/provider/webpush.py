@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pyreqwest.client import Client
 from pyreqwest.exceptions import BuilderError, RequestError
 
-from clarion.provider.base import Campaign, Recipient, Transmit
+from clarion.provider.base import REHEARSED, Campaign, Recipient, Transmit
 from clarion.provider.guard import GuardedClients
 from clarion.provider.httpio import REASON_CHARS, http_reason, post, reqwest_client, transport_reason
 from clarion.provider.outcome import Delivered, Gone, Outcome, Rejected, Retry, parse_retry_after
@@ -344,6 +344,11 @@ class WebPushProvider:
         if isinstance(prepared, Rejected):
             return prepared
         return functools.partial(transmit_guarded, self._clients, prepared)
+
+    def rehearse(self, campaign: Campaign, recipient: Recipient, now: datetime) -> Outcome:
+        # prepare is the whole message (encrypted, VAPID-signed); only the POST is left.
+        prepared = self.prepare(campaign, recipient, now)
+        return REHEARSED if callable(prepared) else prepared
 
     async def close(self) -> None:
         await self._clients.aclose()

@@ -19,7 +19,7 @@ from pyreqwest.client import Client
 from pyreqwest.exceptions import BuilderError, RequestError
 
 from clarion.content import Button, Notification
-from clarion.provider.base import ClientPerApp, ClientPerCredential
+from clarion.provider.base import REHEARSED, ClientPerApp, ClientPerCredential
 from clarion.provider.guard import GuardedClients
 from clarion.provider.httpio import http_reason, post, transport_reason
 from clarion.provider.oauth import TokenCache, Unauthorized, fetch_client_credentials
@@ -88,6 +88,23 @@ class WnsClient:
 
     async def send(self, channel_uri: str, message: Notification) -> Outcome:
         """POST one notification to one channel URI; never raises on network or service errors."""
+        notification = self.build(channel_uri, message)
+        if isinstance(notification, Rejected):
+            return notification
+        client = await self._channels.client_or_outcome(channel_uri)
+        if isinstance(client, Rejected | Retry):
+            return client
+        post_to = functools.partial(self._post, client, channel_uri, notification)
+        return await self._tokens.authorized(post_to)
+
+    def rehearse(self, channel_uri: str, message: Notification) -> Outcome:
+        # The OAuth token and the channel host's address check are left out: both need the network.
+        built = self.build(channel_uri, message)
+        return built if isinstance(built, Rejected) else REHEARSED
+
+    @staticmethod
+    def build(channel_uri: str, message: Notification) -> WnsNotification | Rejected:
+        """The notification exactly as sent, or why WNS would refuse it."""
         if urlsplit(channel_uri).scheme not in ("https", "http"):
             return Rejected(f"not an http(s) channel URI: {channel_uri[:100]!r}")
         notification = wns_notification(message)
@@ -96,11 +113,7 @@ class WnsClient:
         if len(notification.body) > MAX_PAYLOAD_BYTES:
             size = len(notification.body)
             return Rejected(f"WNS payload is {size} bytes; at most {MAX_PAYLOAD_BYTES} are allowed")
-        client = await self._channels.client_or_outcome(channel_uri)
-        if isinstance(client, Rejected | Retry):
-            return client
-        post_to = functools.partial(self._post, client, channel_uri, notification)
-        return await self._tokens.authorized(post_to)
+        return notification
 
     async def _post(
         self, client: Client, channel_uri: str, notification: WnsNotification, bearer: str
