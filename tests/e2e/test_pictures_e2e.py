@@ -91,6 +91,13 @@ def start(tmp_path: Path, fake: FakePushService, processes: list[Processes], **e
     return Site(procs, procs.server(port=port), fake)
 
 
+def sent_as_they_came(site: Site, icon: str, image: str) -> tuple[str, list[dict[str, str]]]:
+    """A campaign whose pictures went out with their original URLs: its id and its warnings."""
+    campaign_id, shown = site.push(icon=icon, image=image)
+    assert (shown["icon"], shown["image"]) == (icon, image)
+    return campaign_id, site.warnings(campaign_id)
+
+
 def fetched(site: Site, url: str, kind: str, size: tuple[int, int]) -> Image.Image:
     """The picture Clarion serves at `url`: its headers, its format and its exact size."""
     assert url.startswith(f"{site.server.url}/pictures/"), url
@@ -144,18 +151,15 @@ def test_pictures_are_normalised_served_by_clarion_and_failures_go_out_as_they_c
 
     # A liar (a GIF named and served as a PNG) and an oversized picture: sent as they came, with warnings.
     liar, huge = pictures.url("liar.png"), pictures.url("huge.jpg")
-    third, shown = site.push(icon=liar, image=huge)
-    assert (shown["icon"], shown["image"]) == (liar, huge)
-    assert site.warnings(third) == [
+    _, warnings = sent_as_they_came(site, liar, huge)
+    assert warnings == [
         {"field": "icon", "url": liar, "reason": "not a JPEG or PNG picture"},
         {"field": "image", "url": huge, "reason": "larger than 5242880 bytes"},
     ]
-
     # A picture host that never answers, and one that redirects (never followed).
     slow, moved = pictures.url("slow.png"), pictures.url("moved.png")
-    fourth, shown = site.push(icon=slow, image=moved)
-    assert (shown["icon"], shown["image"]) == (slow, moved)
-    assert site.warnings(fourth) == [
+    fourth, warnings = sent_as_they_came(site, slow, moved)
+    assert warnings == [
         {"field": "icon", "url": slow, "reason": "no complete answer within 2 s"},
         {"field": "image", "url": moved, "reason": "HTTP 302: redirects are not followed"},
     ]
@@ -218,9 +222,7 @@ def test_loopback_picture_hosts_are_refused_unless_allowed(
     site = start(tmp_path, fake, processes, public_url="http://127.0.0.1:{port}")
     by_name = f"http://localhost:{pictures.port}/tiny.png"
     literal = pictures.url("tall.png")
-    campaign_id, shown = site.push(icon=by_name, image=literal)
-    assert (shown["icon"], shown["image"]) == (by_name, literal)
-    icon_warning, image_warning = site.warnings(campaign_id)
+    _, (icon_warning, image_warning) = sent_as_they_came(site, by_name, literal)
     assert icon_warning["reason"].startswith("refused by the outbound address policy: localhost resolves to ")
     assert icon_warning["reason"].endswith(("127.0.0.0/8 (loopback)", "::1/128 (loopback)"))
     assert image_warning == {
@@ -238,9 +240,7 @@ def test_without_a_public_url_pictures_go_out_unprocessed_and_the_log_says_why(
 ) -> None:
     site = start(tmp_path, fake, processes, outbound_allow="127.0.0.1")
     icon, image = pictures.url("tiny.png"), pictures.url("tall.png")
-    campaign_id, shown = site.push(icon=icon, image=image)
-    assert (shown["icon"], shown["image"]) == (icon, image)
-    assert site.warnings(campaign_id) == []
+    assert sent_as_they_came(site, icon, image)[1] == []
     assert pictures.requests == []
     assert (
         "CLARION_PUBLIC_URL is unset: notification pictures go out as their original URLs"
