@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
 from clarion.config import Settings
 from clarion.pictures.fetch import Fetcher, FetchFailed
 from tests.fakes.picture_server import PictureServer, samples
-
-
-@pytest.fixture
-def pictures() -> Iterator[PictureServer]:
-    with PictureServer() as server:
-        yield server
 
 
 async def _fetcher(**settings: object) -> AsyncIterator[Fetcher]:
