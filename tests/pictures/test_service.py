@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from clarion.app import create_app
 from clarion.app_tenant import service as apps
+from clarion.campaign import payload as payload_rules
 from clarion.campaign import service as campaigns
 from clarion.config import Settings
 from clarion.db import Database
@@ -28,6 +29,7 @@ FUTURE = (
 
 
 async def _campaign(db: Database, app_key: str, **pictures: str) -> int:
+    """A Gravitec push with these payload fields (a message, title and redirect_url by default)."""
     body = {
         "send_date": FUTURE,
         "payload": {"message": "Hi", "title": "T", "redirect_url": "https://e.x/", **pictures},
@@ -114,3 +116,26 @@ async def test_a_campaign_without_pictures_is_left_alone(db: Database, settings:
     campaign_id = await _campaign(db, created.app_key)
     payload, warnings = await _prepare(db, settings, campaign_id)
     assert (payload["icon"], payload["image"], warnings) == (None, None, None)
+
+
+async def test_a_notification_that_would_outgrow_web_push_keeps_its_pictures(
+    db: Database, settings: Settings, pictures: PictureServer
+) -> None:
+    """Clarion's picture URL is longer than a short original: where that would push the encoded
+    notification past Web Push's 3993 bytes, the original URLs stay, with a warning."""
+    async with db.session() as session:
+        created = await apps.create(session, "Shop")
+    icon = pictures.url("tiny.png")
+    content = {"message": "€" * 1000, "redirect_url": "https://e.x/", "icon": icon}
+    title = next(
+        "€" * size
+        for size in range(330, 0, -1)
+        if payload_rules.fits(
+            push_body.parse({"payload": {**content, "title": "€" * size}}).content, 60, None
+        )
+    )
+    campaign_id = await _campaign(db, created.app_key, **{**content, "title": title})
+    payload, warnings = await _prepare(db, settings, campaign_id)
+    assert payload["icon"] == icon
+    reason = "with Clarion's picture URL the notification would exceed the Web Push size limit"
+    assert warnings == [{"field": "icon", "url": icon, "reason": reason}]

@@ -56,7 +56,7 @@ async def prepare(db: Database, campaign_id: int, pictures: Pictures) -> None:
         campaign = await CampaignRepository(session).find(campaign_id)
         if campaign is None or campaign.picture_warnings is not None:
             return
-        stored = dict(campaign.payload)
+        original, stored = dict(campaign.payload), dict(campaign.payload)
         wanted = {role: url for role in ROLES if isinstance(url := stored.get(role), str) and url}
         if not wanted:
             return
@@ -73,7 +73,7 @@ async def prepare(db: Database, campaign_id: int, pictures: Pictures) -> None:
         stored[role] = public_url_of(pictures.public_url, outcome)
         processed.append(outcome)
     if processed and not _fits(stored):
-        stored = dict(campaign.payload)
+        stored = original
         reason = "with Clarion's picture URL the notification would exceed the Web Push size limit"
         warnings += [{"field": role, "url": wanted[role], "reason": reason} for role in wanted]
         processed = []
