@@ -117,3 +117,22 @@ def test_too_many_pixels_are_refused_before_decoding() -> None:
     assert len(bomb) < 100_000
     with pytest.raises(BadPicture, match="6000x5000 is more than 25000000 pixels"):
         normalise(bomb, "icon")
+
+
+def test_a_large_jpeg_decoded_at_reduced_scale_still_fills_its_output() -> None:
+    """Large JPEGs are decoded at 1/2, 1/4 or 1/8 scale (draft) but never below the output's size."""
+    photo = encode(Image.new("RGB", (3000, 2000), BLUE), "JPEG")
+    icon = opened(normalise(photo, "icon").data, "PNG")
+    assert icon.size == (256, 256)  # 3000x2000 fitted: 256x171, rows 42..212
+    assert [icon.getpixel((128, y)) == WHITE for y in (0, 41, 43, 211, 213, 255)] == [
+        True,
+        True,
+        False,
+        False,
+        True,
+        True,
+    ]
+    assert near(icon.getpixel((0, 128)), BLUE)
+    image = opened(normalise(photo, "image").data, "JPEG")
+    assert image.size == (1080, 720)
+    assert near(image.getpixel((1079, 719)), BLUE)

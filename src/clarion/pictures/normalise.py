@@ -57,11 +57,13 @@ class Processed:
 
 def normalise(data: bytes, role: Role) -> Processed:
     """The icon (PNG on a white square) or image (JPEG on a white 360x240 canvas, or kept) of `data`."""
-    picture = _decode(data)
-    return _icon(picture) if role == "icon" else _image(picture)
+    if role == "icon":
+        return _icon(_decode(data, ICON_MAX))
+    return _image(_decode(data, IMAGE_MAX[0]))
 
 
-def _decode(data: bytes) -> Image.Image:
+def _decode(data: bytes, largest_side: int) -> Image.Image:
+    """The picture upright and on white; a JPEG decoded no larger than the output needs."""
     try:
         opened = Image.open(io.BytesIO(data), formats=("JPEG", "PNG"))
     except UnidentifiedImageError:
@@ -71,6 +73,10 @@ def _decode(data: bytes) -> Image.Image:
     width, height = opened.size
     if width * height > MAX_PIXELS:
         raise BadPicture(f"{width}x{height} is more than {MAX_PIXELS} pixels")
+    if opened.format == "JPEG":
+        # Decode a large JPEG at a reduced scale (its DCT allows 1/2, 1/4, 1/8) that still leaves both
+        # sides at least the output's largest side: decoding then costs a fraction.
+        opened.draft("RGB", (largest_side, largest_side))
     try:
         opened.load()
         upright = ImageOps.exif_transpose(opened)
