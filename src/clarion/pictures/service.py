@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -37,13 +37,20 @@ _NAME = re.compile(r"([0-9a-f]{64})\.(png|jpg)")
 _EXTENSION = {"image/png": "png", "image/jpeg": "jpg"}
 
 
+# Pictures fetched and decoded at once per process: each may hold 5 MB of body and, while decoding,
+# up to 100 MB of pixels (25 megapixels of RGBA), so a burst of campaigns must queue, not pile up.
+CONCURRENT_PICTURES = 4
+
+
 @dataclass(frozen=True, slots=True)
 class Pictures:
-    """What preparing pictures needs: the fetcher and the base of the URLs pictures are served at."""
+    """What preparing pictures needs: the fetcher, the base of the URLs pictures are served at, and
+    the bound on pictures in hand at once."""
 
     fetcher: Fetcher
     public_url: str
     lease_s: float
+    in_hand: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(CONCURRENT_PICTURES))
 
 
 def public_url_of(public_url: str, picture: Processed) -> str:
@@ -63,7 +70,7 @@ async def prepare(db: Database, campaign_id: int, pictures: Pictures) -> None:
         # The fetch may outlast the scheduler's claim: keep other schedulers off meanwhile.
         held_s = pictures.fetcher.timeout_s + 2 * pictures.lease_s
         await CampaignRepository(session).renew_fanout(campaign_id, utcnow() + timedelta(seconds=held_s))
-    outcomes = await asyncio.gather(*(_process(pictures.fetcher, role, url) for role, url in wanted.items()))
+    outcomes = await asyncio.gather(*(_process(pictures, role, url) for role, url in wanted.items()))
     warnings: list[dict[str, str]] = []
     processed: list[Processed] = []
     for (role, url), outcome in zip(wanted.items(), outcomes, strict=True):
@@ -94,11 +101,12 @@ async def prepare(db: Database, campaign_id: int, pictures: Pictures) -> None:
             )
 
 
-async def _process(fetcher: Fetcher, role: Role, url: str) -> Processed | str:
+async def _process(pictures: Pictures, role: Role, url: str) -> Processed | str:
     """The processed picture, or why there is none."""
     try:
-        data = await fetcher.fetch(url)
-        return await asyncio.to_thread(normalise, data, role)
+        async with pictures.in_hand:
+            data = await pictures.fetcher.fetch(url)
+            return await asyncio.to_thread(normalise, data, role)
     except (FetchFailed, BadPicture) as exc:
         return str(exc)
 
