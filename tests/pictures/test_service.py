@@ -125,8 +125,8 @@ async def test_a_notification_that_would_outgrow_web_push_keeps_its_pictures(
     notification past Web Push's 3993 bytes, the original URLs stay, with a warning."""
     async with db.session() as session:
         created = await apps.create(session, "Shop")
-    icon = pictures.url("tiny.png")
-    content = {"message": "€" * 1000, "redirect_url": "https://e.x/", "icon": icon}
+    icon, liar = pictures.url("tiny.png"), pictures.url("liar.png")
+    content = {"message": "€" * 1000, "redirect_url": "https://e.x/", "icon": icon, "image": liar}
     title = next(
         "€" * size
         for size in range(330, 0, -1)
@@ -136,6 +136,9 @@ async def test_a_notification_that_would_outgrow_web_push_keeps_its_pictures(
     )
     campaign_id = await _campaign(db, created.app_key, **{**content, "title": title})
     payload, warnings = await _prepare(db, settings, campaign_id)
-    assert payload["icon"] == icon
+    assert (payload["icon"], payload["image"]) == (icon, liar)
     reason = "with Clarion's picture URL the notification would exceed the Web Push size limit"
-    assert warnings == [{"field": "icon", "url": icon, "reason": reason}]
+    assert warnings == [
+        {"field": "image", "url": liar, "reason": "not a JPEG or PNG picture"},
+        {"field": "icon", "url": icon, "reason": reason},
+    ]

@@ -72,21 +72,21 @@ async def prepare(db: Database, campaign_id: int, pictures: Pictures) -> None:
         await CampaignRepository(session).renew_fanout(campaign_id, utcnow() + timedelta(seconds=held_s))
     outcomes = await asyncio.gather(*(_process(pictures, role, url) for role, url in wanted.items()))
     warnings: list[dict[str, str]] = []
-    processed: list[Processed] = []
+    processed: dict[Role, Processed] = {}
     for (role, url), outcome in zip(wanted.items(), outcomes, strict=True):
         if isinstance(outcome, str):
             warnings.append({"field": role, "url": url, "reason": outcome})
             continue
         stored[role] = public_url_of(pictures.public_url, outcome)
-        processed.append(outcome)
+        processed[role] = outcome
     if processed and not _fits(stored):
         stored = original
         reason = "with Clarion's picture URL the notification would exceed the Web Push size limit"
-        warnings += [{"field": role, "url": wanted[role], "reason": reason} for role in wanted]
-        processed = []
+        warnings += [{"field": role, "url": wanted[role], "reason": reason} for role in processed]
+        processed = {}
     async with db.session() as session:
         now = utcnow()
-        for picture in processed:
+        for picture in processed.values():
             await PictureRepository(session).keep(picture, now)
         written = await CampaignRepository(session).set_pictures(campaign_id, stored, warnings)
     if written:
