@@ -416,6 +416,7 @@ def test_apps_list_show_update_delete(tmp_path: Path) -> None:
         "batch_push": True,
         "name": "Daily",
     }
+    _site_settings(news["app_key"], env)
     refused = run("apps", "delete", news["app_key"], env=env, stdin="News\n")
     assert (refused.returncode, refused.stdout) == (2, "")
     assert refused.stderr.splitlines()[-2:] == [
@@ -438,6 +439,30 @@ def test_apps_list_show_update_delete(tmp_path: Path) -> None:
     )
 
 
+def _site_settings(app_key: str, env: dict[str, str]) -> None:
+    """The site URL and default icon: set, shown, checked as a Gravitec icon is, and cleared with ""."""
+    icon = "https://cdn.example/icon.png"
+    updated = run(
+        "apps", "update", app_key, "--site-url", "https://news.example/", "--default-icon", icon, env=env
+    )
+    assert updated.stdout.splitlines()[-2:] == ["site_url: https://news.example/", f"default_icon: {icon}"]
+    shown = json.loads(run("apps", "show", app_key, "--json", env=env).stdout)
+    assert (shown["site_url"], shown["default_icon"]) == ("https://news.example/", icon)
+    for option, value, problem in (
+        ("--default-icon", "https://cdn.example/icon.gif", "must end with .jpg, .jpeg or .png"),
+        ("--default-icon", "javascript:alert(1)//a.png", "must be a valid http(s) URL"),
+        ("--site-url", "ftp://news.example/", "must be a valid http(s) URL"),
+    ):
+        refused = run("apps", "update", app_key, option, value, env=env)
+        field = option.removeprefix("--").replace("-", "_")
+        assert (refused.returncode, json.loads(refused.stderr.splitlines()[-1])) == (
+            2,
+            {"error": "invalid_field", "message": f"{field}: {problem}", "field": field},
+        ), value
+    cleared = run("apps", "update", app_key, "--default-icon", "", "--json", env=env)
+    assert json.loads(cleared.stdout)["default_icon"] is None
+
+
 def _summary(created: dict[str, Any], name: str, plan: str) -> dict[str, Any]:
     return {
         "app_id": created["app_id"],
@@ -446,6 +471,8 @@ def _summary(created: dict[str, Any], name: str, plan: str) -> dict[str, Any]:
         "plan": plan,
         "batch_push": True,
         "identity_verification": True,
+        "site_url": None,
+        "default_icon": None,
         "vapid_public_key": created["vapid_public_key"],
     }
 
@@ -473,6 +500,7 @@ def test_campaigns_list_and_show(tmp_path: Path) -> None:
         "received": 0,
         "clicked": 0,
         "closed": 0,
+        "picture_warnings": [],
     }
     missing = run("campaigns", "show", app["app_key"], "12", env=env)
     assert json.loads(missing.stderr.splitlines()[-1]) == {

@@ -25,7 +25,7 @@ LAYERS: list[set[str]] = [
     {"app_tenant"},
     {"audience"},
     {"campaign"},
-    {"subscriber"},
+    {"subscriber", "pictures"},
     {"delivery"},
     {"gravitec", "swrve", "sdk"},
     {"admin", "composition", "health", "telemetry", "api_docs"},

@@ -26,6 +26,7 @@ from clarion.gravitec import render as gravitec_render
 from clarion.gravitec.routes import router as gravitec_router
 from clarion.health import router as health_router
 from clarion.migrations import upgrade_on_start
+from clarion.pictures.routes import router as pictures_router
 from clarion.queue import connect
 from clarion.runtime import Runtime
 from clarion.sdk.cors import SdkCors
@@ -190,6 +191,7 @@ def create_app(settings: Settings, *, run_engine: bool | None = None) -> FastAPI
     app.include_router(admin_router)
     app.include_router(subscriber_self_router)
     app.include_router(sdk_router)
+    app.include_router(pictures_router)
     app.include_router(health_router)
     app.include_router(telemetry_router)
     add_docs(app)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import gc
 import importlib
 import json
@@ -215,10 +214,13 @@ def cmd_apps_update(args: argparse.Namespace, settings: Settings) -> int:
                 identity_verification=verify,
                 identity_secret_key=args.identity_secret_key,
                 name=args.name,
+                site_url=args.site_url,
+                default_icon=args.default_icon,
             )
             shown = {"app_id": app.id, "app_key": app.app_key, "plan": app.plan, "batch_push": app.batch_push}
-            if args.name is not None:
-                shown["name"] = app.name
+            for setting in ("name", "site_url", "default_icon"):
+                if getattr(args, setting) is not None:
+                    shown[setting] = getattr(app, setting)
             if verify is not None or args.identity_secret_key is not None:
                 shown["identity_verification"] = app.identity_verification
             return shown
@@ -299,8 +301,7 @@ def cmd_campaigns_show(args: argparse.Namespace, settings: Settings) -> int:
                 raise errors.NotFound(
                     f"There is no campaign {args.campaign_id} in app {args.app_key}", field="campaign_id"
                 ) from None
-        shown = dataclasses.asdict(stats)
-        return {**shown, "send_at": stats.send_at.isoformat()}
+        return service.shown(stats)
 
     _print(asyncio.run(_with_db(settings, work)), args.json)
     return 0
@@ -508,11 +509,17 @@ def _add_app_commands(commands: Any) -> None:
 
 
 def _add_apps_update(apps: Any) -> None:
-    update = apps.add_parser("update", help="change an app's name, plan or features")
+    update = apps.add_parser("update", help="change an app's name, site settings, plan or features")
     _app_key(update)
     update.add_argument("--name", help="a new name")
     update.add_argument("--plan", choices=PLANS, help="unlimited: no quota; free: 10 API campaigns a day")
     update.add_argument("--batch-push", choices=("on", "off"), help="accept Swrve-style batch pushes")
+    update.add_argument("--site-url", metavar="URL", help='the site\'s address ("" clears it)')
+    update.add_argument(
+        "--default-icon",
+        metavar="URL",
+        help='the icon of a push that names none (.jpg, .jpeg or .png; "" clears it)',
+    )
     update.add_argument(
         "--identity-verification",
         choices=("on", "off"),

@@ -8,6 +8,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 import platformdirs
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -54,6 +55,15 @@ class Settings(BaseSettings):
         default="",
         description="comma-separated hosts, IP addresses or CIDR ranges reachable although private",
     )
+    # CLARION_PUBLIC_URL: the base URL at which browsers reach this server (https://push.example.com,
+    # or with a path prefix behind a proxy). Processed notification pictures are served under it
+    # (`/pictures/…`); unset, pictures go out as their original URLs, unprocessed (pictures/).
+    public_url: str | None = None
+    # Fetching a notification picture (an address the customer chose, judged like every outbound
+    # connection): the whole fetch's time limit, and the largest picture read (5 MB, as the issue asks:
+    # far above a notification picture's size, far below what could exhaust a worker's memory).
+    picture_timeout_s: float = Field(default=10.0, gt=0)
+    picture_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1)
     # The native push services' origins (tests and staging point them at local fakes).
     fcm_url: str = "https://fcm.googleapis.com"
     apns_url: str = "https://api.push.apple.com"
@@ -157,6 +167,16 @@ class Settings(BaseSettings):
     def _outbound_allow_parses(cls, value: str) -> str:
         netpolicy.parse_entries(value)  # a typo fails at start-up, not at the first connection
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_is_a_base(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parsed = urlsplit(value.strip())
+        if parsed.scheme not in ("http", "https") or not parsed.netloc or parsed.query or parsed.fragment:
+            raise ValueError("must be an http(s) base URL such as https://push.example.com")
+        return value.strip().rstrip("/")
 
     @model_validator(mode="after")
     def _database_in_the_data_directory(self) -> Settings:

@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -95,6 +96,10 @@ class App(Base):
     identity_secret_key: Mapped[str | None] = mapped_column(Text)
     # Whether binding a device to a user id needs that HMAC: on for new apps, off for migrated ones.
     identity_verification: Mapped[bool] = mapped_column(Boolean, default=True, server_default=false())
+    # Site settings (migration 0013): the site's address, and the icon a push without `icon` shows
+    # (Gravitec: "Not specifying an icon will set the default icon of the site"); NULL: none.
+    site_url: Mapped[str | None] = mapped_column(Text)
+    default_icon: Mapped[str | None] = mapped_column(Text)
 
 
 class Subscriber(Base):
@@ -219,6 +224,22 @@ class Campaign(Base):
     # When its first rows were folded: from then on a subscriber's row may be gone, so an engagement
     # event can no longer be checked against the ledger (refused as past retention).
     ledger_folded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # What preparing its pictures found (pictures/service.py): NULL until they were prepared, then a
+    # list of warnings ({"field", "url", "reason"}), empty when every picture was processed.
+    picture_warnings: Mapped[list[dict[str, str]] | None] = mapped_column(JSON(none_as_null=True))
+
+
+class Picture(Base):
+    """A processed notification picture, stored once under the SHA-256 of its bytes (pictures/)."""
+
+    __tablename__ = "pictures"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)  # lowercase hex SHA-256 of data
+    content_type: Mapped[str] = mapped_column(String(32))  # image/png | image/jpeg
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class CampaignTarget(Base):

@@ -53,6 +53,23 @@ WHITESPACE_AT_ENDS = "must not start or end with spaces or tabs"
 NOT_A_URI = "must be a valid URI (RFC 3986)"
 
 
+# The picture formats Gravitec accepts for `icon` and `image` (and an app's default icon).
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def http_url_problem(value: str, *, images_only: bool = False) -> str | None:
+    """The clickable-URL rule, http(s) only; `images_only`: a path ending in a picture's extension
+    (Gravitec's redirect_url, icon and image; an app's site URL and default icon). None: it passes."""
+    problem = clickable_url_problem(value)
+    if problem == WHITESPACE_AT_ENDS:
+        return problem
+    if problem is not None or value.split(":", 1)[0].lower() not in ("http", "https"):
+        return "must be a valid http(s) URL"
+    if images_only and not urlsplit(value).path.lower().endswith(IMAGE_SUFFIXES):
+        return "must end with .jpg, .jpeg or .png"
+    return None
+
+
 def clickable_url_problem(value: str) -> str | None:
     """The one rule for every URL a person can click or tap in a notification (its target, its
     buttons', a Swrve deeplink or button action), on every surface; None when `value` passes.

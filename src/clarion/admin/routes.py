@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request
 
 from clarion import errors
 from clarion.admin.service import check_admin_token
+from clarion.campaign import service as campaigns
 from clarion.runtime import RuntimeDep, SessionDep
 from clarion.swrve import report as swrve
 from clarion.validation import PathId
@@ -26,3 +27,9 @@ router = APIRouter(prefix="/admin/v1", tags=["Admin"], dependencies=[Depends(req
 @router.get("/push-campaigns/{campaign_id}")
 async def push_campaign_counters(campaign_id: PathId, session: SessionDep) -> dict[str, Any]:
     return await swrve.counters(session, campaign_id)
+
+
+@router.get("/campaigns/{campaign_id}")
+async def campaign(campaign_id: PathId, session: SessionDep) -> dict[str, Any]:
+    """A campaign's status, statistics and picture warnings, whichever app it is."""
+    return campaigns.shown(await campaigns.stats_of_any(session, campaign_id))

@@ -116,15 +116,21 @@ class AppRepository:
         plan: str | None = None,
         batch_push: bool | None = None,
         identity_verification: bool | None = None,
+        site_url: str | None = None,
+        default_icon: str | None = None,
     ) -> None:
-        """Write the settings given (None: unchanged); the loaded `app` shows the new values."""
+        """Write the settings given (None: unchanged; "" clears a site setting); the loaded `app` shows
+        the new values."""
         values = {
             "name": name,
             "plan": plan,
             "batch_push": batch_push,
             "identity_verification": identity_verification,
+            "site_url": site_url,
+            "default_icon": default_icon,
         }
-        await self._write(app, {column: value for column, value in values.items() if value is not None})
+        given = {column: value for column, value in values.items() if value is not None}
+        await self._write(app, {column: None if value == "" else value for column, value in given.items()})
 
     async def keep_identity_key(self, app: App, key: str) -> None:
         """Store the app's identity key, given in clear, sealed."""

@@ -14,6 +14,7 @@ from clarion.db import as_utc, utcnow
 from clarion.models import App
 from clarion.provider.webpush import generate_vapid_keys
 from clarion.secrets_box import box_of
+from clarion.validation import http_url_problem, storable
 
 PLANS = ("free", "unlimited")
 # Gravitec: "For Free plan only 10 push campaigns per day are available through API."
@@ -28,6 +29,11 @@ class AppCreated:
     vapid_public_key: str
     identity_secret_key: str
 
+
+# An app's name (apps.name is VARCHAR(255)); a site URL or default icon, as long as a Gravitec push's
+# icon may be (its MAX_TEXT).
+MAX_NAME = 255
+MAX_URL = 1000
 
 # A self-hosted server has no reason to ration its owner: the vendor's free plan is opt-in.
 DEFAULT_PLAN = "unlimited"
@@ -97,10 +103,14 @@ async def update(
     identity_verification: bool | None = None,
     identity_secret_key: str | None = None,
     name: str | None = None,
+    site_url: str | None = None,
+    default_icon: str | None = None,
 ) -> App:
+    """Change an app's settings; None leaves one unchanged, and "" clears the site URL or default icon."""
     app = await by_key(session, app_key)
     if plan is not None and plan not in PLANS:
         raise errors.InvalidField(f"plan must be one of {', '.join(PLANS)}", field="plan")
+    _check_site_settings(name, site_url, default_icon)
     if identity_secret_key is not None:
         await _keep_identity_key(session, app, identity_secret_key)
     if identity_verification and identity_key(session, app) is None:
@@ -111,9 +121,30 @@ async def update(
         )
     repo = AppRepository(session)
     await repo.change(
-        app, name=name, plan=plan, batch_push=batch_push, identity_verification=identity_verification
+        app,
+        name=name,
+        plan=plan,
+        batch_push=batch_push,
+        identity_verification=identity_verification,
+        site_url=site_url,
+        default_icon=default_icon,
     )
     return app
+
+
+def _check_site_settings(name: str | None, site_url: str | None, default_icon: str | None) -> None:
+    """The site's name, its address and its default icon (a Gravitec icon's rules: an http(s) URL of
+    a .jpg, .jpeg or .png picture)."""
+    if name is not None and not (1 <= len(name) <= MAX_NAME and storable(name)):
+        raise errors.InvalidField(
+            f"name must be 1-{MAX_NAME} characters without NUL characters", field="name"
+        )
+    for field, value, images_only in (("site_url", site_url, False), ("default_icon", default_icon, True)):
+        problem = http_url_problem(value, images_only=images_only) if value else None
+        if problem is None and value is not None and len(value) > MAX_URL:
+            problem = f"must be at most {MAX_URL} characters"
+        if problem is not None:
+            raise errors.InvalidField(f"{field}: {problem}", field=field)
 
 
 async def all_apps(session: AsyncSession) -> list[App]:
@@ -136,6 +167,8 @@ def summary(app: App) -> dict[str, Any]:
         "plan": app.plan,
         "batch_push": app.batch_push,
         "identity_verification": app.identity_verification,
+        "site_url": app.site_url,
+        "default_icon": app.default_icon,
         "vapid_public_key": app.vapid_public_key,
         "created_at": as_utc(app.created_at).isoformat(),
     }

@@ -260,6 +260,19 @@ class CampaignRepository:
             .execution_options(synchronize_session=False)
         )
 
+    async def set_pictures(
+        self, campaign_id: int, payload: dict[str, Any], warnings: list[dict[str, str]]
+    ) -> bool:
+        """Its pictures prepared: the payload carrying their URLs and what went wrong, written once
+        (a second preparation, after a lease lapsed, finds them written and changes nothing)."""
+        result = await self.session.execute(
+            update(Campaign)
+            .where(Campaign.id == campaign_id, Campaign.picture_warnings.is_(None))
+            .values(payload=payload, picture_warnings=warnings)
+            .execution_options(synchronize_session=False)
+        )
+        return getattr(result, "rowcount", 0) == 1
+
     async def hand_to_slices(self, campaign_id: int) -> None:
         """The campaign is cut into slices, each with its own lease: no scheduler claims it again."""
         await self.session.execute(

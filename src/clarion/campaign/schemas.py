@@ -66,3 +66,5 @@ class CampaignStats:
     received: int
     clicked: int
     closed: int
+    # What preparing its pictures found: {"field", "url", "reason"} for each that went out unprocessed.
+    picture_warnings: list[dict[str, str]]

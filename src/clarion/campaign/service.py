@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import datetime, time
 from typing import Any
 
@@ -79,7 +79,12 @@ async def create(
     session: AsyncSession, app: App, spec: CampaignCreate, *, api_quota: bool = True
 ) -> Campaign:
     """Store a campaign as scheduled. `api_quota`: it counts toward the free plan's API campaigns
-    (the Gravitec API); a subscriber's own test notification does not."""
+    (the Gravitec API); a subscriber's own test notification does not. A push without an icon shows
+    the site's default icon, if the app has one (Gravitec: "Not specifying an icon will set the
+    default icon of the site"); it is stored in the campaign, so a later change of the default does
+    not change a campaign already made."""
+    if spec.content.icon is None and app.default_icon:
+        spec = replace(spec, content=replace(spec.content, icon=app.default_icon))
     if not payload.fits(spec.content, spec.display_time_s, spec.push_tag):
         raise errors.InvalidField(
             f"payload: the notification must fit {payload.MAX_PAYLOAD_BYTES} bytes once encoded",
@@ -128,10 +133,27 @@ async def recent(session: AsyncSession, app: App, limit: int) -> list[dict[str, 
 
 
 async def stats(session: AsyncSession, app: App, campaign_id: int) -> CampaignStats:
-    repo = CampaignRepository(session)
-    campaign = await repo.get(app.id, campaign_id)
+    campaign = await CampaignRepository(session).get(app.id, campaign_id)
     if campaign is None:
         raise errors.UnknownMessage()
+    return await _stats(session, campaign)
+
+
+async def stats_of_any(session: AsyncSession, campaign_id: int) -> CampaignStats:
+    """A campaign's statistics whichever app it is (the admin API)."""
+    campaign = await CampaignRepository(session).find(campaign_id)
+    if campaign is None:
+        raise errors.NotFound(f"There is no campaign {campaign_id}", field="campaign_id")
+    return await _stats(session, campaign)
+
+
+def shown(stats: CampaignStats) -> dict[str, Any]:
+    """The statistics as JSON, as `clarion campaigns show` and the admin API print them."""
+    return {**asdict(stats), "send_at": stats.send_at.isoformat()}
+
+
+async def _stats(session: AsyncSession, campaign: Campaign) -> CampaignStats:
+    repo = CampaignRepository(session)
     events = await repo.event_counts(campaign.id)
     return CampaignStats(
         campaign_id=campaign.id,
@@ -141,6 +163,7 @@ async def stats(session: AsyncSession, app: App, campaign_id: int) -> CampaignSt
         received=events.get("received", 0),
         clicked=events.get("clicked", 0),
         closed=events.get("closed", 0),
+        picture_warnings=list(campaign.picture_warnings or []),
     )
 
 

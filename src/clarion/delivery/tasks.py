@@ -22,6 +22,8 @@ from clarion.delivery import fanout, journal
 from clarion.delivery.jobs import DELIVER, FANOUT, deliver_jobs, fanout_job
 from clarion.delivery.repository import LedgerRepository, SliceRepository
 from clarion.delivery.service import Deliverer
+from clarion.pictures import service as pictures
+from clarion.pictures.fetch import Fetcher
 from clarion.provider.registry import build_providers
 from clarion.queue import Job, Queue, Registry
 
@@ -55,8 +57,19 @@ class DeliveryTasks:
         # This process's name on the ledger rows it holds.
         self.owner = uuid.uuid4().hex[:12]
         self.deliverer: Deliverer | None = None
+        self.pictures: pictures.Pictures | None = None
 
     async def open(self) -> None:
+        if self.settings.public_url is None:
+            log.warning(
+                "CLARION_PUBLIC_URL is unset: notification pictures go out as their original URLs, "
+                "unprocessed (set it to the URL at which browsers reach this server to have them "
+                "checked, normalised and served by Clarion)"
+            )
+        else:
+            fetcher = Fetcher.from_settings(self.settings)
+            lease_s = self.settings.delivery_lease_s
+            self.pictures = pictures.Pictures(fetcher, self.settings.public_url, lease_s)
         self.deliverer = Deliverer(
             self.db,
             build_providers(self.settings),
@@ -70,6 +83,8 @@ class DeliveryTasks:
     async def close(self) -> None:
         if self.deliverer is not None:
             await self.deliverer.close()
+        if self.pictures is not None:
+            await self.pictures.fetcher.aclose()
 
     async def reset_leases(self) -> None:
         async with self.db.session() as session:
@@ -102,10 +117,11 @@ class DeliveryTasks:
             self.registry.spawn(self._plan(campaign_id), name=f"fanout-plan-{campaign_id}")
 
     async def _plan(self, campaign_id: int) -> int:
-        """Cut the campaign into slices; while the database or the queue is unreachable, try again
-        with back-off (resuming here, not after the claim's lease lapses, gets a campaign going
-        within seconds of an outage's end)."""
+        """Prepare the campaign's pictures (once), then cut it into slices; while the database or the
+        queue is unreachable, try again with back-off (resuming here, not after the claim's lease
+        lapses, gets a campaign going within seconds of an outage's end)."""
         try:
+            await self._prepare_pictures(campaign_id)
             return await outage.retrying(
                 lambda: fanout.plan(self.db, self.queue, campaign_id, self._fanout_settings())
             )
@@ -114,6 +130,19 @@ class DeliveryTasks:
         except Exception:
             log.exception("planning the fan-out of campaign %s failed; another scheduler will", campaign_id)
             return 0
+
+    async def _prepare_pictures(self, campaign_id: int) -> None:
+        """Pictures never stop a campaign: a failure that is no outage is logged, and it goes out
+        with the pictures' original URLs."""
+        prepared = self.pictures
+        if prepared is None:
+            return
+        try:
+            await outage.retrying(lambda: pictures.prepare(self.db, campaign_id, prepared))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("campaign %s: preparing its pictures failed; they go out unprocessed", campaign_id)
 
     async def fan_out(self, job: Job) -> None:
         """A step of one slice (an outage is retried by the runner: the step resumes from the ledger)."""

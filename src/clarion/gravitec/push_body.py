@@ -8,7 +8,6 @@ from __future__ import annotations
 import difflib
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from clarion import errors
 from clarion.campaign.schemas import (
@@ -21,7 +20,7 @@ from clarion.campaign.schemas import (
     SegmentTerm,
 )
 from clarion.db import utcnow
-from clarion.validation import MAX_ID_DIGITS, WHITESPACE_AT_ENDS, clickable_url_problem
+from clarion.validation import MAX_ID_DIGITS, clickable_url_problem, http_url_problem
 
 MAX_SECONDS = 2_419_200  # 28 days: the v3 ceiling for ttl and display_time
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -34,7 +33,6 @@ MAX_BUTTON_TITLE = 48
 MAX_TOKENS = 100
 MAX_SEGMENT_TERMS = 256
 MAX_NAME = 255
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
 # Every property the vendor documents for `POST /api/v3/push`, at each level. Anything else is refused:
@@ -126,13 +124,9 @@ def _text(data: dict[str, Any], key: str, field: str, *, limit: int, required: b
 
 def _url(value: str, field: str, *, images_only: bool = False) -> str:
     """redirect_url, icon and image: the clickable-URL rule (validation.py), and http(s) only."""
-    problem = clickable_url_problem(value)
-    if problem == WHITESPACE_AT_ENDS:
+    problem = http_url_problem(value, images_only=images_only)
+    if problem is not None:
         raise _invalid(field, problem)
-    if problem is not None or value.split(":", 1)[0].lower() not in ("http", "https"):
-        raise _invalid(field, "must be a valid http(s) URL")
-    if images_only and not urlsplit(value).path.lower().endswith(IMAGE_SUFFIXES):
-        raise _invalid(field, "must end with .jpg, .jpeg or .png")
     return value
 
 
