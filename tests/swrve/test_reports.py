@@ -57,8 +57,11 @@ async def test_a_truncated_batch_of_common_parameters_sends_the_users_before_the
 async def test_a_body_that_is_not_json_or_not_utf8_is_reported_not_refused(swrve_api: Swrve) -> None:
     push = await swrve_api.push_campaign()
     cases = {
-        b"hello": "the batch must be a JSON array of users or an object with 'users'",
-        b'{"message": "no users"}': "the batch object has no 'users'",
+        b"hello": "the batch must be a JSON array of users or a JSON object",
+        b'{"message": "no users"}': (
+            "the batch object names no users: it needs 'users', 'swrve_user_id' or 'external_user_id'"
+        ),
+        b"{}": "the batch object names no users: it needs 'users', 'swrve_user_id' or 'external_user_id'",
         '[{"swrve_user_id": "u1", "message": "café"}]'.encode("latin-1"): (
             "the body is not UTF-8: invalid continuation byte at byte 40"
         ),
