@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 
 import pytest
 
 from clarion.queue import MemoryQueue
 from clarion.swrve import process as swrve_process
 from clarion.swrve.tasks import SwrveTasks, process_job
+from tests.fakes.fcm import fcm_error
 from tests.swrve.conftest import SwrveEnv, report
 
 
@@ -53,6 +55,35 @@ async def test_a_batch_processed_past_its_time_limit_reports_by_how_much(swrve_e
         retry_possible=True,
     )
     assert api.received(device) == []
+
+
+async def test_a_recipient_whose_retry_would_pass_the_time_limit_is_reported_safe_to_resend(
+    swrve_env: SwrveEnv,
+) -> None:
+    # The push service asks for 5 s before the next attempt; the batch may take 1 s.
+    async with swrve_env.running(batch_time_limit_s=1.0) as api:
+        push = await api.push_campaign()
+        slow, fine = await api.device("android", "slow"), await api.device("android", "fine")
+        api.fakes.fcm.script(slow.token, [fcm_error("UNAVAILABLE", retry_after="5")])
+        started = time.monotonic()
+        batch_id = await api.submit(push.push_key, {"swrve_user_id": ["slow", "fine"], "message": "Hi"})
+        status = await api.report(batch_id)
+        # Given up at once, not after the 5 s: no later attempt could be within the limit.
+        assert time.monotonic() - started < 4
+    [warning] = status["warnings"]
+    late = re.fullmatch(r"Exceeded time limit by (\d+) ms", warning["reason"])
+    assert late is not None, status
+    assert 3000 <= int(late.group(1)) <= 5000  # 5 s from the first attempt, less the 1 s limit
+    assert status == report(
+        batch_id,
+        "done_with_warnings",
+        total=2,
+        sent=1,
+        warnings=[("slow", warning["reason"], True)],
+        retry_possible=True,
+    )
+    # The one attempt the push service refused, never another; the other user's one delivery.
+    assert (len(api.received(slow)), len(api.received(fine))) == (1, 1)
 
 
 async def test_a_batch_whose_processing_keeps_failing_is_given_up_and_reported(
