@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 
@@ -11,6 +12,7 @@ import pytest
 from clarion.queue import MemoryQueue
 from clarion.swrve import process as swrve_process
 from clarion.swrve.tasks import SwrveTasks, process_job
+from tests.app_tenant.factory import proof
 from tests.fakes.fcm import fcm_error
 from tests.swrve.conftest import SwrveEnv, report
 
@@ -31,6 +33,36 @@ async def test_a_batch_accepted_without_an_engine_is_completed_by_the_next_start
         assert await api.report(batch_id) == report(batch_id, "done", total=1, sent=1)
     [received] = api.received(device)
     assert received.message["notification"]["body"] == "Later"
+
+
+async def test_tokens_replaced_between_acceptance_and_processing_are_the_ones_sent(
+    swrve_env: SwrveEnv,
+) -> None:
+    async with swrve_env.running(run_engine=False) as api:
+        push = await api.push_campaign()
+        old_phone, browser = await api.device("android", "u1"), await api.device("web", "u2")
+        batch_id = await api.submit(push.push_key, {"swrve_user_id": ["u1", "u2"], "message": "Parcel"})
+        # Before the batch runs, u1's app registers a new token (the old one is dead at FCM) and u2's
+        # browser moves its subscription to a new endpoint (pushsubscriptionchange).
+        new_phone = await api.device("android", "u1")
+        api.fakes.fcm.unregister(old_phone.token)
+        renewed = api.fakes.web.new_subscription(application_server_key=api.app.vapid_public_key)
+        moved = await api.client.post(
+            f"/sdk/v1/subscribers/{browser.reg_id}/resubscribe",
+            params={"app_key": api.app_key},
+            headers=proof(browser.proof),
+            json={"subscription": renewed.to_json()},
+        )
+        assert moved.status_code == 200, moved.text
+
+    async with swrve_env.running() as api:
+        assert await api.report(batch_id) == report(batch_id, "done", total=2, sent=2)
+    bodies = [r.message["notification"]["body"] for r in api.received(new_phone)]
+    assert bodies == ["Parcel"]
+    assert [json.loads(r.payload)["message"] for r in api.fakes.web.received_for(renewed.sub_id)] == [
+        "Parcel"
+    ]
+    assert api.fakes.web.received_for(browser.token) == []
 
 
 async def test_a_batch_processed_past_its_time_limit_reports_by_how_much(swrve_env: SwrveEnv) -> None:
