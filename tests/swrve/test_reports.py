@@ -306,8 +306,8 @@ async def test_a_token_replaced_by_a_new_registration_before_the_send_is_a_chang
 ) -> None:
     push = await swrve_api.push_campaign()
     old = await swrve_api.device("android", "u1")
-    # The push service is busy at the first attempt: the send waits 1 s for its retry.
-    swrve_api.fakes.fcm.script(old.token, [fcm_error("UNAVAILABLE", retry_after="1")])
+    # The push service is busy at the first attempt: the send waits 2 s for its retry.
+    swrve_api.fakes.fcm.script(old.token, [fcm_error("UNAVAILABLE", retry_after="2")])
     batch_id = await swrve_api.submit(push.push_key, [{"swrve_user_id": "u1", "message": "Parcel"}])
     deadline = time.monotonic() + 10
     while not swrve_api.fakes.fcm.received_for(old.token):
