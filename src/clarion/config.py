@@ -76,7 +76,8 @@ class Settings(BaseSettings):
     ca_file: str | None = None
     # Swrve batches accepted per app per minute; more are answered 429 with Retry-After.
     batch_rate_per_minute: int = 60
-    # How long a Swrve batch may wait to be processed before its users are reported as too late.
+    # A Swrve batch's execution time limit, from its acceptance: users processed and devices attempted
+    # after it are not sent but reported "Exceeded time limit by {n} ms" (docs/swrve-batch.md).
     batch_time_limit_s: float = Field(default=600.0, gt=0)
     # Abuse limits on the public subscriber API (registration, events), per client address (an IPv6
     # client by its /64) and per app, in requests a minute (0: no limit), kept per serving process.

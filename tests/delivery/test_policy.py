@@ -50,9 +50,17 @@ def decide(
     rng: random.Random,
     base_s: float = BASE_S,
     max_s: float = MAX_S,
+    give_up_at: datetime | None = None,
 ) -> policy.Decision:
     return policy.decide(
-        outcome, attempts=attempts, now=NOW, expires_at=expires_at, base_s=base_s, max_s=max_s, rng=rng
+        outcome,
+        attempts=attempts,
+        now=NOW,
+        expires_at=expires_at,
+        give_up_at=give_up_at,
+        base_s=base_s,
+        max_s=max_s,
+        rng=rng,
     )
 
 
@@ -178,6 +186,35 @@ def test_the_same_seed_gives_the_same_retry_times() -> None:
     other = [decide(Retry("503"), attempts=n, rng=random.Random(6)) for n in BELOW_MAX]
     assert first == again
     assert first != other
+
+
+# --- A time limit (a Swrve batch's) before the TTL -------------------------------------------------
+
+
+def test_a_retry_that_would_come_past_the_time_limit_expires_saying_by_how_much() -> None:
+    limit = NOW + timedelta(seconds=2)
+    decision = decide(Retry("429", after_s=5.0), give_up_at=limit, rng=Pinned("low"))
+    assert final(decision) == ("expired", "Exceeded time limit by 3000 ms")
+    decision = decide(Retry("429", after_s=1.0), give_up_at=limit, rng=Pinned("low"))
+    assert retry_delay(decision) == timedelta(seconds=1)
+
+
+def test_an_attempt_already_past_the_time_limit_says_how_far_past_it_is() -> None:
+    limit = NOW - timedelta(milliseconds=1500)
+    decision = decide(Retry("the time limit ran out"), give_up_at=limit, rng=Pinned("high"))
+    assert final(decision) == ("expired", "Exceeded time limit by 1500 ms")
+
+
+def test_a_ttl_ending_first_expires_as_the_ttl() -> None:
+    ends, limit = NOW + timedelta(seconds=1), NOW + timedelta(seconds=2)
+    decision = decide(Retry("503", after_s=5.0), expires_at=ends, give_up_at=limit, rng=Pinned("low"))
+    assert final(decision) == ("expired", "503")
+
+
+def test_the_time_limit_does_not_touch_final_outcomes() -> None:
+    limit = NOW - timedelta(seconds=1)
+    assert final(decide(Delivered(201), give_up_at=limit, rng=Pinned("low"))) == ("sent", None)
+    assert final(decide(Gone("HTTP 410"), give_up_at=limit, rng=Pinned("low"))) == ("gone", "HTTP 410")
 
 
 @settings(derandomize=True, max_examples=300)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from clarion.app_tenant import credentials
 from tests.fakes.apns import Respond as ApnsRespond
 from tests.fakes.fcm import fcm_error
 from tests.fakes.push_service import Respond as WebRespond
@@ -57,8 +58,11 @@ async def test_a_truncated_batch_of_common_parameters_sends_the_users_before_the
 async def test_a_body_that_is_not_json_or_not_utf8_is_reported_not_refused(swrve_api: Swrve) -> None:
     push = await swrve_api.push_campaign()
     cases = {
-        b"hello": "the batch must be a JSON array of users or an object with 'users'",
-        b'{"message": "no users"}': "the batch object has no 'users'",
+        b"hello": "the batch must be a JSON array of users or a JSON object",
+        b'{"message": "no users"}': (
+            "the batch object names no users: it needs 'users', 'swrve_user_id' or 'external_user_id'"
+        ),
+        b"{}": "the batch object names no users: it needs 'users', 'swrve_user_id' or 'external_user_id'",
         '[{"swrve_user_id": "u1", "message": "café"}]'.encode("latin-1"): (
             "the body is not UTF-8: invalid continuation byte at byte 40"
         ),
@@ -223,6 +227,33 @@ async def test_a_platform_without_credentials(swrve_api: Swrve) -> None:
     assert [len(swrve_api.received(device)) for device in devices] == [0, 0, 0, 1]
 
 
+async def test_credentials_the_push_service_refuses_fail_every_user_on_that_channel(
+    swrve_api: Swrve,
+) -> None:
+    apns = swrve_api.fakes.apns
+    wrong_team = {
+        "key_pem": apns.key_pem,
+        "key_id": apns.key_id,
+        "team_id": "WRONGTEAM1",
+        "topic": apns.topic,
+    }
+    async with swrve_api.db.session() as session:
+        await credentials.store(session, swrve_api.app_key, "apns", wrong_team)
+    push = await swrve_api.push_campaign()
+    phones = [await swrve_api.device("ios", user) for user in ("u1", "u2")]
+    android = await swrve_api.device("android", "u3")
+    batch_id = await swrve_api.submit(push.push_key, ["u1", "u2", "u3"])
+    assert await swrve_api.report(batch_id) == report(
+        batch_id,
+        "done_with_warnings",
+        total=3,
+        sent=1,
+        warnings=[("u1", "Failure to send message", False), ("u2", "Failure to send message", False)],
+    )
+    assert [len(apns.received_for(phone.token)) for phone in phones] == [0, 0]
+    assert len(swrve_api.received(android)) == 1
+
+
 async def test_refusals_and_changed_tokens_fail_the_batch_without_retry(swrve_api: Swrve) -> None:
     await swrve_api.credentials("apns", "wns", "adm")
     fakes = swrve_api.fakes
@@ -268,6 +299,32 @@ async def test_refusals_and_changed_tokens_fail_the_batch_without_retry(swrve_ap
         warnings=[("changed-android", NO_TOKEN_ALL, True)],
         retry_possible=True,
     )
+
+
+async def test_a_token_replaced_by_a_new_registration_before_the_send_is_a_changed_token(
+    swrve_api: Swrve,
+) -> None:
+    push = await swrve_api.push_campaign()
+    old = await swrve_api.device("android", "u1")
+    # The push service is busy at the first attempt: the send waits 2 s for its retry.
+    swrve_api.fakes.fcm.script(old.token, [fcm_error("UNAVAILABLE", retry_after="2")])
+    batch_id = await swrve_api.submit(push.push_key, [{"swrve_user_id": "u1", "message": "Parcel"}])
+    deadline = time.monotonic() + 10
+    while not swrve_api.fakes.fcm.received_for(old.token):
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.02)
+    # Meanwhile the app gets a new token and registers it for the same user; the old one is dead.
+    new = await swrve_api.device("android", "u1")
+    swrve_api.fakes.fcm.unregister(old.token)
+    assert await swrve_api.report(batch_id) == report(
+        batch_id, "failed", total=1, sent=0, warnings=[("u1", "Rejected, User Has Changed Token", False)]
+    )
+    assert swrve_api.received(new) == []
+    # Resending reaches the user's new token, the old one inactive now.
+    batch_id = await swrve_api.submit(push.push_key, [{"swrve_user_id": "u1", "message": "Parcel"}])
+    assert await swrve_api.report(batch_id) == report(batch_id, "done", total=1, sent=1)
+    assert [r.message["notification"]["body"] for r in swrve_api.received(new)] == ["Parcel"]
+    assert len(swrve_api.received(old)) == 2  # the busy answer and the UNREGISTERED one
 
 
 async def test_a_message_that_outlives_its_time_to_live(swrve_api: Swrve) -> None:

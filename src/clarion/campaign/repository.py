@@ -14,6 +14,7 @@ from clarion.models import (
     FINISHED_CAMPAIGN_STATUSES,
     FOLDED_COUNTERS,
     App,
+    Batch,
     Campaign,
     CampaignStatus,
     CampaignTarget,
@@ -112,6 +113,14 @@ class CampaignRepository:
         app = await self.session.get(App, campaign.app_id)
         assert app is not None, "a campaign's app is deleted with it"
         return campaign, app
+
+    async def batch_deadline(self, campaign: Campaign) -> datetime | None:
+        """The execution time limit of the Swrve batch this campaign sends, if it sends one."""
+        batch_id = campaign.audience.get("batch_id") if campaign.audience.get("kind") == "batch" else None
+        if batch_id is None:
+            return None
+        query = select(Batch.deadline_at).where(Batch.id == str(batch_id))
+        return (await self.session.execute(query)).scalar_one_or_none()
 
     async def quota_campaigns_since(self, app_id: int, since: datetime) -> int:
         """Campaigns of the app created since `since` that count toward its plan's quota."""

@@ -32,6 +32,8 @@ class CampaignContext:
     credentials: dict[str, dict[str, Any]]
     # started_at + ttl_s, kept rather than computed: every recipient's send reads it.
     expires_at: datetime
+    # No attempt after this (a Swrve batch's execution time limit), whatever the TTL still allows.
+    give_up_at: datetime | None = None
 
     def remaining_ttl_s(self, now: datetime) -> int:
         """On a retry the push service is told what is left of the TTL, not the whole of it."""
@@ -54,6 +56,7 @@ async def load(session: AsyncSession, campaign_id: int) -> CampaignContext | Non
     if found is None:
         return None
     campaign, app = found
+    deadline = await CampaignRepository(session).batch_deadline(campaign)
     started_at = as_utc(campaign.started_at or campaign.send_at or utcnow())
     notification = replace(
         content.decode(campaign.payload),
@@ -79,6 +82,7 @@ async def load(session: AsyncSession, campaign_id: int) -> CampaignContext | Non
         vapid_public_key=app.vapid_public_key,
         credentials=await credentials.for_app(session, app.id),
         expires_at=started_at + timedelta(seconds=campaign.ttl_s),
+        give_up_at=None if deadline is None else as_utc(deadline),
     )
 
 

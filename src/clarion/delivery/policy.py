@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,6 +16,11 @@ from clarion.provider.outcome import Delivered, Gone, Outcome, Rejected, Retry
 # is set far below its default. A cap of 10 used to give up recipients an hour's TTL could still
 # reach (issue #19: 16 of 10,000 `failed` against a service answering 30 % 500 and 20 % 429).
 MAX_ATTEMPTS = 10_000
+
+
+# The spec's own words (swrve-batch-push-api.txt, warning table): the Swrve report shows it as it is.
+TIME_LIMIT_REASON = "Exceeded time limit by {} ms"
+MILLISECOND = timedelta(milliseconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +58,7 @@ def decide(
     attempts: int,
     now: datetime,
     expires_at: datetime,
+    give_up_at: datetime | None = None,
     base_s: float,
     max_s: float,
     rng: random.Random | None = None,
@@ -62,6 +69,10 @@ def decide(
     backoff_s, or after Retry-After when that is longer (never before it), for as long as the TTL
     runs: a retry due at or past `expires_at` is `expired` instead. Only the backstop MAX_ATTEMPTS,
     far above what a TTL allows with the default back-off, makes it `failed` first.
+
+    `give_up_at` (a Swrve batch's execution time limit) ends retries earlier than the TTL: a retry
+    due at or past it is `expired` with TIME_LIMIT_REASON, n being how far past the limit it is now,
+    or, still before it, how far past it the next attempt could come.
     """
     if isinstance(outcome, Delivered):
         return Final(DeliveryStatus.SENT)
@@ -76,6 +87,9 @@ def decide(
     if outcome.after_s is not None:
         delay = max(delay, outcome.after_s)
     at = now + timedelta(seconds=delay)
+    if give_up_at is not None and at >= give_up_at and give_up_at < expires_at:
+        late = now - give_up_at if now >= give_up_at else at - give_up_at
+        return Final(DeliveryStatus.EXPIRED, TIME_LIMIT_REASON.format(math.ceil(late / MILLISECOND)))
     if at >= expires_at:
         return Final(DeliveryStatus.EXPIRED, outcome.reason)
     return RetryAt(at, outcome.reason)

@@ -243,6 +243,7 @@ class Recorder:
                 attempts=recipient.attempts,
                 now=batch.now,
                 expires_at=job.context.expires_at,
+                give_up_at=job.context.give_up_at,
                 base_s=self.retry_base_s,
                 max_s=self.retry_max_s,
             )

@@ -103,6 +103,8 @@ class Deliverer:
     def _prepare(self, context: CampaignContext, recipient: Claimed, now: datetime) -> Outcome | Transmit:
         if now >= context.expires_at and context.ttl_s > 0:
             return Retry("the TTL ran out before the attempt")
+        if context.give_up_at is not None and now >= context.give_up_at:
+            return Retry("the time limit ran out before the attempt")
         provider = self.providers.get(recipient.platform)
         if provider is None:
             return Retry(f"no sender for platform {recipient.platform}")

@@ -29,6 +29,10 @@ class Rejected:
 
 Outcome = Delivered | Retry | Gone | Rejected
 
+# How a Rejected reason starts when the fault is the app's channel to the push service (its
+# credentials, the service's URL), not the message or the token: every recipient there fails alike.
+CHANNEL_PREFIX = "channel: "
+
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:
     """Seconds to wait from a Retry-After value: delay-seconds or an HTTP-date (RFC 9110 §10.2.3).

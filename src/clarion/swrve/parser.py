@@ -1,9 +1,10 @@
 """Reading a batch body user by user, so that a syntax error part-way loses only what follows it.
 
-Two shapes (docs/swrve-batch.md): an array of user objects, or an object of common parameters with
-"users": ["id", {"swrve_user_id": …, personalized params}, …]. The body is walked one array element
-at a time with json.JSONDecoder.raw_decode; at the first syntax error the rest is reported as
-"Parsing impossible. {detail}" from the identified user onwards.
+Three shapes (docs/swrve-batch.md): an array of user objects; an object of common parameters with
+"users": ["id", {"swrve_user_id": …, personalized params}, …]; or one object naming its users
+itself ({"swrve_user_id": [ids], params}: its parameters are every named user's). The body is walked
+one array element at a time with json.JSONDecoder.raw_decode; at the first syntax error the rest is
+reported as "Parsing impossible. {detail}" from the identified user onwards.
 """
 
 from __future__ import annotations
@@ -51,12 +52,23 @@ _WHITESPACE = re.compile(r"[ \t\n\r]*")
 _USER_ID = re.compile(r'"(?:swrve_user_id|external_user_id)"\s*:\s*(?:\[\s*)?"([^"\\\x00-\x1f]{1,255})"')
 
 
+# The keys that name a batch's users, in a user object or in the batch object itself.
+ID_KEYS = ("swrve_user_id", "external_user_id")
+
+
 @dataclass(frozen=True)
 class UserEntry:
-    """One element of the users list: an id, or an object with id(s) and personalized params."""
+    """One element of the users list: an id, or an object with id(s) and personalized params.
 
-    index: int
+    `index` is its place in the users array; None for the ids the batch object names itself.
+    """
+
+    index: int | None
     value: Any
+
+    @property
+    def where(self) -> str:
+        return "the batch object" if self.index is None else f"user #{self.index}"
 
 
 @dataclass(frozen=True)
@@ -126,10 +138,11 @@ def _users(text: str, position: int, parsed: Parsed) -> int:
         index += 1
 
 
-def _named_user(text: str, start: int, error_at: int) -> str | None:
+def _named_user(text: str, start: int, error_at: int, end: int | None = None) -> str | None:
     """The id in the broken element, read up to the end of the object the error is in (so that a
-    later user's id is not taken for it)."""
-    end = text.find("}", error_at)
+    later user's id is not taken for it), or up to `end`."""
+    if end is None:
+        end = text.find("}", error_at)
     named = _USER_ID.search(text, start, len(text) if end == -1 else end)
     return named.group(1) if named else None
 
@@ -148,19 +161,26 @@ def parse(body: bytes) -> Parsed:
         elif text[position : position + 1] == "{":
             position = _object(text, position, parsed)
         else:
-            raise _Syntax(position, "the batch must be a JSON array of users or an object with 'users'")
+            raise _Syntax(position, "the batch must be a JSON array of users or a JSON object")
         if parsed.broken is None and _skip(text, position) != len(text):
             raise _Syntax(position, f"extra data after the batch at char {position}")
     except _Syntax as exc:
-        parsed.broken = Broken(len(parsed.entries), None, exc.detail)
+        # Broken outside a users array: before any user was read, a legible id before the error
+        # can only be one the batch object names itself.
+        user = None if parsed.entries else _named_user(text, 0, exc.position, exc.position)
+        parsed.broken = Broken(len(parsed.entries), user, exc.detail)
     return parsed
 
 
+_NO_USERS = "the batch object names no users: it needs 'users', 'swrve_user_id' or 'external_user_id'"
+
+
 def _object(text: str, position: int, parsed: Parsed) -> int:
+    """A batch object: its keys but `users` are common parameters; ids among them are users too."""
     position = _expect(text, position, "{")
     seen_users = False
     if text[_skip(text, position) : _skip(text, position) + 1] == "}":
-        raise _Syntax(position, "the batch object has no 'users'")
+        raise _Syntax(position, _NO_USERS)
     while True:
         key, position = _value(text, position)
         if not isinstance(key, str):
@@ -172,12 +192,22 @@ def _object(text: str, position: int, parsed: Parsed) -> int:
                 raise _Syntax(position, "'users' must be an array")
             position = _users(text, position, parsed)
             if parsed.broken is not None:
+                _object_users(parsed)  # the ids it named before the break are still read
                 return len(text)
         else:
             parsed.common[key], position = _value(text, position)
         position = _skip(text, position)
         if position < len(text) and text[position] == "}":
-            if not seen_users:
-                raise _Syntax(position, "the batch object has no 'users'")
+            if not _object_users(parsed) and not seen_users:
+                raise _Syntax(position, _NO_USERS)
             return position + 1
         position = _expect(text, position, ",")
+
+
+def _object_users(parsed: Parsed) -> bool:
+    """The ids the batch object names itself, as the first entry: its own parameters (the common
+    ones) apply to them. False when it names none."""
+    named = {key: parsed.common[key] for key in ID_KEYS if key in parsed.common}
+    if named:
+        parsed.entries.insert(0, UserEntry(None, named))
+    return bool(named)

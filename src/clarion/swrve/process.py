@@ -58,7 +58,7 @@ def _targets(entry: UserEntry, common: dict[str, Any], plan: Plan) -> list[Targe
     value = {"swrve_user_id": entry.value} if isinstance(entry.value, str) else entry.value
     if not isinstance(value, dict):
         plan.users += 1
-        plan.fail(None, f"Failure to parse request. user #{entry.index} must be an id or an object")
+        plan.fail(None, f"Failure to parse request. {entry.where} must be an id or an object")
         return []
     id_key = "external_user_id" if "external_user_id" in value else "swrve_user_id"
     ids = value.get(id_key)
@@ -67,7 +67,7 @@ def _targets(entry: UserEntry, common: dict[str, Any], plan: Plan) -> list[Targe
         plan.users += 1
         plan.fail(
             None,
-            f"Failure to parse request. user #{entry.index}: '{id_key}' must be an id "
+            f"Failure to parse request. {entry.where}: '{id_key}' must be an id "
             f"(1-{rules.MAX_ID_CHARS} characters, no NUL) or an array of ids",
         )
         return []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,22 +11,32 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion import errors
+from clarion.delivery.policy import TIME_LIMIT_REASON
 from clarion.delivery.repository import LedgerRepository
 from clarion.models import BatchStatus, DeliveryStatus
+from clarion.provider.outcome import CHANNEL_PREFIX
 from clarion.swrve.repository import SwrveRepository
 
-# How a recipient's final ledger status reads in the report (spec, warning table; none safe to resend).
+# How a recipient's final ledger status reads in the report (spec, warning table; none safe to resend
+# but the time limit's).
 _OUTCOME_REASONS = {
     DeliveryStatus.GONE: "Rejected, User Has Changed Token",
     DeliveryStatus.EXPIRED: "Failed to send a Push message",
     DeliveryStatus.FAILED: "Internal failure to send a Push message",
 }
+# Given up at the batch's time limit (delivery.policy.TIME_LIMIT_REASON): never attempted again.
+_TIME_LIMIT = re.compile(re.escape(TIME_LIMIT_REASON).replace(r"\{\}", r"\d+"))
 
 
-def _delivery_reason(status: DeliveryStatus, last_error: str | None) -> str:
+def _delivery_reason(status: DeliveryStatus, last_error: str | None) -> tuple[str, bool]:
+    """The report's reason for a recipient's final status, and whether it is safe to resend."""
     if status == DeliveryStatus.REJECTED:
-        return f"Failure due to: {last_error or 'the push service refused the message'}"
-    return _OUTCOME_REASONS.get(status, "Failure to send message")
+        if last_error and last_error.startswith(CHANNEL_PREFIX):
+            return "Failure to send message", False  # the app's channel: every user on it alike
+        return f"Failure due to: {last_error or 'the push service refused the message'}", False
+    if status == DeliveryStatus.EXPIRED and last_error and _TIME_LIMIT.fullmatch(last_error):
+        return last_error, True
+    return _OUTCOME_REASONS.get(status, "Failure to send message"), False
 
 
 def _entry(user: str | None, reason: str, safe: bool) -> dict[str, Any]:
@@ -84,7 +95,7 @@ def ledger_outcome(
     ledger: Sequence[tuple[DeliveryStatus, str | None, dict[str, Any] | None]],
 ) -> LedgerOutcome:
     sent_users: set[str] = set()
-    unsent: dict[str, str] = {}
+    unsent: dict[str, tuple[str, bool]] = {}
     pending = False
     for row_status, last_error, params in ledger:
         user = str((params or {}).get("user"))
@@ -94,7 +105,7 @@ def ledger_outcome(
             pending = True
         else:
             unsent.setdefault(user, _delivery_reason(row_status, last_error))
-    warnings = [_entry(user, reason, False) for user, reason in unsent.items() if user not in sent_users]
+    warnings = [_entry(user, *unsent[user]) for user in unsent if user not in sent_users]
     return LedgerOutcome(len(sent_users), warnings, pending)
 
 
