@@ -337,3 +337,26 @@ async def test_each_web_recipient_gets_its_own_time_to_live(swrve_api: Swrve) ->
     assert (await swrve_api.report(batch_id))["status"] == "done"
     assert _near(int(swrve_api.received(long)[0].headers["ttl"]), 3600)
     assert _near(int(swrve_api.received(short)[0].headers["ttl"]), 60)
+
+
+async def test_rich_media_urls_must_be_https_with_an_extension(swrve_api: Swrve) -> None:
+    push = await swrve_api.push_campaign()
+    for user in ("u1", "u2", "u3", "u4"):
+        await swrve_api.device("android", user)
+    users = [
+        {"swrve_user_id": "u1", "rich_media_url": "http://cdn.example.com/a.png"},
+        {"swrve_user_id": "u2", "rich_media_url": "https://cdn.example.com/picture"},
+        {"swrve_user_id": "u3", "rich_media_url": IMAGE, "rich_media_thumbnail_url": "javascript:x.png"},
+        {"swrve_user_id": "u4", "rich_media_url": IMAGE, "rich_media_thumbnail_url": THUMBNAIL},
+    ]
+    batch_id = await swrve_api.submit(push.push_key, users)
+    media = "Failure to parse request. 'rich_media_url' must be a valid HTTPS URL that includes an extension"
+    thumbnail = media.replace("rich_media_url", "rich_media_thumbnail_url")
+    assert await swrve_api.report(batch_id) == report(
+        batch_id,
+        "done_with_warnings",
+        total=4,
+        sent=1,
+        failures=[("u1", media, True), ("u2", media, True), ("u3", thumbnail, True)],
+        retry_possible=True,
+    )

@@ -6,7 +6,9 @@ Every reason text here is the spec's own wording (its "Possible failure or warni
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit
 
 from clarion import content
 from clarion.content import Button, Notification, RichMedia
@@ -52,6 +54,7 @@ _STRING_PARAMS = (
     "rich_media_thumbnail_url",
 )
 _INT_PARAMS = ("badge_number", "time_to_live")
+_MEDIA_URLS = ("rich_media_url", "rich_media_thumbnail_url")
 _KNOWN_PARAMS = frozenset((*_STRING_PARAMS, *_INT_PARAMS, "collapse_key", "silent", "payload", "buttons"))
 
 
@@ -81,6 +84,8 @@ def normalise(raw: dict[str, Any]) -> dict[str, Any]:
             _check_storable(key, value)
             if name == "deeplink" and value:  # "" is no deeplink at all
                 _check_clickable(key, value)
+            elif name in _MEDIA_URLS and value:
+                _check_media_url(key, value)
         elif name in _INT_PARAMS:
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ParamError(f"'{key}' must be an integer")
@@ -120,6 +125,15 @@ def _check_clickable(key: str, value: str) -> None:
     problem = clickable_url_problem(value)
     if problem is not None:
         raise ParamError(f"'{key}' {problem}")
+
+
+def _check_media_url(key: str, value: str) -> None:
+    """Spec, rich_media_url and rich_media_thumbnail_url: "Has to be valid and HTTPS URL, and include
+    an extension" (the device picks how to show the media by it)."""
+    problem = clickable_url_problem(value)
+    parts = urlsplit(value) if problem is None else None
+    if parts is None or parts.scheme.lower() != "https" or not PurePosixPath(parts.path).suffix:
+        raise ParamError(f"'{key}' must be a valid HTTPS URL that includes an extension")
 
 
 def _check_storable(key: str, value: Any) -> None:
