@@ -61,6 +61,10 @@ class DeliveryStatus(StrEnum):
 
 
 # A campaign is finished in these states: nothing of it will be sent any more.
+# The reason of a ledger row that was pending when its campaign was cancelled: it ends `expired` (it was
+# never sent, and will not be), and this reason tells it from one whose TTL ran out.
+CANCELLED_REASON = "cancelled"
+
 FINISHED_CAMPAIGN_STATUSES = (CampaignStatus.SENT, CampaignStatus.CANCELLED, CampaignStatus.FAILED)
 
 # Where ledger retention counts the rows it deletes, by final status (a pending row is never folded).

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from clarion.v1 import apps
+from clarion.v1 import apps, campaigns
 
 router = APIRouter(prefix="/v1")
 router.include_router(apps.router)
+router.include_router(campaigns.router)
