@@ -187,3 +187,37 @@ def test_platforms_narrow_whom_a_campaign_reaches(v1: V1, fake: FakePushService)
     assert shown["platforms"] == ["ios", "android"]
     assert shown["funnel"]["audience"] == 0
     assert fake.received == []
+
+
+def test_a_sending_campaign_cancelled_stops_and_keeps_what_was_sent(v1: V1, fake: FakePushService) -> None:
+    app = v1.new_app()
+    delivered = subscribe(v1, fake, app, Respond(201))
+    # Each of these is refused for now and due again in 3 s: pending when the cancel comes.
+    waiting = [subscribe(v1, fake, app, Respond(503, retry_after="3")) for _ in range(5)]
+    base = f"/apps/{app['app_key']}/campaigns"
+    with v1.client(basic(app)) as own:
+        campaign_id = own.post(base, json={"payload": PAYLOAD}).json()["campaign_id"]
+        deadline = time.monotonic() + 20
+        while len([r for r in fake.requests if r.method == "POST"]) < 6 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        sending = own.get(f"{base}/{campaign_id}").json()
+        while sending["funnel"]["sent"] < 1 and time.monotonic() < deadline:  # recorded, not only sent
+            time.sleep(0.05)
+            sending = own.get(f"{base}/{campaign_id}").json()
+        cancelled = own.post(f"{base}/{campaign_id}/cancel")
+        time.sleep(4)  # past the retries' time
+        after = own.get(f"{base}/{campaign_id}").json()
+        rows = own.get(f"{base}/{campaign_id}/outcomes", params={"status": "cancelled"}).json()["items"]
+    assert (sending["status"], sending["funnel"]["sent"], sending["funnel"]["pending"]) == ("sending", 1, 5)
+    assert cancelled.status_code == 200, cancelled.text
+    assert after["status"] == "cancelled"
+    assert {k: after["funnel"][k] for k in ("audience", "pending", "sent", "cancelled", "expired")} == {
+        "audience": 6,
+        "pending": 0,
+        "sent": 1,
+        "cancelled": 5,
+        "expired": 0,
+    }
+    assert sorted(row["reg_id"] for row in rows) == sorted(waiting)
+    assert delivered not in {row["reg_id"] for row in rows}
+    assert len([r for r in fake.requests if r.method == "POST"]) == 6  # nothing sent again
