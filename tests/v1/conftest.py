@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,10 @@ import pytest
 
 from tests.e2e.conftest import engine_env
 from tests.e2e.processes import Processes, Server
+from tests.fakes.adm import FakeAdm
+from tests.fakes.fcm import FakeFcm
 from tests.fakes.push_service import FakePushService, Hang, Respond
+from tests.fakes.wns import FakeWns
 from tests.support import PostgresDatabases
 
 ADMIN_TOKEN = "e2e-admin-token"  # engine_env's
@@ -24,6 +28,9 @@ ADMIN_TOKEN = "e2e-admin-token"  # engine_env's
 class V1:
     server: Server
     database_url: str
+    fcm: FakeFcm
+    wns: FakeWns
+    adm: FakeAdm
 
     def client(self, auth: httpx.Auth | tuple[str, str] | None = None) -> httpx.Client:
         return httpx.Client(base_url=f"{self.server.url}/v1", auth=auth, timeout=10)
@@ -54,14 +61,23 @@ def v1(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory)
     else:
         pg = request.getfixturevalue("postgres_databases")
         url = pg.fresh()
-    env = {**engine_env(url), "CLARION_DATA_DIR": str(root / "data"), "CLARION_PUSH_HOSTS": "127.0.0.1"}
-    processes = Processes(root, env)
-    try:
-        yield V1(processes.server(), url)
-    finally:
-        processes.close()
-        if pg is not None:
-            pg.drop(url)
+    with ExitStack() as fakes:
+        fcm, wns, adm = (fakes.enter_context(fake()) for fake in (FakeFcm, FakeWns, FakeAdm))
+        env = {
+            **engine_env(url),
+            "CLARION_DATA_DIR": str(root / "data"),
+            "CLARION_PUSH_HOSTS": "127.0.0.1",
+            "CLARION_FCM_URL": fcm.origin,
+            "CLARION_WNS_URL": wns.origin,
+            "CLARION_ADM_URL": adm.origin,
+        }
+        processes = Processes(root, env)
+        try:
+            yield V1(processes.server(), url, fcm, wns, adm)
+        finally:
+            processes.close()
+            if pg is not None:
+                pg.drop(url)
 
 
 @pytest.fixture

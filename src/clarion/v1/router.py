@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from clarion.v1 import apps, campaigns
+from clarion.v1 import apps, campaigns, credentials
 
 router = APIRouter(prefix="/v1")
 router.include_router(apps.router)
 router.include_router(campaigns.router)
+router.include_router(credentials.router)
