@@ -31,6 +31,7 @@ class V1:
     fcm: FakeFcm
     wns: FakeWns
     adm: FakeAdm
+    processes: Processes
 
     def client(self, auth: httpx.Auth | tuple[str, str] | None = None) -> httpx.Client:
         return httpx.Client(base_url=f"{self.server.url}/v1", auth=auth, timeout=10)
@@ -73,7 +74,7 @@ def v1(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory)
         }
         processes = Processes(root, env)
         try:
-            yield V1(processes.server(), url, fcm, wns, adm)
+            yield V1(processes.server(), url, fcm, wns, adm, processes)
         finally:
             processes.close()
             if pg is not None:
