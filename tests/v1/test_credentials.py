@@ -7,6 +7,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from clarion.provider.apns import origin_for
 from tests.v1.conftest import V1, basic
 
 NEVER_SET = {"last_used_at": None, "last_failed_at": None, "last_failure": None}
@@ -136,3 +137,10 @@ def test_another_apps_credentials_are_out_of_reach(v1: V1) -> None:
         assert [c["client_id"] for c in own.get(f"/apps/{other['app_key']}/credentials").json()["items"]] == [
             wns_id
         ]
+
+
+def test_a_sandbox_key_sends_to_the_sandbox_unless_another_origin_is_configured() -> None:
+    assert origin_for("https://api.push.apple.com", "sandbox") == "https://api.sandbox.push.apple.com"
+    assert origin_for("https://api.push.apple.com/", "production") == "https://api.push.apple.com/"
+    assert origin_for("https://api.push.apple.com", None) == "https://api.push.apple.com"
+    assert origin_for("https://127.0.0.1:8443", "sandbox") == "https://127.0.0.1:8443"
