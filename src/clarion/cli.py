@@ -1,4 +1,4 @@
-"""The command line: serve, worker, db upgrade, apps, segments, push-campaigns, secrets."""
+"""The command line: serve, worker, db upgrade, apps, campaigns, send, segments, push-campaigns, secrets."""
 
 from __future__ import annotations
 
@@ -307,6 +307,28 @@ def cmd_campaigns_show(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
+    from clarion import follow
+
+    async def work(db: Database) -> dict[str, Any]:
+        campaign_id = await follow.create(db, args.app_key, args.title, args.message, args.url, args.tags)
+        return await follow.follow(db, args.app_key, campaign_id, timeout_s=args.timeout, quiet=args.json)
+
+    shown = asyncio.run(_with_db(settings, work))
+    _print(shown, args.json)
+    return 0 if shown["status"] == "sent" else 1
+
+
+def cmd_campaigns_cancel(args: argparse.Namespace, settings: Settings) -> int:
+    from clarion import follow
+
+    async def work(db: Database) -> dict[str, Any]:
+        return await follow.cancel_campaign(db, args.app_key, args.campaign_id)
+
+    _print(asyncio.run(_with_db(settings, work)), args.json)
+    return 0
+
+
 def cmd_admin_token(args: argparse.Namespace, settings: Settings) -> int:
     from clarion.admin.service import rotate_admin_token, show_admin_token
 
@@ -558,11 +580,33 @@ def _add_campaign_commands(commands: Any) -> None:
     listing.add_argument("--limit", type=int, default=20, help="how many (default: %(default)s)")
     _json_option(listing)
     listing.set_defaults(handler=cmd_campaigns_list)
-    show = actions.add_parser("show", help="one campaign's status and statistics")
-    _app_key(show)
-    show.add_argument("campaign_id", type=int, help="the campaign's id")
-    _json_option(show)
-    show.set_defaults(handler=cmd_campaigns_show)
+    one_campaign = {
+        "show": ("one campaign's status and statistics", cmd_campaigns_show),
+        "cancel": (
+            "cancel a scheduled or sending campaign (what was sent stays counted)",
+            cmd_campaigns_cancel,
+        ),
+    }
+    for name, (help_text, handler) in one_campaign.items():
+        action = actions.add_parser(name, help=help_text)
+        _app_key(action)
+        action.add_argument("campaign_id", type=int, help="the campaign's id")
+        _json_option(action)
+        action.set_defaults(handler=handler)
+
+    send = commands.add_parser(
+        "send", help="send a campaign and follow it with a progress bar, then its funnel"
+    )
+    _app_key(send)
+    send.add_argument("--title", required=True, help="the notification's title")
+    send.add_argument("--message", required=True, help="the notification's text")
+    send.add_argument("--url", required=True, help="where a click leads (redirect_url)")
+    send.add_argument("--tags", nargs="+", default=[], help="only subscribers holding any of these tags")
+    send.add_argument(
+        "--timeout", type=float, default=600.0, help="seconds to follow it (default: %(default)s)"
+    )
+    _json_option(send)
+    send.set_defaults(handler=cmd_send)
 
     push_campaigns = commands.add_parser("push-campaigns", help="Swrve-style Push API campaigns")
     pc = push_campaigns.add_subparsers(dest="push_campaigns_command", required=True).add_parser(

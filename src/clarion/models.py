@@ -62,6 +62,10 @@ class DeliveryStatus(StrEnum):
 
 
 # A campaign is finished in these states: nothing of it will be sent any more.
+# The reason of a ledger row that was pending when its campaign was cancelled: it ends `expired` (it was
+# never sent, and will not be), and this reason tells it from one whose TTL ran out.
+CANCELLED_REASON = "cancelled"
+
 FINISHED_CAMPAIGN_STATUSES = (CampaignStatus.SENT, CampaignStatus.CANCELLED, CampaignStatus.FAILED)
 
 # Where ledger retention counts the rows it deletes, by final status (a pending row is never folded).
@@ -147,6 +151,11 @@ class AppCredential(Base):
     provider: Mapped[str] = mapped_column(String(16), primary_key=True)  # fcm | apns | wns | adm
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # When these credentials last worked (a token obtained or signed by /v1's test, a message taken by the
+    # service) and last failed, with the provider's reason (the test, or a delivery job's `channel:` refusal).
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_failure: Mapped[str | None] = mapped_column(String(255))
 
 
 class Tag(Base):
@@ -380,3 +389,20 @@ class Meta(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class IdempotencyKey(Base):
+    """/v1: the first answer to a creating POST sent with an Idempotency-Key, replayed for 24 hours.
+
+    `scope` is who sent it ("admin" or "app:ID"): one app's keys never meet another's. `fingerprint` is
+    the SHA-256 of the method, path and body; `status` 0 while the first request is still running."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (Index("ix_idempotency_created", "created_at"),)
+
+    scope: Mapped[str] = mapped_column(String(40), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int] = mapped_column(Integer)
+    response: Mapped[Any | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

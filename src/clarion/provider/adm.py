@@ -90,6 +90,10 @@ class AdmClient:
         url = f"{self._base_url}/messaging/registrations/{quote(registration_id, safe='')}/messages"
         return url, encoded
 
+    async def check(self) -> None:
+        """Obtain an access token (the credentials' test); raises TokenUnavailable with the reason."""
+        await self._tokens.get()
+
     async def _post(self, url: str, body: bytes, bearer: str) -> Outcome | Unauthorized:
         headers = {
             "Authorization": f"Bearer {bearer}",

@@ -100,6 +100,10 @@ class FcmClient:
             problem = "the message holds text that is not valid Unicode"
         return data if problem is None else Rejected(problem)
 
+    async def check(self) -> None:
+        """Obtain an access token (the credentials' test); raises TokenUnavailable with the reason."""
+        await self._tokens.get()
+
     async def _post(self, data: bytes, bearer: str) -> Outcome | Unauthorized:
         headers = {"Authorization": f"Bearer {bearer}", "Content-Type": "application/json; charset=utf-8"}
         try:

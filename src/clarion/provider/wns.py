@@ -115,6 +115,10 @@ class WnsClient:
             return Rejected(f"WNS payload is {size} bytes; at most {MAX_PAYLOAD_BYTES} are allowed")
         return notification
 
+    async def check(self) -> None:
+        """Obtain an access token (the credentials' test); raises TokenUnavailable with the reason."""
+        await self._tokens.get()
+
     async def _post(
         self, client: Client, channel_uri: str, notification: WnsNotification, bearer: str
     ) -> Outcome | Unauthorized:
