@@ -18,9 +18,10 @@ def test_created_app_is_shown_listed_and_updated(v1: V1) -> None:
     app = v1.new_app("News")
     assert set(app) == {
         "app_id", "app_key", "name", "plan", "batch_push", "identity_verification",
-        "vapid_public_key", "created_at", "app_secret", "identity_secret_key",
+        "vapid_public_key", "site_url", "default_icon", "created_at", "app_secret", "identity_secret_key",
     }  # fmt: skip
     assert (app["name"], app["plan"], app["batch_push"]) == ("News", "unlimited", True)
+    assert (app["site_url"], app["default_icon"]) == (None, None)
     with v1.admin() as admin:
         assert admin.get(f"/apps/{app['app_key']}").json() == _read(app)
         listed = admin.get("/apps", params={"limit": 200}).json()
@@ -34,6 +35,19 @@ def test_created_app_is_shown_listed_and_updated(v1: V1) -> None:
         assert own.get("/apps").json() == {"items": [daily], "next_cursor": None}
         off = own.patch(f"/apps/{app['app_key']}", json={"batch_push": False})
         assert off.json() == _read(app, name="Daily", plan="free", batch_push=False)
+        site = {"site_url": "https://daily.example.com", "default_icon": "https://daily.example.com/i.png"}
+        assert own.patch(f"/apps/{app['app_key']}", json=site).json() == {**off.json(), **site}
+        bad_icon = own.patch(f"/apps/{app['app_key']}", json={"default_icon": "https://daily.example.com/i"})
+        assert (bad_icon.status_code, bad_icon.json()) == (
+            422,
+            {
+                "error": "invalid_field",
+                "message": "default_icon: must end with .jpg, .jpeg or .png",
+                "field": "default_icon",
+            },
+        )
+        cleared = own.patch(f"/apps/{app['app_key']}", json={"default_icon": ""})
+        assert cleared.json() == {**off.json(), **site, "default_icon": None}
 
 
 def test_list_pages_with_a_cursor(v1: V1) -> None:

@@ -22,6 +22,8 @@ router = APIRouter(prefix="/apps", tags=["Apps"])
 
 Plan = Literal["free", "unlimited"]
 Name = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^\x00]*$")]
+# The app service checks the URL rules (http(s); the icon a .jpg, .jpeg or .png); "" clears one.
+SiteUrl = Annotated[str, Field(max_length=2048)]
 
 
 class AppCreate(Body):
@@ -40,6 +42,10 @@ class AppUpdate(Body):
     plan: Plan | None = None
     batch_push: bool | None = None
     identity_verification: bool | None = None
+    site_url: SiteUrl | None = None
+    default_icon: SiteUrl | None = Field(
+        default=None, description="The icon of a push that names none (a .jpg, .jpeg or .png URL)"
+    )
 
 
 class AppRead(BaseModel):
@@ -54,6 +60,8 @@ class AppRead(BaseModel):
                     "batch_push": True,
                     "identity_verification": True,
                     "vapid_public_key": "BNc…",
+                    "site_url": "https://news.example.com",
+                    "default_icon": None,
                     "created_at": "2026-01-01T00:00:00+00:00",
                 }
             ]
@@ -67,6 +75,8 @@ class AppRead(BaseModel):
     batch_push: bool
     identity_verification: bool
     vapid_public_key: str
+    site_url: str | None
+    default_icon: str | None
     created_at: datetime
 
 
