@@ -33,7 +33,8 @@ class Registration:
     created: bool
 
 
-def _address(body: SubscriberCreate, push_hosts: frozenset[str]) -> str:
+def address_of(body: SubscriberCreate, push_hosts: frozenset[str]) -> str:
+    """The subscriber's address (endpoint or token), checked: the one rule for every way in."""
     if body.platform == "web":
         if body.subscription is None:
             raise errors.InvalidField("subscription is required for web", field="subscription")
@@ -61,7 +62,7 @@ async def register(
     held_proof: str | None = None,
 ) -> Registration:
     """Register a device, or find it again; `held_proof` is the X-Clarion-Subscription-Auth header."""
-    address = _address(body, push_hosts)
+    address = address_of(body, push_hosts)
     verify_identity(session, app, body)  # before anything is written: a refused binding binds nothing
     repo = SubscriberRepository(session)
     existing = await repo.by_address(app.id, address_hash(address))
@@ -173,9 +174,13 @@ async def set_alias(session: AsyncSession, app: App, reg_id: str, alias: str) ->
 
 async def name_alias(session: AsyncSession, subscriber: Subscriber, alias: str) -> None:
     """Set the alias of a subscriber already in hand."""
+    check_alias(alias)
+    await SubscriberRepository(session).name(subscriber, alias, utcnow())
+
+
+def check_alias(alias: str) -> None:
     if len(alias) > MAX_NAME_LENGTH:
         raise errors.AliasTooLong()
-    await SubscriberRepository(session).name(subscriber, alias, utcnow())
 
 
 def check_tag_name(name: str) -> None:
