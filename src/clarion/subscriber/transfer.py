@@ -63,7 +63,8 @@ _LINE_FIELDS = {
     "subscription.keys.p256dh": "p256dh",
     "subscription.keys.auth": "auth",
 }
-_FALSE = ("false", "0", "no", "")
+# How a false value is written in the files seen (OneSignal writes "f" and "t").
+_FALSE = ("false", "f", "0", "no", "n", "")
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,8 @@ class ImportReport:
             "created": self.created,
             "existing": self.existing,
             "refused": self.refused,
-            "refusals": [vars(refusal) for refusal in self.refusals],
+            # A chunk's lines refused when stored come after those refused when read: shown by line.
+            "refusals": [vars(refusal) for refusal in sorted(self.refusals, key=lambda r: r.line)],
             "refusals_left_off": self.refused - len(self.refusals),
         }
 
@@ -235,12 +237,21 @@ def _row(app: App, line: int, record: dict[str, Any] | _Refused, push_hosts: fro
         address = service.address_of(body, push_hosts)
         alias = _text(record, "alias")
         if alias is not None:
-            service.check_alias(alias)
+            _check_alias(alias)
     except errors.ClarionError as error:
         name = error.field or "line"
         shown = _LINE_FIELDS.get(name, name)
         raise _Refused(shown, error.message.replace(name, shown, 1)) from None
     return _Row(line, body, address, service.address_hash(address), _tags(record.get("tags")), alias)
+
+
+def _check_alias(alias: Any) -> None:
+    if not isinstance(alias, str):
+        raise errors.InvalidField("alias must be a string", field="alias")
+    try:
+        service.check_alias(alias)
+    except errors.AliasTooLong as error:
+        raise errors.InvalidField(error.message, field="alias") from None
 
 
 def _check_active(record: dict[str, Any]) -> None:
