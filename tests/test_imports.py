@@ -29,6 +29,7 @@ LAYERS: list[set[str]] = [
     {"delivery"},
     {"gravitec", "swrve", "sdk"},
     {"admin", "composition", "health", "telemetry", "api_docs"},
+    {"v1"},
     {"app"},
     {"cli"},
 ]

@@ -36,6 +36,8 @@ from clarion.swrve import render as swrve_render
 from clarion.swrve.routes import router as swrve_router
 from clarion.telemetry import HttpMetrics
 from clarion.telemetry import router as telemetry_router
+from clarion.v1.idempotency import Replay
+from clarion.v1.router import router as v1_router
 from clarion.validation import field_path
 from clarion.worker.runner import Runner
 
@@ -58,12 +60,19 @@ def error_response(request: Request, error: errors.ClarionError) -> JSONResponse
         headers.update(swrve_render.headers(error) or {})
     else:
         body = error.as_json()
+        if path.startswith("/v1") and error.status == 401:
+            headers["WWW-Authenticate"] = 'Bearer, Basic realm="clarion"'
     return JSONResponse(body, status_code=error.status, headers=headers or None)
 
 
 async def _clarion_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, errors.ClarionError)
     return error_response(request, exc)
+
+
+async def _replay(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Replay)
+    return exc.response
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -176,6 +185,7 @@ def create_app(settings: Settings, *, run_engine: bool | None = None) -> FastAPI
         redoc_url=None,
     )
     app.add_exception_handler(errors.ClarionError, _clarion_error)
+    app.add_exception_handler(Replay, _replay)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(ClientDisconnect, _client_gone)
@@ -188,6 +198,7 @@ def create_app(settings: Settings, *, run_engine: bool | None = None) -> FastAPI
     app.include_router(subscriber_router)
     app.include_router(swrve_router)
     app.include_router(admin_router)
+    app.include_router(v1_router)
     app.include_router(subscriber_self_router)
     app.include_router(sdk_router)
     app.include_router(health_router)

@@ -134,6 +134,22 @@ class Unauthorized(ClarionError):
     message = "A valid admin bearer token is required"
 
 
+class Forbidden(ClarionError):
+    """/v1: the caller is known but may not do this (an app's own credentials on an admin-only route)."""
+
+    code = "forbidden"
+    status = 403
+    message = "These credentials may not do this: the admin token is required"
+
+
+class IdempotencyConflict(ClarionError):
+    """/v1: an Idempotency-Key used before, within its 24 hours, with another request."""
+
+    code = "idempotency_conflict"
+    status = 409
+    message = "This Idempotency-Key was used with another request"
+
+
 class IdentityNotVerified(ClarionError):
     """A device bound to a user id without the HMAC the app's backend makes (identity verification)."""
 
@@ -224,6 +240,8 @@ CATALOGUE: tuple[type[ClarionError], ...] = (
     Unavailable,
     ServiceUnavailable,
     Unauthorized,
+    Forbidden,
+    IdempotencyConflict,
     IdentityNotVerified,
     BodyTooLarge,
     UnsupportedMethod,

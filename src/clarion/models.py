@@ -359,3 +359,20 @@ class Meta(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class IdempotencyKey(Base):
+    """/v1: the first answer to a creating POST sent with an Idempotency-Key, replayed for 24 hours.
+
+    `scope` is who sent it ("admin" or "app:ID"): one app's keys never meet another's. `fingerprint` is
+    the SHA-256 of the method, path and body; `status` 0 while the first request is still running."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (Index("ix_idempotency_created", "created_at"),)
+
+    scope: Mapped[str] = mapped_column(String(40), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int] = mapped_column(Integer)
+    response: Mapped[Any | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

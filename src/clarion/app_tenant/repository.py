@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from clarion.app_tenant.security import hash_secret
 from clarion.db import insert_ignore, utcnow
 from clarion.models import App, AppCredential
 from clarion.secrets_box import SecretBox, box_of
@@ -99,6 +100,13 @@ class AppRepository:
     async def all(self) -> list[App]:
         return list((await self.session.execute(select(App).order_by(App.id))).scalars())
 
+    async def page(self, after_id: int | None, limit: int) -> list[App]:
+        """Apps in id order, after `after_id`: a page of a /v1 list (one more than asked for)."""
+        query = select(App).order_by(App.id).limit(limit)
+        if after_id is not None:
+            query = query.where(App.id > after_id)
+        return list((await self.session.execute(query)).scalars())
+
     async def delete(self, app: App) -> None:
         """The app and, by its foreign keys' ON DELETE CASCADE, everything that is its."""
         await self.session.delete(app)
@@ -130,6 +138,14 @@ class AppRepository:
         """Store the app's identity key, given in clear, sealed."""
         sealed = box_of(self.session).seal(key, identity_where(app.app_key))
         await self._write(app, {"identity_secret_key": sealed})
+
+    async def set_secret_hash(self, app: App, secret_hash: str) -> None:
+        await self._write(app, {"secret_hash": secret_hash})
+
+    async def set_identity_key(self, app: App, key: str) -> None:
+        """A new identity key, given in clear: stored sealed, with its hash (the Swrve lookup)."""
+        sealed = box_of(self.session).seal(key, identity_where(app.app_key))
+        await self._write(app, {"identity_secret_key": sealed, "identity_key_hash": hash_secret(key)})
 
     async def _write(self, app: App, values: dict[str, object]) -> None:
         if values:  # the session's copy of the row is updated too (synchronize_session's default)

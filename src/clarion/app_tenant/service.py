@@ -120,6 +120,33 @@ async def all_apps(session: AsyncSession) -> list[App]:
     return await AppRepository(session).all()
 
 
+async def page(session: AsyncSession, after_id: int | None, limit: int) -> list[App]:
+    """Apps in id order after `after_id`, `limit` of them."""
+    return await AppRepository(session).page(after_id, limit)
+
+
+async def rotate_secret(session: AsyncSession, app: App) -> str:
+    """A new app secret, returned once; the old one is refused from this commit on (each request
+    reads the stored hash)."""
+    secret = security.new_secret()
+    await AppRepository(session).set_secret_hash(app, security.hash_secret(secret))
+    return secret
+
+
+async def rotate_identity_key(session: AsyncSession, app: App) -> str:
+    """A new Swrve identity key (and HMAC key of identity verification), returned once."""
+    key = security.new_secret()
+    await AppRepository(session).set_identity_key(app, key)
+    return key
+
+
+async def delete_confirmed(session: AsyncSession, app: App, confirm: str) -> None:
+    """Delete an app with all its data, if `confirm` repeats its name (a guard against a wrong key)."""
+    if confirm != app.name:
+        raise errors.InvalidField("confirm: must repeat the app's name exactly", field="confirm")
+    await AppRepository(session).delete(app)
+
+
 async def delete(session: AsyncSession, app_key: str) -> App:
     """Delete an app with its subscribers, campaigns, credentials and statistics."""
     app = await by_key(session, app_key)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -11,6 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from clarion import errors
+from clarion.app_tenant import security
 from clarion.app_tenant import service as apps
 from clarion.campaign import service as campaigns
 from clarion.gravitec import push_body
@@ -22,22 +21,8 @@ from clarion.validation import ascii_int, parse_json, storable
 router = APIRouter(prefix="/api/v3", tags=["Gravitec v3"])
 
 
-def _basic_credentials(request: Request) -> tuple[str, str]:
-    header = request.headers.get("authorization", "")
-    scheme, _, encoded = header.partition(" ")
-    if scheme.lower() != "basic" or not encoded:
-        raise errors.BadCredentials("HTTP Basic authentication with APP_KEY:APP_SECRET is required")
-    try:
-        key, sep, secret = base64.b64decode(encoded, validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        raise errors.BadCredentials("The Authorization header is not valid HTTP Basic") from None
-    if not sep:
-        raise errors.BadCredentials("The Authorization header is not valid HTTP Basic")
-    return key, secret
-
-
 async def authenticated_app(request: Request, session: SessionDep) -> App:
-    key, secret = _basic_credentials(request)
+    key, secret = security.basic_credentials(request.headers.get("authorization", ""))
     return await apps.authenticate(session, key, secret)
 
 

@@ -1,0 +1,1 @@
+"""Clarion's own JSON API under /v1: apps, credentials, campaigns and more (docs/api.md)."""

@@ -1,0 +1,153 @@
+"""/v1/apps: the apps (the vendor's "sites"), their secrets rotated, deleted with their data."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from clarion import errors
+from clarion.app_tenant import service as apps
+from clarion.models import App
+from clarion.runtime import SessionDep
+from clarion.v1.access import AdminDep, CallerDep, ScopedAppDep
+from clarion.v1.idempotency import OnceDep
+from clarion.v1.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, decode_cursor, page_of
+
+router = APIRouter(prefix="/apps", tags=["Apps"])
+
+Plan = Literal["free", "unlimited"]
+Name = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^\x00]*$")]
+
+
+class AppCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"name": "News site"}]})
+
+    name: Name
+    plan: Plan = apps.DEFAULT_PLAN  # type: ignore[assignment]
+
+
+class AppUpdate(BaseModel):
+    """Only the fields given change. `plan` is the admin's to change."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"name": "News", "batch_push": False}]}
+    )
+
+    name: Name | None = None
+    plan: Plan | None = None
+    batch_push: bool | None = None
+    identity_verification: bool | None = None
+
+
+class AppRead(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "app_id": 1,
+                    "app_key": "3f9c0a6e1b2d4c5e8f7a6b5c4d3e2f1a",
+                    "name": "News site",
+                    "plan": "unlimited",
+                    "batch_push": True,
+                    "identity_verification": True,
+                    "vapid_public_key": "BNc…",
+                    "created_at": "2026-01-01T00:00:00+00:00",
+                }
+            ]
+        }
+    )
+
+    app_id: int
+    app_key: str
+    name: str
+    plan: str
+    batch_push: bool
+    identity_verification: bool
+    vapid_public_key: str
+    created_at: datetime
+
+
+class AppCreated(AppRead):
+    """The new app and its two secrets, shown this once."""
+
+    app_secret: str
+    identity_secret_key: str
+
+
+class SecretRotated(BaseModel):
+    """A new secret, shown this once; the old one no longer works."""
+
+    app_key: str
+    app_secret: str | None = None
+    identity_secret_key: str | None = None
+
+
+def _read(app: App) -> AppRead:
+    return AppRead.model_validate(apps.summary(app))
+
+
+@router.post("", status_code=201, response_model=AppCreated, responses={409: {"description": "key reused"}})
+async def create_app(body: AppCreate, _: AdminDep, session: SessionDep, once: OnceDep) -> JSONResponse:
+    created = await apps.create(session, body.name, body.plan)
+    app = await apps.by_key(session, created.app_key)
+    answer = AppCreated(
+        **_read(app).model_dump(),
+        app_secret=created.app_secret,
+        identity_secret_key=created.identity_secret_key,
+    )
+    return await once.record(201, answer)
+
+
+@router.get("")
+async def list_apps(
+    who: CallerDep, session: SessionDep, limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None
+) -> Page[AppRead]:
+    """Every app for the admin; an app's own credentials list that app only."""
+    after = decode_cursor(cursor)
+    if who.app is not None:
+        mine = [who.app] if after is None or who.app.id > after else []
+        return Page(items=[_read(app) for app in mine])
+    items, next_cursor = page_of(await apps.page(session, after, limit + 1), limit, lambda a: a.id)
+    return Page(items=[_read(app) for app in items], next_cursor=next_cursor)
+
+
+@router.get("/{app_key}")
+async def show_app(app: ScopedAppDep) -> AppRead:
+    return _read(app)
+
+
+@router.patch("/{app_key}")
+async def update_app(body: AppUpdate, app: ScopedAppDep, who: CallerDep, session: SessionDep) -> AppRead:
+    if body.plan is not None and not who.is_admin:
+        raise errors.Forbidden("plan: only the admin token may change an app's plan", field="plan")
+    changed = await apps.update(session, app.app_key, **body.model_dump(exclude_none=True))
+    return _read(changed)
+
+
+@router.delete("/{app_key}", status_code=204)
+async def delete_app(
+    app: ScopedAppDep,
+    _: AdminDep,
+    session: SessionDep,
+    confirm: Annotated[str, Query(max_length=255, description="The app's name, repeated")],
+) -> Response:
+    """Delete the app with its subscribers, campaigns, credentials and statistics."""
+    await apps.delete_confirmed(session, app, confirm)
+    return Response(status_code=204)
+
+
+@router.post("/{app_key}/rotate-secret")
+async def rotate_secret(app: ScopedAppDep, session: SessionDep) -> SecretRotated:
+    """A new app secret; the old one is refused from this answer on."""
+    return SecretRotated(app_key=app.app_key, app_secret=await apps.rotate_secret(session, app))
+
+
+@router.post("/{app_key}/rotate-identity-key")
+async def rotate_identity_key(app: ScopedAppDep, session: SessionDep) -> SecretRotated:
+    """A new identity key (Swrve's Identity API, and the HMAC key of identity verification)."""
+    key = await apps.rotate_identity_key(session, app)
+    return SecretRotated(app_key=app.app_key, identity_secret_key=key)

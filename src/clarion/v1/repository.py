@@ -1,0 +1,47 @@
+"""All SQL of /v1's own state: the Idempotency-Key records."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from clarion.db import insert_ignore
+from clarion.models import IdempotencyKey
+
+
+class IdempotencyRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def claim(self, scope: str, key: str, fingerprint: str, now: datetime, since: datetime) -> bool:
+        """Take the key for this request (True), or find it taken within the window (False).
+
+        The row is written in the request's own transaction, before the work: a concurrent request with
+        the same key waits on PostgreSQL's unique index (SQLite's one writer) until this one commits,
+        then finds the row and replays it; a request that fails rolls its row back with its work."""
+        await self.session.execute(
+            delete(IdempotencyKey).where(
+                IdempotencyKey.scope == scope, IdempotencyKey.key == key, IdempotencyKey.created_at < since
+            )
+        )
+        row = {"scope": scope, "key": key, "fingerprint": fingerprint, "status": 0, "created_at": now}
+        return await insert_ignore(self.session, IdempotencyKey.__table__, [row]) == 1
+
+    async def get(self, scope: str, key: str) -> IdempotencyKey | None:
+        query = select(IdempotencyKey).where(IdempotencyKey.scope == scope, IdempotencyKey.key == key)
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def answer(self, scope: str, key: str, status: int, response: Any) -> None:
+        await self.session.execute(
+            update(IdempotencyKey)
+            .where(IdempotencyKey.scope == scope, IdempotencyKey.key == key)
+            .values(status=status, response=response)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def purge(self, before: datetime) -> int:
+        result = await self.session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < before))
+        return int(getattr(result, "rowcount", 0) or 0)
