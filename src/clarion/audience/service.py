@@ -20,6 +20,9 @@ from sqlalchemy.orm import aliased
 
 from clarion.models import CampaignTarget, Subscriber, SubscriberTag, Tag
 
+# Every platform a subscriber may be on (a count over all of them: a segment's size).
+ALL_PLATFORMS = ("web", "android", "ios", "adm", "wns")
+
 
 def _listed(campaign_id: int, column: Any, eligible: ColumnElement[bool]) -> ColumnElement[bool]:
     """`id IN (eligible subscribers whose column IN (the campaign's targets))`.

@@ -11,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from clarion import content, errors
 from clarion.app_tenant import service as apps
 from clarion.app_tenant.repository import AppRepository
+from clarion.audience import service as audience
+from clarion.audience.repository import AudienceRepository
 from clarion.campaign import payload
 from clarion.campaign.repository import CampaignRepository
 from clarion.campaign.schemas import AudienceSpec, CampaignCreate, CampaignStats, SegmentTerm
@@ -160,3 +162,29 @@ async def create_segment(
         tags_segment=[{"association": t.association, "name": t.name} for t in terms],
     )
     return await CampaignRepository(session).add_segment(segment)
+
+
+async def get_segment(session: AsyncSession, app: App, segment_id: int) -> Segment:
+    segment = await CampaignRepository(session).segment_by_id(app.id, segment_id)
+    if segment is None:
+        raise errors.NotFound(f"There is no segment {segment_id} in this app", field="segment_id")
+    return segment
+
+
+async def segments(session: AsyncSession, app: App, after_id: int, limit: int) -> list[Segment]:
+    return await CampaignRepository(session).segments_page(app.id, after_id, limit)
+
+
+async def delete_segment(session: AsyncSession, app: App, segment_id: int) -> None:
+    await CampaignRepository(session).delete_segment(await get_segment(session, app, segment_id))
+
+
+async def segment_size(session: AsyncSession, app: App, segment: Segment) -> int:
+    """How many active subscribers the segment selects now, on every platform: what a push to it
+    would reach (the delivery's own audience query, counted)."""
+    terms = tuple(SegmentTerm(t["association"], t["name"]) for t in segment.tags_segment)  # type: ignore[arg-type]
+    resolved = await _resolve_terms(session, app, terms, "tags_segment")
+    described = {"kind": "tags_segment", "terms": resolved}
+    condition = audience.recipients(app.id, 0, described, audience.ALL_PLATFORMS)
+    count, _, _ = await AudienceRepository(session).span(condition)
+    return count
