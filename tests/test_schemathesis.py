@@ -104,7 +104,7 @@ def _credentials(path: str, known: Known) -> dict[str, str]:
     if path.startswith("/api/v3"):
         secret = f"{known.tenant.app_key}:{known.tenant.app_secret}".encode()
         return {"Authorization": "Basic " + base64.b64encode(secret).decode()}
-    if path.startswith("/admin"):
+    if path.startswith(("/admin", "/v1")):
         return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     if path.startswith("/sdk/v1/subscribers/"):
         return {"X-Clarion-Subscription-Auth": known.auth}
