@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -14,6 +14,15 @@ from clarion.db import insert_ignore
 from clarion.models import Delivery, Event, Subscriber, SubscriberTag, Tag
 from clarion.subscriber.schemas import SubscriberFilter
 from clarion.validation import storable
+
+
+class Known(NamedTuple):
+    """A subscriber an import finds at its address."""
+
+    id: int
+    alias: str | None
+    user_id: str | None
+    external_user_id: str | None
 
 
 class SubscriberRepository:
@@ -154,20 +163,27 @@ class SubscriberRepository:
             .execution_options(synchronize_session=False)
         )
 
-    async def known_addresses(self, app_id: int, hashes: Collection[str]) -> dict[str, Subscriber]:
-        """The app's subscribers at these address hashes, by hash."""
+    async def known_addresses(self, app_id: int, hashes: Collection[str]) -> dict[str, Known]:
+        """The app's subscribers at these address hashes, by hash (only what an import compares)."""
         if not hashes:
             return {}
-        query = select(Subscriber).where(Subscriber.app_id == app_id, Subscriber.address_hash.in_(hashes))
-        return {row.address_hash: row for row in (await self.session.execute(query)).scalars()}
+        query = select(
+            Subscriber.address_hash,
+            Subscriber.id,
+            Subscriber.alias,
+            Subscriber.user_id,
+            Subscriber.external_user_id,
+        ).where(Subscriber.app_id == app_id, Subscriber.address_hash.in_(hashes))
+        return {row[0]: Known(*row[1:]) for row in (await self.session.execute(query)).all()}
 
     async def insert_many(self, rows: list[dict[str, Any]]) -> int:
         """New subscribers; a row whose address the app holds already is skipped. How many were added."""
         return await insert_ignore(self.session, Subscriber.__table__, rows)
 
-    async def set_names(self, subscriber: Subscriber, values: dict[str, str], now: datetime) -> None:
-        """Alias, user_id or external_user_id of a subscriber already in hand."""
-        await self._write(subscriber, {**values, "updated_at": now})
+    async def set_names(self, subscriber_id: int, values: dict[str, str], now: datetime) -> None:
+        """Alias, user_id or external_user_id of one subscriber."""
+        query = update(Subscriber).where(Subscriber.id == subscriber_id).values(**values, updated_at=now)
+        await self.session.execute(query.execution_options(synchronize_session=False))
 
     async def ensure_tags(self, app_id: int, names: Collection[str]) -> dict[str, int]:
         """The app's tags of these names, created where missing: tag id by case-folded name (the first

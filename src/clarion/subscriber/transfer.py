@@ -20,7 +20,7 @@ from clarion import errors
 from clarion.db import Database, as_utc, utcnow
 from clarion.models import App, Subscriber
 from clarion.subscriber import service
-from clarion.subscriber.repository import SubscriberRepository
+from clarion.subscriber.repository import Known, SubscriberRepository
 from clarion.subscriber.schemas import SubscriberCreate, SubscriberFilter
 from clarion.validation import check_storable, validate
 
@@ -394,7 +394,7 @@ async def _store(db: Database, app: App, rows: list[_Row], report: ImportReport)
         await repo.attach_many(pairs)
 
 
-async def _rename(repo: SubscriberRepository, subscriber: Subscriber, row: _Row) -> None:
+async def _rename(repo: SubscriberRepository, subscriber: Known, row: _Row) -> None:
     given = {"alias": row.alias, "user_id": row.body.user_id, "external_user_id": row.body.external_user_id}
     changed = {
         name: value
@@ -402,7 +402,7 @@ async def _rename(repo: SubscriberRepository, subscriber: Subscriber, row: _Row)
         if value is not None and getattr(subscriber, name) != value
     }
     if changed:
-        await repo.set_names(subscriber, changed, utcnow())
+        await repo.set_names(subscriber.id, changed, utcnow())
 
 
 async def export_subscribers(
