@@ -20,8 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from clarion.secrets_box import new_key
 from tests.subscriber.transfer_data import auth, p256dh
+
+from clarion.secrets_box import new_key
 
 
 def write_file(path: Path, n: int) -> None:

@@ -1,4 +1,5 @@
-"""The command line: serve, worker, db upgrade, apps, subscribers, segments, push-campaigns, secrets."""
+"""The command line: serve, worker, db upgrade, apps, campaigns, send, subscribers, segments,
+push-campaigns, secrets."""
 
 from __future__ import annotations
 
@@ -306,6 +307,28 @@ def cmd_campaigns_show(args: argparse.Namespace, settings: Settings) -> int:
                 ) from None
         shown = dataclasses.asdict(stats)
         return {**shown, "send_at": stats.send_at.isoformat()}
+
+    _print(asyncio.run(_with_db(settings, work)), args.json)
+    return 0
+
+
+def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
+    from clarion import follow
+
+    async def work(db: Database) -> dict[str, Any]:
+        campaign_id = await follow.create(db, args.app_key, args.title, args.message, args.url, args.tags)
+        return await follow.follow(db, args.app_key, campaign_id, timeout_s=args.timeout, quiet=args.json)
+
+    shown = asyncio.run(_with_db(settings, work))
+    _print(shown, args.json)
+    return 0 if shown["status"] == "sent" else 1
+
+
+def cmd_campaigns_cancel(args: argparse.Namespace, settings: Settings) -> int:
+    from clarion import follow
+
+    async def work(db: Database) -> dict[str, Any]:
+        return await follow.cancel_campaign(db, args.app_key, args.campaign_id)
 
     _print(asyncio.run(_with_db(settings, work)), args.json)
     return 0
@@ -650,6 +673,27 @@ def _add_campaign_commands(commands: Any) -> None:
     show.add_argument("campaign_id", type=int, help="the campaign's id")
     _json_option(show)
     show.set_defaults(handler=cmd_campaigns_show)
+    stop = actions.add_parser(
+        "cancel", help="cancel a scheduled or sending campaign (what was sent stays counted)"
+    )
+    _app_key(stop)
+    stop.add_argument("campaign_id", type=int, help="the campaign's id")
+    _json_option(stop)
+    stop.set_defaults(handler=cmd_campaigns_cancel)
+
+    send = commands.add_parser(
+        "send", help="send a campaign and follow it with a progress bar, then its funnel"
+    )
+    _app_key(send)
+    send.add_argument("--title", required=True)
+    send.add_argument("--message", required=True)
+    send.add_argument("--url", required=True, help="where a click leads (redirect_url)")
+    send.add_argument("--tags", nargs="+", default=[], help="only subscribers holding any of these tags")
+    send.add_argument(
+        "--timeout", type=float, default=600.0, help="seconds to follow it (default: %(default)s)"
+    )
+    _json_option(send)
+    send.set_defaults(handler=cmd_send)
 
     push_campaigns = commands.add_parser("push-campaigns", help="Swrve-style Push API campaigns")
     pc = push_campaigns.add_subparsers(dest="push_campaigns_command", required=True).add_parser(

@@ -142,6 +142,14 @@ class Forbidden(ClarionError):
     message = "These credentials may not do this: the admin token is required"
 
 
+class CampaignFinished(ClarionError):
+    """/v1: cancelling a campaign that has already ended (sent, failed or cancelled)."""
+
+    code = "campaign_finished"
+    status = 409
+    message = "This campaign has finished: there is nothing to cancel"
+
+
 class IdempotencyConflict(ClarionError):
     """/v1: an Idempotency-Key used before, within its 24 hours, with another request."""
 
@@ -241,6 +249,7 @@ CATALOGUE: tuple[type[ClarionError], ...] = (
     ServiceUnavailable,
     Unauthorized,
     Forbidden,
+    CampaignFinished,
     IdempotencyConflict,
     IdentityNotVerified,
     BodyTooLarge,

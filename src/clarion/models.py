@@ -61,6 +61,10 @@ class DeliveryStatus(StrEnum):
 
 
 # A campaign is finished in these states: nothing of it will be sent any more.
+# The reason of a ledger row that was pending when its campaign was cancelled: it ends `expired` (it was
+# never sent, and will not be), and this reason tells it from one whose TTL ran out.
+CANCELLED_REASON = "cancelled"
+
 FINISHED_CAMPAIGN_STATUSES = (CampaignStatus.SENT, CampaignStatus.CANCELLED, CampaignStatus.FAILED)
 
 # Where ledger retention counts the rows it deletes, by final status (a pending row is never folded).
@@ -142,6 +146,11 @@ class AppCredential(Base):
     provider: Mapped[str] = mapped_column(String(16), primary_key=True)  # fcm | apns | wns | adm
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # What the last check of these credentials (/v1's test action) found: a token obtained or signed
+    # (last_used_at), or the provider's reason for refusing them (last_failed_at, last_failure).
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_failure: Mapped[str | None] = mapped_column(String(255))
 
 
 class Tag(Base):

@@ -32,22 +32,32 @@ def test_create_show_list_delete(v1: V1) -> None:
         created = own.post(base, json={"name": "Car people", "tags_segment": CARS_NOT_BIKES})
         assert created.status_code == 201, created.text
         segment_id = created.json()["segment_id"]
-        expected = {"segment_id": segment_id, "name": "Car people", "tags_segment": CARS_NOT_BIKES, "size": 2}
+        by_platform = {"web": 1, "android": 1, "ios": 0, "adm": 0, "wns": 0}
+        expected = {
+            "segment_id": segment_id,
+            "name": "Car people",
+            "tags_segment": CARS_NOT_BIKES,
+            "size": 2,
+            "size_by_platform": by_platform,
+        }
         assert created.json() == expected
         assert own.get(f"{base}/{segment_id}").json() == expected
         everyone = own.post(
             base, json={"name": "All", "tags_segment": [{"association": "OR", "name": "cars"}]}
         )
+        assert everyone.json()["size_by_platform"] == {"web": 2, "android": 1, "ios": 1, "adm": 0, "wns": 0}
         assert everyone.json()["size"] == 4
+        unsized = {"size": None, "size_by_platform": None}
         listing = own.get(base, params={"limit": 1}).json()
-        assert listing == {"items": [{**expected, "size": None}], "next_cursor": listing["next_cursor"]}
+        assert listing == {"items": [{**expected, **unsized}], "next_cursor": listing["next_cursor"]}
         rest = own.get(base, params={"limit": 1, "cursor": listing["next_cursor"]}).json()
-        assert rest == {"items": [{**everyone.json(), "size": None}], "next_cursor": None}
+        assert rest == {"items": [{**everyone.json(), **unsized}], "next_cursor": None}
 
         # The size is live: a subscriber deactivated leaves it.
         subscribers = own.get(f"/apps/{app['app_key']}/subscribers", params={"tag": "cars"}).json()["items"]
         own.post(f"/apps/{app['app_key']}/subscribers/{subscribers[0]['id']}/deactivate")
-        assert own.get(f"{base}/{segment_id}").json()["size"] == 1
+        after = own.get(f"{base}/{segment_id}").json()
+        assert (after["size"], after["size_by_platform"]) == (1, {**by_platform, "web": 0})
 
         assert own.delete(f"{base}/{segment_id}").status_code == 204
         gone = own.get(f"{base}/{segment_id}")

@@ -6,6 +6,7 @@ They are stored sealed (secrets_box) and opened here, for the delivery engine on
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
@@ -15,7 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from clarion import errors
 from clarion.app_tenant import service as apps
 from clarion.app_tenant.repository import CredentialRepository, vapid_where
+from clarion.config import Settings
+from clarion.db import as_utc, utcnow
 from clarion.models import App
+from clarion.provider.check import check
 from clarion.secrets_box import box_of
 
 PROVIDERS = ("fcm", "apns", "wns", "adm")
@@ -25,7 +29,7 @@ _SERVICE_ACCOUNT_KEYS = ("project_id", "private_key", "client_email", "token_uri
 # What `describe` may show of each provider's credentials: identifiers, never secrets.
 _PUBLIC_FIELDS = {
     "fcm": ("project_id", "client_email"),
-    "apns": ("key_id", "team_id", "topic"),
+    "apns": ("key_id", "team_id", "topic", "environment"),
     "wns": ("client_id",),
     "adm": ("client_id",),
 }
@@ -78,3 +82,56 @@ async def for_app(session: AsyncSession, app_id: int) -> dict[str, dict[str, Any
 def vapid_private_pem(session: AsyncSession, app: App) -> str:
     """The app's VAPID private key in clear (the delivery engine's one read of it, cached per campaign)."""
     return box_of(session).open(app.vapid_private_pem, vapid_where(app.app_key))
+
+
+def fingerprint(provider: str, data: dict[str, Any]) -> str:
+    """What tells two credentials apart without showing them: SHA-256 of the public key (FCM, APNs)
+    or of the client secret (WNS, ADM), its first 16 bytes in hex pairs."""
+    if provider in ("fcm", "apns"):
+        pem = data["private_key" if provider == "fcm" else "key_pem"]
+        key = serialization.load_pem_private_key(pem.encode(), password=None)
+        material = key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    else:
+        material = str(data["client_secret"]).encode()
+    return ":".join(f"{byte:02x}" for byte in hashlib.sha256(material).digest()[:16])
+
+
+async def listing(session: AsyncSession, app: App) -> list[dict[str, Any]]:
+    """The app's credentials: identifiers, fingerprints and their last check; never a secret."""
+    return [
+        {
+            **describe(row.provider, data),
+            "fingerprint": fingerprint(row.provider, data),
+            "updated_at": as_utc(row.updated_at),
+            "last_used_at": as_utc(row.last_used_at) if row.last_used_at else None,
+            "last_failed_at": as_utc(row.last_failed_at) if row.last_failed_at else None,
+            "last_failure": row.last_failure,
+        }
+        for row, data in await CredentialRepository(session).rows(app.id)
+    ]
+
+
+def _known(provider: str) -> None:
+    if provider not in PROVIDERS:
+        raise errors.InvalidField(f"provider must be one of {', '.join(PROVIDERS)}", field="provider")
+
+
+async def remove(session: AsyncSession, app: App, provider: str) -> None:
+    _known(provider)
+    if not await CredentialRepository(session).remove(app.id, provider):
+        raise errors.NotFound(f"This app has no {provider} credentials", field="provider")
+
+
+async def test(session: AsyncSession, settings: Settings, app: App, provider: str) -> str | None:
+    """Obtain a token with the app's credentials (or sign one, APNs) and record the result; None when
+    they work, else the provider's reason."""
+    _known(provider)
+    repo = CredentialRepository(session)
+    data = (await repo.for_app(app.id)).get(provider)
+    if data is None:
+        raise errors.NotFound(f"This app has no {provider} credentials", field="provider")
+    failure = await check(settings, provider, data)
+    await repo.checked(app.id, provider, utcnow(), failure)
+    return failure

@@ -6,9 +6,10 @@ Secrets are sealed here, on their way in (secrets_box): no plaintext secret is w
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion.app_tenant.security import hash_secret
@@ -186,6 +187,33 @@ class CredentialRepository:
         query = select(AppCredential).where(AppCredential.app_id == app_id)
         rows = (await self.session.execute(query)).scalars()
         return {row.provider: open_credential(box, app_id, row.provider, row.data) for row in rows}
+
+    async def rows(self, app_id: int) -> list[tuple[AppCredential, dict[str, Any]]]:
+        """The app's credential rows with their data opened, by provider."""
+        box = box_of(self.session)
+        query = select(AppCredential).where(AppCredential.app_id == app_id).order_by(AppCredential.provider)
+        rows = (await self.session.execute(query)).scalars()
+        return [(row, open_credential(box, app_id, row.provider, row.data)) for row in rows]
+
+    async def remove(self, app_id: int, provider: str) -> bool:
+        result = await self.session.execute(
+            delete(AppCredential).where(AppCredential.app_id == app_id, AppCredential.provider == provider)
+        )
+        return getattr(result, "rowcount", 0) == 1
+
+    async def checked(self, app_id: int, provider: str, now: datetime, failure: str | None) -> None:
+        """Record a check's result: used now (a token obtained), or failed now for `failure`."""
+        values: dict[str, Any] = (
+            {"last_used_at": now}
+            if failure is None
+            else {"last_failed_at": now, "last_failure": failure[:255]}
+        )
+        await self.session.execute(
+            update(AppCredential)
+            .where(AppCredential.app_id == app_id, AppCredential.provider == provider)
+            .values(values)
+            .execution_options(synchronize_session=False)
+        )
 
 
 class StoredSecretRepository:

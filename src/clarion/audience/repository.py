@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from clarion.audience.service import Recipients, campaign_tags, page, recipients, span
+from clarion.audience.service import Recipients, by_platform, campaign_tags, page, recipients, span
 from clarion.models import Campaign
 
 
@@ -31,3 +31,8 @@ class AudienceRepository:
         """How many recipients, and their lowest and highest ids (0, 0, 0 for none)."""
         count, lowest, highest = (await self.session.execute(span(condition))).one()
         return int(count), int(lowest or 0), int(highest or 0)
+
+    async def count_by_platform(self, condition: Recipients) -> dict[str, int]:
+        """Recipients per platform, without sending (an audience's dry run)."""
+        rows = (await self.session.execute(by_platform(condition))).all()
+        return {str(platform): int(n) for platform, n in rows}

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import Integer, case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion.db import insert_ignore
@@ -22,6 +22,7 @@ from clarion.models import (
     Event,
     FanoutSlice,
     Segment,
+    Subscriber,
     Tag,
 )
 from clarion.validation import ascii_int, storable
@@ -78,6 +79,23 @@ class CampaignRepository:
             .values(ttl_s=ttl_s, fanout_done=True)
             .execution_options(synchronize_session=False)
         )
+
+    async def cancel(self, app_id: int, campaign_id: int, now: datetime) -> bool:
+        """Mark the app's campaign cancelled if it has not finished; whether it was.
+
+        Conditional, so it races safely with the scheduler's claim and a worker's completion: a
+        campaign cancelled while scheduled is never claimed, one cancelled while sending has its
+        slices no longer claimed, and one that finished first stays as it ended."""
+        result = await self.session.execute(
+            update(Campaign)
+            .where(
+                Campaign.id == campaign_id,
+                Campaign.app_id == app_id,
+                Campaign.status.in_((CampaignStatus.SCHEDULED, CampaignStatus.SENDING)),
+            )
+            .values(status=CampaignStatus.CANCELLED, finished_at=now)
+        )  # the session's copy of the campaign shows the change
+        return getattr(result, "rowcount", 0) == 1
 
     async def recent(self, app_id: int, limit: int) -> list[Campaign]:
         """The app's newest campaigns first."""
@@ -364,3 +382,99 @@ class CampaignRepository:
         """Every campaign counted by status (for /metrics; one pass over ix_campaign_due)."""
         query = select(Campaign.status, func.count()).group_by(Campaign.status)
         return {str(status): int(n) for status, n in (await self.session.execute(query)).all()}
+
+
+class CampaignReportRepository:
+    """Reads behind /v1's campaign views: the history, the funnel, the outcomes and the time series."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self._postgres = session.get_bind().dialect.name == "postgresql"
+
+    async def page(
+        self, app_id: int, before_id: int | None, limit: int, *, transactional: bool
+    ) -> list[Campaign]:
+        """The app's campaigns newest first (ids are time-ordered), below `before_id`."""
+        query = select(Campaign).where(Campaign.app_id == app_id).order_by(Campaign.id.desc()).limit(limit)
+        if before_id is not None:
+            query = query.where(Campaign.id < before_id)
+        if not transactional:
+            query = query.where(Campaign.is_transactional.is_(False))
+        return list((await self.session.execute(query)).scalars())
+
+    async def ledger(self, campaign_id: int) -> list[tuple[str, str | None, int]]:
+        """(status, reason, count) of the campaign's ledger rows; the reason only where it classifies
+        a failure (rejected, failed) or marks a cancelled row."""
+        reasoned = (DeliveryStatus.REJECTED, DeliveryStatus.FAILED, DeliveryStatus.EXPIRED)
+        reason = case((Delivery.status.in_(reasoned), Delivery.last_error), else_=None)
+        query = (
+            select(Delivery.status, reason, func.count())
+            .where(Delivery.campaign_id == campaign_id)
+            .group_by(Delivery.status, reason)
+        )
+        return [(str(s), r, int(n)) for s, r, n in (await self.session.execute(query)).all()]
+
+    async def outcomes(
+        self,
+        campaign_id: int,
+        after_id: int | None,
+        limit: int,
+        *,
+        status: str | None,
+        reason: str | None,
+        min_attempts: int | None,
+    ) -> list[tuple[int, str, str, str, int, str | None, datetime]]:
+        """(delivery id, reg_id, platform, status, attempts, reason, updated_at), in ledger order."""
+        query = (
+            select(
+                Delivery.id,
+                Subscriber.reg_id,
+                Subscriber.platform,
+                Delivery.status,
+                Delivery.attempts,
+                Delivery.last_error,
+                Delivery.updated_at,
+            )
+            .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+            .where(Delivery.campaign_id == campaign_id)
+            .order_by(Delivery.id)
+            .limit(limit)
+        )
+        if after_id is not None:
+            query = query.where(Delivery.id > after_id)
+        if status is not None:
+            query = query.where(Delivery.status == status)
+        if reason is not None:
+            query = query.where(Delivery.last_error.startswith(reason, autoescape=True))
+        if min_attempts is not None:
+            query = query.where(Delivery.attempts >= min_attempts)
+        rows = (await self.session.execute(query)).all()
+        return [(int(i), str(g), str(p), str(s), int(a), e, u) for i, g, p, s, a, e, u in rows]
+
+    def _bucket(self, column: Any, bucket_s: int) -> Any:
+        """The UNIX time of the start of the `bucket_s`-second bucket that `column` falls in."""
+        seconds: Any
+        if self._postgres:
+            seconds = func.floor(func.extract("epoch", column))
+        else:  # SQLite keeps UTC times as text: strftime reads them
+            seconds = func.cast(func.strftime("%s", column), Integer)
+        return func.floor(seconds / bucket_s) * bucket_s
+
+    async def series(self, campaign_id: int, bucket_s: int) -> list[tuple[int, str, int]]:
+        """(bucket start as UNIX seconds, kind, count): sends by when they were recorded, engagement
+        by when it was reported."""
+        sent_bucket = self._bucket(Delivery.updated_at, bucket_s).label("bucket")
+        sent = (
+            select(sent_bucket, func.count())
+            .where(Delivery.campaign_id == campaign_id, Delivery.status == DeliveryStatus.SENT)
+            .group_by(sent_bucket)
+        )
+        event_bucket = self._bucket(Event.created_at, bucket_s).label("bucket")
+        events = (
+            select(event_bucket, Event.type, func.count())
+            .where(Event.campaign_id == campaign_id)
+            .group_by(event_bucket, Event.type)
+        )
+        found = [(int(b), "sent", int(n)) for b, n in (await self.session.execute(sent)).all()]
+        found += [(int(b), str(t), int(n)) for b, t, n in (await self.session.execute(events)).all()]
+        return sorted(found)

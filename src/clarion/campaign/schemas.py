@@ -8,6 +8,8 @@ from typing import Literal
 
 from clarion.models import CampaignStatus
 
+# The platforms subscribers are on (the subscriber API's `platform`).
+PLATFORMS: tuple[str, ...] = ("web", "android", "ios", "adm", "wns")
 AudienceKind = Literal["all", "tokens", "aliases", "tags", "tags_segment"]
 Association = Literal["AND", "AND_NOT", "OR", "OR_NOT"]
 ASSOCIATIONS: tuple[str, ...] = ("AND", "AND_NOT", "OR", "OR_NOT")
@@ -43,6 +45,8 @@ class AudienceSpec:
     terms: tuple[SegmentTerm, ...] = ()
     # a saved segment, by name or id, resolved to its terms when the campaign is created
     segment: str | None = None
+    # the platforms to send to (None: every platform Clarion delivers to)
+    platforms: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -66,3 +70,34 @@ class CampaignStats:
     received: int
     clicked: int
     closed: int
+
+
+@dataclass(frozen=True)
+class Funnel:
+    """Where a campaign's recipients are: its ledger (and the rows retention folded), and engagement."""
+
+    audience: int
+    pending: int
+    sent: int
+    failed: int
+    failed_by_reason: dict[str, int]
+    gone: int
+    expired: int
+    cancelled: int
+    received: int
+    clicked: int
+    closed: int
+
+    @staticmethod
+    def _rate(part: int, whole: int) -> float:
+        return round(part / whole, 4) if whole else 0.0
+
+    @property
+    def rates(self) -> dict[str, float]:
+        """Delivery over the audience; engagement over what was sent."""
+        return {
+            "delivered": self._rate(self.sent, self.audience),
+            "received": self._rate(self.received, self.sent),
+            "clicked": self._rate(self.clicked, self.sent),
+            "closed": self._rate(self.closed, self.sent),
+        }

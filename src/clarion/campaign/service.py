@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
 from datetime import datetime, time
 from typing import Any
@@ -11,13 +12,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from clarion import content, errors
 from clarion.app_tenant import service as apps
 from clarion.app_tenant.repository import AppRepository
-from clarion.audience import service as audience
 from clarion.audience.repository import AudienceRepository
+from clarion.audience.service import recipients
 from clarion.campaign import payload
-from clarion.campaign.repository import CampaignRepository
-from clarion.campaign.schemas import AudienceSpec, CampaignCreate, CampaignStats, SegmentTerm
+from clarion.campaign.repository import CampaignReportRepository, CampaignRepository
+from clarion.campaign.schemas import (
+    PLATFORMS,
+    AudienceSpec,
+    CampaignCreate,
+    CampaignStats,
+    Funnel,
+    SegmentTerm,
+)
 from clarion.db import as_utc, utcnow
-from clarion.models import App, Campaign, CampaignStatus, Segment
+from clarion.models import CANCELLED_REASON, App, Campaign, CampaignStatus, DeliveryStatus, Segment
 from clarion.validation import storable
 
 # Tag names (and their case-folded forms) are at most 255 symbols (Gravitec v3).
@@ -44,6 +52,15 @@ async def _resolve_terms(
 
 async def _audience(session: AsyncSession, app: App, spec: AudienceSpec) -> tuple[dict[str, Any], list[str]]:
     """The stored audience description and the target values that go with it."""
+    stored, targets = await _audience_of_kind(session, app, spec)
+    if spec.platforms is not None:
+        stored["platforms"] = list(spec.platforms)
+    return stored, targets
+
+
+async def _audience_of_kind(
+    session: AsyncSession, app: App, spec: AudienceSpec
+) -> tuple[dict[str, Any], list[str]]:
     if spec.segment is not None:
         segment = await CampaignRepository(session).segment(app.id, spec.segment)
         if segment is None:
@@ -164,6 +181,104 @@ async def create_segment(
     return await CampaignRepository(session).add_segment(segment)
 
 
+# A failure's class is the start of its reason, before the first colon: "HTTP 400", "Unregistered",
+# "cannot request this endpoint"; the rest is the push service's own text, which varies per recipient.
+REASON_CLASS_CHARS = 60
+FOLDED_REASON = "folded by retention"
+
+
+def reason_class(reason: str | None) -> str:
+    if not reason:
+        return "unknown"
+    return reason.split(":", 1)[0].strip()[:REASON_CLASS_CHARS] or "unknown"
+
+
+async def history(
+    session: AsyncSession, app: App, before_id: int | None, limit: int, *, transactional: bool = False
+) -> list[Campaign]:
+    """The app's campaigns, newest first; transactional ones (and Push API batches) only if asked."""
+    return await CampaignReportRepository(session).page(app.id, before_id, limit, transactional=transactional)
+
+
+async def get(session: AsyncSession, app: App, campaign_id: int) -> Campaign:
+    campaign = await CampaignRepository(session).get(app.id, campaign_id)
+    if campaign is None:
+        raise errors.NotFound(f"There is no campaign {campaign_id} in this app", field="campaign_id")
+    return campaign
+
+
+async def funnel(session: AsyncSession, campaign: Campaign) -> Funnel:
+    counts: Counter[str] = Counter()
+    failed_by: Counter[str] = Counter()
+    for status, reason, n in await CampaignReportRepository(session).ledger(campaign.id):
+        if status == DeliveryStatus.EXPIRED and reason == CANCELLED_REASON:
+            status = "cancelled"
+        elif status in (DeliveryStatus.REJECTED, DeliveryStatus.FAILED):
+            failed_by[reason_class(reason)] += n
+        counts[status] += n
+    folded_failed = campaign.folded_rejected + campaign.folded_failed
+    if folded_failed:
+        failed_by[FOLDED_REASON] += folded_failed
+    events = await CampaignRepository(session).event_counts(campaign.id)
+    return Funnel(
+        audience=sum(counts.values())
+        + folded_failed
+        + campaign.folded_sent
+        + campaign.folded_gone
+        + campaign.folded_expired,
+        pending=counts[DeliveryStatus.PENDING],
+        sent=counts[DeliveryStatus.SENT] + campaign.folded_sent,
+        failed=sum(failed_by.values()),
+        failed_by_reason=dict(failed_by.most_common()),
+        gone=counts[DeliveryStatus.GONE] + campaign.folded_gone,
+        expired=counts[DeliveryStatus.EXPIRED] + campaign.folded_expired,
+        cancelled=counts["cancelled"],
+        received=events.get("received", 0),
+        clicked=events.get("clicked", 0),
+        closed=events.get("closed", 0),
+    )
+
+
+async def outcomes(
+    session: AsyncSession,
+    campaign: Campaign,
+    after_id: int | None,
+    limit: int,
+    *,
+    status: str | None = None,
+    reason: str | None = None,
+    min_attempts: int | None = None,
+) -> list[tuple[int, str, str, str, int, str | None, datetime]]:
+    """The campaign's recipients and what became of each, in ledger order (`status` "cancelled": the
+    rows its cancel ended)."""
+    if status == "cancelled":
+        status, reason = DeliveryStatus.EXPIRED, CANCELLED_REASON
+    return await CampaignReportRepository(session).outcomes(
+        campaign.id, after_id, limit, status=status, reason=reason, min_attempts=min_attempts
+    )
+
+
+async def series(session: AsyncSession, campaign: Campaign, bucket_s: int) -> list[tuple[int, str, int]]:
+    """(bucket start, kind, count) of sends and engagement, `bucket_s` seconds a bucket."""
+    return await CampaignReportRepository(session).series(campaign.id, bucket_s)
+
+
+async def dry_run(session: AsyncSession, app: App, spec: AudienceSpec) -> dict[str, int]:
+    """Active recipients per platform that a campaign to `spec` would have now, without sending:
+    the audience is resolved by the rules a campaign's is (segments and tag names must exist)."""
+    stored, targets = await _audience(session, app, spec)
+    tag_ids: list[int] = []
+    if stored["kind"] == "tags":
+        tag_ids = [tag.id for tag in await CampaignRepository(session).tags_by_names(app.id, targets)]
+    condition = recipients(app.id, 0, stored, PLATFORMS, tag_ids, targets)
+    found = await AudienceRepository(session).count_by_platform(condition)
+    return {
+        platform: found.get(platform, 0)
+        for platform in PLATFORMS
+        if platform in (spec.platforms or PLATFORMS)
+    }
+
+
 async def get_segment(session: AsyncSession, app: App, segment_id: int) -> Segment:
     segment = await CampaignRepository(session).segment_by_id(app.id, segment_id)
     if segment is None:
@@ -179,12 +294,6 @@ async def delete_segment(session: AsyncSession, app: App, segment_id: int) -> No
     await CampaignRepository(session).delete_segment(await get_segment(session, app, segment_id))
 
 
-async def segment_size(session: AsyncSession, app: App, segment: Segment) -> int:
-    """How many active subscribers the segment selects now, on every platform: what a push to it
-    would reach (the delivery's own audience query, counted)."""
-    terms = tuple(SegmentTerm(t["association"], t["name"]) for t in segment.tags_segment)  # type: ignore[arg-type]
-    resolved = await _resolve_terms(session, app, terms, "tags_segment")
-    described = {"kind": "tags_segment", "terms": resolved}
-    condition = audience.recipients(app.id, 0, described, audience.ALL_PLATFORMS)
-    count, _, _ = await AudienceRepository(session).span(condition)
-    return count
+async def segment_size(session: AsyncSession, app: App, segment: Segment) -> dict[str, int]:
+    """Active subscribers per platform that the segment selects now: what a push to it would reach."""
+    return await dry_run(session, app, AudienceSpec(segment=str(segment.id)))

@@ -30,7 +30,6 @@ from sqlalchemy import (
     or_,
     select,
     text,
-    true,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -38,7 +37,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion.campaign.repository import CampaignRepository
 from clarion.db import insert_ignore, insert_ignore_from
-from clarion.models import Campaign, CampaignStatus, Delivery, DeliveryStatus, FanoutSlice, Subscriber
+from clarion.models import (
+    CANCELLED_REASON,
+    Campaign,
+    CampaignStatus,
+    Delivery,
+    DeliveryStatus,
+    FanoutSlice,
+    Subscriber,
+)
 from clarion.subscriber.repository import SubscriberRepository
 
 # The per-job statements (add, claim, finish) go through the Core tables, not the ORM entities:
@@ -131,7 +138,8 @@ class LedgerRepository:
         subscriber_ids = page.subquery()
         rows = select(
             subscriber_ids.c.id, *(literal(value, d[name].type) for name, value in new.items())
-        ).where(true())  # SQLite reads INSERT … SELECT … ON CONFLICT only with a WHERE before it
+        ).where(self._sending(campaign_id))  # SQLite needs a WHERE before ON CONFLICT anyway
+        # Only while the campaign is sending: a page of a cancelled campaign adds nobody.
         columns = ["subscriber_id", *new]
         statement = insert_ignore_from(self.session, _deliveries, columns, rows).returning(
             d.id, d.subscriber_id
@@ -221,6 +229,23 @@ class LedgerRepository:
         )
         rows = [{"row_id": delivery_id, "at": at, "reason": reason} for delivery_id, at, reason in retries]
         await self.session.execute(statement, rows)
+
+    def _sending(self, campaign_id: int) -> ColumnElement[bool]:
+        query = select(Campaign.id).where(
+            Campaign.id == campaign_id, Campaign.status == CampaignStatus.SENDING
+        )
+        return query.exists()
+
+    async def cancel_pending(self, campaign_id: int, now: datetime) -> int:
+        """End the cancelled campaign's pending rows (CANCELLED_REASON): their queued jobs find nothing
+        to claim. A row in flight is ended too; its outcome, recorded after, overwrites this, so what
+        was sent stays counted. Returns how many rows were ended."""
+        result = await self.session.execute(
+            update(_deliveries)
+            .where(_deliveries.c.campaign_id == campaign_id, _deliveries.c.status == DeliveryStatus.PENDING)
+            .values(status=DeliveryStatus.EXPIRED, last_error=CANCELLED_REASON, owner=None, updated_at=now)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def renew(self, delivery_ids: Sequence[int], owner: str, lease_until: datetime) -> None:
         """Extend the lease of the rows `owner` still holds (pending, not yet recorded) among these."""

@@ -77,6 +77,10 @@ class AdmClient:
         url = f"{self._base_url}/messaging/registrations/{quote(registration_id, safe='')}/messages"
         return await self._tokens.authorized(functools.partial(self._post, url, encoded))
 
+    async def check(self) -> None:
+        """Obtain an access token (the credentials' test); raises TokenUnavailable with the reason."""
+        await self._tokens.get()
+
     async def _post(self, url: str, body: bytes, bearer: str) -> Outcome | Unauthorized:
         headers = {
             "Authorization": f"Bearer {bearer}",

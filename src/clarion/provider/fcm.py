@@ -90,6 +90,10 @@ class FcmClient:
             return Rejected(problem)
         return await self._tokens.authorized(functools.partial(self._post, data))
 
+    async def check(self) -> None:
+        """Obtain an access token (the credentials' test); raises TokenUnavailable with the reason."""
+        await self._tokens.get()
+
     async def _post(self, data: bytes, bearer: str) -> Outcome | Unauthorized:
         headers = {"Authorization": f"Bearer {bearer}", "Content-Type": "application/json; charset=utf-8"}
         try:

@@ -102,6 +102,10 @@ class WnsClient:
         post_to = functools.partial(self._post, client, channel_uri, notification)
         return await self._tokens.authorized(post_to)
 
+    async def check(self) -> None:
+        """Obtain an access token (the credentials' test); raises TokenUnavailable with the reason."""
+        await self._tokens.get()
+
     async def _post(
         self, client: Client, channel_uri: str, notification: WnsNotification, bearer: str
     ) -> Outcome | Unauthorized:

@@ -49,7 +49,13 @@ class SegmentRead(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
-                {"segment_id": 7, "name": "News, not sport", "tags_segment": _EXAMPLE_TERMS, "size": 1200}
+                {
+                    "segment_id": 7,
+                    "name": "News, not sport",
+                    "tags_segment": _EXAMPLE_TERMS,
+                    "size": 1200,
+                    "size_by_platform": {"web": 1000, "android": 150, "ios": 50, "adm": 0, "wns": 0},
+                }
             ]
         }
     )
@@ -60,11 +66,15 @@ class SegmentRead(BaseModel):
     size: int | None = Field(
         description="Active subscribers it selects now (shown one at a time; null in lists)"
     )
+    size_by_platform: dict[str, int] | None = None
 
 
-def _read(segment: Segment, size: int | None = None) -> SegmentRead:
+def _read(segment: Segment, by_platform: dict[str, int] | None = None) -> SegmentRead:
     terms = [Term.model_validate(term) for term in segment.tags_segment]
-    return SegmentRead(segment_id=segment.id, name=segment.name, tags_segment=terms, size=size)
+    size = None if by_platform is None else sum(by_platform.values())
+    return SegmentRead(
+        segment_id=segment.id, name=segment.name, tags_segment=terms, size=size, size_by_platform=by_platform
+    )
 
 
 async def _sized(session: SessionDep, app: App, segment: Segment) -> SegmentRead:

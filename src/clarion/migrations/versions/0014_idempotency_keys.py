@@ -1,4 +1,5 @@
-"""/v1 Idempotency-Key: the first answer to a creating POST, kept for 24 hours
+"""/v1: Idempotency-Key records (the first answer to a creating POST, kept 24 hours); provider
+credentials' last check (last used, last failed and why)
 
 Revision ID: 0014
 Revises: 0012
@@ -27,8 +28,15 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("scope", "key"),
     )
     op.create_index("ix_idempotency_created", "idempotency_keys", ["created_at"])
+    with op.batch_alter_table("app_credentials", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("last_failed_at", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("last_failure", sa.String(length=255), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("app_credentials", schema=None) as batch_op:
+        for name in ("last_failure", "last_failed_at", "last_used_at"):
+            batch_op.drop_column(name)
     op.drop_index("ix_idempotency_created", table_name="idempotency_keys")
     op.drop_table("idempotency_keys")
