@@ -6,6 +6,8 @@ export, which is what moving to another system needs.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
@@ -13,6 +15,9 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
+from clarion.config import Settings
+from clarion.db import Database
+from clarion.models import App
 from clarion.runtime import RuntimeDep, SessionDep
 from clarion.subscriber import service, transfer
 from clarion.subscriber.schemas import SubscriberFilter
@@ -100,6 +105,24 @@ class ImportRead(BaseModel):
     refusals_left_off: int
 
 
+@asynccontextmanager
+async def _bulk_database(settings: Settings) -> AsyncIterator[Database]:
+    """An import or an export runs on a connection of its own, with the engine's loose bounds on each
+    statement: a request's (CLARION_DB_TIMEOUT_S) are for answers of a moment, and a chunk of 500 lines
+    may take longer than that on a busy database."""
+    db = Database(settings.database_url, pool_size=1)
+    try:
+        yield db
+    finally:
+        await db.dispose()
+
+
+async def _exported(settings: Settings, app: App, fmt: str, wanted: SubscriberFilter) -> AsyncIterator[bytes]:
+    async with _bulk_database(settings) as db:
+        async for piece in transfer.export_subscribers(db, app, fmt, wanted):
+            yield piece
+
+
 def _utc(value: datetime | None) -> datetime | None:
     """A time without an offset is UTC (docs/api.md, "Times")."""
     if value is None:
@@ -159,7 +182,8 @@ async def export_subscribers(
 ) -> StreamingResponse:
     """Every subscriber matching the filters, streamed: one JSON object a line, or CSV with a header,
     in the shape the import reads. It carries endpoints, tokens and keys."""
-    body = transfer.export_subscribers(rt.db, app, format, wanted)
+    transfer.check_format(format)
+    body = _exported(rt.settings, app, format, wanted)
     headers = {"Content-Disposition": f'attachment; filename="subscribers.{format}"'}
     return StreamingResponse(body, media_type=MEDIA_TYPES[format], headers=headers)
 
@@ -182,8 +206,9 @@ async def import_subscribers(
     """Import an NDJSON or CSV file (docs/subscribers-import.md), streamed in chunks. Idempotent on
     each endpoint or token: importing a file again creates nothing."""
     chosen = format or ("csv" if request.headers.get("content-type", "").startswith("text/csv") else "ndjson")
-    settings = rt.settings
-    report = await transfer.import_subscribers(rt.db, app, request.stream(), chosen, settings.push_host_set())
+    async with _bulk_database(rt.settings) as db:
+        hosts = rt.settings.push_host_set()
+        report = await transfer.import_subscribers(db, app, request.stream(), chosen, hosts)
     return ImportRead.model_validate(report.as_dict())
 
 
