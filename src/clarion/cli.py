@@ -668,25 +668,26 @@ def _add_campaign_commands(commands: Any) -> None:
     listing.add_argument("--limit", type=int, default=20, help="how many (default: %(default)s)")
     _json_option(listing)
     listing.set_defaults(handler=cmd_campaigns_list)
-    show = actions.add_parser("show", help="one campaign's status and statistics")
-    _app_key(show)
-    show.add_argument("campaign_id", type=int, help="the campaign's id")
-    _json_option(show)
-    show.set_defaults(handler=cmd_campaigns_show)
-    stop = actions.add_parser(
-        "cancel", help="cancel a scheduled or sending campaign (what was sent stays counted)"
-    )
-    _app_key(stop)
-    stop.add_argument("campaign_id", type=int, help="the campaign's id")
-    _json_option(stop)
-    stop.set_defaults(handler=cmd_campaigns_cancel)
+    one_campaign = {
+        "show": ("one campaign's status and statistics", cmd_campaigns_show),
+        "cancel": (
+            "cancel a scheduled or sending campaign (what was sent stays counted)",
+            cmd_campaigns_cancel,
+        ),
+    }
+    for name, (help_text, handler) in one_campaign.items():
+        action = actions.add_parser(name, help=help_text)
+        _app_key(action)
+        action.add_argument("campaign_id", type=int, help="the campaign's id")
+        _json_option(action)
+        action.set_defaults(handler=handler)
 
     send = commands.add_parser(
         "send", help="send a campaign and follow it with a progress bar, then its funnel"
     )
     _app_key(send)
-    send.add_argument("--title", required=True)
-    send.add_argument("--message", required=True)
+    send.add_argument("--title", required=True, help="the notification's title")
+    send.add_argument("--message", required=True, help="the notification's text")
     send.add_argument("--url", required=True, help="where a click leads (redirect_url)")
     send.add_argument("--tags", nargs="+", default=[], help="only subscribers holding any of these tags")
     send.add_argument(

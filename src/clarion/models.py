@@ -146,8 +146,8 @@ class AppCredential(Base):
     provider: Mapped[str] = mapped_column(String(16), primary_key=True)  # fcm | apns | wns | adm
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    # What the last check of these credentials (/v1's test action) found: a token obtained or signed
-    # (last_used_at), or the provider's reason for refusing them (last_failed_at, last_failure).
+    # When these credentials last worked (a token obtained or signed by /v1's test, a message taken by the
+    # service) and last failed, with the provider's reason (the test, or a delivery job's `channel:` refusal).
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_failure: Mapped[str | None] = mapped_column(String(255))

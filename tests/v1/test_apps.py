@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from tests.v1.conftest import V1, basic
@@ -142,3 +143,22 @@ def test_idempotency_key_replays_the_first_answer(v1: V1) -> None:
         "message": "This Idempotency-Key was used with another request",
         "field": "Idempotency-Key",
     }
+
+
+def test_concurrent_retries_with_one_key_create_one_app(v1: V1) -> None:
+    """Requests racing with one key, each on its own connection (the server handles them at once, its
+    database serialising the key's row): one app, and every answer is the first one."""
+    body = {"name": "raced"}
+
+    def post(_: int) -> tuple[int, dict[str, Any]]:
+        with v1.admin() as admin:
+            answer = admin.post("/apps", json=body, headers={"Idempotency-Key": "raced-1"})
+        return answer.status_code, answer.json()
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(post, range(8)))
+    with v1.admin() as admin:
+        listed = admin.get("/apps", params={"limit": 200}).json()["items"]
+    assert [item["name"] for item in listed].count("raced") == 1
+    assert {status for status, _ in answers} == {201}
+    assert len({answer["app_key"] for _, answer in answers}) == 1

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from tests.v1.conftest import V1, basic
+from clarion.provider.apns import origin_for
+from tests.v1.conftest import V1, basic, wait_for
 
 NEVER_SET = {"last_used_at": None, "last_failed_at": None, "last_failure": None}
 
@@ -136,3 +139,50 @@ def test_another_apps_credentials_are_out_of_reach(v1: V1) -> None:
         assert [c["client_id"] for c in own.get(f"/apps/{other['app_key']}/credentials").json()["items"]] == [
             wns_id
         ]
+
+
+def test_a_sandbox_key_sends_to_the_sandbox_unless_another_origin_is_configured() -> None:
+    assert origin_for("https://api.push.apple.com", "sandbox") == "https://api.sandbox.push.apple.com"
+    assert origin_for("https://api.push.apple.com/", "production") == "https://api.push.apple.com/"
+    assert origin_for("https://api.push.apple.com", None) == "https://api.push.apple.com"
+    assert origin_for("https://127.0.0.1:8443", "sandbox") == "https://127.0.0.1:8443"
+
+
+def _credential_once(client: httpx.Client, path: str, field: str) -> dict[str, Any]:
+    """The app's one credential once `field` is set (the engine notes it just after a job's outcomes)."""
+    deadline = time.monotonic() + 10
+    while True:
+        item: dict[str, Any] = client.get(path).json()["items"][0]
+        if item[field] is not None or time.monotonic() > deadline:
+            return item
+        time.sleep(0.05)
+
+
+def test_sending_records_when_credentials_were_last_used_or_refused(v1: V1) -> None:
+    app = v1.new_app()
+    account = v1.fcm.new_service_account("used")
+    device = v1.fcm.new_token("used")
+    registered = httpx.post(
+        f"{v1.server.url}/sdk/v1/subscribers",
+        json={"app_key": app["app_key"], "platform": "android", "token": device},
+        timeout=10,
+    )
+    assert registered.status_code == 201, registered.text
+    base = f"/apps/{app['app_key']}"
+    body = {"payload": {"message": "m", "redirect_url": "https://example.com/"}}
+    with v1.client(basic(app)) as own:
+        own.put(f"{base}/credentials/fcm", json={"service_account": account})
+        sent = own.post(f"{base}/campaigns", json=body).json()["campaign_id"]
+        assert wait_for(own, f"{base}/campaigns/{sent}", "sent")["funnel"]["sent"] == 1
+        used = own.get(f"{base}/credentials").json()["items"][0]
+        own.put(
+            f"{base}/credentials/fcm",
+            json={"service_account": v1.fcm.new_service_account("used", trusted=False)},
+        )
+        refused = own.post(f"{base}/campaigns", json=body).json()["campaign_id"]
+        shown = wait_for(own, f"{base}/campaigns/{refused}", "sent")
+        failed = own.get(f"{base}/credentials").json()["items"][0]
+    assert (used["last_used_at"] is not None, used["last_failed_at"]) == (True, None)
+    assert shown["funnel"]["failed_by_reason"] == {"channel": 1}
+    assert failed["last_failed_at"] is not None
+    assert failed["last_failure"].startswith("channel: token endpoint")

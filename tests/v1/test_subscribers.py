@@ -109,6 +109,31 @@ def test_onesignal_csv_upload_with_the_apps_own_credentials(v1: V1) -> None:
     }
 
 
+def test_an_import_may_be_larger_than_other_bodies(v1: V1) -> None:
+    app = v1.new_app("large")
+    # Long lines (a 250-character alias), so that few of them make more than 1 MiB.
+    lines = [
+        {"platform": "android", "token": f"token-{n:08d}", "alias": f"{n:08d}" + "a" * 242}
+        for n in range(4_000)
+    ]
+    data = ndjson(*lines)
+    assert len(data) > 1024 * 1024  # past the 1 MiB every other route refuses
+    with v1.admin() as admin:
+        done = upload(admin, app, data)
+        assert done.json() == {
+            **NDJSON_REPORT,
+            "lines": 4_000,
+            "created": 4_000,
+            "existing": 0,
+            "refused": 0,
+            "refusals": [],
+        }
+    with httpx.Client(base_url=v1.server.url, timeout=10) as sdk:
+        too_large = sdk.post("/sdk/v1/subscribers", content=data, headers=NDJSON)
+    assert too_large.status_code == 413
+    assert too_large.json()["error"] == "request_entity_too_large"
+
+
 def test_filters_and_pages(v1: V1) -> None:
     app = v1.new_app("filters")
     lines = [

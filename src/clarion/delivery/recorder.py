@@ -38,7 +38,7 @@ from clarion.delivery.context import CampaignContext
 from clarion.delivery.failures import FailureLog
 from clarion.delivery.repository import Claimed, LedgerRepository
 from clarion.models import DeliveryStatus
-from clarion.provider.outcome import Outcome
+from clarion.provider.outcome import CHANNEL_FAILURE, Delivered, Gone, Outcome, Rejected
 
 log = logging.getLogger("clarion.delivery")
 
@@ -70,9 +70,18 @@ class Job:
         self.retried = False
         self.counts: Counter[str] = Counter()
         self.recorded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # Native platforms whose credentials a push service took (used) or refused (failed, with why).
+        self.credentials_used: set[str] = set()
+        self.credentials_failed: dict[str, str] = {}
 
     def done(self, index: int, outcome: Outcome) -> asyncio.Future[None]:
         """Hand an outcome to the recorder; returns what resolves once it is recorded (or given up)."""
+        platform = self.claimed[index].platform
+        if platform != "web":  # Web Push has no credentials of the app's to report on
+            if isinstance(outcome, Delivered | Gone):
+                self.credentials_used.add(platform)
+            elif isinstance(outcome, Rejected) and outcome.reason.startswith(CHANNEL_FAILURE):
+                self.credentials_failed[platform] = outcome.reason
         self.unreported -= 1
         return self.recorder.add(self, index, outcome, last=self.unreported == 0)
 

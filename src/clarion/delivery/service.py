@@ -6,9 +6,14 @@ renewed while it runs (delivery.recorder).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
+from sqlalchemy.exc import SQLAlchemyError
+
+from clarion.app_tenant.credentials import PROVIDER_FOR_PLATFORM
+from clarion.app_tenant.repository import CredentialRepository
 from clarion.db import Database, utcnow
 from clarion.delivery.context import CampaignContext, ContextCache
 from clarion.delivery.lanes import SendLanes
@@ -16,6 +21,8 @@ from clarion.delivery.recorder import FLUSH_ROWS, Job, Recorder
 from clarion.delivery.repository import Claimed, LedgerRepository
 from clarion.provider.base import Provider, Transmit
 from clarion.provider.outcome import Outcome, Retry
+
+log = logging.getLogger("clarion.delivery")
 
 # Recipients prepared (for Web Push, encrypted) back to back before any of them is sent: as many
 # as the default lane count, so one window can fill the lanes while the next is prepared.
@@ -76,7 +83,23 @@ class Deliverer:
             await job.recorded
         finally:
             self.recorder.release(job)
+        if job.credentials_used or job.credentials_failed:
+            await self._note_credentials(context.app_id, job)
         return len(claimed)
+
+    async def _note_credentials(self, app_id: int, job: Job) -> None:
+        """When the app's native credentials were last taken, or refused and why (shown by /v1); one
+        short transaction a job, best effort: the job's outcomes are recorded already."""
+        now = utcnow()
+        try:
+            async with self.db.session() as session:
+                repo = CredentialRepository(session)
+                for platform in sorted(job.credentials_used):
+                    await repo.checked(app_id, PROVIDER_FOR_PLATFORM[platform], now, None)
+                for platform, reason in sorted(job.credentials_failed.items()):
+                    await repo.checked(app_id, PROVIDER_FOR_PLATFORM[platform], now, reason)
+        except SQLAlchemyError as exc:
+            log.warning("app %s: credentials' last use not recorded: %s", app_id, exc)
 
     async def _send_all(self, job: Job) -> None:
         """Prepare a window of recipients back to back, then queue its requests for the lanes.

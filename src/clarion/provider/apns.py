@@ -175,6 +175,20 @@ class ApnsClient:
         await self._http.close()
 
 
+# APNs' two environments (Apple: "Sending notification requests to APNs"): development builds' device
+# tokens are valid only on the sandbox.
+PRODUCTION_ORIGIN = "https://api.push.apple.com"
+SANDBOX_ORIGIN = "https://api.sandbox.push.apple.com"
+
+
+def origin_for(configured: str, environment: str | None) -> str:
+    """The origin an app's credentials send to: the sandbox for a key stored as `sandbox` while
+    CLARION_APNS_URL is Apple's production origin; otherwise what is configured (a test's fake, a proxy)."""
+    if environment == "sandbox" and configured.rstrip("/") == PRODUCTION_ORIGIN:
+        return SANDBOX_ORIGIN
+    return configured
+
+
 class ApnsProvider:
     """iOS devices through APNs: a client (an HTTP/2 connection and a provider token) per app key."""
 
@@ -183,7 +197,7 @@ class ApnsProvider:
     ) -> None:
         def client(data: dict[str, Any]) -> ApnsClient:
             return ApnsClient(
-                base_url=base_url,
+                base_url=origin_for(base_url, data.get("environment")),
                 key_pem=data["key_pem"],
                 key_id=data["key_id"],
                 team_id=data["team_id"],

@@ -29,6 +29,10 @@ class Rejected:
 
 Outcome = Delivered | Retry | Gone | Rejected
 
+# How a Rejected reason starts when the app's credentials (or its channel to the service) are at fault
+# rather than the device: "channel: token endpoint: invalid_grant", "channel: InvalidProviderToken".
+CHANNEL_FAILURE = "channel:"
+
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:
     """Seconds to wait from a Retry-After value: delay-seconds or an HTTP-date (RFC 9110 §10.2.3).

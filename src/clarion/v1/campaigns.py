@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from clarion import content, errors
 from clarion.campaign import service as campaigns
 from clarion.campaign.schemas import AudienceSpec, CampaignCreate
+from clarion.db import as_utc
 from clarion.delivery.cancel import cancel
 from clarion.gravitec import push_body
 from clarion.models import Campaign
@@ -203,6 +204,10 @@ class DryRunRead(BaseModel):
     by_platform: dict[str, int]
 
 
+def _utc(when: datetime | None) -> datetime | None:
+    return None if when is None else as_utc(when)
+
+
 def _read(campaign: Campaign) -> dict[str, Any]:
     shown = content.decode(campaign.payload)
     audience = dict(campaign.audience)
@@ -217,10 +222,10 @@ def _read(campaign: Campaign) -> dict[str, Any]:
         "buttons": [ButtonRead(title=b.title, url=b.action) for b in shown.buttons],
         "audience": {k: v for k, v in audience.items() if k in ("kind", "segment_id", "batch_id")},
         "platforms": audience.get("platforms"),
-        "send_at": campaign.send_at,
-        "created_at": campaign.created_at,
-        "started_at": campaign.started_at,
-        "finished_at": campaign.finished_at,
+        "send_at": as_utc(campaign.send_at),
+        "created_at": as_utc(campaign.created_at),
+        "started_at": _utc(campaign.started_at),
+        "finished_at": _utc(campaign.finished_at),
         "ttl": campaign.ttl_s,
         "display_time": campaign.display_time_s,
         "push_tag": campaign.push_tag,
@@ -299,9 +304,8 @@ async def campaign_outcomes(
     )
     items, next_cursor = page_of(rows, limit, lambda row: row[0])
     fields = tuple(OutcomeRead.model_fields)
-    return Page(
-        items=[OutcomeRead(**dict(zip(fields, row, strict=True))) for row in items], next_cursor=next_cursor
-    )
+    shown = [OutcomeRead(**dict(zip(fields, (*row[:-1], as_utc(row[-1])), strict=True))) for row in items]
+    return Page(items=shown, next_cursor=next_cursor)
 
 
 INTERVALS = {"minute": 60, "hour": 3600, "day": 86400}

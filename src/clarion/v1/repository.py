@@ -5,11 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion.db import insert_ignore
 from clarion.models import IdempotencyKey
+
+# Expired records each claim forgets: more than one claim makes, so the table cannot grow past a window.
+PURGE_ROWS = 10
 
 
 class IdempotencyRepository:
@@ -27,6 +30,7 @@ class IdempotencyRepository:
                 IdempotencyKey.scope == scope, IdempotencyKey.key == key, IdempotencyKey.created_at < since
             )
         )
+        await self.purge(since)
         row = {"scope": scope, "key": key, "fingerprint": fingerprint, "status": 0, "created_at": now}
         return await insert_ignore(self.session, IdempotencyKey.__table__, [row]) == 1
 
@@ -43,5 +47,12 @@ class IdempotencyRepository:
         )
 
     async def purge(self, before: datetime) -> int:
-        result = await self.session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < before))
+        """Forget up to PURGE_ROWS records older than `before` (the window): each claim purges a few, so
+        the table holds about a window's keys without a periodic job."""
+        old = select(IdempotencyKey.scope, IdempotencyKey.key).where(IdempotencyKey.created_at < before)
+        result = await self.session.execute(
+            delete(IdempotencyKey).where(
+                tuple_(IdempotencyKey.scope, IdempotencyKey.key).in_(old.limit(PURGE_ROWS))
+            )
+        )
         return int(getattr(result, "rowcount", 0) or 0)

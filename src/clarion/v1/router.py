@@ -1,12 +1,44 @@
-"""The /v1 router: every resource's router, mounted under one prefix."""
+"""The /v1 router: every resource's router, mounted under one prefix, with the error answers every
+operation may give (docs/api-errors.md) described once."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, Field
 
 from clarion.v1 import apps, campaigns, credentials, push_campaigns, segments, subscribers
 
-router = APIRouter(prefix="/v1")
+
+class ErrorBody(BaseModel):
+    """Every /v1 error: a code from the catalogue, a message, and the input at fault, if one is."""
+
+    error: str = Field(examples=["invalid_field"])
+    message: str = Field(examples=["payload.redirect_url: must be a valid http(s) URL"])
+    field: str | None = Field(None, examples=["payload.redirect_url"])
+
+
+_ERRORS = {
+    401: "No credentials, or wrong ones",
+    403: "An app's credentials on an admin-only operation",
+    404: "No such app (or another app's), campaign or credential",
+    409: "Idempotency-Key reused with another body, or a campaign that has finished",
+    422: "A field is invalid: `field` names it",
+    429: "The free plan's quota",
+}
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": text} for status, text in _ERRORS.items()
+}
+
+
+def operation_id(route: APIRoute) -> str:
+    """The handler's name (`create_campaign`): what a generated client calls the operation."""
+    return route.name
+
+
+router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES, generate_unique_id_function=operation_id)
 router.include_router(apps.router)
 router.include_router(campaigns.router)
 router.include_router(credentials.router)
