@@ -14,6 +14,7 @@ from clarion.app_tenant import service as apps
 from clarion.models import App
 from clarion.runtime import SessionDep
 from clarion.v1.access import AdminDep, CallerDep, ScopedAppDep
+from clarion.v1.body import Body
 from clarion.v1.idempotency import OnceDep
 from clarion.v1.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, decode_cursor, page_of
 
@@ -23,19 +24,17 @@ Plan = Literal["free", "unlimited"]
 Name = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^\x00]*$")]
 
 
-class AppCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"name": "News site"}]})
+class AppCreate(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "News site"}]})
 
     name: Name
     plan: Plan = apps.DEFAULT_PLAN  # type: ignore[assignment]
 
 
-class AppUpdate(BaseModel):
+class AppUpdate(Body):
     """Only the fields given change. `plan` is the admin's to change."""
 
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"name": "News", "batch_push": False}]}
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "News", "batch_push": False}]})
 
     name: Name | None = None
     plan: Plan | None = None

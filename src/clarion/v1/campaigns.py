@@ -21,6 +21,7 @@ from clarion.gravitec import push_body
 from clarion.models import Campaign
 from clarion.runtime import SessionDep, wake_scheduler_after_commit
 from clarion.v1.access import ScopedAppDep
+from clarion.v1.body import Body
 from clarion.v1.idempotency import OnceDep
 from clarion.v1.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, decode_cursor, page_of
 from clarion.validation import PathId
@@ -31,14 +32,12 @@ Platform = Literal["web", "android", "ios", "adm", "wns"]
 Association = Literal["AND", "AND_NOT", "OR", "OR_NOT"]
 
 
-class ButtonIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ButtonIn(Body):
     title: str
     url: str
 
 
-class PayloadIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class PayloadIn(Body):
     message: str
     title: str | None = None
     icon: str | None = Field(None, description="http(s) URL ending .jpg, .jpeg or .png")
@@ -47,28 +46,25 @@ class PayloadIn(BaseModel):
     buttons: list[ButtonIn] | None = None
 
 
-class TermIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class TermIn(Body):
     association: Association
     name: str
 
 
-class AudienceIn(BaseModel):
+class AudienceIn(Body):
     """Exactly one of these: reg_ids, aliases, tag names, or a tags_segment."""
 
-    model_config = ConfigDict(extra="forbid")
     tokens: list[str] | None = None
     aliases: list[str] | None = None
     tags: list[str] | None = None
     tags_segment: list[TermIn] | None = None
 
 
-class AudienceQuery(BaseModel):
+class AudienceQuery(Body):
     """Whom to send to: everyone (neither `segments` nor `audience`), a saved segment or an audience;
     `platforms` narrows any of them."""
 
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra={"examples": [{"audience": {"tags": ["news"]}, "platforms": ["web", "android"]}]},
     )
     segments: list[str] | None = Field(None, description="One saved segment, by name or id")
@@ -88,7 +84,6 @@ class CampaignIn(AudienceQuery):
     an ISO time, plus `platforms`."""
 
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra={
             "examples": [
                 {

@@ -15,23 +15,20 @@ from clarion.db import utcnow
 from clarion.models import App
 from clarion.runtime import RuntimeDep, SessionDep
 from clarion.v1.access import ScopedAppDep
+from clarion.v1.body import Body
 
 router = APIRouter(prefix="/apps/{app_key}/credentials", tags=["Provider credentials"])
 
 Provider = Literal["fcm", "apns", "wns", "adm"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class FcmIn(_Strict):
+class FcmIn(Body):
     service_account: dict[str, Any] = Field(
         description="The Firebase service-account JSON (project_id, private_key, client_email, token_uri)"
     )
 
 
-class ApnsIn(_Strict):
+class ApnsIn(Body):
     key_p8: str = Field(description="The .p8 key file's text (PKCS8 PEM, P-256)")
     key_id: str = Field(min_length=1, max_length=64)
     team_id: str = Field(min_length=1, max_length=64)
@@ -39,7 +36,7 @@ class ApnsIn(_Strict):
     environment: Literal["production", "sandbox"] = "production"
 
 
-class ClientCredentialsIn(_Strict):
+class ClientCredentialsIn(Body):
     """WNS (package SID and secret) or ADM (security profile's client id and secret)."""
 
     client_id: str = Field(min_length=1, max_length=255)

@@ -15,6 +15,7 @@ from clarion.models import Batch, PushCampaign
 from clarion.runtime import SessionDep
 from clarion.swrve import campaigns, report
 from clarion.v1.access import ScopedAppDep
+from clarion.v1.body import Body
 from clarion.v1.idempotency import OnceDep
 from clarion.v1.listing import PageDep, paged
 from clarion.v1.pagination import Page, encode_cursor
@@ -25,9 +26,8 @@ router = APIRouter(prefix="/apps/{app_key}/push-campaigns", tags=["Push API camp
 BatchId = Annotated[str, Path(min_length=1, max_length=36, pattern=r"^[0-9a-fA-F-]+$")]
 
 
-class PushCampaignCreate(BaseModel):
+class PushCampaignCreate(Body):
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra={"examples": [{"name": "Order updates", "title": "Your order", "platform": "all"}]},
     )
 

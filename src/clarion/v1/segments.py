@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
@@ -13,6 +13,8 @@ from clarion.gravitec.push_body import parse_terms
 from clarion.models import App, Segment
 from clarion.runtime import SessionDep
 from clarion.v1.access import ScopedAppDep
+from clarion.v1.body import Body
+from clarion.v1.campaigns import TermIn
 from clarion.v1.idempotency import OnceDep
 from clarion.v1.listing import PageDep, paged
 from clarion.v1.pagination import Page
@@ -26,23 +28,15 @@ _EXAMPLE_TERMS: list[JsonValue] = [
 ]
 
 
-class Term(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    association: Literal["AND", "AND_NOT", "OR", "OR_NOT"]
-    name: str = Field(min_length=1, max_length=255)
-
-
-class SegmentCreate(BaseModel):
+class SegmentCreate(Body):
     """The terms fold left to right from the whole audience, as a push's `tags_segment` (docs/api.md)."""
 
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra={"examples": [{"name": "News, not sport", "tags_segment": _EXAMPLE_TERMS}]},
     )
 
     name: str = Field(min_length=1, max_length=255)
-    tags_segment: list[Term]
+    tags_segment: list[TermIn]
 
 
 class SegmentRead(BaseModel):
@@ -62,7 +56,7 @@ class SegmentRead(BaseModel):
 
     segment_id: int
     name: str
-    tags_segment: list[Term]
+    tags_segment: list[TermIn]
     size: int | None = Field(
         description="Active subscribers it selects now (shown one at a time; null in lists)"
     )
@@ -70,7 +64,7 @@ class SegmentRead(BaseModel):
 
 
 def _read(segment: Segment, by_platform: dict[str, int] | None = None) -> SegmentRead:
-    terms = [Term.model_validate(term) for term in segment.tags_segment]
+    terms = [TermIn.model_validate(term) for term in segment.tags_segment]
     size = None if by_platform is None else sum(by_platform.values())
     return SegmentRead(
         segment_id=segment.id, name=segment.name, tags_segment=terms, size=size, size_by_platform=by_platform
