@@ -1,4 +1,5 @@
-"""The command line: serve, worker, db upgrade, apps, campaigns, send, segments, push-campaigns, secrets."""
+"""The command line: serve, worker, db upgrade, apps, campaigns, send, subscribers, segments,
+push-campaigns, secrets."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ import json
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
@@ -25,8 +26,13 @@ from clarion.config import ENV_PREFIX, Settings, unknown_variables
 from clarion.db import Database, shown_url
 from clarion.secrets_box import SecretsUnavailable
 
+if TYPE_CHECKING:
+    from clarion.subscriber.transfer import ImportReport
+
 log = logging.getLogger("clarion")
 T = TypeVar("T")
+# What an import reads at a time from its file.
+READ_BLOCK_BYTES = 64 * 1024
 
 
 class Refused(Exception):
@@ -409,6 +415,95 @@ def cmd_segments_create(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _import_format(args: argparse.Namespace) -> str:
+    if args.format is not None:
+        return str(args.format)
+    suffix = Path(args.file).suffix.lower()
+    if suffix == ".csv":
+        return "csv"
+    if suffix in (".ndjson", ".jsonl", ".json"):
+        return "ndjson"
+    raise Refused(f"cannot tell the format of {args.file} from its name: give --format csv or ndjson")
+
+
+async def _blocks(file: IO[bytes], advance: Callable[[int], None]) -> AsyncIterator[bytes]:
+    while block := await asyncio.to_thread(file.read, READ_BLOCK_BYTES):
+        advance(len(block))
+        yield block
+
+
+def cmd_subscribers_import(args: argparse.Namespace, settings: Settings) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from clarion.app_tenant import service as apps
+    from clarion.subscriber import transfer
+
+    fmt = _import_format(args)
+    try:
+        file = open(args.file, "rb")  # noqa: SIM115 (closed below, after the import's last read)
+    except OSError as exc:
+        raise Refused(f"cannot read {args.file}: {exc.strerror}") from None
+    bar = Progress(
+        TextColumn("importing"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[counts]}"),
+        console=Console(stderr=True),
+        disable=not sys.stderr.isatty(),
+    )
+    task = bar.add_task("import", total=Path(args.file).stat().st_size, counts="")
+
+    def counts(report: ImportReport) -> None:
+        shown = f"created {report.created}, existing {report.existing}, refused {report.refused}"
+        bar.update(task, counts=shown)
+
+    async def work(db: Database) -> dict[str, Any]:
+        async with db.session() as session:
+            app = await apps.by_key(session, args.app_key)
+        blocks = _blocks(file, lambda size: bar.advance(task, size))
+        report = await transfer.import_subscribers(db, app, blocks, fmt, settings.push_host_set(), counts)
+        return report.as_dict()
+
+    with file, bar:
+        report = asyncio.run(_with_db(settings, work))
+    _print_import(report, args.json)
+    return 0
+
+
+def _print_import(report: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(report))
+        return
+    for key in ("lines", "created", "existing", "refused"):
+        print(f"{key}: {report[key]}")
+    for refusal in report["refusals"]:
+        print(f"line {refusal['line']}: {refusal['reason']}")
+    if report["refusals_left_off"]:
+        print(f"... and {report['refusals_left_off']} more refused lines")
+
+
+def cmd_subscribers_export(args: argparse.Namespace, settings: Settings) -> int:
+    from clarion.app_tenant import service as apps
+    from clarion.subscriber import transfer
+    from clarion.subscriber.schemas import SubscriberFilter
+
+    active = None if args.active is None else args.active == "yes"
+    wanted = SubscriberFilter(platform=args.platform, active=active, tag=args.tag)
+
+    async def work(db: Database) -> None:
+        async with db.session() as session:
+            app = await apps.by_key(session, args.app_key)
+        out = sys.stdout.buffer
+        async for piece in transfer.export_subscribers(db, app, args.format, wanted):
+            out.write(piece)
+        out.flush()
+
+    asyncio.run(_with_db(settings, work))
+    return 0
+
+
 def cmd_push_campaigns_create(args: argparse.Namespace, settings: Settings) -> int:
     from clarion.swrve import campaigns
 
@@ -636,6 +731,27 @@ def _add_campaign_commands(commands: Any) -> None:
     seg.set_defaults(handler=cmd_segments_create)
 
 
+def _add_subscriber_commands(commands: Any) -> None:
+    subscribers = commands.add_parser("subscribers", help="an app's subscribers in bulk")
+    actions = subscribers.add_subparsers(dest="subscribers_command", required=True)
+    imports = actions.add_parser(
+        "import", help="import subscribers from another vendor or system (docs/subscribers-import.md)"
+    )
+    _app_key(imports)
+    imports.add_argument("file", help="NDJSON or CSV: web endpoint and keys, or native tokens, one a line")
+    imports.add_argument("--format", choices=("csv", "ndjson"), help="default: from the file's name")
+    _json_option(imports)
+    imports.set_defaults(handler=cmd_subscribers_import)
+
+    export = actions.add_parser("export", help="write an app's subscribers to stdout (with their keys)")
+    _app_key(export)
+    export.add_argument("--format", choices=("ndjson", "csv"), default="ndjson", help="default: %(default)s")
+    export.add_argument("--active", choices=("yes", "no"), help="only active (yes) or inactive (no) ones")
+    export.add_argument("--platform", choices=("web", "android", "ios", "adm", "wns"), help="only this one")
+    export.add_argument("--tag", help="only subscribers with this tag")
+    export.set_defaults(handler=cmd_subscribers_export)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="clarion", description="Clarion push notification server")
     parser.add_argument("--version", action="version", version=f"clarion {version('clarion')}")
@@ -643,6 +759,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_server_commands(commands)
     _add_app_commands(commands)
     _add_campaign_commands(commands)
+    _add_subscriber_commands(commands)
     _add_secrets_commands(commands)
     return parser
 

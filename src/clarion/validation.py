@@ -104,12 +104,17 @@ def parse_json(body: bytes) -> Any:
         raise errors.BadRequest("The request body is nested too deeply", field="body") from None
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an integer of over 4300 digits
         raise errors.BadRequest(f"The request body is not valid JSON: {exc}", field="body") from None
+    check_storable(data)
+    return data
+
+
+def check_storable(data: Any) -> None:
+    """Every string in `data` (keys and values) can be stored, else InvalidField naming the first."""
     unstorable = _unstorable_at(data)
     if unstorable is not None:
         raise errors.InvalidField(
             f"{unstorable}: must not contain NUL characters or unpaired surrogates", field=unstorable
         )
-    return data
 
 
 def _unstorable_at(data: Any) -> str | None:

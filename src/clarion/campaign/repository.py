@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, case, func, or_, select, update
+from sqlalchemy import Integer, case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion.db import insert_ignore
@@ -182,6 +182,18 @@ class CampaignRepository:
         self.session.add(segment)
         await self.session.flush()
         return segment
+
+    async def segment_by_id(self, app_id: int, segment_id: int) -> Segment | None:
+        query = select(Segment).where(Segment.app_id == app_id, Segment.id == segment_id)
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def segments_page(self, app_id: int, after_id: int, limit: int) -> list[Segment]:
+        query = select(Segment).where(Segment.app_id == app_id, Segment.id > after_id).order_by(Segment.id)
+        return list((await self.session.execute(query.limit(limit))).scalars())
+
+    async def delete_segment(self, segment: Segment) -> None:
+        """The saved audience only: campaigns sent to it keep their own copy of its terms."""
+        await self.session.execute(delete(Segment).where(Segment.id == segment.id))
 
     async def sent_count(self, campaign_id: int) -> int:
         """Recipients sent to: those folded away by retention plus the ledger rows that remain.

@@ -300,3 +300,23 @@ async def dry_run(session: AsyncSession, app: App, spec: AudienceSpec) -> dict[s
         for platform in PLATFORMS
         if platform in (spec.platforms or PLATFORMS)
     }
+
+
+async def get_segment(session: AsyncSession, app: App, segment_id: int) -> Segment:
+    segment = await CampaignRepository(session).segment_by_id(app.id, segment_id)
+    if segment is None:
+        raise errors.NotFound(f"There is no segment {segment_id} in this app", field="segment_id")
+    return segment
+
+
+async def segments(session: AsyncSession, app: App, after_id: int, limit: int) -> list[Segment]:
+    return await CampaignRepository(session).segments_page(app.id, after_id, limit)
+
+
+async def delete_segment(session: AsyncSession, app: App, segment_id: int) -> None:
+    await CampaignRepository(session).delete_segment(await get_segment(session, app, segment_id))
+
+
+async def segment_size(session: AsyncSession, app: App, segment: Segment) -> dict[str, int]:
+    """Active subscribers per platform that the segment selects now: what a push to it would reach."""
+    return await dry_run(session, app, AudienceSpec(segment=str(segment.id)))

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
+from typing import Any, NamedTuple
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion.db import insert_ignore
 from clarion.models import Delivery, Event, Subscriber, SubscriberTag, Tag
+from clarion.subscriber.schemas import SubscriberFilter
 from clarion.validation import storable
+
+
+class Known(NamedTuple):
+    """A subscriber an import finds at its address."""
+
+    id: int
+    alias: str | None
+    user_id: str | None
+    external_user_id: str | None
 
 
 class SubscriberRepository:
@@ -151,3 +162,110 @@ class SubscriberRepository:
             .values(active=False, updated_at=now)
             .execution_options(synchronize_session=False)
         )
+
+    async def known_addresses(self, app_id: int, hashes: Collection[str]) -> dict[str, Known]:
+        """The app's subscribers at these address hashes, by hash (only what an import compares)."""
+        if not hashes:
+            return {}
+        query = select(
+            Subscriber.address_hash,
+            Subscriber.id,
+            Subscriber.alias,
+            Subscriber.user_id,
+            Subscriber.external_user_id,
+        ).where(Subscriber.app_id == app_id, Subscriber.address_hash.in_(hashes))
+        return {row[0]: Known(*row[1:]) for row in (await self.session.execute(query)).all()}
+
+    async def insert_many(self, rows: list[dict[str, Any]]) -> int:
+        """New subscribers; a row whose address the app holds already is skipped. How many were added."""
+        return await insert_ignore(self.session, Subscriber.__table__, rows)
+
+    async def set_names(self, subscriber_id: int, values: dict[str, str], now: datetime) -> None:
+        """Alias, user_id or external_user_id of one subscriber."""
+        query = update(Subscriber).where(Subscriber.id == subscriber_id).values(**values, updated_at=now)
+        await self.session.execute(query.execution_options(synchronize_session=False))
+
+    async def ensure_tags(self, app_id: int, names: Collection[str]) -> dict[str, int]:
+        """The app's tags of these names, created where missing: tag id by case-folded name (the first
+        spelling seen is kept)."""
+        rows = {
+            name.casefold(): {"app_id": app_id, "name": name, "name_folded": name.casefold()}
+            for name in names
+        }
+        if not rows:
+            return {}
+        await insert_ignore(self.session, Tag.__table__, list(rows.values()))
+        query = select(Tag.name_folded, Tag.id).where(Tag.app_id == app_id, Tag.name_folded.in_(rows))
+        return {folded: tag_id for folded, tag_id in (await self.session.execute(query)).all()}
+
+    async def tag_ids_of(self, subscriber_ids: Collection[int]) -> dict[int, set[int]]:
+        found: dict[int, set[int]] = {subscriber_id: set() for subscriber_id in subscriber_ids}
+        if not subscriber_ids:
+            return found
+        query = select(SubscriberTag.subscriber_id, SubscriberTag.tag_id).where(
+            SubscriberTag.subscriber_id.in_(subscriber_ids)
+        )
+        for subscriber_id, tag_id in (await self.session.execute(query)).all():
+            found[subscriber_id].add(tag_id)
+        return found
+
+    async def attach_many(self, pairs: Collection[tuple[int, int]]) -> None:
+        """(subscriber id, tag id) pairs; one already there is skipped."""
+        rows = [{"subscriber_id": subscriber_id, "tag_id": tag_id} for subscriber_id, tag_id in pairs]
+        await insert_ignore(self.session, SubscriberTag.__table__, rows)
+
+    async def tag_names_of(self, subscriber_ids: Collection[int]) -> dict[int, list[str]]:
+        found: dict[int, list[str]] = {subscriber_id: [] for subscriber_id in subscriber_ids}
+        if not subscriber_ids:
+            return found
+        query = (
+            select(SubscriberTag.subscriber_id, Tag.name)
+            .join(Tag, Tag.id == SubscriberTag.tag_id)
+            .where(SubscriberTag.subscriber_id.in_(subscriber_ids))
+            .order_by(Tag.name_folded)
+        )
+        for subscriber_id, name in (await self.session.execute(query)).all():
+            found[subscriber_id].append(name)
+        return found
+
+    async def page(
+        self, app_id: int, wanted: SubscriberFilter, after_id: int, limit: int
+    ) -> list[Subscriber]:
+        """The app's subscribers matching `wanted` with ids above `after_id`, oldest first (keyset)."""
+        query = (
+            self._filtered(app_id, wanted)
+            .where(Subscriber.id > after_id)
+            .order_by(Subscriber.id)
+            .limit(limit)
+        )
+        return list((await self.session.execute(query)).scalars())
+
+    def _filtered(self, app_id: int, wanted: SubscriberFilter) -> Select[Subscriber]:
+        query = select(Subscriber).where(Subscriber.app_id == app_id)
+        if wanted.platform is not None:
+            query = query.where(Subscriber.platform == wanted.platform)
+        if wanted.active is not None:
+            query = query.where(Subscriber.active == wanted.active)
+        if wanted.alias is not None:
+            query = query.where(Subscriber.alias == wanted.alias)
+        if wanted.tag is not None:
+            tagged = (
+                select(SubscriberTag.subscriber_id)
+                .join(Tag, Tag.id == SubscriberTag.tag_id)
+                .where(Tag.app_id == app_id, Tag.name_folded == wanted.tag.casefold())
+            )
+            query = query.where(Subscriber.id.in_(tagged))
+        seen = func.coalesce(Subscriber.registered_at, Subscriber.created_at)
+        for column, low, high in (
+            (Subscriber.created_at, wanted.created_from, wanted.created_to),
+            (seen, wanted.seen_from, wanted.seen_to),
+        ):
+            if low is not None:
+                query = query.where(column >= low)
+            if high is not None:
+                query = query.where(column < high)
+        return query
+
+    async def delete_one(self, subscriber: Subscriber) -> None:
+        """The subscriber with its tags, ledger rows and events (the foreign keys cascade)."""
+        await self.session.execute(delete(Subscriber).where(Subscriber.id == subscriber.id))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
@@ -54,3 +56,17 @@ class EventCreate(BaseModel):
 
 class Registered(BaseModel):
     regId: str
+
+
+@dataclass(frozen=True)
+class SubscriberFilter:
+    """Which of an app's subscribers a listing or an export takes; None: any. Ranges are [from, to)."""
+
+    platform: str | None = None
+    active: bool | None = None
+    tag: str | None = None
+    alias: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    seen_from: datetime | None = None
+    seen_to: datetime | None = None

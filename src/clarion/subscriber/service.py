@@ -6,18 +6,20 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion import errors
 from clarion.app_tenant import service as apps
 from clarion.campaign.repository import CampaignRepository
-from clarion.db import utcnow
+from clarion.db import as_utc, utcnow
 from clarion.models import App, Subscriber
 from clarion.subscriber import endpoint, proof
 from clarion.subscriber.proof import AUTH_HEADER, SubscriptionCredentials
 from clarion.subscriber.repository import SubscriberRepository
-from clarion.subscriber.schemas import EventCreate, SubscriberCreate
+from clarion.subscriber.schemas import EventCreate, SubscriberCreate, SubscriberFilter
 from clarion.validation import ascii_int
 
 # Gravitec v3: alias and tag names are 1-255 symbols.
@@ -33,7 +35,8 @@ class Registration:
     created: bool
 
 
-def _address(body: SubscriberCreate, push_hosts: frozenset[str]) -> str:
+def address_of(body: SubscriberCreate, push_hosts: frozenset[str]) -> str:
+    """The subscriber's address (endpoint or token), checked: the one rule for every way in."""
     if body.platform == "web":
         if body.subscription is None:
             raise errors.InvalidField("subscription is required for web", field="subscription")
@@ -61,7 +64,7 @@ async def register(
     held_proof: str | None = None,
 ) -> Registration:
     """Register a device, or find it again; `held_proof` is the X-Clarion-Subscription-Auth header."""
-    address = _address(body, push_hosts)
+    address = address_of(body, push_hosts)
     verify_identity(session, app, body)  # before anything is written: a refused binding binds nothing
     repo = SubscriberRepository(session)
     existing = await repo.by_address(app.id, address_hash(address))
@@ -173,9 +176,13 @@ async def set_alias(session: AsyncSession, app: App, reg_id: str, alias: str) ->
 
 async def name_alias(session: AsyncSession, subscriber: Subscriber, alias: str) -> None:
     """Set the alias of a subscriber already in hand."""
+    check_alias(alias)
+    await SubscriberRepository(session).name(subscriber, alias, utcnow())
+
+
+def check_alias(alias: str) -> None:
     if len(alias) > MAX_NAME_LENGTH:
         raise errors.AliasTooLong()
-    await SubscriberRepository(session).name(subscriber, alias, utcnow())
 
 
 def check_tag_name(name: str) -> None:
@@ -245,3 +252,57 @@ def _campaign_id(value: str) -> int:
     if campaign_id is None:
         raise errors.InvalidField("campaign_id must be a numeric id", field="campaign_id")
     return campaign_id
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A subscriber as an operator may see it: the endpoint's host only, never the address or keys."""
+
+    subscriber: Subscriber
+    tags: list[str]
+
+    @property
+    def endpoint_host(self) -> str | None:
+        """The push service's host of a web endpoint or WNS channel; None for a device token."""
+        if self.subscriber.platform not in ("web", "wns"):
+            return None
+        return urlsplit(self.subscriber.address).hostname
+
+    @property
+    def last_seen_at(self) -> datetime:
+        """When the device last registered (the SDK registers again on each visit)."""
+        return as_utc(self.subscriber.registered_at or self.subscriber.created_at)
+
+
+async def listing(
+    session: AsyncSession, app: App, wanted: SubscriberFilter, after_id: int, limit: int
+) -> list[Shown]:
+    repo = SubscriberRepository(session)
+    page = await repo.page(app.id, wanted, after_id, limit)
+    tags = await repo.tag_names_of([subscriber.id for subscriber in page])
+    return [Shown(subscriber, tags[subscriber.id]) for subscriber in page]
+
+
+async def _existing(session: AsyncSession, app: App, reg_id: str) -> Subscriber:
+    """One of the app's subscribers, by its regId; another app's answers as an unknown one."""
+    subscriber = await find(session, app, reg_id)
+    if subscriber is None:
+        raise errors.NotFound("There is no subscriber with this id in this app", field="subscriber_id")
+    return subscriber
+
+
+async def show(session: AsyncSession, app: App, reg_id: str) -> Shown:
+    subscriber = await _existing(session, app, reg_id)
+    return Shown(subscriber, await SubscriberRepository(session).tag_names(subscriber.id))
+
+
+async def deactivate(session: AsyncSession, app: App, reg_id: str) -> Shown:
+    """No campaign reaches it any more, until the device registers again."""
+    subscriber = await _existing(session, app, reg_id)
+    await SubscriberRepository(session).unsubscribe(subscriber, utcnow())
+    return await show(session, app, reg_id)
+
+
+async def delete(session: AsyncSession, app: App, reg_id: str) -> None:
+    """The subscriber with its tags, its ledger rows and its engagement events."""
+    await SubscriberRepository(session).delete_one(await _existing(session, app, reg_id))

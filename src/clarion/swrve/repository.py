@@ -49,6 +49,29 @@ class SwrveRepository:
     async def batch(self, batch_id: str) -> Batch | None:
         return await self.session.get(Batch, batch_id)
 
+    async def push_campaigns_page(self, app_id: int, after_id: int, limit: int) -> list[PushCampaign]:
+        query = select(PushCampaign).where(PushCampaign.app_id == app_id, PushCampaign.id > after_id)
+        return list((await self.session.execute(query.order_by(PushCampaign.id).limit(limit))).scalars())
+
+    async def set_push_key_hash(self, push_campaign_id: int, key_hash: str) -> None:
+        query = update(PushCampaign).where(PushCampaign.id == push_campaign_id).values(push_key_hash=key_hash)
+        await self.session.execute(query)
+
+    async def delete_push_campaign(self, push_campaign_id: int) -> None:
+        """With its batches and their campaigns, ledgers and reports (the foreign keys cascade)."""
+        await self.session.execute(delete(PushCampaign).where(PushCampaign.id == push_campaign_id))
+
+    async def batches_page(self, push_campaign_id: int, offset: int, limit: int) -> list[Batch]:
+        """A Push API campaign's batches, newest first (a batch id is a UUID: paged by position)."""
+        query = (
+            select(Batch)
+            .where(Batch.push_campaign_id == push_campaign_id)
+            .order_by(Batch.created_at.desc(), Batch.id)
+            .offset(offset)
+            .limit(limit)
+        )
+        return list((await self.session.execute(query)).scalars())
+
     async def claim_batch(
         self, batch_id: str, attempts: int, now: datetime, lease_until: datetime
     ) -> Batch | None:

@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 
-from clarion.v1 import apps, campaigns, credentials
+from clarion.v1 import apps, campaigns, credentials, push_campaigns, segments, subscribers
 
 
 class ErrorBody(BaseModel):
@@ -42,3 +42,6 @@ router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES, generate_unique_id_f
 router.include_router(apps.router)
 router.include_router(campaigns.router)
 router.include_router(credentials.router)
+router.include_router(subscribers.router)
+router.include_router(segments.router)
+router.include_router(push_campaigns.router)
