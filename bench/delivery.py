@@ -2,6 +2,7 @@
 
     python -m bench.delivery [--n 100000] [--mode sqlite|postgres-redis] [--workers 1|2]
     python -m bench.delivery --suite        # sqlite 10k and N, postgres-redis 1 and 2 workers
+    python -m bench.delivery --rss --n 1000000 [--mode postgres-redis]   # peak RSS, 10k against N
 
 See bench/README.md for what each figure means.
 """
@@ -63,6 +64,7 @@ class Config:
     quiet_wait_s: float = 30.0
     analyze: bool = True
     profile_dir: Path | None = None
+    baselines: bool = True
 
     @property
     def label(self) -> str:
@@ -183,8 +185,9 @@ def run(config: Config) -> Result:
         for child in clarion:
             group.stop(child, timeout_s=30)
 
-        campaign = storage.sent_campaign(database_url, env["CLARION_SECRET_KEY"], campaign_id)
-        _measure_baselines(config, result, subs, campaign, work)
+        if config.baselines:
+            campaign = storage.sent_campaign(database_url, env["CLARION_SECRET_KEY"], campaign_id)
+            _measure_baselines(config, result, subs, campaign, work)
     return result
 
 
@@ -424,12 +427,20 @@ def suite_configs(base: Config) -> list[Config]:
     ]
 
 
+def rss_configs(base: Config) -> list[Config]:
+    """The campaign alone (no baselines) at 10,000 and at N: peak RSS must not grow with N."""
+    return [replace(base, n=min(10_000, base.n), baselines=False), replace(base, baselines=False)]
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.delivery", description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000, help="subscribers in the campaign")
     parser.add_argument("--mode", choices=("sqlite", "postgres-redis"), default="sqlite")
     parser.add_argument("--workers", type=int, choices=(1, 2), default=1, help="clarion worker processes")
     parser.add_argument("--suite", "--compare", action="store_true", help="run the four configurations")
+    parser.add_argument(
+        "--rss", action="store_true", help="peak RSS at N=10,000 and at --n, --mode's storage, no baselines"
+    )
     parser.add_argument("--jobs", type=int, help="CLARION_WORKER_JOBS (default: Clarion's)")
     parser.add_argument("--concurrency", type=int, help="CLARION_WORKER_CONCURRENCY (default: Clarion's)")
     parser.add_argument("--chunk-size", type=int, help="CLARION_CHUNK_SIZE (default: Clarion's)")
@@ -489,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
         quiet_wait_s=args.quiet_wait,
         analyze=args.analyze,
     )
-    configs = suite_configs(base) if args.suite else [base]
+    configs = suite_configs(base) if args.suite else rss_configs(base) if args.rss else [base]
     results: list[Result] = []
     failed: list[str] = []
     print(f"Clarion delivery benchmark: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}", flush=True)
@@ -511,7 +522,9 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             print("interrupted: every process stopped, temporary databases removed", file=sys.stderr)
             return 130
-    if len(results) > 1:
+    if args.rss:
+        print(report.rss_table(results))
+    elif len(results) > 1:
         print(report.suite_table(results))
     if failed:
         print(f"failed runs: {'; '.join(failed)}", file=sys.stderr)
