@@ -88,7 +88,8 @@ class Fake:
         self.info = info
 
     def counters(self) -> dict[str, int]:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
         self.proc.stdin.write("?\n")
         self.proc.stdin.flush()
         answer: dict[str, int] = json.loads(self.proc.stdout.readline())
