@@ -157,14 +157,14 @@ def run(config: Config) -> Result:
     result = Result(config)
     with tempfile.TemporaryDirectory(prefix="clarion-bench-") as tmp, contextlib.ExitStack() as stack:
         work = Path(tmp)
-        database_url, queue_url = _storage(config, work, stack)
+        database_url, queue_url = open_storage(config, work, stack)
         group = ProcessGroup(work)
         # Unwound in reverse: logs are shown (on error), then processes are killed, then their
         # database and queue are removed.
         stack.callback(group.close)
         stack.push(lambda kind, error, tb: _print_logs_on_error(group, error))
         push, origin = processes.start_push_service(group)
-        env = _clarion_env(config, database_url, queue_url)
+        env = clarion_env(config, database_url, queue_url)
         result.settings = {
             k: v
             for k, v in env.items()
@@ -172,13 +172,13 @@ def run(config: Config) -> Result:
         }
 
         started = time.perf_counter()
-        app = _create_app(config, env)
+        app = create_app(config, env)
         subs = storage.make_subscriptions(config.n, origin)
         storage.bulk_subscribe(database_url, app["app_key"], subs, analyze=config.analyze)
         result.setup_s = time.perf_counter() - started
         print(f"  {config.n:,} subscribers ready in {result.setup_s:.1f} s", flush=True)
 
-        server_url, clarion = _start_clarion(config, group, env)
+        server_url, clarion = start_clarion(config, group, env)
         database = None if config.mode == "sqlite" else urlsplit(database_url).path.lstrip("/")
         stage = Stage(group, clarion, push, origin, server_url, (app["app_key"], app["app_secret"]), database)
         campaign_id = _measure_campaign(config, result, stage)
@@ -197,13 +197,13 @@ def _print_logs_on_error(group: ProcessGroup, error: BaseException | None) -> No
             print(f"--- {child.name} (last lines of its log) ---\n{child.log_tail()}", file=sys.stderr)
 
 
-def _storage(config: Config, work: Path, stack: contextlib.ExitStack) -> tuple[str, str]:
+def open_storage(config: Config, work: Path, stack: contextlib.ExitStack) -> tuple[str, str]:
     if config.mode == "sqlite":
         return stack.enter_context(storage.sqlite_database(work)), "memory://"
     return stack.enter_context(storage.postgres_database()), stack.enter_context(storage.flushed_redis())
 
 
-def _clarion_env(config: Config, database_url: str, queue_url: str) -> dict[str, str]:
+def clarion_env(config: Config, database_url: str, queue_url: str) -> dict[str, str]:
     env = {
         "CLARION_DATABASE_URL": database_url,
         "CLARION_QUEUE_URL": queue_url,
@@ -235,14 +235,14 @@ def cli(env: dict[str, str], *args: str) -> str:
     return done.stdout.decode()
 
 
-def _create_app(config: Config, env: dict[str, str]) -> dict[str, str]:
+def create_app(config: Config, env: dict[str, str]) -> dict[str, str]:
     if config.mode != "sqlite":
         cli(env, "db", "upgrade")  # `apps create` migrates SQLite itself, not PostgreSQL
     created: dict[str, str] = json.loads(cli(env, "apps", "create", "bench", "--plan", "unlimited", "--json"))
     return created
 
 
-def _start_clarion(config: Config, group: ProcessGroup, env: dict[str, str]) -> tuple[str, list[Child]]:
+def start_clarion(config: Config, group: ProcessGroup, env: dict[str, str]) -> tuple[str, list[Child]]:
     port = loopback.free_port()
     serve = group.start_python("serve", "clarion.cli", "serve", "--port", str(port), env=env)
     url = f"http://127.0.0.1:{port}"
