@@ -18,7 +18,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -153,7 +154,12 @@ class Result:
 # --- running one benchmark ----------------------------------------------------------------------------
 
 
-def run(config: Config) -> Result:
+# Something to run beside the timed campaign (bench/scale.py samples the queue and the fan-out's
+# slices): given the stage, the database URL and the queue URL, entered just before the push.
+Watch = Callable[["Stage", str, str], AbstractContextManager[object]]
+
+
+def run(config: Config, watch: Watch | None = None) -> Result:
     result = Result(config)
     with tempfile.TemporaryDirectory(prefix="clarion-bench-") as tmp, contextlib.ExitStack() as stack:
         work = Path(tmp)
@@ -181,7 +187,8 @@ def run(config: Config) -> Result:
         server_url, clarion = start_clarion(config, group, env)
         database = None if config.mode == "sqlite" else urlsplit(database_url).path.lstrip("/")
         stage = Stage(group, clarion, push, origin, server_url, (app["app_key"], app["app_secret"]), database)
-        campaign_id = _measure_campaign(config, result, stage)
+        with watch(stage, database_url, queue_url) if watch else contextlib.nullcontext():
+            campaign_id = _measure_campaign(config, result, stage)
         for child in clarion:
             group.stop(child, timeout_s=30)
 
