@@ -142,9 +142,17 @@ def wrk(url: str, script: Path, *, connections: int, seconds: int, threads: int 
         check=False,
         timeout=seconds + 60,
     )
-    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")), None)
-    if done.returncode != 0 or line is None:
+    result = parse_wrk(done.stdout) if done.returncode == 0 else None
+    if result is None:
         raise RuntimeError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return result
+
+
+def parse_wrk(stdout: str) -> WrkResult | None:
+    """The `RESULT {json}` line our `done()` hook prints, if wrk got that far."""
+    line = next((ln for ln in stdout.splitlines() if ln.startswith("RESULT ")), None)
+    if line is None:
+        return None
     return WrkResult(**json.loads(line.removeprefix("RESULT "), object_pairs_hook=_summed))
 
 

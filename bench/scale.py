@@ -98,8 +98,7 @@ class Run:
         shares["push service"] = self.result.push_service_cpu_s / wall
         return shares
 
-    def saturated(self) -> str:
-        cores = os.cpu_count() or 1
+    def saturated(self, cores: int) -> str:
         busy = self.busy()
         machine = self.result.system_cpu_s / self.result.wall_s
         if machine >= SATURATED * cores:
@@ -123,7 +122,7 @@ def measure(config: delivery.Config, workers: int) -> Run:
 
 
 def table(runs: list[Run]) -> str:
-    base = runs[0]
+    base, cores = runs[0], os.cpu_count() or 1
     lines = [
         f"== scale-out, {os.cpu_count()} CPUs: one campaign, W workers on one PostgreSQL and one Redis",
         f"  {'W':>2} {'N':>9} {'msg/s':>8} {'vs W=' + str(base.workers):>7} {'msg/CPU-s':>9}"
@@ -136,7 +135,7 @@ def table(runs: list[Run]) -> str:
         lines.append(
             f"  {run.workers:>2} {r.config.n:>9,} {r.per_s:>8,.0f} {r.per_s / base.result.per_s:>6.2f}x"
             f" {r.per_cpu_s:>9,.0f} {s.queue_mean:>9.1f}/{max(s.queue_lengths, default=0):<4}"
-            f" {len(s.holders):>2} owners ({held or '-'}) of {len(s.slices)}  {run.saturated()}"
+            f" {len(s.holders):>2} owners ({held or '-'}) of {len(s.slices)}  {run.saturated(cores)}"
         )
         busy = ", ".join(f"{name} {share:.0%}" for name, share in run.busy().items())
         lines.append(
