@@ -1,6 +1,7 @@
 """Native providers at speed: FCM and APNs messages per CPU-second of Clarion's clients.
 
     python -m bench.native [--n 20000] [--in-flight 64] [--runs 2]
+    python -m bench.native --e2e [--n 20000]     # through `clarion serve`: database, queue, ledger
 
 Needs the test extras (`pip install -e '.[test]'`): the services are `tests/fakes/fcm.py` (FCM HTTP v1
 and its OAuth token endpoint, aiohttp) and `tests/fakes/apns.py` (HTTP/2 over TLS with a test CA,
@@ -14,6 +15,12 @@ prints messages per CPU-second of every thread of this process (the event loop a
 and messages per second (the fakes' ceiling more than the client's). It also prints how many OAuth
 tokens FCM's endpoint issued and how many provider tokens APNs saw during the timed part (0 and 1:
 no per-request OAuth or signing work), and what `TokenCache.get` costs when the token is cached.
+
+`--e2e` measures Clarion end to end instead: one `clarion serve` on SQLite (in-process queue and
+workers) with `CLARION_FCM_URL` and `CLARION_APNS_URL` at the fakes, two apps (one with the fake's
+service account and N Android devices, one with its .p8 key and N iOS devices, bulk-inserted), one
+campaign each through `POST /api/v3/push`; messages per CPU-second of every thread of the Clarion
+process from the push until the fake accepted the N-th message and the campaign reads SENT.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import contextlib
 import json
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -35,6 +43,8 @@ if __package__ in (None, ""):  # `python bench/native.py`: make `bench` importab
 
 import uvloop
 
+from bench import delivery, loopback, storage
+from bench.processes import ProcessGroup, cpu_seconds
 from clarion.content import Notification
 from clarion.provider import apns, fcm
 from clarion.provider.httpio import reqwest_client
@@ -230,14 +240,84 @@ async def run(fcm_fake: Fake, apns_fake: Fake, args: argparse.Namespace) -> None
     )
 
 
+# --- end to end: clarion serve ------------------------------------------------------------------------
+
+
+def _native_app(env: dict[str, str], work: Path, provider: str, credential: dict[str, Any]) -> dict[str, str]:
+    config = delivery.Config(mode="sqlite")
+    app = delivery.create_app(config, env)
+    if provider == "fcm":
+        (work / "account.json").write_text(json.dumps(credential["account"]))
+        args = ["--fcm", str(work / "account.json")]
+    else:
+        (work / "key.p8").write_text(credential["key_pem"])
+        args = ["--apns-key", str(work / "key.p8"), "--apns-key-id", credential["key_id"]]
+        args += ["--apns-team-id", credential["team_id"], "--apns-topic", credential["topic"]]
+    delivery.cli(env, "apps", "credentials", app["app_key"], *args)
+    return app
+
+
+def _campaign(server_url: str, app: dict[str, str], fake: Fake, n: int, pid: int) -> Measured:
+    auth = (app["app_key"], app["app_secret"])
+    before, cpu, wall = fake.counters(), cpu_seconds(pid), time.perf_counter()
+    status, answer = loopback.request("POST", f"{server_url}/api/v3/push", delivery.CAMPAIGN, auth)
+    if status != 200:
+        raise RuntimeError(f"POST /api/v3/push answered {status}: {answer}")
+    url = f"{server_url}/api/v3/messages/{answer['id']}"
+    deadline = time.monotonic() + delivery.STALL_S + n / 100
+    while (
+        fake.counters()["received"] - before["received"] < n
+        or loopback.request("GET", url, auth=auth)[1]["status"] != "SENT"
+    ):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"campaign {answer['id']} not SENT in time: {fake.counters()}")
+        time.sleep(delivery.POLL_S * 2)
+    cpu_s, wall_s = cpu_seconds(pid) - cpu, time.perf_counter() - wall
+    after = fake.counters()
+    return Measured(
+        n, cpu_s, wall_s, after["tokens"] - before["tokens"], after["received"] - before["received"]
+    )
+
+
+def end_to_end(fcm_fake: Fake, apns_fake: Fake, n: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="clarion-native-") as tmp, contextlib.ExitStack() as stack:
+        work = Path(tmp)
+        config = delivery.Config(mode="sqlite", n=n)
+        database_url, queue_url = delivery.open_storage(config, work, stack)
+        group = ProcessGroup(work)
+        stack.callback(group.close)
+        env = delivery.clarion_env(config, database_url, queue_url)
+        env["CLARION_FCM_URL"] = fcm_fake.info["origin"]
+        env["CLARION_APNS_URL"] = apns_fake.info["origin"]
+        env["CLARION_CA_FILE"] = apns_fake.info["ca_file"]
+        android = _native_app(env, work, "fcm", fcm_fake.info)
+        ios = _native_app(env, work, "apns", apns_fake.info)
+        tokens: list[str] = fcm_fake.info["tokens"][:n]
+        storage.bulk_devices(database_url, android["app_key"], [storage.Device("android", t) for t in tokens])
+        devices = [storage.Device("ios", f"{index:064x}") for index in range(n)]
+        storage.bulk_devices(database_url, ios["app_key"], devices)
+        server_url, clarion = delivery.start_clarion(config, group, env)
+        pid = clarion[0].pid
+        print(
+            f"end to end: clarion serve (SQLite, in-process workers), one campaign of {n:,} each", flush=True
+        )
+        print(row("FCM", _campaign(server_url, android, fcm_fake, n, pid)), flush=True)
+        print(row("APNs", _campaign(server_url, ios, apns_fake, n, pid)), flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.native", description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=20_000, help="messages per provider and run")
     parser.add_argument("--in-flight", type=int, default=64, help="sends at a time (worker lanes)")
     parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--e2e", action="store_true", help="through clarion serve (SQLite) instead")
     args = parser.parse_args(argv)
-    with fake_process(FCM_SERVER, str(FCM_DEVICES)) as fcm_fake, fake_process(APNS_SERVER) as apns_fake:
-        uvloop.run(run(fcm_fake, apns_fake, args))
+    devices = max(FCM_DEVICES, args.n) if args.e2e else FCM_DEVICES
+    with fake_process(FCM_SERVER, str(devices)) as fcm_fake, fake_process(APNS_SERVER) as apns_fake:
+        if args.e2e:
+            end_to_end(fcm_fake, apns_fake, args.n)
+        else:
+            uvloop.run(run(fcm_fake, apns_fake, args))
 
 
 if __name__ == "__main__":
