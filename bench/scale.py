@@ -100,7 +100,7 @@ class Run:
 
     def saturated(self, cores: int) -> str:
         busy = self.busy()
-        machine = self.result.system_cpu_s / self.result.wall_s
+        machine = (self.result.system_cpu_s + self.result.other_cpu_s) / self.result.wall_s
         if machine >= SATURATED * cores:
             return f"machine ({machine:.1f} of {cores} cores)"
         hot = [f"{name} {share:.0%}" for name, share in busy.items() if share >= SATURATED]
@@ -126,7 +126,7 @@ def table(runs: list[Run]) -> str:
     lines = [
         f"== scale-out, {os.cpu_count()} CPUs: one campaign, W workers on one PostgreSQL and one Redis",
         f"  {'W':>2} {'N':>9} {'msg/s':>8} {'vs W=' + str(base.workers):>7} {'msg/CPU-s':>9}"
-        f" {'queue mean/max':>14} {'slices held by':>16}  saturated",
+        f" {'queue mean/max':>14}  fan-out: owners (slices each held) of slices  saturated",
     ]
     for run in runs:
         r = run.result

@@ -21,9 +21,9 @@ def test_wrk_result_line_sums_each_status_over_threads() -> None:
     assert parse_wrk("unable to connect to 127.0.0.1:1 Connection refused\n") is None
 
 
-def _result(mode: str, n: int, rss_mb: list[float], **figures: float) -> Result:
+def _result(mode: str, n: int, rss_mb: list[float], cpu_s: float = 10.0, **figures: float) -> Result:
     names = ["serve"] + [f"worker-{i}" for i in range(1, len(rss_mb))]
-    clarion = [ProcessFigures(name, 10.0, 8.0, mb) for name, mb in zip(names, rss_mb, strict=True)]
+    clarion = [ProcessFigures(name, cpu_s, 0.8 * cpu_s, mb) for name, mb in zip(names, rss_mb, strict=True)]
     return Result(Config(mode=mode, n=n, baselines=False), wall_s=10.0, clarion=clarion, **figures)
 
 
@@ -51,3 +51,6 @@ def test_saturated_names_the_busy_resource_or_nothing() -> None:
     calm = Run(2, _result("postgres-redis", 100_000, [100.0, 100.0, 100.0], postgres_cpu_s=1.0), Samples())
     assert calm.saturated(16) == "nothing"
     assert busy.saturated(2) == "machine (3.9 of 2 cores)"
+    # Clarion 3 x 1 CPU-s, the rest of the machine 15 CPU-s, over 10 s: 1.8 cores busy.
+    crowded = _result("postgres-redis", 100_000, [100.0, 100.0, 100.0], cpu_s=1.0, other_cpu_s=15.0)
+    assert Run(2, crowded, Samples()).saturated(2) == "machine (1.8 of 2 cores)"
