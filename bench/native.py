@@ -185,9 +185,9 @@ async def measure_fcm(fake: Fake, n: int, in_flight: int) -> Measured:
         await http.close()
 
 
-async def measure_apns(fake: Fake, n: int, in_flight: int) -> Measured:
-    info = fake.info
-    client = apns.ApnsClient(
+def apns_client_for(info: dict[str, Any]) -> apns.ApnsClient:
+    """Clarion's APNs client for the fake APNs that printed `info` (its origin, CA and .p8 key)."""
+    return apns.ApnsClient(
         base_url=info["origin"],
         key_pem=info["key_pem"],
         key_id=info["key_id"],
@@ -197,6 +197,10 @@ async def measure_apns(fake: Fake, n: int, in_flight: int) -> Measured:
         timeout_s=15,
         connect_timeout_s=5,
     )
+
+
+async def measure_apns(fake: Fake, n: int, in_flight: int) -> Measured:
+    client = apns_client_for(fake.info)
     device = "ab" * 32
     try:
         return await measure(fake, n, in_flight, lambda _: client.send(device, MESSAGE))
