@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import json
 import ssl
-import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -28,11 +27,10 @@ if __package__ in (None, ""):  # `python bench/apns_client.py`: make `bench` imp
 import httpx
 import uvloop
 
+from bench.native import APNS_SERVER, apns_client_for, fake_process
 from clarion.content import Notification
 from clarion.provider import apns
 from clarion.provider.outcome import Delivered
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def ssl_context(ca_file: str) -> ssl.SSLContext:
@@ -44,15 +42,6 @@ def ssl_context(ca_file: str) -> ssl.SSLContext:
 
 MESSAGE = Notification(campaign_id="1", title="Clarion benchmark", message="m" * 200)
 TOKEN = "ab" * 32
-# The fake in a child process: it prints what a client needs, then serves until its stdin closes.
-SERVER = """
-import json, sys
-from tests.fakes.apns import FakeApns
-with FakeApns() as fake:
-    print(json.dumps({"origin": fake.origin, "ca_file": fake.ca_file, "key_pem": fake.key_pem,
-                      "key_id": fake.key_id, "team_id": fake.team_id, "topic": fake.topic}), flush=True)
-    sys.stdin.read()
-"""
 
 
 async def _timed(n: int, in_flight: int, one: Callable[[], Awaitable[None]]) -> tuple[float, float]:
@@ -68,16 +57,7 @@ async def _timed(n: int, in_flight: int, one: Callable[[], Awaitable[None]]) -> 
 
 
 async def _apns_client(server: dict[str, Any], n: int, in_flight: int) -> tuple[float, float]:
-    client = apns.ApnsClient(
-        base_url=server["origin"],
-        key_pem=server["key_pem"],
-        key_id=server["key_id"],
-        team_id=server["team_id"],
-        topic=server["topic"],
-        ca_file=server["ca_file"],
-        timeout_s=15,
-        connect_timeout_s=5,
-    )
+    client = apns_client_for(server)
 
     async def one() -> None:
         outcome = await client.send(TOKEN, MESSAGE)
@@ -122,23 +102,8 @@ def main() -> None:
     parser.add_argument("--in-flight", type=int, default=64, help="requests at a time")
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    fake = subprocess.Popen(
-        [sys.executable, "-c", SERVER], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert fake.stdout is not None
-        line = fake.stdout.readline()
-        if not line:
-            raise RuntimeError("the local APNs did not start (are the test extras installed?)")
-        uvloop.run(_run(json.loads(line), args))
-    finally:
-        if fake.stdin is not None:
-            fake.stdin.close()
-        try:
-            fake.wait(15)
-        except subprocess.TimeoutExpired:
-            fake.kill()
-            fake.wait()
+    with fake_process(APNS_SERVER) as fake:
+        uvloop.run(_run(fake.info, args))
 
 
 if __name__ == "__main__":

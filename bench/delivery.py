@@ -2,6 +2,7 @@
 
     python -m bench.delivery [--n 100000] [--mode sqlite|postgres-redis] [--workers 1|2]
     python -m bench.delivery --suite        # sqlite 10k and N, postgres-redis 1 and 2 workers
+    python -m bench.delivery --rss --n 1000000 [--mode postgres-redis]   # peak RSS, 10k against N
 
 See bench/README.md for what each figure means.
 """
@@ -17,7 +18,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -63,6 +65,7 @@ class Config:
     quiet_wait_s: float = 30.0
     analyze: bool = True
     profile_dir: Path | None = None
+    baselines: bool = True
 
     @property
     def label(self) -> str:
@@ -151,18 +154,23 @@ class Result:
 # --- running one benchmark ----------------------------------------------------------------------------
 
 
-def run(config: Config) -> Result:
+# Something to run beside the timed campaign (bench/scale.py samples the queue and the fan-out's
+# slices): given the stage, the database URL and the queue URL, entered just before the push.
+Watch = Callable[["Stage", str, str], AbstractContextManager[object]]
+
+
+def run(config: Config, watch: Watch | None = None) -> Result:
     result = Result(config)
     with tempfile.TemporaryDirectory(prefix="clarion-bench-") as tmp, contextlib.ExitStack() as stack:
         work = Path(tmp)
-        database_url, queue_url = _storage(config, work, stack)
+        database_url, queue_url = open_storage(config, work, stack)
         group = ProcessGroup(work)
         # Unwound in reverse: logs are shown (on error), then processes are killed, then their
         # database and queue are removed.
         stack.callback(group.close)
         stack.push(lambda kind, error, tb: _print_logs_on_error(group, error))
         push, origin = processes.start_push_service(group)
-        env = _clarion_env(config, database_url, queue_url)
+        env = clarion_env(config, database_url, queue_url)
         result.settings = {
             k: v
             for k, v in env.items()
@@ -170,21 +178,23 @@ def run(config: Config) -> Result:
         }
 
         started = time.perf_counter()
-        app = _create_app(config, env)
+        app = create_app(config, env)
         subs = storage.make_subscriptions(config.n, origin)
         storage.bulk_subscribe(database_url, app["app_key"], subs, analyze=config.analyze)
         result.setup_s = time.perf_counter() - started
         print(f"  {config.n:,} subscribers ready in {result.setup_s:.1f} s", flush=True)
 
-        server_url, clarion = _start_clarion(config, group, env)
+        server_url, clarion = start_clarion(config, group, env)
         database = None if config.mode == "sqlite" else urlsplit(database_url).path.lstrip("/")
         stage = Stage(group, clarion, push, origin, server_url, (app["app_key"], app["app_secret"]), database)
-        campaign_id = _measure_campaign(config, result, stage)
+        with watch(stage, database_url, queue_url) if watch else contextlib.nullcontext():
+            campaign_id = _measure_campaign(config, result, stage)
         for child in clarion:
             group.stop(child, timeout_s=30)
 
-        campaign = storage.sent_campaign(database_url, env["CLARION_SECRET_KEY"], campaign_id)
-        _measure_baselines(config, result, subs, campaign, work)
+        if config.baselines:
+            campaign = storage.sent_campaign(database_url, env["CLARION_SECRET_KEY"], campaign_id)
+            _measure_baselines(config, result, subs, campaign, work)
     return result
 
 
@@ -194,13 +204,13 @@ def _print_logs_on_error(group: ProcessGroup, error: BaseException | None) -> No
             print(f"--- {child.name} (last lines of its log) ---\n{child.log_tail()}", file=sys.stderr)
 
 
-def _storage(config: Config, work: Path, stack: contextlib.ExitStack) -> tuple[str, str]:
+def open_storage(config: Config, work: Path, stack: contextlib.ExitStack) -> tuple[str, str]:
     if config.mode == "sqlite":
         return stack.enter_context(storage.sqlite_database(work)), "memory://"
     return stack.enter_context(storage.postgres_database()), stack.enter_context(storage.flushed_redis())
 
 
-def _clarion_env(config: Config, database_url: str, queue_url: str) -> dict[str, str]:
+def clarion_env(config: Config, database_url: str, queue_url: str) -> dict[str, str]:
     env = {
         "CLARION_DATABASE_URL": database_url,
         "CLARION_QUEUE_URL": queue_url,
@@ -232,14 +242,14 @@ def cli(env: dict[str, str], *args: str) -> str:
     return done.stdout.decode()
 
 
-def _create_app(config: Config, env: dict[str, str]) -> dict[str, str]:
+def create_app(config: Config, env: dict[str, str]) -> dict[str, str]:
     if config.mode != "sqlite":
         cli(env, "db", "upgrade")  # `apps create` migrates SQLite itself, not PostgreSQL
     created: dict[str, str] = json.loads(cli(env, "apps", "create", "bench", "--plan", "unlimited", "--json"))
     return created
 
 
-def _start_clarion(config: Config, group: ProcessGroup, env: dict[str, str]) -> tuple[str, list[Child]]:
+def start_clarion(config: Config, group: ProcessGroup, env: dict[str, str]) -> tuple[str, list[Child]]:
     port = loopback.free_port()
     serve = group.start_python("serve", "clarion.cli", "serve", "--port", str(port), env=env)
     url = f"http://127.0.0.1:{port}"
@@ -424,12 +434,20 @@ def suite_configs(base: Config) -> list[Config]:
     ]
 
 
+def rss_configs(base: Config) -> list[Config]:
+    """The campaign alone (no baselines) at 10,000 and at N: peak RSS must not grow with N."""
+    return [replace(base, n=min(10_000, base.n), baselines=False), replace(base, baselines=False)]
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.delivery", description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000, help="subscribers in the campaign")
     parser.add_argument("--mode", choices=("sqlite", "postgres-redis"), default="sqlite")
     parser.add_argument("--workers", type=int, choices=(1, 2), default=1, help="clarion worker processes")
     parser.add_argument("--suite", "--compare", action="store_true", help="run the four configurations")
+    parser.add_argument(
+        "--rss", action="store_true", help="peak RSS at N=10,000 and at --n, --mode's storage, no baselines"
+    )
     parser.add_argument("--jobs", type=int, help="CLARION_WORKER_JOBS (default: Clarion's)")
     parser.add_argument("--concurrency", type=int, help="CLARION_WORKER_CONCURRENCY (default: Clarion's)")
     parser.add_argument("--chunk-size", type=int, help="CLARION_CHUNK_SIZE (default: Clarion's)")
@@ -489,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
         quiet_wait_s=args.quiet_wait,
         analyze=args.analyze,
     )
-    configs = suite_configs(base) if args.suite else [base]
+    configs = suite_configs(base) if args.suite else rss_configs(base) if args.rss else [base]
     results: list[Result] = []
     failed: list[str] = []
     print(f"Clarion delivery benchmark: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}", flush=True)
@@ -511,7 +529,9 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             print("interrupted: every process stopped, temporary databases removed", file=sys.stderr)
             return 130
-    if len(results) > 1:
+    if args.rss:
+        print(report.rss_table(results))
+    elif len(results) > 1:
         print(report.suite_table(results))
     if failed:
         print(f"failed runs: {'; '.join(failed)}", file=sys.stderr)

@@ -48,30 +48,34 @@ def run_table(result: Result) -> str:
         _row("end-to-end messages/s", f"{result.per_s:,.0f}"),
         _row("Clarion CPU-seconds (all Clarion processes)", f"{result.clarion_cpu_s:.2f}"),
         _row("messages per Clarion CPU-second (per core)", f"{result.per_cpu_s:,.0f}"),
-        _row(
-            f"crypto-only messages/s per core ({result.crypto.messages:,} msgs)",
-            f"{result.crypto.per_s:,.0f}",
-        ),
-        _row("  (spread over slices of 5,000: slowest - fastest)", _spread(result.crypto.slices)),
-        _row(
-            "ratio: end-to-end per core / crypto-only per core",
-            f"{100 * result.crypto_ratio:.0f} %",
-            f">= {100 * MIN_CRYPTO_RATIO:.0f} %  {_verdict(result.crypto_ratio >= MIN_CRYPTO_RATIO)}",
-        ),
-        _row(
-            f"pywebpush loop messages/s ({result.pywebpush.messages:,} msgs)",
-            f"{result.pywebpush.per_s:,.0f}",
-        ),
-        _row(
-            "ratio: end-to-end msg/s / pywebpush loop msg/s",
-            f"{result.pywebpush_ratio:.1f} x",
-            f">= {MIN_PYWEBPUSH_RATIO:.0f} x  {_verdict(result.pywebpush_ratio >= MIN_PYWEBPUSH_RATIO)}",
-        ),
-        _row(
-            "  (info) pywebpush loop with a requests.Session, msg/s", f"{result.pywebpush_session.per_s:,.0f}"
-        ),
     ]
-    lines += _baseline_rows(result)
+    if c.baselines:
+        lines += [
+            _row(
+                f"crypto-only messages/s per core ({result.crypto.messages:,} msgs)",
+                f"{result.crypto.per_s:,.0f}",
+            ),
+            _row("  (spread over slices of 5,000: slowest - fastest)", _spread(result.crypto.slices)),
+            _row(
+                "ratio: end-to-end per core / crypto-only per core",
+                f"{100 * result.crypto_ratio:.0f} %",
+                f">= {100 * MIN_CRYPTO_RATIO:.0f} %  {_verdict(result.crypto_ratio >= MIN_CRYPTO_RATIO)}",
+            ),
+            _row(
+                f"pywebpush loop messages/s ({result.pywebpush.messages:,} msgs)",
+                f"{result.pywebpush.per_s:,.0f}",
+            ),
+            _row(
+                "ratio: end-to-end msg/s / pywebpush loop msg/s",
+                f"{result.pywebpush_ratio:.1f} x",
+                f">= {MIN_PYWEBPUSH_RATIO:.0f} x  {_verdict(result.pywebpush_ratio >= MIN_PYWEBPUSH_RATIO)}",
+            ),
+            _row(
+                "  (info) pywebpush loop with a requests.Session, msg/s",
+                f"{result.pywebpush_session.per_s:,.0f}",
+            ),
+        ]
+        lines += _baseline_rows(result)
     for p in result.clarion:
         lines.append(_row(f"{p.name}: CPU-s / peak RSS (VmHWM)", f"{p.cpu_s:.2f} / {p.peak_rss_mb:.0f} MB"))
         lines.append(
@@ -162,15 +166,7 @@ def _targets(results: Sequence[Result]) -> list[str]:
             f"{_verdict(r.crypto_ratio >= MIN_CRYPTO_RATIO)};  vs pywebpush {r.pywebpush_ratio:5.1f}x "
             f"(>= 5x) {_verdict(r.pywebpush_ratio >= MIN_PYWEBPUSH_RATIO)}"
         )
-    sqlite = sorted((r for r in results if r.config.mode == "sqlite"), key=lambda r: r.config.n)
-    if len(sqlite) >= 2:
-        small, large = sqlite[0], sqlite[-1]
-        growth = large.peak_rss_mb - small.peak_rss_mb
-        lines.append(
-            f"  peak RSS sqlite N={small.config.n:,}: {small.peak_rss_mb:.0f} MB, N={large.config.n:,}: "
-            f"{large.peak_rss_mb:.0f} MB, growth {growth:+.1f} MB (within {MAX_RSS_GROWTH_MB:.0f} MB) "
-            f"{_verdict(abs(growth) <= MAX_RSS_GROWTH_MB)}"
-        )
+    lines += _rss_growth(results, "sqlite")
     by_workers = {r.config.workers: r for r in results if r.config.mode == "postgres-redis"}
     if 1 in by_workers and 2 in by_workers:
         one, two = by_workers[1], by_workers[2]
@@ -187,6 +183,32 @@ def _targets(results: Sequence[Result]) -> list[str]:
         )
         lines.append(f"  (peak RSS with 1 worker: {_worker_rss(one)}; with 2: {_worker_rss(two)})")
     return lines
+
+
+def rss_table(results: Sequence[Result]) -> str:
+    """`--rss`: the peak RSS of every Clarion process at each N, and its growth from the smallest N."""
+    lines = ["== peak RSS (VmHWM) per Clarion process, the campaign alone (issue 12: within 50 MB)"]
+    for r in results:
+        lines.append(
+            f"  {r.config.label:<44} {_worker_rss(r)};  {r.per_s:,.0f} msg/s, {r.per_cpu_s:,.0f} msg/CPU-s"
+        )
+    for mode in ("sqlite", "postgres-redis"):
+        lines += _rss_growth(results, mode)
+    return "\n".join(lines)
+
+
+def _rss_growth(results: Sequence[Result], mode: str) -> list[str]:
+    """The largest process's peak RSS at the largest N against the smallest N's, for one storage mode."""
+    runs = sorted((r for r in results if r.config.mode == mode), key=lambda r: r.config.n)
+    if len(runs) < 2:
+        return []
+    small, large = runs[0], runs[-1]
+    growth = large.peak_rss_mb - small.peak_rss_mb
+    return [
+        f"  peak RSS {mode} N={small.config.n:,}: {small.peak_rss_mb:.0f} MB, N={large.config.n:,}: "
+        f"{large.peak_rss_mb:.0f} MB, growth {growth:+.1f} MB (within {MAX_RSS_GROWTH_MB:.0f} MB) "
+        f"{_verdict(growth <= MAX_RSS_GROWTH_MB)}"
+    ]
 
 
 def _worker_rss(result: Result) -> str:

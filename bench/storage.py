@@ -99,12 +99,26 @@ def flushed_redis() -> Iterator[str]:
 def bulk_subscribe(
     database_url: str, app_key: str, subs: Sequence[WebSubscription], *, analyze: bool = True
 ) -> None:
-    asyncio.run(_bulk_subscribe(database_url, app_key, subs, analyze))
+    devices = [Device("web", sub.endpoint, sub.p256dh, sub.auth) for sub in subs]
+    asyncio.run(_bulk_insert(database_url, app_key, devices, analyze))
 
 
-async def _bulk_subscribe(
-    database_url: str, app_key: str, subs: Sequence[WebSubscription], analyze: bool
-) -> None:
+@dataclass(frozen=True, slots=True)
+class Device:
+    """One subscriber row: a platform and its address (Web Push keys for `web`)."""
+
+    platform: str
+    address: str
+    p256dh: str | None = None
+    auth: str | None = None
+
+
+def bulk_devices(database_url: str, app_key: str, devices: Sequence[Device]) -> None:
+    """Native devices (FCM registration tokens, APNs device tokens) as the SDKs register them."""
+    asyncio.run(_bulk_insert(database_url, app_key, devices, analyze=True))
+
+
+async def _bulk_insert(database_url: str, app_key: str, devices: Sequence[Device], analyze: bool) -> None:
     from sqlalchemy import insert, select, text
 
     from clarion.db import Database, utcnow
@@ -116,21 +130,22 @@ async def _bulk_subscribe(
         async with db.session() as session:
             app_id = (await session.execute(select(App.id).where(App.app_key == app_key))).scalar_one()
         now = utcnow()
-        for start in range(0, len(subs), INSERT_BATCH):
+        for start in range(0, len(devices), INSERT_BATCH):
             rows = [
                 {
                     "app_id": app_id,
-                    "reg_id": f"bench-{start + offset}",
-                    "platform": "web",
-                    "address": sub.endpoint,
-                    "address_hash": address_hash(sub.endpoint),
-                    "p256dh": sub.p256dh,
-                    "auth": sub.auth,
+                    "reg_id": f"bench-{app_id}-{start + offset}",
+                    "platform": device.platform,
+                    "address": device.address,
+                    "address_hash": address_hash(device.address),
+                    "p256dh": device.p256dh,
+                    "auth": device.auth,
                     "active": True,
                     "created_at": now,
                     "updated_at": now,
+                    "registered_at": now,
                 }
-                for offset, sub in enumerate(subs[start : start + INSERT_BATCH])
+                for offset, device in enumerate(devices[start : start + INSERT_BATCH])
             ]
             async with db.session() as session:
                 await session.execute(insert(Subscriber), rows)
