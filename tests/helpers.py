@@ -36,6 +36,16 @@ async def create_app(settings: Settings, plan: str = "unlimited") -> AppKeys:
     return AppKeys(created.app_key, created.app_secret, created.vapid_public_key)
 
 
+async def update_app(settings: Settings, app_key: str, **change: Any) -> None:
+    """Change an app's settings through its service, as `clarion apps update` does."""
+    db = open_database(settings, pool_size=1)
+    try:
+        async with db.session() as session:
+            await apps.update(session, app_key, **change)
+    finally:
+        await db.dispose()
+
+
 async def subscribe(
     client: httpx.AsyncClient, keys: AppKeys, fake: FakePushService
 ) -> tuple[str, Subscription]:

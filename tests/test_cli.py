@@ -452,6 +452,11 @@ def _site_settings(app_key: str, env: dict[str, str]) -> None:
         ("--default-icon", "https://cdn.example/icon.gif", "must end with .jpg, .jpeg or .png"),
         ("--default-icon", "javascript:alert(1)//a.png", "must be a valid http(s) URL"),
         ("--site-url", "ftp://news.example/", "must be a valid http(s) URL"),
+        (
+            "--vapid-subject",
+            "admin@news.example",
+            "must be a mailto: or https: URI of at most 255 characters",
+        ),
     ):
         refused = run("apps", "update", app_key, option, value, env=env)
         field = option.removeprefix("--").replace("-", "_")
@@ -461,6 +466,8 @@ def _site_settings(app_key: str, env: dict[str, str]) -> None:
         ), value
     cleared = run("apps", "update", app_key, "--default-icon", "", "--json", env=env)
     assert json.loads(cleared.stdout)["default_icon"] is None
+    contact = run("apps", "update", app_key, "--vapid-subject", "mailto:push@news.example", "--json", env=env)
+    assert json.loads(contact.stdout)["vapid_subject"] == "mailto:push@news.example"
 
 
 def _summary(created: dict[str, Any], name: str, plan: str) -> dict[str, Any]:
@@ -473,6 +480,7 @@ def _summary(created: dict[str, Any], name: str, plan: str) -> dict[str, Any]:
         "identity_verification": True,
         "site_url": None,
         "default_icon": None,
+        "vapid_subject": None,
         "vapid_public_key": created["vapid_public_key"],
     }
 

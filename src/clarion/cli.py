@@ -222,9 +222,10 @@ def cmd_apps_update(args: argparse.Namespace, settings: Settings) -> int:
                 name=args.name,
                 site_url=args.site_url,
                 default_icon=args.default_icon,
+                vapid_subject=args.vapid_subject,
             )
             shown = {"app_id": app.id, "app_key": app.app_key, "plan": app.plan, "batch_push": app.batch_push}
-            for setting in ("name", "site_url", "default_icon"):
+            for setting in ("name", "site_url", "default_icon", "vapid_subject"):
                 if getattr(args, setting) is not None:
                     shown[setting] = getattr(app, setting)
             if verify is not None or args.identity_secret_key is not None:
@@ -636,6 +637,12 @@ def _add_apps_update(apps: Any) -> None:
         "--default-icon",
         metavar="URL",
         help='the icon of a push that names none (.jpg, .jpeg or .png; "" clears it)',
+    )
+    update.add_argument(
+        "--vapid-subject",
+        metavar="URI",
+        help='the mailto: or https: contact in the app\'s VAPID tokens ("" clears it: the https site URL,'
+        " else CLARION_VAPID_SUBJECT)",
     )
     update.add_argument(
         "--identity-verification",

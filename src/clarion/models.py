@@ -104,6 +104,8 @@ class App(Base):
     # (Gravitec: "Not specifying an icon will set the default icon of the site"); NULL: none.
     site_url: Mapped[str | None] = mapped_column(Text)
     default_icon: Mapped[str | None] = mapped_column(Text)
+    # The `sub` of the app's VAPID tokens; None: its https site URL, else CLARION_VAPID_SUBJECT.
+    vapid_subject: Mapped[str | None] = mapped_column(String(255))
 
 
 class Subscriber(Base):

@@ -12,7 +12,7 @@ import pytest
 from clarion.subscriber.proof import AUTH_HEADER
 from tests.conftest import Api
 from tests.fakes.push_service import FakePushService, Hang, Respond
-from tests.helpers import create_app, push, stats, subscribe, wait_for_status
+from tests.helpers import create_app, push, stats, subscribe, update_app, wait_for_status
 
 
 @pytest.fixture
@@ -59,6 +59,33 @@ async def test_campaign_reaches_every_subscriber_decrypted(api: Api, fake: FakeP
         assert message.headers["topic"] == "news"
         assert message.vapid_claims["sub"] == api.settings.vapid_subject
     assert fake.errors == []
+
+
+async def test_vapid_subject_is_the_apps_own_then_its_https_site_then_the_servers(
+    api: Api, fake: FakePushService
+) -> None:
+    """Apple refuses a placeholder subject (403 BadJwtToken): each app may give its own contact."""
+    keys = await create_app(api.settings)
+    _reg_id, sub = await subscribe(api.client, keys, fake)
+    subjects = []
+    for change in (
+        {},
+        {"site_url": "http://news.example.com"},  # not https: not a contact a service may use
+        {"site_url": "https://news.example.com"},
+        {"vapid_subject": "mailto:push@news.example.com"},
+        {"vapid_subject": ""},
+    ):
+        await update_app(api.settings, keys.app_key, **change)
+        campaign_id = await push(api.client, keys)
+        await wait_for_status(api.client, keys, campaign_id, "SENT")
+        subjects.append(fake.received_for(sub.sub_id)[-1].vapid_claims["sub"])
+    assert subjects == [
+        api.settings.vapid_subject,
+        api.settings.vapid_subject,
+        "https://news.example.com",
+        "mailto:push@news.example.com",
+        "https://news.example.com",
+    ]
 
 
 async def test_gone_subscribers_are_deactivated_and_not_retried(api: Api, fake: FakePushService) -> None:

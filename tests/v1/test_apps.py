@@ -18,10 +18,11 @@ def test_created_app_is_shown_listed_and_updated(v1: V1) -> None:
     app = v1.new_app("News")
     assert set(app) == {
         "app_id", "app_key", "name", "plan", "batch_push", "identity_verification",
-        "vapid_public_key", "site_url", "default_icon", "created_at", "app_secret", "identity_secret_key",
+        "vapid_public_key", "site_url", "default_icon", "vapid_subject", "created_at", "app_secret",
+        "identity_secret_key",
     }  # fmt: skip
     assert (app["name"], app["plan"], app["batch_push"]) == ("News", "unlimited", True)
-    assert (app["site_url"], app["default_icon"]) == (None, None)
+    assert (app["site_url"], app["default_icon"], app["vapid_subject"]) == (None, None, None)
     with v1.admin() as admin:
         assert admin.get(f"/apps/{app['app_key']}").json() == _read(app)
         listed = admin.get("/apps", params={"limit": 200}).json()
@@ -48,6 +49,20 @@ def test_created_app_is_shown_listed_and_updated(v1: V1) -> None:
         )
         cleared = own.patch(f"/apps/{app['app_key']}", json={"default_icon": ""})
         assert cleared.json() == {**off.json(), **site, "default_icon": None}
+        contact = own.patch(
+            f"/apps/{app['app_key']}", json={"vapid_subject": "mailto:push@daily.example.com"}
+        )
+        assert contact.json()["vapid_subject"] == "mailto:push@daily.example.com"
+        for bad in ("push@daily.example.com", "http://daily.example.com", "mailto:a b@example.com"):
+            refused = own.patch(f"/apps/{app['app_key']}", json={"vapid_subject": bad})
+            assert (refused.status_code, refused.json()) == (
+                422,
+                {
+                    "error": "invalid_field",
+                    "message": "vapid_subject: must be a mailto: or https: URI of at most 255 characters",
+                    "field": "vapid_subject",
+                },
+            )
 
 
 def test_list_pages_with_a_cursor(v1: V1) -> None:

@@ -84,6 +84,16 @@ def vapid_private_pem(session: AsyncSession, app: App) -> str:
     return box_of(session).open(app.vapid_private_pem, vapid_where(app.app_key))
 
 
+def vapid_subject(app: App) -> str | None:
+    """The `sub` of the app's VAPID tokens: its own, else its site URL when that is https (a page a
+    push service's operator can reach it by); None leaves the server's CLARION_VAPID_SUBJECT."""
+    if app.vapid_subject:
+        return app.vapid_subject
+    if app.site_url and app.site_url.lower().startswith("https://"):
+        return app.site_url
+    return None
+
+
 def fingerprint(provider: str, data: dict[str, Any]) -> str:
     """What tells two credentials apart without showing them: SHA-256 of the public key (FCM, APNs)
     or of the client secret (WNS, ADM), its first 16 bytes in hex pairs."""

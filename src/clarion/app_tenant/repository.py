@@ -127,6 +127,7 @@ class AppRepository:
         identity_verification: bool | None = None,
         site_url: str | None = None,
         default_icon: str | None = None,
+        vapid_subject: str | None = None,
     ) -> None:
         """Write the settings given (None: unchanged; "" clears a site setting); the loaded `app` shows
         the new values."""
@@ -137,6 +138,7 @@ class AppRepository:
             "identity_verification": identity_verification,
             "site_url": site_url,
             "default_icon": default_icon,
+            "vapid_subject": vapid_subject,
         }
         given = {column: value for column, value in values.items() if value is not None}
         await self._write(app, {column: None if value == "" else value for column, value in given.items()})

@@ -14,7 +14,7 @@ from clarion.db import as_utc, utcnow
 from clarion.models import App
 from clarion.provider.webpush import generate_vapid_keys
 from clarion.secrets_box import box_of
-from clarion.validation import http_url_problem, storable
+from clarion.validation import clickable_url_problem, http_url_problem, storable
 
 PLANS = ("free", "unlimited")
 # Gravitec: "For Free plan only 10 push campaigns per day are available through API."
@@ -105,12 +105,16 @@ async def update(
     name: str | None = None,
     site_url: str | None = None,
     default_icon: str | None = None,
+    vapid_subject: str | None = None,
 ) -> App:
-    """Change an app's settings; None leaves one unchanged, and "" clears the site URL or default icon."""
+    """Change an app's settings; None leaves one unchanged, and "" clears the site URL, the default
+    icon or the VAPID subject."""
     app = await by_key(session, app_key)
     if plan is not None and plan not in PLANS:
         raise errors.InvalidField(f"plan must be one of {', '.join(PLANS)}", field="plan")
     _check_site_settings(name, site_url, default_icon)
+    if vapid_subject:
+        _check_vapid_subject(vapid_subject)
     if identity_secret_key is not None:
         await _keep_identity_key(session, app, identity_secret_key)
     if identity_verification and identity_key(session, app) is None:
@@ -128,8 +132,19 @@ async def update(
         identity_verification=identity_verification,
         site_url=site_url,
         default_icon=default_icon,
+        vapid_subject=vapid_subject,
     )
     return app
+
+
+def _check_vapid_subject(subject: str) -> None:
+    """RFC 8292 §2.1: a mailto: or https: URI a push service can reach the operator by. Apple refuses
+    a placeholder such as mailto:…@localhost (403 BadJwtToken), so an app sets a real one."""
+    scheme = subject.split(":", 1)[0].lower()
+    if scheme not in ("mailto", "https") or clickable_url_problem(subject) is not None or len(subject) > 255:
+        raise errors.InvalidField(
+            "vapid_subject: must be a mailto: or https: URI of at most 255 characters", field="vapid_subject"
+        )
 
 
 def _check_site_settings(name: str | None, site_url: str | None, default_icon: str | None) -> None:
@@ -196,6 +211,7 @@ def summary(app: App) -> dict[str, Any]:
         "identity_verification": app.identity_verification,
         "site_url": app.site_url,
         "default_icon": app.default_icon,
+        "vapid_subject": app.vapid_subject,
         "vapid_public_key": app.vapid_public_key,
         "created_at": as_utc(app.created_at).isoformat(),
     }

@@ -28,6 +28,7 @@ class CampaignContext:
     topic: str | None
     vapid_private_pem: str
     vapid_public_key: str
+    vapid_subject: str | None  # None: the server's CLARION_VAPID_SUBJECT
     # The app's native provider credentials (fcm, apns, wns, adm), as stored.
     credentials: dict[str, dict[str, Any]]
     # started_at + ttl_s, kept rather than computed: every recipient's send reads it.
@@ -80,6 +81,7 @@ async def load(session: AsyncSession, campaign_id: int) -> CampaignContext | Non
         topic=campaign.push_tag,
         vapid_private_pem=credentials.vapid_private_pem(session, app),
         vapid_public_key=app.vapid_public_key,
+        vapid_subject=credentials.vapid_subject(app),
         credentials=await credentials.for_app(session, app.id),
         expires_at=started_at + timedelta(seconds=campaign.ttl_s),
         give_up_at=None if deadline is None else as_utc(deadline),

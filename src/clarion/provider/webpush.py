@@ -315,13 +315,15 @@ class WebPushProvider:
     def __init__(self, clients: GuardedClients, subject: str) -> None:
         self._clients = clients
         self._subject = subject
-        self._signers: dict[int, VapidSigner] = {}
+        # Per app and subject: an app whose subject changed gets a new signer (and new tokens).
+        self._signers: dict[tuple[int, str], VapidSigner] = {}
 
     def _signer(self, campaign: Campaign) -> VapidSigner:
-        signer = self._signers.get(campaign.app_id)
+        key = (campaign.app_id, campaign.vapid_subject or self._subject)
+        signer = self._signers.get(key)
         if signer is None:
-            signer = VapidSigner(campaign.vapid_private_pem, campaign.vapid_public_key, self._subject)
-            self._signers[campaign.app_id] = signer
+            signer = VapidSigner(campaign.vapid_private_pem, campaign.vapid_public_key, key[1])
+            self._signers[key] = signer
         return signer
 
     def prepare(self, campaign: Campaign, recipient: Recipient, now: datetime) -> Outcome | Transmit:

@@ -46,6 +46,11 @@ class AppUpdate(Body):
     default_icon: SiteUrl | None = Field(
         default=None, description="The icon of a push that names none (a .jpg, .jpeg or .png URL)"
     )
+    vapid_subject: Annotated[str, Field(max_length=255)] | None = Field(
+        default=None,
+        description="The contact (mailto: or https:) in the app's VAPID tokens; empty: the https site URL,"
+        " else the server's CLARION_VAPID_SUBJECT",
+    )
 
 
 class AppRead(BaseModel):
@@ -62,6 +67,7 @@ class AppRead(BaseModel):
                     "vapid_public_key": "BNc…",
                     "site_url": "https://news.example.com",
                     "default_icon": None,
+                    "vapid_subject": "mailto:push@news.example.com",
                     "created_at": "2026-01-01T00:00:00+00:00",
                 }
             ]
@@ -77,6 +83,7 @@ class AppRead(BaseModel):
     vapid_public_key: str
     site_url: str | None
     default_icon: str | None
+    vapid_subject: str | None
     created_at: datetime
 
 
