@@ -344,6 +344,25 @@ async def test_transient_failures_are_retried_past_ten_attempts_while_the_ttl_ru
     assert len(fake.received_for(sub_id)) == 1
 
 
+async def test_a_timed_out_attempt_has_spent_its_back_off_waiting(
+    db: Database, database_url: str, fake: FakePushService
+) -> None:
+    """A push service that held the request until the timeout was given that long already: the retry
+    is due when the timeout ends, not a whole back-off later (chaos suite, push-hang)."""
+    # Attempt 1's back-off is drawn from [0.5 s, 1 s]: all of it passes while the request hangs.
+    settings = make_settings(database_url, request_timeout_s=1.0, retry_base_s=1.0)
+    deliverer = _deliverer(settings, db)
+    try:
+        ledger, [sub_id] = await _web_ledger(db, settings, fake, 1)
+        fake.script(sub_id, [Hang()])
+        await deliverer.run(ledger.campaign_id, ledger.delivery_ids, OWNER)
+    finally:
+        await deliverer.close()
+    [row] = await ledger.rows()
+    assert (row.status, row.attempts, row.last_error) == ("pending", 1, "TimeoutError")
+    assert row.next_attempt_at == row.updated_at  # due at the moment the timeout was recorded
+
+
 async def test_a_storm_of_410s_logs_three_lines(
     db: Database,
     settings: Settings,
