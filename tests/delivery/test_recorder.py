@@ -283,6 +283,33 @@ async def test_a_dead_owners_rows_are_queued_again_one_lease_later(
     assert utcnow() - claimed_at < timedelta(seconds=settings.delivery_lease_s + 1)
 
 
+async def test_a_restarted_in_process_engine_takes_back_the_dead_ones_rows_at_once(
+    db: Database, settings: Settings, fake: FakePushService
+) -> None:
+    """With the in-process queue one process owns the engine: at its start nobody else can be sending
+    (the previous owner is dead), so the rows it held are queued again now, not a lease later; a row
+    waiting for its retry keeps its time (queued now, the claim would skip it and the queue's grace
+    pass before it was looked at again)."""
+    ledger, _ = await _web_ledger(db, settings, fake, 5)
+    now = utcnow()
+    async with db.session() as session:
+        repo = LedgerRepository(session)
+        await repo.claim(ledger.delivery_ids[:4], "killed-serve", now, now + timedelta(hours=1))
+        await repo.retry_later([(ledger.delivery_ids[4], now + timedelta(hours=1), "500")], now)
+    queue = MemoryQueue()
+    tasks = DeliveryTasks(settings, db, queue, _NoRegistry())  # type: ignore[arg-type]
+    await tasks.sweep()
+    assert await queue.take(0.01) is None  # an hour's lease and an hour's retry wait
+    await tasks.reset_leases()  # what the runner's start does with a queue that died with its process
+    await tasks.sweep()
+    taken = await queue.take(0.01)
+    assert taken is not None
+    assert list(taken.job.ids) == ledger.delivery_ids[:4]
+    assert await queue.take(0.01) is None
+    [*_, waiting] = await ledger.rows()
+    assert (waiting.owner, waiting.lease_until) == (None, waiting.next_attempt_at)
+
+
 async def test_a_job_taken_twice_claims_nothing_its_first_run_holds(
     db: Database, settings: Settings, fake: FakePushService
 ) -> None:

@@ -292,12 +292,18 @@ class LedgerRepository:
     async def reset_leases(self, now: datetime) -> None:
         """One process owns an in-memory queue: after its restart, nothing it held is held any more.
 
-        The ledger's rows here; the campaigns' fan-out leases through CampaignRepository, in this
-        transaction.
+        Safe because with `memory://` the engine runs only inside the one `clarion serve` (a worker
+        needs a shared queue to receive jobs: docs/operations.md, Scaling out): when it starts, the
+        process that held these leases is dead, nobody is sending them, and waiting for the leases
+        to lapse would only stall delivery (the chaos suite's kill-serve). The ledger's rows here;
+        the campaigns' fan-out leases through CampaignRepository, in this transaction.
         """
         await self.session.execute(
             update(Delivery)
-            .where(Delivery.status == DeliveryStatus.PENDING)
+            # A row waiting for its retry keeps its time (its lease_until is its next_attempt_at): set
+            # to now, the sweep would queue it at once, the claim skip it as not yet due, and the
+            # queue's grace (10 x CLARION_LEASE_S) pass before the next sweep looked at it again.
+            .where(Delivery.status == DeliveryStatus.PENDING, Delivery.next_attempt_at <= now)
             .values(owner=None, lease_until=now)
             .execution_options(synchronize_session=False)
         )
