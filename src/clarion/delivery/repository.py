@@ -421,14 +421,21 @@ class SliceRepository:
     async def claim(
         self, slice_id: int, campaign_id: int, owner: str, now: datetime, lease_until: datetime
     ) -> SliceRange | None:
-        """Take the slice if it is to do, unheld, and its campaign sending; a duplicate job finds none."""
+        """Take the slice if it is to do, not held by another process, and its campaign sending; a
+        duplicate job in another process finds none.
+
+        A slice this owner still holds is taken again: the caller runs at most one step of a slice at
+        a time in its process (DeliveryTasks.fan_out), so the holder is a step of this process that
+        ended without handing it back (the database went away mid-step); waiting for its own lease to
+        lapse would stall the slice that long, and then queue its next step behind everything else.
+        """
         c = _slices.c
         result = await self.session.execute(
             update(_slices)
             .where(
                 c.id == slice_id,
                 c.done.is_(False),
-                or_(c.owner.is_(None), c.lease_until < now),
+                or_(c.owner.is_(None), c.owner == owner, c.lease_until < now),
                 self._sending(campaign_id),
             )
             .values(owner=owner, lease_until=lease_until)
