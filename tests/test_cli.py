@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import stat
@@ -20,7 +21,7 @@ import pytest
 from sqlalchemy import text
 
 from clarion.app import create_app
-from clarion.cli import build_parser
+from clarion.cli import build_parser, main
 from clarion.composition import open_database
 from clarion.config import Settings
 from clarion.db import Database
@@ -105,6 +106,16 @@ def test_segments_create_validates_and_prints(database_url: str) -> None:
     )
     assert bad.returncode == 2
     assert json.loads(bad.stderr.strip().splitlines()[-1])["field"] == "tags_segment"
+
+
+def test_the_cyclic_collector_is_on_again_however_a_command_ends(capsys: pytest.CaptureFixture[str]) -> None:
+    """main turns the collector off through a start-up's imports; a command that ends, even refused by
+    the parser, leaves it on (tests and embedders call main in their own process)."""
+    assert gc.isenabled()
+    with pytest.raises(SystemExit):
+        main(["no-such-command"])
+    assert "invalid choice: 'no-such-command'" in capsys.readouterr().err
+    assert gc.isenabled()
 
 
 @pytest.mark.e2e

@@ -143,14 +143,16 @@ async def _client_gone(request: Request, exc: Exception) -> Response:
     return Response(status_code=499)
 
 
-def create_app(settings: Settings, *, run_engine: bool | None = None) -> FastAPI:
-    """Build the server. The engine runs in-process with the in-process queue unless told otherwise."""
+def create_app(settings: Settings, *, run_engine: bool | None = None, migrate: bool = True) -> FastAPI:
+    """Build the server. The engine runs in-process with the in-process queue unless told otherwise;
+    the schema is brought up to date at start unless the caller did it (`migrate=False`)."""
     in_process = settings.queue_url.startswith("memory:") if run_engine is None else run_engine
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
-            await asyncio.to_thread(upgrade_on_start, settings.database_url)
+            if migrate:
+                await asyncio.to_thread(upgrade_on_start, settings.database_url)
         except (OSError, OperationalError, InterfaceError) as exc:
             # Serve anyway: /healthz answers 503 until the database is back (then restart to migrate).
             log.error("database unreachable, migrations not applied: %s", exc)
@@ -192,7 +194,9 @@ def create_app(settings: Settings, *, run_engine: bool | None = None) -> FastAPI
     app.add_exception_handler(ClientDisconnect, _client_gone)
     # Handled here rather than by the catch-all below, which Starlette re-raises to the server (a
     # second traceback) after answering.
-    for backing in (SQLAlchemyError, OSError, *_queue_unreachable_errors()):
+    # Redis' errors only where there is a Redis queue (importing its client costs start-up time).
+    queue_errors = () if settings.queue_url.startswith("memory:") else _queue_unreachable_errors()
+    for backing in (SQLAlchemyError, OSError, *queue_errors):
         app.add_exception_handler(backing, _backing_failure)
     app.add_exception_handler(Exception, _unexpected)
     app.include_router(gravitec_router)

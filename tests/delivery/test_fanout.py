@@ -292,10 +292,20 @@ class _DyingQueue(MemoryQueue):
         await super().put(job)
 
 
-async def test_a_step_that_crashed_mid_slice_resumes_from_the_ledger_without_loss_or_duplicate(
-    db: Database, settings: Settings
-) -> None:
-    audience = await _audience(db, settings, SLICE - 5)  # one slice of 25: pages of 10, 10, 5
+@dataclass
+class _CutShort:
+    audience: Audience
+    job: Job
+    worker_a: Worker
+    worker_b: Worker
+
+
+@contextlib.asynccontextmanager
+async def _step_cut_short(db: Database, settings: Settings) -> AsyncIterator[_CutShort]:
+    """One slice of 25 (pages of 10, 10, 5) whose first step, in worker-a, died after its 2nd page's
+    commit without handing the slice back; worker-a and worker-b are alive (one queue), and every
+    recipient is in the ledger once, as pending, when the test is done with them."""
+    audience = await _audience(db, settings, SLICE - 5)
     queue = MemoryQueue()
     worker_a, worker_b = _worker(settings, db, queue, "worker-a"), _worker(settings, db, queue, "worker-b")
     for worker in (worker_a, worker_b):
@@ -311,22 +321,61 @@ async def test_a_step_that_crashed_mid_slice_resumes_from_the_ledger_without_los
         assert len(await _ledger(db, audience.campaign_id)) == 2 * CHUNK
         [held] = await _slices(db, audience.campaign_id)
         assert (held.owner, held.done) == ("worker-a", False)
-
-        await worker_b.tasks.fan_out(job)  # a duplicate of the job: the slice is held, nothing happens
+        await worker_b.tasks.fan_out(job)  # a duplicate in another process: the slice is held
         assert len(await _ledger(db, audience.campaign_id)) == 2 * CHUNK
-        await asyncio.sleep(settings.delivery_lease_s + 0.1)
-        await worker_b.tasks.sweep()  # the dead worker's lease lapsed: the slice is queued again
-        fanout_jobs = [j for j in await _drain(worker_b, queue) if j.kind == FANOUT]
-        assert fanout_jobs == [job]
-        await worker_b.tasks.fan_out(job)
+        yield _CutShort(audience, job, worker_a, worker_b)
     finally:
         await worker_a.tasks.close()
         await worker_b.tasks.close()
-
     assert await _ledger(db, audience.campaign_id) == [(sid, "pending") for sid in audience.subscriber_ids]
     [slice_] = await _slices(db, audience.campaign_id)
     assert (slice_.done, slice_.owner) == (True, None)
     assert (await _campaign(db, audience.campaign_id)).fanout_done is True
+
+
+async def test_a_step_that_crashed_mid_slice_resumes_from_the_ledger_without_loss_or_duplicate(
+    db: Database, settings: Settings
+) -> None:
+    async with _step_cut_short(db, settings) as cut:
+        await asyncio.sleep(settings.delivery_lease_s + 0.1)
+        await cut.worker_b.tasks.sweep()  # the dead worker's lease lapsed: the slice is queued again
+        fanout_jobs = [j for j in await _drain(cut.worker_b, cut.worker_b.queue) if j.kind == FANOUT]
+        assert fanout_jobs == [cut.job]
+        await cut.worker_b.tasks.fan_out(cut.job)
+
+
+async def test_a_step_cut_short_is_taken_up_again_at_once_by_its_own_process(
+    db: Database, settings: Settings
+) -> None:
+    """A step that ended without handing its slice back (the database away mid-step) leaves the slice
+    held by its process: that process takes it up again at once, not a lease later; another process
+    still waits for the lease (in _step_cut_short)."""
+    async with _step_cut_short(db, settings) as cut:
+        await cut.worker_a.tasks.fan_out(cut.job)  # well within the lease
+
+
+async def test_a_process_runs_one_step_of_a_slice_at_a_time(db: Database, settings: Settings) -> None:
+    """A duplicate job for a slice this process is stepping does nothing (it may take the slice back
+    from its own process only because no step of it is running)."""
+    audience = await _audience(db, settings, SLICE - 5)
+    async with _one_slice_planned(db, settings) as (worker, job):
+        worker.tasks._stepping.add(job.ids[0])  # a step of this slice in hand
+        await worker.tasks.fan_out(job)
+        assert await _ledger(db, audience.campaign_id) == []
+        assert [s.owner for s in await _slices(db, audience.campaign_id)] == [None]
+
+
+@contextlib.asynccontextmanager
+async def _one_slice_planned(db: Database, settings: Settings) -> AsyncIterator[tuple[Worker, Job]]:
+    """One worker that planned the due campaign into one slice: the worker and the slice's job."""
+    worker = _worker(settings, db, MemoryQueue(), "worker-a")
+    await worker.tasks.open()
+    try:
+        await _start(worker)
+        [job] = await _drain(worker, worker.queue)
+        yield worker, job
+    finally:
+        await worker.tasks.close()
 
 
 class _CancellingQueue(MemoryQueue):
@@ -376,16 +425,9 @@ async def test_a_cancelled_campaign_stops_fanning_out_after_the_step_in_hand(
 
 async def test_a_push_to_a_few_tokens_is_one_slice_of_exactly_them(db: Database, settings: Settings) -> None:
     audience = await _audience(db, settings, 4 * SLICE, targets=3)
-    queue = MemoryQueue()
-    worker = _worker(settings, db, queue, "worker-a")
-    await worker.tasks.open()
-    try:
-        await _start(worker)
-        [job] = await _drain(worker, queue)
+    async with _one_slice_planned(db, settings) as (worker, job):
         await worker.tasks.fan_out(job)
-        deliver_jobs = await _drain(worker, queue)
-    finally:
-        await worker.tasks.close()
+        deliver_jobs = await _drain(worker, worker.queue)
     targeted = audience.subscriber_ids[:3]
     assert [(s.first_id, s.last_id, s.done) for s in await _slices(db, audience.campaign_id)] == [
         (targeted[0], targeted[-1], True)

@@ -259,6 +259,17 @@ def test_retry_after_is_honoured_beyond_max_s() -> None:
     assert retry_delay(decision) == timedelta(seconds=900)
 
 
+@pytest.mark.parametrize(("waited_s", "delay_s"), [(0.0, 4.0), (1.5, 2.5), (4.0, 0.0), (8.0, 0.0)])
+def test_the_time_an_attempt_waited_counts_toward_its_back_off(waited_s: float, delay_s: float) -> None:
+    decision = decide(Retry("TimeoutError", waited_s=waited_s), attempts=3, rng=Pinned("high"))
+    assert retry_delay(decision) == timedelta(seconds=delay_s)
+
+
+def test_retry_after_counts_from_the_answer_however_long_the_attempt_took() -> None:
+    decision = decide(Retry("429", after_s=2.0, waited_s=8.0), attempts=3, rng=Pinned("high"))
+    assert retry_delay(decision) == timedelta(seconds=2)
+
+
 def test_a_retry_keeps_its_reason() -> None:
     decision = decide(Retry("429 Too Many Requests", after_s=2.0), rng=random.Random(3))
     assert isinstance(decision, policy.RetryAt)

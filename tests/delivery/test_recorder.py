@@ -283,6 +283,33 @@ async def test_a_dead_owners_rows_are_queued_again_one_lease_later(
     assert utcnow() - claimed_at < timedelta(seconds=settings.delivery_lease_s + 1)
 
 
+async def test_a_restarted_in_process_engine_takes_back_the_dead_ones_rows_at_once(
+    db: Database, settings: Settings, fake: FakePushService
+) -> None:
+    """With the in-process queue one process owns the engine: at its start nobody else can be sending
+    (the previous owner is dead), so the rows it held are queued again now, not a lease later; a row
+    waiting for its retry keeps its time (queued now, the claim would skip it and the queue's grace
+    pass before it was looked at again)."""
+    ledger, _ = await _web_ledger(db, settings, fake, 5)
+    now = utcnow()
+    async with db.session() as session:
+        repo = LedgerRepository(session)
+        await repo.claim(ledger.delivery_ids[:4], "killed-serve", now, now + timedelta(hours=1))
+        await repo.retry_later([(ledger.delivery_ids[4], now + timedelta(hours=1), "500")], now)
+    queue = MemoryQueue()
+    tasks = DeliveryTasks(settings, db, queue, _NoRegistry())  # type: ignore[arg-type]
+    await tasks.sweep()
+    assert await queue.take(0.01) is None  # an hour's lease and an hour's retry wait
+    await tasks.reset_leases()  # what the runner's start does with a queue that died with its process
+    await tasks.sweep()
+    taken = await queue.take(0.01)
+    assert taken is not None
+    assert list(taken.job.ids) == ledger.delivery_ids[:4]
+    assert await queue.take(0.01) is None
+    [*_, waiting] = await ledger.rows()
+    assert (waiting.owner, waiting.lease_until) == (None, waiting.next_attempt_at)
+
+
 async def test_a_job_taken_twice_claims_nothing_its_first_run_holds(
     db: Database, settings: Settings, fake: FakePushService
 ) -> None:
@@ -342,6 +369,25 @@ async def test_transient_failures_are_retried_past_ten_attempts_while_the_ttl_ru
     [row] = await ledger.rows()
     assert (row.status, row.attempts) == ("sent", 15)
     assert len(fake.received_for(sub_id)) == 1
+
+
+async def test_a_timed_out_attempt_has_spent_its_back_off_waiting(
+    db: Database, database_url: str, fake: FakePushService
+) -> None:
+    """A push service that held the request until the timeout was given that long already: the retry
+    is due when the timeout ends, not a whole back-off later (chaos suite, push-hang)."""
+    # Attempt 1's back-off is drawn from [0.5 s, 1 s]: all of it passes while the request hangs.
+    settings = make_settings(database_url, request_timeout_s=1.0, retry_base_s=1.0)
+    deliverer = _deliverer(settings, db)
+    try:
+        ledger, [sub_id] = await _web_ledger(db, settings, fake, 1)
+        fake.script(sub_id, [Hang()])
+        await deliverer.run(ledger.campaign_id, ledger.delivery_ids, OWNER)
+    finally:
+        await deliverer.close()
+    [row] = await ledger.rows()
+    assert (row.status, row.attempts, row.last_error) == ("pending", 1, "TimeoutError")
+    assert row.next_attempt_at == row.updated_at  # due at the moment the timeout was recorded
 
 
 async def test_a_storm_of_410s_logs_three_lines(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Sequence
+from dataclasses import replace
 from typing import Protocol
 
 from clarion.provider.base import Transmit
@@ -57,8 +58,10 @@ class SendLanes:
         self._tasks = []
 
     async def _lane(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             transmit, index, sink = await self._queue.get()
+            sent_at = loop.time()
             try:
                 outcome = await transmit()
             except Exception as exc:
@@ -66,6 +69,9 @@ class SendLanes:
                 # problem, retried like a network error, not the end of the job's other sends.
                 self._log_unexpected(exc)
                 outcome = Retry(f"{type(exc).__name__}: {exc}")
+            if isinstance(outcome, Retry):
+                # The retry's back-off counts from here, when the attempt went out (policy.decide).
+                outcome = replace(outcome, waited_s=loop.time() - sent_at)
             # The lane stays busy until its outcome is in the ledger: what was sent and is not yet
             # recorded, all a crash would send again, is at most one request per lane.
             await sink.done(index, outcome)

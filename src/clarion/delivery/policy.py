@@ -83,7 +83,11 @@ def decide(
     assert isinstance(outcome, Retry)
     if attempts >= MAX_ATTEMPTS:
         return Final(DeliveryStatus.FAILED, outcome.reason)
-    delay = backoff_s(attempts, base_s, max_s, rng)
+    # The back-off runs from the attempt's start: a push service that held a request until it timed
+    # out (it hangs) was already given that long, and a recipient retried only after a full back-off
+    # on top of every timeout came out last, seconds after the service answered again (the chaos
+    # suite's push-hang: 16 s). Retry-After counts from the answer, so it stays a whole floor.
+    delay = max(0.0, backoff_s(attempts, base_s, max_s, rng) - outcome.waited_s)
     if outcome.after_s is not None:
         delay = max(delay, outcome.after_s)
     at = now + timedelta(seconds=delay)

@@ -317,12 +317,18 @@ class LedgerRepository:
     async def reset_leases(self, now: datetime) -> None:
         """One process owns an in-memory queue: after its restart, nothing it held is held any more.
 
-        The ledger's rows here; the campaigns' fan-out leases through CampaignRepository, in this
-        transaction.
+        Safe because with `memory://` the engine runs only inside the one `clarion serve` (a worker
+        needs a shared queue to receive jobs: docs/operations.md, Scaling out): when it starts, the
+        process that held these leases is dead, nobody is sending them, and waiting for the leases
+        to lapse would only stall delivery (the chaos suite's kill-serve). The ledger's rows here;
+        the campaigns' fan-out leases through CampaignRepository, in this transaction.
         """
         await self.session.execute(
             update(Delivery)
-            .where(Delivery.status == DeliveryStatus.PENDING)
+            # A row waiting for its retry keeps its time (its lease_until is its next_attempt_at): set
+            # to now, the sweep would queue it at once, the claim skip it as not yet due, and the
+            # queue's grace (10 x CLARION_LEASE_S) pass before the next sweep looked at it again.
+            .where(Delivery.status == DeliveryStatus.PENDING, Delivery.next_attempt_at <= now)
             .values(owner=None, lease_until=now)
             .execution_options(synchronize_session=False)
         )
@@ -440,14 +446,21 @@ class SliceRepository:
     async def claim(
         self, slice_id: int, campaign_id: int, owner: str, now: datetime, lease_until: datetime
     ) -> SliceRange | None:
-        """Take the slice if it is to do, unheld, and its campaign sending; a duplicate job finds none."""
+        """Take the slice if it is to do, not held by another process, and its campaign sending; a
+        duplicate job in another process finds none.
+
+        A slice this owner still holds is taken again: the caller runs at most one step of a slice at
+        a time in its process (DeliveryTasks.fan_out), so the holder is a step of this process that
+        ended without handing it back (the database went away mid-step); waiting for its own lease to
+        lapse would stall the slice that long, and then queue its next step behind everything else.
+        """
         c = _slices.c
         result = await self.session.execute(
             update(_slices)
             .where(
                 c.id == slice_id,
                 c.done.is_(False),
-                or_(c.owner.is_(None), c.lease_until < now),
+                or_(c.owner.is_(None), c.owner == owner, c.lease_until < now),
                 self._sending(campaign_id),
             )
             .values(owner=owner, lease_until=lease_until)

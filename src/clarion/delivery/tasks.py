@@ -58,6 +58,7 @@ class DeliveryTasks:
         self.owner = uuid.uuid4().hex[:12]
         self.deliverer: Deliverer | None = None
         self.pictures: pictures.Pictures | None = None
+        self._stepping: set[int] = set()  # the fan-out slices this process is stepping now
 
     async def open(self) -> None:
         if self.settings.public_url is None:
@@ -147,7 +148,15 @@ class DeliveryTasks:
     async def fan_out(self, job: Job) -> None:
         """A step of one slice (an outage is retried by the runner: the step resumes from the ledger)."""
         [slice_id] = job.ids
-        await fanout.step(self.db, self.queue, int(job.key), slice_id, self._fanout_settings())
+        if slice_id in self._stepping:
+            return  # a duplicate job: the step in hand goes on and queues the slice's next one
+        # One step of a slice at a time in this process: what lets a step take back a slice that this
+        # process's previous step left held (SliceRepository.claim).
+        self._stepping.add(slice_id)
+        try:
+            await fanout.step(self.db, self.queue, int(job.key), slice_id, self._fanout_settings())
+        finally:
+            self._stepping.discard(slice_id)
 
     async def sweep(self) -> None:
         """Queue again the rows and slices whose lease lapsed; mark sent the campaigns done."""

@@ -15,6 +15,9 @@ class Delivered:
 class Retry:
     reason: str
     after_s: float | None = None  # from Retry-After when the service gave one
+    # Seconds the attempt was out before this came back (a timeout: the whole request timeout). The
+    # back-off counts from when the attempt was sent, so this much of it has already passed.
+    waited_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
