@@ -78,9 +78,12 @@ async def _replay(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     """Starlette's own 404 (no such route) and 405 (no such method on it), in the error shape of
-    the surface asked, like every other error; the Allow header of a 405 is kept."""
+    the surface asked, like every other error; the Allow header of a 405 is kept. FastAPI turns any
+    error raised while it reads a JSON body into a 400: one of ours (the body limit's 413) is kept."""
     assert isinstance(exc, StarletteHTTPException)
     error: errors.ClarionError
+    if isinstance(exc.__cause__, errors.ClarionError):
+        return error_response(request, exc.__cause__)
     if exc.status_code == 404:
         error = errors.NotFound()
     elif exc.status_code == 405:
