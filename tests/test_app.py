@@ -93,6 +93,39 @@ async def test_a_body_over_the_ceiling_is_refused_with_413(api: Api) -> None:
     }
 
 
+async def test_a_json_body_over_the_ceiling_is_413_on_routes_that_parse_it(api: Api, db: Database) -> None:
+    """FastAPI reads a route's JSON body itself (and made any error while reading it a 400)."""
+    tenant = await new_app(db)
+    huge = b'{"name": "' + b"x" * (1024 * 1024) + b'"}'
+    json_body = {"Content-Type": "application/json"}
+    admin = {**json_body, "Authorization": "Bearer test-admin-token"}
+    too_large = "Request Entity Too Large: at most 1048576 bytes"
+    for path, headers in (("/v1/apps", admin), (f"/v1/apps/{tenant.app_key}/segments", admin)):
+        response = await api.client.post(path, content=huge, headers=headers)
+        assert (response.status_code, response.json()) == (
+            413,
+            {"error": "request_entity_too_large", "message": too_large},
+        ), path
+    vendor = await api.client.post("/api/v3/push", content=huge, headers=json_body, auth=tenant.auth)
+    assert (vendor.status_code, vendor.json()) == (
+        413,
+        {
+            "httpStatus": "REQUEST_ENTITY_TOO_LARGE",
+            "error": "Request Entity Too Large",
+            "errorDescription": too_large,
+        },
+    )
+
+
+async def test_a_json_body_that_cannot_be_parsed_is_a_bad_request_in_the_surfaces_shape(api: Api) -> None:
+    admin = {"Content-Type": "application/json", "Authorization": "Bearer test-admin-token"}
+    response = await api.client.post("/v1/apps", content=b"\xff\xfe{", headers=admin)  # not even UTF-8
+    assert (response.status_code, response.json()) == (
+        400,
+        {"error": "bad_request", "message": "body: There was an error parsing the body", "field": "body"},
+    )
+
+
 async def test_readyz_answers_ok_only_with_the_schema_at_head(api: Api, db: Database) -> None:
     assert (await api.client.get("/readyz")).json() == {"status": "ok"}
     async with db.session() as session:

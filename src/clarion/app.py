@@ -78,13 +78,19 @@ async def _replay(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     """Starlette's own 404 (no such route) and 405 (no such method on it), in the error shape of
-    the surface asked, like every other error; the Allow header of a 405 is kept."""
+    the surface asked, like every other error; the Allow header of a 405 is kept. FastAPI turns any
+    error raised while it reads a JSON body into a 400: one of ours (the body limit's 413) is kept, and
+    the 400 of a body it cannot decode gets the surface's shape too."""
     assert isinstance(exc, StarletteHTTPException)
     error: errors.ClarionError
+    if isinstance(exc.__cause__, errors.ClarionError):
+        return error_response(request, exc.__cause__)
     if exc.status_code == 404:
         error = errors.NotFound()
     elif exc.status_code == 405:
         error = errors.MethodNotAllowed()
+    elif exc.status_code == 400:  # FastAPI's: a JSON body that cannot be decoded (not UTF-8)
+        error = errors.BadRequest(f"body: {exc.detail}", field="body")
     else:
         return await http_exception_handler(request, exc)
     response = error_response(request, error)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from clarion import errors
+from clarion.campaign import service
 from clarion.db import Database
+from clarion.models import App
 from tests.app_tenant.factory import add_tags, new_app, new_segment, push, stats, vendor_error
 from tests.conftest import Api
 
@@ -51,3 +53,39 @@ async def test_segment_rules(db: Database) -> None:
             assert caught.value.message == message
     assert "there is no tag 'boats'" in caught.value.message
     assert await new_segment(db, tenant, "s" * 255, [("OR_NOT", "CARS")]) > 0
+
+
+async def test_a_segment_named_like_another_ones_id_is_told_apart(db: Database) -> None:
+    """A name always wins over an id: "5" is the segment named "5" when there is one; the number 5,
+    and a string of digits that names no segment, are ids."""
+    tenant = await new_app(db)
+    await add_tags(db, tenant, ["cars"])
+    first = await new_segment(db, tenant, "Cars", [("AND", "cars")])
+    named = await new_segment(db, tenant, str(first), [("AND_NOT", "cars")])  # was "exists already"
+    assert named != first
+    async with db.session() as session:
+        app = await session.get(App, tenant.app_id)
+        assert app is not None
+        found = [
+            await service.find_segment(session, app, reference)
+            for reference in (
+                str(first),
+                first,
+                str(named),
+                named,
+                "Cars",
+                str(named + 1000),
+                named + 1000,
+                2**70,
+            )
+        ]
+    assert [segment.id if segment else None for segment in found] == [
+        named,
+        first,
+        named,
+        named,
+        first,
+        None,
+        None,
+        None,
+    ]

@@ -8,8 +8,11 @@ import time
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
+from clarion import errors
+from clarion.app_tenant import service as apps
 from clarion.db import utcnow
 from clarion.delivery.tasks import fold_step
 from clarion.models import Delivery
@@ -154,3 +157,31 @@ async def test_batch_reports_and_counters_read_the_same_after_retention(swrve_ap
     response = await swrve_api.client.post("/sdk/v1/events", json=body, headers={AUTH_HEADER: android.proof})
     assert response.status_code == 410
     assert response.json()["error"] == "campaign_past_retention"
+
+
+async def test_the_report_and_counters_take_the_app_and_hide_another_apps(swrve_api: Swrve) -> None:
+    """The service checks the app itself, whichever route calls it: another app's batch and campaign
+    are unknown to it, as a missing one is; `app=None` (the admin token, the vendor's status call) sees
+    every app's."""
+    push = await swrve_api.push_campaign()
+    batch_id = await swrve_api.submit(push.push_key, ["nobody"])
+    other = await swrve_api.other_app()
+    async with swrve_api.db.session() as session:
+        mine, theirs = (
+            await apps.by_key(session, swrve_api.app_key),
+            await apps.by_key(session, other.app_key),
+        )
+        with pytest.raises(errors.InvalidBatchId):
+            await report.status(session, batch_id, app=theirs)
+        with pytest.raises(errors.NotFound) as caught:
+            await report.counters(session, push.campaign_id, app=theirs)
+        assert caught.value.as_json() == {
+            "error": "not_found",
+            "message": f"There is no Push API campaign {push.campaign_id}",
+            "field": "campaign_id",
+        }
+        seen = [await report.status(session, batch_id, app=whose) for whose in (mine, None)]
+        counted = [await report.counters(session, push.campaign_id, app=whose) for whose in (mine, None)]
+    assert seen[0] == seen[1]
+    assert seen[0]["batch_id"] == batch_id
+    assert counted[0] == counted[1] == _counts(push, 1, {}, {})

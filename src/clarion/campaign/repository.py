@@ -26,7 +26,7 @@ from clarion.models import (
     Subscriber,
     Tag,
 )
-from clarion.validation import ascii_int, storable
+from clarion.validation import storable
 
 
 class CampaignRepository:
@@ -162,14 +162,10 @@ class CampaignRepository:
         )
         return int((await self.session.execute(query)).scalar_one())
 
-    async def segment(self, app_id: int, name_or_id: str) -> Segment | None:
-        if not storable(name_or_id):
+    async def segment_named(self, app_id: int, name: str) -> Segment | None:
+        if not storable(name):
             return None
-        match = Segment.name == name_or_id
-        segment_id = ascii_int(name_or_id)
-        if segment_id is not None:
-            match = or_(match, Segment.id == segment_id)
-        query = select(Segment).where(Segment.app_id == app_id, match).order_by(Segment.id).limit(1)
+        query = select(Segment).where(Segment.app_id == app_id, Segment.name == name)
         return (await self.session.execute(query)).scalar_one_or_none()
 
     async def tags_by_names(self, app_id: int, names: Sequence[str]) -> list[Tag]:

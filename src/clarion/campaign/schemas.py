@@ -43,8 +43,9 @@ class AudienceSpec:
     # tokens, aliases or tag names for those kinds
     values: tuple[str, ...] = ()
     terms: tuple[SegmentTerm, ...] = ()
-    # a saved segment, by name or id, resolved to its terms when the campaign is created
-    segment: str | None = None
+    # a saved segment, by name (a string) or id (a number; campaign.service.find_segment), resolved to its
+    # terms when the campaign is created
+    segment: str | int | None = None
     # the platforms to send to (None: every platform Clarion delivers to)
     platforms: tuple[str, ...] | None = None
 

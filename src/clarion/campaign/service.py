@@ -26,7 +26,7 @@ from clarion.campaign.schemas import (
 )
 from clarion.db import as_utc, utcnow
 from clarion.models import CANCELLED_REASON, App, Campaign, CampaignStatus, DeliveryStatus, Segment
-from clarion.validation import storable
+from clarion.validation import MAX_ID, ascii_int, storable
 
 # Tag names (and their case-folded forms) are at most 255 symbols (Gravitec v3).
 MAX_TAG_NAME = 255
@@ -62,10 +62,10 @@ async def _audience_of_kind(
     session: AsyncSession, app: App, spec: AudienceSpec
 ) -> tuple[dict[str, Any], list[str]]:
     if spec.segment is not None:
-        segment = await CampaignRepository(session).segment(app.id, spec.segment)
+        segment = await find_segment(session, app, spec.segment)
         if segment is None:
             raise errors.InvalidField(
-                f"segments[0]: there is no segment {spec.segment!r} in this app", field="segments[0]"
+                f"segments[0]: there is no segment {str(spec.segment)!r} in this app", field="segments[0]"
             )
         terms = tuple(SegmentTerm(t["association"], t["name"]) for t in segment.tags_segment)  # type: ignore[arg-type]
         resolved = await _resolve_terms(session, app, terms, "segments[0]")
@@ -193,7 +193,7 @@ async def create_segment(
         raise errors.InvalidField("name must be 1-255 characters", field="name")
     if not storable(name):
         raise errors.InvalidField("name must be 1-255 characters without NUL characters", field="name")
-    if await CampaignRepository(session).segment(app.id, name) is not None:
+    if await CampaignRepository(session).segment_named(app.id, name) is not None:
         raise errors.InvalidField(f"A segment named {name!r} exists already", field="name")
     await _resolve_terms(session, app, terms, "tags_segment")
     segment = Segment(
@@ -302,6 +302,20 @@ async def dry_run(session: AsyncSession, app: App, spec: AudienceSpec) -> dict[s
     }
 
 
+async def find_segment(session: AsyncSession, app: App, reference: str | int) -> Segment | None:
+    """A segment named in a push: a JSON number is an id; a string is a name, or, when no segment of
+    the app has that name and it is all digits, an id. A name always wins, so a segment named "5" is
+    never mistaken for segment 5 (send `5`, the number, for that one)."""
+    repo = CampaignRepository(session)
+    if isinstance(reference, str):
+        named = await repo.segment_named(app.id, reference)
+        if named is not None:
+            return named
+        reference = ascii_int(reference) or 0
+    in_range = 0 < reference <= MAX_ID
+    return await repo.segment_by_id(app.id, reference) if in_range else None
+
+
 async def get_segment(session: AsyncSession, app: App, segment_id: int) -> Segment:
     segment = await CampaignRepository(session).segment_by_id(app.id, segment_id)
     if segment is None:
@@ -319,4 +333,4 @@ async def delete_segment(session: AsyncSession, app: App, segment_id: int) -> No
 
 async def segment_size(session: AsyncSession, app: App, segment: Segment) -> dict[str, int]:
     """Active subscribers per platform that the segment selects now: what a push to it would reach."""
-    return await dry_run(session, app, AudienceSpec(segment=str(segment.id)))
+    return await dry_run(session, app, AudienceSpec(segment=segment.id))

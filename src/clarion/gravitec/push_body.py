@@ -229,7 +229,7 @@ def parse_audience(data: dict[str, Any]) -> AudienceSpec:
         segment = segments[0]
         if isinstance(segment, bool) or not isinstance(segment, str | int) or str(segment) == "":
             raise _invalid("segments[0]", "must be a segment name or id")
-        return AudienceSpec(segment=str(segment))
+        return AudienceSpec(segment=segment)
     if audience is None:
         return AudienceSpec()
     if not isinstance(audience, dict):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from functools import cache
 from importlib import resources
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
@@ -40,22 +41,33 @@ def _serve(request: Request, name: str, media_type: str, headers: dict[str, str]
     return Response(content, media_type=media_type, headers=common)
 
 
-@router.get("/clarion.js")
+def _static_file(media_type: str) -> dict[str, Any]:
+    """The OpenAPI description of a static file's answers."""
+    return {
+        "response_class": Response,
+        "responses": {
+            200: {"content": {media_type: {"schema": {"type": "string"}}}},
+            304: {"description": "Not Modified: the ETag sent in If-None-Match is the file's"},
+        },
+    }
+
+
+@router.get("/clarion.js", **_static_file(JAVASCRIPT))
 async def sdk_script(request: Request) -> Response:
     return _serve(request, "clarion.js", JAVASCRIPT)
 
 
-@router.get("/sw.js")
+@router.get("/sw.js", **_static_file(JAVASCRIPT))
 async def service_worker(request: Request) -> Response:
     # Lets a site served by this same origin register the worker for the whole origin (scope "/").
     return _serve(request, "sw.js", JAVASCRIPT, {"Service-Worker-Allowed": "/"})
 
 
-@router.get("/demo", name="demo_page")
+@router.get("/demo", name="demo_page", **_static_file(HTML))
 async def demo_page(request: Request) -> Response:
     return _serve(request, "demo.html", HTML, {"Content-Security-Policy": DEMO_CSP})
 
 
-@router.get("/demo.js")
+@router.get("/demo.js", **_static_file(JAVASCRIPT))
 async def demo_script(request: Request) -> Response:
     return _serve(request, "demo.js", JAVASCRIPT)

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from clarion import errors
 from clarion.delivery.policy import TIME_LIMIT_REASON
 from clarion.delivery.repository import LedgerRepository
-from clarion.models import BatchStatus, DeliveryStatus
+from clarion.models import App, BatchStatus, DeliveryStatus
 from clarion.provider.outcome import CHANNEL_PREFIX
 from clarion.swrve.repository import SwrveRepository
 
@@ -43,10 +43,13 @@ def _entry(user: str | None, reason: str, safe: bool) -> dict[str, Any]:
     return {"user": user, "reason": reason, "safe_to_resend": safe}
 
 
-async def status(session: AsyncSession, batch_id: str) -> dict[str, Any]:
+async def status(session: AsyncSession, batch_id: str, *, app: App | None) -> dict[str, Any]:
+    """The batch's report. `app`: the app the caller may see, whose batches only are found; None (said
+    on purpose, never by default) where any app's batch may be shown: the vendor's status call, whose
+    unguessable batch id is its only credential (spec), and the admin token."""
     repo = SwrveRepository(session)
     batch = await repo.batch(batch_id) if batch_id else None
-    if batch is None:
+    if batch is None or (app is not None and batch.app_id != app.id):
         raise errors.InvalidBatchId()
     body: dict[str, Any] = {"batch_id": batch.id}
     if batch.status != BatchStatus.PROCESSED:
@@ -141,11 +144,12 @@ def _counts(total: int, sent: int, warnings: list[Any], failures: list[Any]) -> 
     return {"counts": {"total": total, "sent": sent, "warnings": len(warnings), "failures": len(failures)}}
 
 
-async def counters(session: AsyncSession, push_campaign_id: int) -> dict[str, Any]:
-    """Delivery and engagement counters of one Push API campaign, over all its batches."""
+async def counters(session: AsyncSession, push_campaign_id: int, *, app: App | None) -> dict[str, Any]:
+    """Delivery and engagement counters of one Push API campaign, over all its batches; another app's
+    campaign than `app` is unknown (None, said on purpose: any app's, for the admin token)."""
     repo = SwrveRepository(session)
     push = await repo.push_campaign(push_campaign_id)
-    if push is None:
+    if push is None or (app is not None and push.app_id != app.id):
         raise errors.NotFound(f"There is no Push API campaign {push_campaign_id}", field="campaign_id")
     by_status, by_event, batches = await repo.campaign_counters(push.id)
     return {

@@ -52,7 +52,8 @@ async def submit(request: Request, rt: RuntimeDep, session: SessionDep) -> JSONR
 
 @router.get("/push_batch")
 async def batch_status(request: Request, session: SessionDep) -> dict[str, object]:
-    return await report.status(session, request.query_params.get("batch_id", ""))
+    # The spec's status call carries the batch id alone: the unguessable id is the credential.
+    return await report.status(session, request.query_params.get("batch_id", ""), app=None)
 
 
 @router.api_route("/push_batch", methods=OTHER_METHODS, include_in_schema=False)

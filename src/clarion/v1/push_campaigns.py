@@ -122,7 +122,7 @@ async def show_push_campaign(
     campaign_id: PathId, app: ScopedAppDep, session: SessionDep
 ) -> PushCampaignDetail:
     campaign = await campaigns.get_push_campaign(session, app, campaign_id)
-    counted = await report.counters(session, campaign.id)
+    counted = await report.counters(session, campaign.id, app=app)
     counters = Counters(
         batches=counted["batches"], delivery=counted["delivery"], engagement=counted["engagement"]
     )
@@ -160,4 +160,4 @@ async def batch_status(
 ) -> dict[str, Any]:
     """The batch's status report, as `GET /push_batch?batch_id=` gives it (spec/swrve-batch-push-api.txt)."""
     batch = await campaigns.batch_of(session, app, campaign_id, batch_id)
-    return await report.status(session, batch.id)
+    return await report.status(session, batch.id, app=app)

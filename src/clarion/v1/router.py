@@ -7,18 +7,9 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, Field
 
+from clarion.api_docs import ErrorBody
 from clarion.v1 import apps, campaigns, credentials, push_campaigns, segments, subscribers
-
-
-class ErrorBody(BaseModel):
-    """Every /v1 error: a code from the catalogue, a message, and the input at fault, if one is."""
-
-    error: str = Field(examples=["invalid_field"])
-    message: str = Field(examples=["payload.redirect_url: must be a valid http(s) URL"])
-    field: str | None = Field(None, examples=["payload.redirect_url"])
-
 
 _ERRORS = {
     401: "No credentials, or wrong ones",
