@@ -207,6 +207,41 @@ class RateLimitExceeded(ClarionError):
         self.retry_after_s = retry_after_s
 
 
+# The web console's (/console/, rendered as pages by the console itself).
+
+
+class SignInFailed(ClarionError):
+    """A wrong email or password, alike: the answer does not tell which accounts exist."""
+
+    code = "sign_in_failed"
+    status = 401
+    message = "The email or the password is wrong"
+
+
+class SignInThrottled(ClarionError):
+    code = "sign_in_throttled"
+    status = 429
+    message = "Too many wrong passwords: wait before trying again"
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(f"Too many wrong passwords: try again in {retry_after_s} seconds")
+        self.retry_after_s = retry_after_s
+
+
+class Forbidden(ClarionError):
+    """The signed-in operator's role does not allow this."""
+
+    code = "forbidden"
+    status = 403
+    message = "Your role does not allow this"
+
+
+class CsrfRejected(ClarionError):
+    code = "csrf_rejected"
+    status = 403
+    message = "The form's security token is missing or out of date: reload the page and try again"
+
+
 CATALOGUE: tuple[type[ClarionError], ...] = (
     BadRequest,
     MissingParameter,
@@ -234,4 +269,8 @@ CATALOGUE: tuple[type[ClarionError], ...] = (
     InvalidBatchId,
     BatchTooLarge,
     RateLimitExceeded,
+    SignInFailed,
+    SignInThrottled,
+    Forbidden,
+    CsrfRejected,
 )

@@ -126,6 +126,9 @@ class AppRepository:
         }
         await self._write(app, {column: value for column, value in values.items() if value is not None})
 
+    async def set_secret_hash(self, app: App, secret_hash: str) -> None:
+        await self._write(app, {"secret_hash": secret_hash})
+
     async def keep_identity_key(self, app: App, key: str) -> None:
         """Store the app's identity key, given in clear, sealed."""
         sealed = box_of(self.session).seal(key, identity_where(app.app_key))

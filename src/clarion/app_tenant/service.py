@@ -14,6 +14,7 @@ from clarion.db import as_utc, utcnow
 from clarion.models import App
 from clarion.provider.webpush import generate_vapid_keys
 from clarion.secrets_box import box_of
+from clarion.validation import storable
 
 PLANS = ("free", "unlimited")
 # Gravitec: "For Free plan only 10 push campaigns per day are available through API."
@@ -33,7 +34,17 @@ class AppCreated:
 DEFAULT_PLAN = "unlimited"
 
 
+# The apps.name column's size.
+MAX_NAME = 255
+
+
+def _check_name(name: str) -> None:
+    if not 1 <= len(name) <= MAX_NAME or not storable(name):
+        raise errors.InvalidField(f"name must be 1-{MAX_NAME} characters", field="name")
+
+
 async def create(session: AsyncSession, name: str, plan: str = DEFAULT_PLAN) -> AppCreated:
+    _check_name(name)
     if plan not in PLANS:
         raise errors.InvalidField(f"plan must be one of {', '.join(PLANS)}", field="plan")
     secret, identity = security.new_secret(), security.new_secret()
@@ -99,6 +110,8 @@ async def update(
     name: str | None = None,
 ) -> App:
     app = await by_key(session, app_key)
+    if name is not None:
+        _check_name(name)
     if plan is not None and plan not in PLANS:
         raise errors.InvalidField(f"plan must be one of {', '.join(PLANS)}", field="plan")
     if identity_secret_key is not None:
@@ -114,6 +127,14 @@ async def update(
         app, name=name, plan=plan, batch_push=batch_push, identity_verification=identity_verification
     )
     return app
+
+
+async def rotate_secret(session: AsyncSession, app_key: str) -> str:
+    """A new app secret, returned once (only its hash is kept); the old one is refused from now on."""
+    app = await by_key(session, app_key)
+    secret = security.new_secret()
+    await AppRepository(session).set_secret_hash(app, security.hash_secret(secret))
+    return secret
 
 
 async def all_apps(session: AsyncSession) -> list[App]:

@@ -3,12 +3,14 @@ a page of recipient ids, and the span a fan-out is cut by."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion.audience.service import Recipients, campaign_tags, page, recipients, span
-from clarion.models import Campaign
+from clarion.models import Campaign, Tag
 
 
 class AudienceRepository:
@@ -22,6 +24,18 @@ class AudienceRepository:
             query = campaign_tags(campaign.app_id, campaign.id)
             tag_ids = list((await self.session.execute(query)).scalars())
         return recipients(campaign.app_id, campaign.id, campaign.audience, platforms, tag_ids)
+
+    async def count(
+        self, app_id: int, audience: dict[str, Any], platforms: Iterable[str], values: Sequence[str]
+    ) -> int:
+        """How many subscribers an audience not yet stored as a campaign selects (a dry run): `values`
+        are its tokens, aliases or case-folded tag names."""
+        tag_ids: list[int] = []
+        if audience.get("kind") == "tags":
+            found = select(Tag.id).where(Tag.app_id == app_id, Tag.name_folded.in_(values))
+            tag_ids = list((await self.session.execute(found)).scalars())
+        condition = recipients(app_id, 0, audience, platforms, tag_ids, values)
+        return (await self.span(condition))[0]
 
     async def chunk(self, condition: Recipients, after_id: int, size: int) -> list[int]:
         """`page`, run: the next `size` recipient ids above `after_id`."""

@@ -186,13 +186,18 @@ def recipients(
     audience: dict[str, Any],
     platforms: Iterable[str],
     tag_ids: Sequence[int] = (),
+    values: Sequence[str] | None = None,
 ) -> Recipients:
     """Every active subscriber of the app, on a platform Clarion delivers to, in the audience.
 
-    `tag_ids`: for a `tags` audience, the ids `campaign_tags` gives (AudienceRepository.recipients)."""
+    `tag_ids`: for a `tags` audience, the ids `campaign_tags` gives (AudienceRepository.recipients).
+    `values`: a dry run's tokens or aliases, which no campaign's targets hold yet."""
     kind, platforms = audience.get("kind", "all"), tuple(platforms)
     if kind in _LISTED_BY:
-        return _listed(campaign_id, _LISTED_BY[kind], _eligible(Subscriber, app_id, platforms))
+        eligible = _eligible(Subscriber, app_id, platforms)
+        if values is not None:
+            return and_(eligible, _LISTED_BY[kind].in_(values))
+        return _listed(campaign_id, _LISTED_BY[kind], eligible)
     if kind in ("tags", "tags_segment"):
         return _tagged_audience(app_id, audience, platforms, tag_ids)
     return _eligible(Subscriber, app_id, platforms)

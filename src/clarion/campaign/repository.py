@@ -79,14 +79,12 @@ class CampaignRepository:
             .execution_options(synchronize_session=False)
         )
 
-    async def recent(self, app_id: int, limit: int) -> list[Campaign]:
-        """The app's newest campaigns first."""
-        query = (
-            select(Campaign)
-            .where(Campaign.app_id == app_id)
-            .order_by(Campaign.created_at.desc(), Campaign.id.desc())
-            .limit(limit)
-        )
+    async def recent(self, app_id: int, limit: int, *, transactional: bool = True) -> list[Campaign]:
+        """The app's newest campaigns first (`transactional` False: without the transactional ones)."""
+        query = select(Campaign).where(Campaign.app_id == app_id)
+        if not transactional:
+            query = query.where(Campaign.is_transactional.is_(False))
+        query = query.order_by(Campaign.created_at.desc(), Campaign.id.desc()).limit(limit)
         return list((await self.session.execute(query)).scalars())
 
     async def get(self, app_id: int, campaign_id: int) -> Campaign | None:
@@ -151,6 +149,14 @@ class CampaignRepository:
         query = select(Tag).where(Tag.app_id == app_id, Tag.name_folded.in_(folded))
         return list((await self.session.execute(query)).scalars())
 
+    async def segments(self, app_id: int) -> list[Segment]:
+        query = select(Segment).where(Segment.app_id == app_id).order_by(Segment.name)
+        return list((await self.session.execute(query)).scalars())
+
+    async def delete_segment(self, segment: Segment) -> None:
+        await self.session.delete(segment)
+        await self.session.flush()
+
     async def add_segment(self, segment: Segment) -> Segment:
         self.session.add(segment)
         await self.session.flush()
@@ -166,6 +172,22 @@ class CampaignRepository:
         )
         query = select(Campaign.folded_sent + remaining.scalar_subquery()).where(Campaign.id == campaign_id)
         return int((await self.session.execute(query)).scalar_one_or_none() or 0)
+
+    async def outcome_counts(self, campaign_id: int) -> dict[str, int]:
+        """Recipients by ledger status, those folded away by retention included."""
+        query = (
+            select(Delivery.status, func.count())
+            .where(Delivery.campaign_id == campaign_id)
+            .group_by(Delivery.status)
+        )
+        counts = {status.value: 0 for status in DeliveryStatus}
+        for status, n in (await self.session.execute(query)).all():
+            counts[status] = int(n)
+        campaign = await self.session.get(Campaign, campaign_id)
+        if campaign is not None:
+            for status, column in FOLDED_COUNTERS.items():
+                counts[status.value] += int(getattr(campaign, column) or 0)
+        return counts
 
     async def claim_foldable(self, horizon: datetime) -> int | None:
         """A campaign whose ledger rows retention may fold now, held by this transaction alone.

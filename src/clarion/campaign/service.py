@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from clarion import content, errors
 from clarion.app_tenant import service as apps
 from clarion.app_tenant.repository import AppRepository
+from clarion.audience.repository import AudienceRepository
 from clarion.campaign import payload
 from clarion.campaign.repository import CampaignRepository
 from clarion.campaign.schemas import AudienceSpec, CampaignCreate, CampaignStats, SegmentTerm
@@ -127,11 +128,39 @@ async def recent(session: AsyncSession, app: App, limit: int) -> list[dict[str, 
     ]
 
 
-async def stats(session: AsyncSession, app: App, campaign_id: int) -> CampaignStats:
-    repo = CampaignRepository(session)
-    campaign = await repo.get(app.id, campaign_id)
+async def count_recipients(
+    session: AsyncSession, app: App, spec: AudienceSpec, platforms: tuple[str, ...]
+) -> int:
+    """How many subscribers a campaign to this audience would go to now (a dry run: nothing is
+    stored). The audience is checked as `create` checks it, with the same errors."""
+    audience, targets = await _audience(session, app, spec)
+    return await AudienceRepository(session).count(app.id, audience, platforms, targets)
+
+
+async def history(
+    session: AsyncSession, app: App, limit: int, *, transactional: bool
+) -> list[tuple[Campaign, CampaignStats]]:
+    """The app's newest campaigns with their statistics, the transactional ones only if asked."""
+    found = await CampaignRepository(session).recent(app.id, limit, transactional=transactional)
+    return [(campaign, await stats(session, app, campaign.id)) for campaign in found]
+
+
+async def get(session: AsyncSession, app: App, campaign_id: int) -> Campaign:
+    campaign = await CampaignRepository(session).get(app.id, campaign_id)
     if campaign is None:
         raise errors.UnknownMessage()
+    return campaign
+
+
+async def outcomes(session: AsyncSession, app: App, campaign_id: int) -> dict[str, int]:
+    """The campaign's recipients by delivery outcome (pending, sent, gone, rejected, expired, failed)."""
+    campaign = await get(session, app, campaign_id)
+    return await CampaignRepository(session).outcome_counts(campaign.id)
+
+
+async def stats(session: AsyncSession, app: App, campaign_id: int) -> CampaignStats:
+    repo = CampaignRepository(session)
+    campaign = await get(session, app, campaign_id)
     events = await repo.event_counts(campaign.id)
     return CampaignStats(
         campaign_id=campaign.id,
@@ -160,3 +189,17 @@ async def create_segment(
         tags_segment=[{"association": t.association, "name": t.name} for t in terms],
     )
     return await CampaignRepository(session).add_segment(segment)
+
+
+async def segments(session: AsyncSession, app: App) -> list[Segment]:
+    """The app's saved segments, by name."""
+    return await CampaignRepository(session).segments(app.id)
+
+
+async def delete_segment(session: AsyncSession, app: App, segment_id: int) -> None:
+    """Delete a saved segment; campaigns already sent to it keep their resolved audience."""
+    repo = CampaignRepository(session)
+    segment = await repo.segment(app.id, str(segment_id))
+    if segment is None or segment.id != segment_id:
+        raise errors.NotFound(f"There is no segment {segment_id} in this app", field="segment_id")
+    await repo.delete_segment(segment)

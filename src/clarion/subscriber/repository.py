@@ -18,6 +18,12 @@ class SubscriberRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
+    async def active_counts(self) -> dict[int, int]:
+        """Active subscribers of each app that has any, by app id."""
+        query = select(Subscriber.app_id, func.count()).where(Subscriber.active.is_(True))
+        rows = (await self.session.execute(query.group_by(Subscriber.app_id))).all()
+        return {int(app_id): int(n) for app_id, n in rows}
+
     async def by_address(self, app_id: int, address_hash: str) -> Subscriber | None:
         query = select(Subscriber).where(Subscriber.app_id == app_id, Subscriber.address_hash == address_hash)
         return (await self.session.execute(query)).scalar_one_or_none()

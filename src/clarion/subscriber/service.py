@@ -147,6 +147,11 @@ async def _refresh(repo: SubscriberRepository, subscriber: Subscriber, body: Sub
     await repo.reactivate(subscriber, utcnow(), keys, body.user_id, body.external_user_id)
 
 
+async def active_counts(session: AsyncSession) -> dict[int, int]:
+    """Active subscribers by app id (apps with none are absent)."""
+    return await SubscriberRepository(session).active_counts()
+
+
 async def get(session: AsyncSession, app: App, reg_id: str) -> Subscriber:
     subscriber = await SubscriberRepository(session).by_reg_id(app.id, reg_id)
     if subscriber is None:
