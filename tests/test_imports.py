@@ -28,7 +28,7 @@ LAYERS: list[set[str]] = [
     {"subscriber"},
     {"delivery"},
     {"gravitec", "swrve", "sdk"},
-    {"admin", "composition", "health", "telemetry", "api_docs"},
+    {"admin", "composition", "health", "telemetry", "api_docs", "console"},
     {"app"},
     {"cli"},
 ]

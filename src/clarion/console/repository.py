@@ -38,7 +38,7 @@ class OperatorRepository:
         query = (
             select(OperatorSession, Operator)
             .join(Operator, Operator.id == OperatorSession.operator_id)
-            .where(OperatorSession.token_hash == token_hash, OperatorSession.expires_at > now)
+            .where(OperatorSession.token_hash == token_hash, OperatorSession.valid_until > now)
         )
         row = (await self.session.execute(query)).one_or_none()
         return None if row is None else (row[0], row[1])
@@ -47,4 +47,4 @@ class OperatorRepository:
         await self.session.execute(delete(OperatorSession).where(OperatorSession.token_hash == token_hash))
 
     async def end_expired(self, now: datetime) -> None:
-        await self.session.execute(delete(OperatorSession).where(OperatorSession.expires_at <= now))
+        await self.session.execute(delete(OperatorSession).where(OperatorSession.valid_until <= now))

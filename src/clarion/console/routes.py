@@ -75,6 +75,14 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
     return response
 
 
+def site_page(
+    request: Request, me: SignedIn, site: App, page: str, status: int = 200, **context: Any
+) -> HTMLResponse:
+    """A page of one site (`page`.html), under the site's navigation (a campaign's page under Campaigns)."""
+    section = "campaigns" if page == "campaign" else page
+    return render(request, f"{page}.html", status, me=me, site=site, section=section, **context)
+
+
 def error_page(request: Request, error: errors.ClarionError) -> HTMLResponse:
     """Any error on a console path, as a page (app.error_response's renderer for /console)."""
     return render(request, "error.html", error.status, error=error, me=None)
@@ -192,17 +200,8 @@ async def _settings(
 ) -> HTMLResponse:
     identity = apps.identity_key(session, site) if tab == "integration" else None
     base = str(request.base_url).rstrip("/")
-    return render(
-        request,
-        "settings.html",
-        status,
-        me=me,
-        site=site,
-        tab=tab,
-        section="settings",
-        base=base,
-        identity_key=identity,
-        **extra,
+    return site_page(
+        request, me, site, "settings", status, tab=tab, base=base, identity_key=identity, **extra
     )
 
 
@@ -260,22 +259,23 @@ def _compose_page(
     request: Request, me: SignedIn, site: App, segments: Any, status: int = 200, **extra: Any
 ) -> HTMLResponse:
     values = extra.pop("values", {"audience": "all", "tag_match": "OR", "ttl": str(push_body.DEFAULT_TTL_S)})
-    return render(
+    errors_by_field = extra.pop("field_errors", {})
+    return site_page(
         request,
-        "compose.html",
+        me,
+        site,
+        "compose",
         status,
-        me=me,
-        site=site,
-        section="compose",
         segments=segments,
         values=values,
-        field_errors=extra.pop("field_errors", {}),
+        field_errors=errors_by_field,
         **extra,
     )
 
 
 @router.get("/sites/{app_key}/compose")
 async def compose_page(request: Request, app_key: str, session: SessionDep, me: MeDep) -> HTMLResponse:
+    service.require(me.operator.role, "edit")
     site = await _site(session, app_key)
     return _compose_page(request, me, site, await campaigns.segments(session, site))
 
@@ -319,15 +319,7 @@ async def history(
 ) -> HTMLResponse:
     site = await _site(session, app_key)
     rows = await pages.history(session, site, transactional=transactional)
-    return render(
-        request,
-        "campaigns.html",
-        me=me,
-        site=site,
-        section="campaigns",
-        rows=rows,
-        transactional=transactional,
-    )
+    return site_page(request, me, site, "campaigns", rows=rows, transactional=transactional)
 
 
 @router.get("/sites/{app_key}/campaigns/{campaign_id}")
@@ -337,9 +329,7 @@ async def campaign(
     site = await _site(session, app_key)
     found = await campaigns.get(session, site, campaign_id)
     counters = await pages.counters(session, site, campaign_id)
-    return render(
-        request, "campaign.html", me=me, site=site, section="campaigns", campaign=found, counters=counters
-    )
+    return site_page(request, me, site, "campaign", campaign=found, counters=counters)
 
 
 @router.get("/sites/{app_key}/campaigns/{campaign_id}/counters")
@@ -374,17 +364,7 @@ async def _segments_page(
         for segment in await campaigns.segments(session, site)
     ]
     values = extra.pop("values", {})
-    return render(
-        request,
-        "segments.html",
-        status,
-        me=me,
-        site=site,
-        section="segments",
-        rows=rows,
-        values=values,
-        **extra,
-    )
+    return site_page(request, me, site, "segments", status, rows=rows, values=values, **extra)
 
 
 @router.get("/sites/{app_key}/segments")

@@ -147,7 +147,7 @@ async def sign_in(session: AsyncSession, throttle: SignInThrottle, email: str, p
         operator_id=operator.id,
         csrf_token=csrf_token,
         created_at=now,
-        expires_at=now + SESSION_LIFETIME,
+        valid_until=now + SESSION_LIFETIME,
     )
     await repo.add_session(row)
     return SignedIn(operator, token, csrf_token)

@@ -64,6 +64,7 @@ function poll(section) {
     }
     for (const status of document.querySelectorAll('[data-counter="status"]')) {
       status.className = `status status-${data.status}`;
+      status.textContent = data.status.charAt(0).toUpperCase() + data.status.slice(1);
     }
     for (const bar of section.querySelectorAll('[data-bar]')) {
       bar.max = Math.max(data.audience, 1);
