@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from clarion import errors
-from clarion.campaign.schemas import CampaignCreate
+from clarion.campaign.schemas import AudienceSpec, CampaignCreate
 from clarion.gravitec import push_body
 
 TEXT_FIELDS = ("payload.title", "payload.message", "payload.icon", "payload.image", "payload.redirect_url")
@@ -74,6 +74,11 @@ def body(form: Mapping[str, str]) -> dict[str, Any]:
 
 def parse(form: Mapping[str, str]) -> CampaignCreate:
     return push_body.parse(body(form))
+
+
+def parse_audience(form: Mapping[str, str]) -> AudienceSpec:
+    """The form's audience alone (what a recipient count needs), checked as the API checks it."""
+    return push_body.parse_audience(_audience(form))
 
 
 def input_of(field: str | None) -> str:

@@ -285,8 +285,8 @@ async def count(app_key: str, session: SessionDep, me: MeDep, form: FormDep) -> 
     """The recipient count of the form's audience (a dry run), for the compose page's script."""
     site = await _site(session, app_key)
     try:
-        spec = compose.parse({**form, "payload.message": "-", "payload.redirect_url": "https://example.com/"})
-        n = await campaigns.count_recipients(session, site, spec.audience, PLATFORMS)
+        audience = compose.parse_audience(form)
+        n = await campaigns.count_recipients(session, site, audience, PLATFORMS)
     except errors.InvalidField as invalid:
         return JSONResponse({"error": invalid.message, "field": compose.input_of(invalid.field)}, 422)
     return JSONResponse({"count": n})
@@ -297,14 +297,15 @@ async def send(request: Request, app_key: str, session: SessionDep, me: MeDep, f
     service.require(me.operator.role, "edit")
     site = await _site(session, app_key)
     try:
-        spec = compose.parse(form)
-        recipients = await campaigns.count_recipients(session, site, spec.audience, PLATFORMS)
         if form.get("action") == "count":
+            recipients = await campaigns.count_recipients(
+                session, site, compose.parse_audience(form), PLATFORMS
+            )
             return _compose_page(
                 request, me, site, await campaigns.segments(session, site), values=form, count=recipients
             )
         # The console is not the API: its campaigns do not count toward the free plan's API quota.
-        campaign = await campaigns.create(session, site, spec, api_quota=False)
+        campaign = await campaigns.create(session, site, compose.parse(form), api_quota=False)
     except errors.InvalidField as invalid:
         field_errors = {compose.input_of(invalid.field): invalid.message}
         segments = await campaigns.segments(session, site)

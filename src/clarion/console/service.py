@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import math
 import secrets
 import time
 from collections.abc import Callable
@@ -102,7 +103,7 @@ class SignInThrottle:
         count, until = self._failures.get(email, (0, 0.0))
         wait = until - self._now()
         if count >= FREE_FAILURES and wait > 0:
-            raise errors.SignInThrottled(int(wait) + 1)
+            raise errors.SignInThrottled(math.ceil(wait))
 
     def failed(self, email: str) -> None:
         count = self._failures.get(email, (0, 0.0))[0] + 1

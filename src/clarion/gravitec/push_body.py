@@ -224,7 +224,8 @@ def parse_terms(value: Any, field: str) -> tuple[SegmentTerm, ...]:
 _AUDIENCE_KEYS: tuple[AudienceKind, ...] = ("tokens", "aliases", "tags", "tags_segment")
 
 
-def _audience(data: dict[str, Any]) -> AudienceSpec:
+def parse_audience(data: dict[str, Any]) -> AudienceSpec:
+    """The `segments` or `audience` of a push body (everyone when neither is given)."""
     segments, audience = data.get("segments"), data.get("audience")
     if segments is not None and audience is not None:
         raise _invalid("segments", "cannot be sent together with audience")
@@ -276,7 +277,7 @@ def parse(data: Any) -> CampaignCreate:
     content = _content(data)
     return CampaignCreate(
         content=content,
-        audience=_audience(data),
+        audience=parse_audience(data),
         send_at=send_at,
         ttl_s=ttl_s,
         display_time_s=display_time_s,
