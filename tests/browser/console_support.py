@@ -31,6 +31,22 @@ PASSWORD = "correct horse battery"
 STDIN_JSON = ("--password-stdin", "--json")
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 
+# The elements that stick out of the screen while their parent does not (a page must not scroll sideways
+# on a phone; a table scrolls inside its own box).
+WIDER_THAN_SCREEN = """() => {
+  if (document.documentElement.scrollWidth <= innerWidth) return [];
+  const scrolled = (e) => {
+    for (let a = e.parentElement; a && a !== document.body; a = a.parentElement) {
+      if (getComputedStyle(a).overflowX !== 'visible') return true;
+    }
+    return false;
+  };
+  const out = [...document.querySelectorAll('body *')]
+    .filter((e) => e.getBoundingClientRect().right > innerWidth && !scrolled(e))
+    .map((e) => `${e.tagName.toLowerCase()}.${e.className} ${Math.round(e.getBoundingClientRect().right)}px`);
+  return out.length ? out : [`the document, ${document.documentElement.scrollWidth}px`];
+}"""
+
 # The violations axe finds on the page, with the selectors of the elements at fault.
 AXE_RUN = """async () => {
   const result = await axe.run(document, {resultTypes: ['violations']});
@@ -95,20 +111,22 @@ class Console:
         self.page.screenshot(path=str(ARTIFACTS / f"console-{name}-desktop.png"), full_page=True)
         self.page.set_viewport_size(PHONE)
         self.page.screenshot(path=str(ARTIFACTS / f"console-{name}-phone.png"), full_page=True)
-        # No page may scroll sideways on a phone (tables scroll inside their own box).
-        overflow = self.page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+        wider = self.page.evaluate(WIDER_THAN_SCREEN)
         self.page.set_viewport_size(DESKTOP)
-        assert overflow <= 0, f"{name}: the page is {overflow}px wider than a phone's screen"
+        assert wider == [], f"{name}: wider than a phone's screen: {wider}"
         if not self.page.evaluate("() => typeof window.axe !== 'undefined'"):
             self.page.add_script_tag(path=str(AXE))
         violations: list[dict[str, Any]] = self.page.evaluate(AXE_RUN)
         return [v for v in violations if v["impact"] in ("serious", "critical")]
 
 
-def register(url: str, fake: FakePushService, app_key: str, vapid_key: str) -> tuple[str, Subscription]:
-    """A browser's subscription registered as the Web SDK registers it; its regId."""
+def register(
+    url: str, fake: FakePushService, app_key: str, vapid_key: str, **user: str
+) -> tuple[str, Subscription]:
+    """A browser's subscription registered as the Web SDK registers it (`user`: user_id and its
+    user_id_hash); its regId."""
     subscription = fake.new_subscription(application_server_key=vapid_key)
-    body = {"app_key": app_key, "platform": "web", "subscription": subscription.to_json()}
+    body = {"app_key": app_key, "platform": "web", "subscription": subscription.to_json(), **user}
     answer = httpx.post(f"{url}/sdk/v1/subscribers", json=body, timeout=10)
     assert answer.status_code == 201, answer.text
     return str(answer.json()["regId"]), subscription

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from clarion.subscriber.proof import AUTH_HEADER
+from tests.app_tenant.factory import id_hash
 from tests.browser.console_support import CSRF_FIELD, PASSWORD, Console, create_operator, register
 from tests.browser.harness import wait_until
 from tests.e2e.processes import Processes, Server
@@ -79,7 +80,7 @@ def test_an_operator_creates_a_site_sends_a_campaign_and_watches_it_land(
     assert page.locator("#app-secret").count() == 0
 
     console.goto(f"/console/sites/{app_key}/settings/integration")
-    vapid_key = page.inner_text("#vapid-key")
+    vapid_key, identity_key = page.inner_text("#vapid-key"), page.inner_text("#identity-key")
     assert f"Clarion.push(['init', {{appKey: '{app_key}'}}]);" in page.inner_text("#html-snippet")
     assert page.inner_text("#sw-file") == f"importScripts('{url}/sdk/v1/sw.js');"
     assert console.check("settings-integration") == []
@@ -173,9 +174,35 @@ def test_an_operator_creates_a_site_sends_a_campaign_and_watches_it_land(
     ]
     assert console.check("segments") == []
 
+    # A Push API campaign: its key shown once, a batch sent with it, its counters.
+    console.goto(f"/console/sites/{app_key}/push-campaigns")
+    assert console.check("push-campaigns-empty") == []
+    page.fill("#pc-name", "Order updates")
+    page.fill("#pc-message", "Your order has shipped")
+    with page.expect_navigation():
+        page.click("text=Create and show its push key")
+    push_key = page.inner_text("#push-key")
+    user = {"user_id": "reader-1", "user_id_hash": id_hash(identity_key, "reader-1")}
+    register(url, push_service, app_key, vapid_key, **user)
+    batch = httpx.post(
+        f"{url}/push_batch", params={"push_key": push_key}, json=[{"swrve_user_id": "reader-1"}], timeout=10
+    )
+    assert batch.status_code == 202, batch.text
+    report = wait_until(
+        lambda: (
+            (r := httpx.get(batch.headers["location"], timeout=10).json())["status"] != "in_progress" and r
+        ),
+        "the batch's report",
+    )
+    assert report["status"] == "done", report
+    console.goto(f"/console/sites/{app_key}/push-campaigns")
+    row = page.locator("table.push-campaigns tbody tr", has_text="Order updates")
+    assert [c.strip() for c in row.locator("td").all_inner_texts()][:5] == ["all", "1", "1", "0", "0"]
+    assert console.check("push-campaigns") == []
+
     console.goto("/console/sites")
     row = page.locator("tbody tr", has_text="Journey news")
-    assert [c.strip() for c in row.locator("td").all_inner_texts()][:1] == ["3"]
+    assert [c.strip() for c in row.locator("td").all_inner_texts()][:1] == ["4"]
     assert console.check("sites") == []
 
 

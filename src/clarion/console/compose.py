@@ -8,6 +8,7 @@ The form's inputs are named like the API's fields (`payload.title`, `ttl`), and 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from clarion import errors
@@ -67,9 +68,21 @@ def body(form: Mapping[str, str]) -> dict[str, Any]:
     if buttons:
         payload["buttons"] = buttons
     data: dict[str, Any] = {"payload": payload, **_audience(form)}
-    if form.get("ttl"):
-        data["ttl"] = form["ttl"]
+    for name in ("ttl", "display_time", "push_tag"):
+        if form.get(name):
+            data[name] = form[name]
+    if form.get("send_date"):
+        data["send_date"] = _milliseconds(form["send_date"])
     return data
+
+
+def _milliseconds(local: str) -> int:
+    """A datetime-local input's value, read as UTC, as the API's send_date (UNIX milliseconds)."""
+    try:
+        when = datetime.fromisoformat(local).replace(tzinfo=UTC)
+    except ValueError:
+        raise errors.InvalidField("send_date: must be a date and time", field="send_date") from None
+    return (when - push_body.EPOCH) // timedelta(milliseconds=1)
 
 
 def parse(form: Mapping[str, str]) -> CampaignCreate:

@@ -22,6 +22,8 @@ from clarion.gravitec import push_body
 from clarion.models import App
 from clarion.runtime import SessionDep, wake_scheduler_after_commit
 from clarion.subscriber.schemas import NATIVE_PLATFORMS
+from clarion.swrve import campaigns as push_api
+from clarion.swrve import report as swrve_report
 from clarion.validation import PathId
 
 HERE = Path(__file__).parent
@@ -398,3 +400,63 @@ async def delete_segment(
     service.require(me.operator.role, "edit")
     await campaigns.delete_segment(session, await _site(session, app_key), segment_id)
     return RedirectResponse(f"/console/sites/{app_key}/segments", status_code=303)
+
+
+async def _push_campaigns_page(
+    request: Request, session: SessionDep, me: SignedIn, site: App, status: int = 200, **extra: Any
+) -> HTMLResponse:
+    rows = [
+        (push, await swrve_report.counters(session, push.id))
+        for push in await push_api.push_campaigns(session, site)
+    ]
+    values = extra.pop("values", {})
+    return site_page(
+        request,
+        me,
+        site,
+        "push_campaigns",
+        status,
+        rows=rows,
+        values=values,
+        platforms=push_api.PLATFORMS,
+        **extra,
+    )
+
+
+@router.get("/sites/{app_key}/push-campaigns")
+async def push_campaigns(request: Request, app_key: str, session: SessionDep, me: MeDep) -> HTMLResponse:
+    return await _push_campaigns_page(request, session, me, await _site(session, app_key))
+
+
+@router.post("/sites/{app_key}/push-campaigns")
+async def create_push_campaign(
+    request: Request, app_key: str, session: SessionDep, me: MeDep, form: FormDep
+) -> HTMLResponse:
+    service.require(me.operator.role, "manage")
+    site = await _site(session, app_key)
+    name = form.get("name", "").strip()
+    try:
+        _, push_key = await push_api.create_push_campaign(
+            session,
+            app_key,
+            name,
+            form.get("message") or None,
+            form.get("title") or None,
+            form.get("platform", ""),
+        )
+    except errors.InvalidField as invalid:
+        return await _push_campaigns_page(request, session, me, site, 422, values=form, error=invalid.message)
+    return await _push_campaigns_page(request, session, me, site, push_key=push_key, push_key_for=name)
+
+
+@router.post("/sites/{app_key}/push-campaigns/{push_campaign_id}/rotate-key")
+async def rotate_push_key(
+    request: Request, app_key: str, push_campaign_id: PathId, session: SessionDep, me: MeDep, form: FormDep
+) -> HTMLResponse:
+    service.require(me.operator.role, "manage")
+    site = await _site(session, app_key)
+    push_key = await push_api.rotate_push_key(session, site, push_campaign_id)
+    named = {push.id: push.name for push in await push_api.push_campaigns(session, site)}
+    return await _push_campaigns_page(
+        request, session, me, site, push_key=push_key, push_key_for=named[push_campaign_id]
+    )

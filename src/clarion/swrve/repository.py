@@ -39,6 +39,14 @@ class SwrveRepository:
         query = select(PushCampaign).where(PushCampaign.push_key_hash == key_hash)
         return (await self.session.execute(query)).scalar_one_or_none()
 
+    async def push_campaigns(self, app_id: int) -> list[PushCampaign]:
+        query = select(PushCampaign).where(PushCampaign.app_id == app_id).order_by(PushCampaign.id.desc())
+        return list((await self.session.execute(query)).scalars())
+
+    async def set_push_key_hash(self, push: PushCampaign, key_hash: str) -> None:
+        push.push_key_hash = key_hash
+        await self.session.flush()
+
     async def batches_since(self, app_id: int, since: datetime) -> list[datetime]:
         query = select(Batch.created_at).where(Batch.app_id == app_id, Batch.created_at >= since)
         return list((await self.session.execute(query.order_by(Batch.created_at))).scalars())

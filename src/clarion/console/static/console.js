@@ -51,6 +51,37 @@ function compose(form) {
   for (const input of form.querySelectorAll('#tags, #aliases')) input.addEventListener('input', later);
   showAudience();
   count();
+  preview(form);
+}
+
+// How the notification will look, from the form as it is typed (desktop toast or mobile shade style).
+function preview(form) {
+  const box = form.querySelector('[data-preview]');
+  if (!box) return;
+  box.hidden = false;
+  const value = (name) => form.elements.namedItem(name)?.value.trim() || '';
+  const picture = (img, url) => {
+    const usable = /^https?:\/\/.+\.(jpe?g|png)(\?.*)?$/i.test(url);
+    img.hidden = !usable;
+    if (usable) img.src = url; else img.removeAttribute('src');
+  };
+  const draw = () => {
+    const toast = box.querySelector('.toast');
+    toast.dataset.style = form.querySelector('input[name="preview_style"]:checked')?.value || 'desktop';
+    box.querySelector('[data-preview-title]').textContent = value('payload.title') || 'Title';
+    box.querySelector('[data-preview-message]').textContent = value('payload.message') || 'Your message';
+    picture(box.querySelector('[data-preview-icon]'), value('payload.icon'));
+    picture(box.querySelector('[data-preview-image]'), value('payload.image'));
+    const buttons = box.querySelector('[data-preview-buttons]');
+    buttons.replaceChildren(...[0, 1].map((i) => value(`payload.buttons[${i}].title`)).filter(Boolean).map((title) => {
+      const span = document.createElement('span');
+      span.textContent = title;
+      return span;
+    }));
+  };
+  form.addEventListener('input', draw);
+  form.addEventListener('change', draw);
+  draw();
 }
 
 function poll(section) {
