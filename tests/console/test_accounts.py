@@ -43,12 +43,7 @@ async def test_the_fifth_wrong_password_in_a_row_waits_and_the_wait_doubles(api:
         await service.create_operator(session, "b@example.com", "viewer", PASSWORD)
 
     async def attempt(password: str) -> str:
-        async with db.session() as session:
-            try:
-                await service.sign_in(session, throttle, "B@example.com", password)
-            except errors.ClarionError as refused:
-                return f"{refused.status} {refused.message}"
-        return "signed in"
+        return await sign_in(db, throttle, "B@example.com", password)
 
     assert [await attempt("wrong") for _ in range(4)] == ["401 The email or the password is wrong"] * 4
     assert await attempt(PASSWORD) == "429 Too many wrong passwords: try again in 30 seconds"
@@ -58,16 +53,18 @@ async def test_the_fifth_wrong_password_in_a_row_waits_and_the_wait_doubles(api:
     assert await attempt(PASSWORD) == "signed in"
     assert await attempt("wrong") == "401 The email or the password is wrong"
     # An unknown email is counted and answered as a wrong password is.
-    assert [await attempt_unknown(db, throttle) for _ in range(5)][-2:] == [
+    unknown = [await sign_in(db, throttle, "nobody@example.com", PASSWORD) for _ in range(5)]
+    assert unknown[-2:] == [
         "401 The email or the password is wrong",
         "429 Too many wrong passwords: try again in 30 seconds",
     ]
 
 
-async def attempt_unknown(db: Database, throttle: service.SignInThrottle) -> str:
+async def sign_in(db: Database, throttle: service.SignInThrottle, email: str, password: str) -> str:
+    """How a sign-in attempt is answered: "signed in", or the error's status and message."""
     async with db.session() as session:
         try:
-            await service.sign_in(session, throttle, "nobody@example.com", PASSWORD)
+            await service.sign_in(session, throttle, email, password)
         except errors.ClarionError as refused:
             return f"{refused.status} {refused.message}"
     return "signed in"
