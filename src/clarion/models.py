@@ -44,9 +44,8 @@ class CampaignStatus(StrEnum):
     SCHEDULED = "scheduled"
     SENDING = "sending"
     SENT = "sent"
-    # Reserved: nothing sets them yet.
-    FAILED = "failed"
-    CANCELLED = "cancelled"
+    FAILED = "failed"  # reserved: nothing sets it yet
+    CANCELLED = "cancelled"  # cancelled while scheduled (campaign.service.cancel): never sent
 
 
 class DeliveryStatus(StrEnum):

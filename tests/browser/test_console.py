@@ -174,6 +174,32 @@ def test_an_operator_creates_a_site_sends_a_campaign_and_watches_it_land(
     ]
     assert console.check("segments") == []
 
+    # To the segment, scheduled for later with a preview of it, then cancelled before it is sent.
+    console.goto(f"/console/sites/{app_key}/compose")
+    page.check("input[name=audience][value=segment]")
+    page.select_option("#segment", label="Readers")
+    expect(page.locator("[data-recipient-count]")).to_have_text("2 recipients now")
+    page.fill("#payload-title", "Tomorrow")
+    page.fill("#payload-message", "The news of tomorrow")
+    page.fill("#payload-redirect_url", "https://example.com/tomorrow")
+    page.fill("#payload-buttons-0-title", "Read")
+    page.fill("#payload-buttons-0-url", "https://example.com/read")
+    page.fill("#send_date", "2099-01-01T08:00")
+    page.fill("#push_tag", "tomorrow")
+    expect(page.locator("[data-preview-message]")).to_have_text("The news of tomorrow")
+    expect(page.locator("[data-preview-buttons]")).to_have_text("Read")
+    assert console.check("compose") == []
+    with page.expect_navigation():
+        page.click("button[data-send]")
+    expect(page.locator(".page-head [data-counter=status]")).to_have_text("Scheduled")
+    assert "send at 2099-01-01 08:00:00 UTC · push tag tomorrow" in page.inner_text("main")
+    with page.expect_navigation():
+        page.click("text=Cancel this campaign")
+    expect(page.locator(".page-head [data-counter=status]")).to_have_text("Cancelled")
+    assert page.locator("text=Cancel this campaign").count() == 0
+    expect(page.locator("dd [data-counter=audience]")).to_have_text("0")
+    assert console.check("campaign-cancelled") == []
+
     # A Push API campaign: its key shown once, a batch sent with it, its counters.
     console.goto(f"/console/sites/{app_key}/push-campaigns")
     assert console.check("push-campaigns-empty") == []
@@ -228,6 +254,31 @@ def test_roles_csrf_and_sign_in_throttling_are_enforced_by_the_server(
     assert wrong.status == 403
     console.goto("/console/sites")
     assert page.locator("tbody tr", has_text="Forged").count() == 0
+
+    # An admin makes an editor; an editor may send but manage neither operators nor credentials.
+    console.goto("/console/operators")
+    page.fill("#op-email", "editor@example.com")
+    page.select_option("#op-role", "editor")
+    page.fill("#op-password", PASSWORD)
+    with page.expect_navigation():
+        page.click("text=Create operator")
+    row = page.locator("tbody tr", has_text="editor@example.com")
+    assert [c.strip() for c in row.locator("td").all_inner_texts()][:1] == ["editor"]
+    assert console.check("operators") == []
+    editor = Console.open(browser, url)
+    try:
+        editor.sign_in("editor@example.com")
+        assert editor.page.locator("text=Operators").count() == 0
+        assert editor.goto("/console/operators") == 403
+        assert editor.goto(f"/console/sites/{app_key}/compose") == 200
+        token = editor.csrf_token()
+        for path in (f"/console/sites/{app_key}/rotate-secret", "/console/operators"):
+            refused = editor.page.request.post(
+                f"{url}{path}", form={"csrf_token": token, "email": "x@example.com"}
+            )
+            assert refused.status == 403, path
+    finally:
+        editor.close()
 
     # A viewer sees no way to send, and the server refuses the send all the same.
     viewer = Console.open(browser, url)

@@ -87,6 +87,16 @@ class CampaignRepository:
         query = query.order_by(Campaign.created_at.desc(), Campaign.id.desc()).limit(limit)
         return list((await self.session.execute(query)).scalars())
 
+    async def cancel_scheduled(self, campaign_id: int, now: datetime) -> bool:
+        """Cancel the campaign if it is still scheduled: the conditional UPDATE races the scheduler's
+        claim (`claim_due`), and one of them wins."""
+        result = await self.session.execute(
+            update(Campaign)
+            .where(Campaign.id == campaign_id, Campaign.status == CampaignStatus.SCHEDULED)
+            .values(status=CampaignStatus.CANCELLED, finished_at=now)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
     async def get(self, app_id: int, campaign_id: int) -> Campaign | None:
         campaign = await self.session.get(Campaign, campaign_id)
         return campaign if campaign is not None and campaign.app_id == app_id else None

@@ -152,6 +152,16 @@ async def get(session: AsyncSession, app: App, campaign_id: int) -> Campaign:
     return campaign
 
 
+async def cancel(session: AsyncSession, app: App, campaign_id: int) -> Campaign:
+    """Cancel a campaign that is scheduled and not yet claimed: nothing of it is ever sent."""
+    campaign = await get(session, app, campaign_id)
+    if not await CampaignRepository(session).cancel_scheduled(campaign.id, utcnow()):
+        raise errors.InvalidField(
+            f"Only a scheduled campaign can be cancelled; this one is {campaign.status}", field="campaign_id"
+        )
+    return campaign
+
+
 async def outcomes(session: AsyncSession, app: App, campaign_id: int) -> dict[str, int]:
     """The campaign's recipients by delivery outcome (pending, sent, gone, rejected, expired, failed)."""
     campaign = await get(session, app, campaign_id)

@@ -20,6 +20,13 @@ class OperatorRepository:
         await self.session.flush()
         return operator
 
+    async def all(self) -> list[Operator]:
+        return list((await self.session.execute(select(Operator).order_by(Operator.email))).scalars())
+
+    async def delete(self, operator_id: int) -> bool:
+        result = await self.session.execute(delete(Operator).where(Operator.id == operator_id))
+        return bool(getattr(result, "rowcount", 0))
+
     async def by_email(self, email: str) -> Operator | None:
         if not storable(email):
             return None

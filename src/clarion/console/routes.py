@@ -335,6 +335,15 @@ async def campaign(
     return site_page(request, me, site, "campaign", campaign=found, counters=counters)
 
 
+@router.post("/sites/{app_key}/campaigns/{campaign_id}/cancel")
+async def cancel_campaign(
+    request: Request, app_key: str, campaign_id: PathId, session: SessionDep, me: MeDep, form: FormDep
+) -> Response:
+    service.require(me.operator.role, "edit")
+    await campaigns.cancel(session, await _site(session, app_key), campaign_id)
+    return RedirectResponse(f"/console/sites/{app_key}/campaigns/{campaign_id}", status_code=303)
+
+
 @router.get("/sites/{app_key}/campaigns/{campaign_id}/counters")
 async def campaign_counters(
     app_key: str, campaign_id: PathId, session: SessionDep, me: MeDep
@@ -460,3 +469,44 @@ async def rotate_push_key(
     return await _push_campaigns_page(
         request, session, me, site, push_key=push_key, push_key_for=named[push_campaign_id]
     )
+
+
+async def _operators_page(
+    request: Request, session: SessionDep, me: SignedIn, status: int = 200, **extra: Any
+) -> HTMLResponse:
+    service.require(me.operator.role, "manage")
+    rows = await service.operators(session)
+    values = extra.pop("values", {"role": "editor"})
+    return render(
+        request, "operators.html", status, me=me, rows=rows, roles=service.ROLES, values=values, **extra
+    )
+
+
+@router.get("/operators")
+async def operators(request: Request, session: SessionDep, me: MeDep) -> HTMLResponse:
+    return await _operators_page(request, session, me)
+
+
+@router.post("/operators")
+async def create_operator(request: Request, session: SessionDep, me: MeDep, form: FormDep) -> Response:
+    service.require(me.operator.role, "manage")
+    try:
+        await service.create_operator(
+            session, form.get("email", ""), form.get("role", ""), form.get("password", "")
+        )
+    except errors.InvalidField as invalid:
+        values = {"email": form.get("email", ""), "role": form.get("role", "")}
+        return await _operators_page(request, session, me, 422, values=values, error=invalid.message)
+    return RedirectResponse("/console/operators", status_code=303)
+
+
+@router.post("/operators/{operator_id}/delete")
+async def delete_operator(
+    request: Request, operator_id: PathId, session: SessionDep, me: MeDep, form: FormDep
+) -> Response:
+    service.require(me.operator.role, "manage")
+    try:
+        await service.delete_operator(session, operator_id, me.operator)
+    except errors.InvalidField as invalid:
+        return await _operators_page(request, session, me, 422, error=invalid.message)
+    return RedirectResponse("/console/operators", status_code=303)

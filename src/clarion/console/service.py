@@ -88,6 +88,18 @@ async def create_operator(session: AsyncSession, email: str, role: str, password
     return await repo.add(Operator(email=email, password_hash=password_hash, role=role, created_at=utcnow()))
 
 
+async def operators(session: AsyncSession) -> list[Operator]:
+    return await OperatorRepository(session).all()
+
+
+async def delete_operator(session: AsyncSession, operator_id: int, acting: Operator) -> None:
+    """Delete an operator account with its sessions; nobody deletes their own (the last admin stays)."""
+    if operator_id == acting.id:
+        raise errors.InvalidField("You cannot delete your own account", field="operator_id")
+    if not await OperatorRepository(session).delete(operator_id):
+        raise errors.NotFound(f"There is no operator {operator_id}", field="operator_id")
+
+
 @dataclass
 class SignInThrottle:
     """Wrong passwords in a row per email, in this process: past FREE_FAILURES, each attempt must

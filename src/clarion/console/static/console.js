@@ -49,6 +49,11 @@ function compose(form) {
     input.addEventListener('change', () => { showAudience(); later(); });
   }
   for (const input of form.querySelectorAll('#tags, #aliases')) input.addEventListener('input', later);
+  const send = form.querySelector('[data-send]');
+  const schedule = form.querySelector('[name="send_date"]');
+  const label = () => { send.textContent = schedule.value ? 'Schedule' : 'Send now'; };
+  schedule.addEventListener('input', label);
+  label();
   showAudience();
   count();
   preview(form);
