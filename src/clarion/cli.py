@@ -621,7 +621,9 @@ def _add_user_commands(commands: Any) -> None:
         "create", help="create an operator account"
     )
     create.add_argument("email", help="the operator's email address (their sign-in name)")
-    create.add_argument("--role", required=True, choices=("admin", "editor", "viewer"))
+    create.add_argument(
+        "--role", required=True, choices=("admin", "editor", "viewer"), help="what the operator may do"
+    )
     create.add_argument(
         "--password-stdin", action="store_true", help="read the password from standard input's first line"
     )

@@ -1,0 +1,102 @@
+"""The recipient count before sending (a dry run that stores nothing) and cancelling a scheduled campaign:
+the console's two uses of the campaign service beyond what the API does."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from clarion import errors
+from clarion.campaign import service as campaigns
+from clarion.campaign.schemas import AudienceSpec, SegmentTerm
+from clarion.db import Database
+from clarion.models import App
+from clarion.subscriber.schemas import NATIVE_PLATFORMS
+from tests.app_tenant.factory import new_app, new_segment, push, stats, subscribe
+from tests.conftest import Api
+from tests.fakes.push_service import FakePushService
+
+PLATFORMS = ("web", *NATIVE_PLATFORMS)
+
+
+async def test_the_dry_run_counts_what_a_send_would_reach_and_stores_nothing(
+    quiet_api: Api, db: Database, fake: FakePushService
+) -> None:
+    client = quiet_api.client
+    tenant = await new_app(db, plan="unlimited")
+    reg_ids = [await subscribe(client, tenant, fake) for _ in range(4)]
+    for reg_id, tags in zip(reg_ids, [["News"], ["news", "sport"], ["sport"], []], strict=True):
+        for tag in tags:
+            answer = await client.post("/api/v3/tag", params={"regId": reg_id, "name": tag}, auth=tenant.auth)
+            assert answer.status_code == 200, answer.text
+    answer = await client.post("/api/v3/alias", params={"regId": reg_ids[3], "name": "ann"}, auth=tenant.auth)
+    assert answer.status_code == 200, answer.text
+    await new_segment(db, tenant, "News only", [("AND", "news"), ("AND_NOT", "sport")])
+
+    audiences = {
+        "everyone": AudienceSpec(),
+        "tags": AudienceSpec(kind="tags", values=("NEWS", "nobody")),
+        "segment terms": AudienceSpec(
+            kind="tags_segment", terms=(SegmentTerm("AND", "sport"), SegmentTerm("AND_NOT", "news"))
+        ),
+        "saved segment": AudienceSpec(segment="News only"),
+        "aliases": AudienceSpec(kind="aliases", values=("ann", "bob")),
+        "tokens": AudienceSpec(kind="tokens", values=(reg_ids[0], "not-a-reg-id")),
+    }
+    async with db.session() as session:
+        app = await session.get(App, tenant.app_id)
+        assert app is not None
+        counts = {
+            name: await campaigns.count_recipients(session, app, spec, PLATFORMS)
+            for name, spec in audiences.items()
+        }
+        with pytest.raises(errors.InvalidField) as unknown:
+            await campaigns.count_recipients(
+                session,
+                app,
+                AudienceSpec(kind="tags_segment", terms=(SegmentTerm("AND", "nobody"),)),
+                PLATFORMS,
+            )
+        assert await campaigns.recent(session, app, 10) == []
+    assert counts == {
+        "everyone": 4,
+        "tags": 2,
+        "segment terms": 1,
+        "saved segment": 1,
+        "aliases": 1,
+        "tokens": 1,
+    }
+    assert (unknown.value.field, unknown.value.message) == (
+        "audience.tags_segment[0].name",
+        "audience.tags_segment[0].name: there is no tag 'nobody' in this app",
+    )
+
+
+async def test_a_scheduled_campaign_is_cancelled_once_and_then_never_sent(
+    quiet_api: Api, db: Database
+) -> None:
+    client = quiet_api.client
+    tenant = await new_app(db, plan="unlimited")
+    later_ms = str(int((time.time() + 3600) * 1000))
+    answer = await push(client, tenant, send_date=later_ms)
+    assert answer.status_code == 200, answer.text
+    campaign_id = int(answer.json()["id"])
+    async with db.session() as session:
+        app = await session.get(App, tenant.app_id)
+        assert app is not None
+        cancelled = await campaigns.cancel(session, app, campaign_id)
+        assert cancelled.status == "cancelled"
+    async with db.session() as session:
+        app = await session.get(App, tenant.app_id)
+        assert app is not None
+        with pytest.raises(errors.InvalidField) as again:
+            await campaigns.cancel(session, app, campaign_id)
+    assert again.value.message == "Only a scheduled campaign can be cancelled; this one is cancelled"
+    assert await stats(client, tenant, str(campaign_id)) == {
+        "status": "CANCELLED",
+        "send": 0,
+        "received": 0,
+        "clicked": 0,
+        "closed": 0,
+    }
