@@ -45,7 +45,7 @@ class CampaignStatus(StrEnum):
     SENDING = "sending"
     SENT = "sent"
     FAILED = "failed"  # reserved: nothing sets it yet
-    CANCELLED = "cancelled"  # cancelled while scheduled (campaign.service.cancel): never sent
+    CANCELLED = "cancelled"  # by an operator while scheduled or sending (campaign.service.cancel)
 
 
 class DeliveryStatus(StrEnum):

@@ -4,13 +4,15 @@ the console's two uses of the campaign service beyond what the API does."""
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import pytest
 
 from clarion import errors
 from clarion.campaign import service as campaigns
+from clarion.campaign.repository import CampaignRepository
 from clarion.campaign.schemas import AudienceSpec, SegmentTerm
-from clarion.db import Database
+from clarion.db import Database, utcnow
 from clarion.models import App
 from clarion.subscriber.schemas import NATIVE_PLATFORMS
 from tests.app_tenant.factory import new_app, new_segment, push, stats, subscribe
@@ -92,7 +94,9 @@ async def test_a_scheduled_campaign_is_cancelled_once_and_then_never_sent(
         assert app is not None
         with pytest.raises(errors.InvalidField) as again:
             await campaigns.cancel(session, app, campaign_id)
-    assert again.value.message == "Only a scheduled campaign can be cancelled; this one is cancelled"
+    assert (
+        again.value.message == "Only a scheduled or sending campaign can be cancelled; this one is cancelled"
+    )
     assert await stats(client, tenant, str(campaign_id)) == {
         "status": "CANCELLED",
         "send": 0,
@@ -100,3 +104,27 @@ async def test_a_scheduled_campaign_is_cancelled_once_and_then_never_sent(
         "clicked": 0,
         "closed": 0,
     }
+
+
+async def test_a_sending_campaign_is_cancelled_and_neither_claimed_again_nor_completed(
+    quiet_api: Api, db: Database
+) -> None:
+    client = quiet_api.client
+    tenant = await new_app(db, plan="unlimited")
+    answer = await push(client, tenant)
+    campaign_id = int(answer.json()["id"])
+    now = utcnow()
+    async with db.session() as session:  # what a scheduler does (this API runs no engine)
+        assert await CampaignRepository(session).claim_due(now, now - timedelta(seconds=1), 10) == [
+            campaign_id
+        ]
+    async with db.session() as session:
+        app = await session.get(App, tenant.app_id)
+        assert app is not None
+        await campaigns.cancel(session, app, campaign_id)
+    async with db.session() as session:
+        repo = CampaignRepository(session)
+        assert await repo.claim_due(utcnow(), utcnow() + timedelta(seconds=30), 10) == []
+        await repo.finish_fanout(campaign_id)
+        assert await repo.complete_if_fanned_out(campaign_id, utcnow()) is False
+    assert (await stats(client, tenant, str(campaign_id)))["status"] == "CANCELLED"

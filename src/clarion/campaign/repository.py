@@ -87,12 +87,17 @@ class CampaignRepository:
         query = query.order_by(Campaign.created_at.desc(), Campaign.id.desc()).limit(limit)
         return list((await self.session.execute(query)).scalars())
 
-    async def cancel_scheduled(self, campaign_id: int, now: datetime) -> bool:
-        """Cancel the campaign if it is still scheduled: the conditional UPDATE races the scheduler's
-        claim (`claim_due`), and one of them wins."""
+    async def cancel(self, campaign_id: int, now: datetime) -> bool:
+        """Cancel the campaign if it is scheduled or sending (not a Swrve batch's): conditional, like the
+        scheduler's claim (`claim_due`) and the completion (`complete_if_fanned_out`) it races, so one
+        of them wins. A sending campaign's fan-out stops adding recipients after the step in hand."""
         result = await self.session.execute(
             update(Campaign)
-            .where(Campaign.id == campaign_id, Campaign.status == CampaignStatus.SCHEDULED)
+            .where(
+                Campaign.id == campaign_id,
+                Campaign.status.in_((CampaignStatus.SCHEDULED, CampaignStatus.SENDING)),
+                Campaign.push_campaign_id.is_(None),
+            )
             .values(status=CampaignStatus.CANCELLED, finished_at=now)
         )
         return bool(getattr(result, "rowcount", 0))

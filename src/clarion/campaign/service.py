@@ -153,11 +153,13 @@ async def get(session: AsyncSession, app: App, campaign_id: int) -> Campaign:
 
 
 async def cancel(session: AsyncSession, app: App, campaign_id: int) -> Campaign:
-    """Cancel a campaign that is scheduled and not yet claimed: nothing of it is ever sent."""
+    """Cancel a scheduled campaign (nothing of it is sent) or a sending one (its fan-out stops adding
+    recipients; messages already queued still go out)."""
     campaign = await get(session, app, campaign_id)
-    if not await CampaignRepository(session).cancel_scheduled(campaign.id, utcnow()):
+    if not await CampaignRepository(session).cancel(campaign.id, utcnow()):
         raise errors.InvalidField(
-            f"Only a scheduled campaign can be cancelled; this one is {campaign.status}", field="campaign_id"
+            f"Only a scheduled or sending campaign can be cancelled; this one is {campaign.status}",
+            field="campaign_id",
         )
     return campaign
 
