@@ -22,6 +22,7 @@ from clarion.body_limit import BodyLimit
 from clarion.composition import background, open_database
 from clarion.config import Settings
 from clarion.console import routes as console
+from clarion.console.web import error_page as console_error_page
 from clarion.db import Database, Timeouts, unreachable
 from clarion.gravitec import render as gravitec_render
 from clarion.gravitec.routes import router as gravitec_router
@@ -55,7 +56,7 @@ def error_response(request: Request, error: errors.ClarionError) -> Response:
         if error.status == 401:  # no credentials at all: the challenge says which scheme to use
             headers["WWW-Authenticate"] = 'Basic realm="clarion"'
     elif path.startswith("/console/"):
-        page = console.error_page(request, error)
+        page = console_error_page(request, error)
         page.headers.update(headers)
         return page
     elif path.startswith("/push_batch"):
