@@ -200,6 +200,20 @@ def test_an_operator_creates_a_site_sends_a_campaign_and_watches_it_land(
     expect(page.locator("dd [data-counter=audience]")).to_have_text("0")
     assert console.check("campaign-cancelled") == []
 
+    # Subscribers: by platform, and found by tag or regId.
+    console.goto(f"/console/sites/{app_key}/subscribers")
+    assert page.inner_text(".facts") == "web\n3 active"
+    expect(page.locator("table.subscribers tbody tr")).to_have_count(3)
+    page.fill("#q", "NEWS")
+    with page.expect_navigation():
+        page.click("text=Search")
+    found = page.locator("table.subscribers tbody tr th").all_inner_texts()
+    assert found == [subscribers[1][0], subscribers[0][0]]  # newest first
+    assert console.check("subscribers") == []
+    console.goto(f"/console/sites/{app_key}/subscribers?q={subscribers[2][0]}")
+    cells = [c.strip() for c in page.locator("table.subscribers tbody tr td").all_inner_texts()]
+    assert cells[:4] == ["web", "", "", "Active"]
+
     # A Push API campaign: its key shown once, a batch sent with it, its counters.
     console.goto(f"/console/sites/{app_key}/push-campaigns")
     assert console.check("push-campaigns-empty") == []

@@ -17,6 +17,7 @@ from clarion.console.web import site as _site
 from clarion.gravitec import push_body
 from clarion.models import App
 from clarion.runtime import SessionDep, wake_scheduler_after_commit
+from clarion.subscriber import service as subscribers
 from clarion.swrve import campaigns as push_api
 from clarion.swrve import report as swrve_report
 from clarion.validation import PathId
@@ -227,4 +228,19 @@ async def rotate_push_key(
     named = {push.id: push.name for push in await push_api.push_campaigns(session, site)}
     return await _push_campaigns_page(
         request, session, me, site, push_key=push_key, push_key_for=named[push_campaign_id]
+    )
+
+
+SUBSCRIBERS_SHOWN = 50
+
+
+@router.get("/sites/{app_key}/subscribers")
+async def subscribers_page(
+    request: Request, app_key: str, session: SessionDep, me: MeDep, q: str = ""
+) -> HTMLResponse:
+    site = await _site(session, app_key)
+    found = await subscribers.search(session, site, q, SUBSCRIBERS_SHOWN)
+    counts = pages.platform_breakdown(await subscribers.platform_counts(session, site))
+    return site_page(
+        request, me, site, "subscribers", rows=found, q=q, counts=counts, shown=SUBSCRIBERS_SHOWN
     )

@@ -80,3 +80,13 @@ async def counters(session: AsyncSession, app: App, campaign_id: int) -> dict[st
         "expired": outcomes["expired"],
         "failed": outcomes["failed"],
     }
+
+
+def platform_breakdown(counts: dict[tuple[str, bool], int]) -> list[dict[str, Any]]:
+    """Subscribers by platform, active and not, most active first."""
+    platforms = sorted({platform for platform, _ in counts})
+    rows = [
+        {"platform": p, "active": counts.get((p, True), 0), "inactive": counts.get((p, False), 0)}
+        for p in platforms
+    ]
+    return sorted(rows, key=lambda row: -row["active"])

@@ -24,6 +24,38 @@ class SubscriberRepository:
         rows = (await self.session.execute(query.group_by(Subscriber.app_id))).all()
         return {int(app_id): int(n) for app_id, n in rows}
 
+    async def platform_counts(self, app_id: int) -> dict[tuple[str, bool], int]:
+        """The app's subscribers by (platform, active)."""
+        query = (
+            select(Subscriber.platform, Subscriber.active, func.count())
+            .where(Subscriber.app_id == app_id)
+            .group_by(Subscriber.platform, Subscriber.active)
+        )
+        return {
+            (platform, bool(active)): int(n)
+            for platform, active, n in (await self.session.execute(query)).all()
+        }
+
+    async def search(self, app_id: int, text: str, limit: int) -> list[Subscriber]:
+        """The app's newest subscribers whose regId or alias is `text`, or who hold the tag `text`
+        (case-insensitive); every subscriber, newest first, for an empty `text`."""
+        query = select(Subscriber).where(Subscriber.app_id == app_id)
+        if text:
+            if not storable(text):
+                return []
+            tagged = (
+                select(SubscriberTag.subscriber_id)
+                .join(Tag, Tag.id == SubscriberTag.tag_id)
+                .where(Tag.app_id == app_id, Tag.name_folded == text.casefold())
+            )
+            query = query.where(
+                (Subscriber.reg_id == text)
+                | (Subscriber.alias == text)
+                | Subscriber.id.in_(tagged.scalar_subquery())
+            )
+        query = query.order_by(Subscriber.id.desc()).limit(limit)
+        return list((await self.session.execute(query)).scalars())
+
     async def by_address(self, app_id: int, address_hash: str) -> Subscriber | None:
         query = select(Subscriber).where(Subscriber.app_id == app_id, Subscriber.address_hash == address_hash)
         return (await self.session.execute(query)).scalar_one_or_none()

@@ -6,13 +6,14 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion import errors
 from clarion.app_tenant import service as apps
 from clarion.campaign.repository import CampaignRepository
-from clarion.db import utcnow
+from clarion.db import as_utc, utcnow
 from clarion.models import App, Subscriber
 from clarion.subscriber import endpoint, proof
 from clarion.subscriber.proof import AUTH_HEADER, SubscriptionCredentials
@@ -150,6 +151,34 @@ async def _refresh(repo: SubscriberRepository, subscriber: Subscriber, body: Sub
 async def active_counts(session: AsyncSession) -> dict[int, int]:
     """Active subscribers by app id (apps with none are absent)."""
     return await SubscriberRepository(session).active_counts()
+
+
+@dataclass(frozen=True)
+class SubscriberView:
+    """A subscriber as an operator looks it up."""
+
+    reg_id: str
+    platform: str
+    alias: str | None
+    tags: list[str]
+    active: bool
+    created_at: datetime
+
+
+async def platform_counts(session: AsyncSession, app: App) -> dict[tuple[str, bool], int]:
+    """The app's subscribers by (platform, active)."""
+    return await SubscriberRepository(session).platform_counts(app.id)
+
+
+async def search(session: AsyncSession, app: App, text: str, limit: int) -> list[SubscriberView]:
+    """Subscribers by regId, alias or tag (newest first; every subscriber for an empty text)."""
+    repo = SubscriberRepository(session)
+    return [
+        SubscriberView(
+            s.reg_id, s.platform, s.alias, await repo.tag_names(s.id), s.active, as_utc(s.created_at)
+        )
+        for s in await repo.search(app.id, text.strip(), limit)
+    ]
 
 
 async def get(session: AsyncSession, app: App, reg_id: str) -> Subscriber:
