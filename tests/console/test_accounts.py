@@ -90,3 +90,16 @@ async def test_over_https_the_cookies_are_secure_and_errors_are_pages(api: Api, 
     assert missing.status_code == 404
     assert missing.headers["content-type"].startswith("text/html")
     assert "There is no app with app_key: no-such-key" in missing.text
+
+
+def test_the_throttle_remembers_a_bounded_number_of_emails(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(service, "MAX_TRACKED", 4)
+    now = [0.0]
+    throttle = service.SignInThrottle(clock=lambda: now[0])
+    for _ in range(service.FREE_FAILURES):
+        throttle.failed("target@example.com")
+    for index in range(3):
+        throttle.failed(f"spray-{index}@example.com")
+    throttle.failed("one-more@example.com")  # over the bound: the half whose waits end first go
+    with pytest.raises(errors.SignInThrottled):
+        throttle.check("target@example.com")

@@ -32,6 +32,7 @@ SESSION_LIFETIME = timedelta(hours=12)
 FREE_FAILURES = 4
 FIRST_WAIT_S = 30
 MAX_WAIT_S = 900
+MAX_TRACKED = 10_000  # emails with wrong passwords remembered at once (about 1 MB)
 
 # What each role may do, cumulatively: viewer < editor < admin.
 _RANK = {OperatorRole.VIEWER: 0, OperatorRole.EDITOR: 1, OperatorRole.ADMIN: 2}
@@ -118,6 +119,8 @@ class SignInThrottle:
             raise errors.SignInThrottled(math.ceil(wait))
 
     def failed(self, email: str) -> None:
+        if len(self._failures) >= MAX_TRACKED and email not in self._failures:
+            self._forget_oldest()
         count = self._failures.get(email, (0, 0.0))[0] + 1
         wait_s = 0 if count < FREE_FAILURES else min(MAX_WAIT_S, FIRST_WAIT_S * 2 ** (count - FREE_FAILURES))
         self._failures[email] = (count, self._now() + wait_s)
@@ -126,6 +129,12 @@ class SignInThrottle:
 
     def succeeded(self, email: str) -> None:
         self._failures.pop(email, None)
+
+    def _forget_oldest(self) -> None:
+        """Bound the memory that a spray of made-up emails takes: the half whose waits end first go."""
+        by_end = sorted(self._failures, key=lambda email: self._failures[email][1])
+        for email in by_end[: len(by_end) // 2 + 1]:
+            del self._failures[email]
 
 
 @dataclass(frozen=True)
