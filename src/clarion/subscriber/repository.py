@@ -25,9 +25,51 @@ class Known(NamedTuple):
     external_user_id: str | None
 
 
+def _tagged(app_id: int, name: str) -> Select[int]:
+    """The ids of the app's subscribers holding the tag `name` (case-insensitive)."""
+    return (
+        select(SubscriberTag.subscriber_id)
+        .join(Tag, Tag.id == SubscriberTag.tag_id)
+        .where(Tag.app_id == app_id, Tag.name_folded == name.casefold())
+    )
+
+
 class SubscriberRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def active_counts(self) -> dict[int, int]:
+        """Active subscribers of each app that has any, by app id."""
+        query = select(Subscriber.app_id, func.count()).where(Subscriber.active.is_(True))
+        rows = (await self.session.execute(query.group_by(Subscriber.app_id))).all()
+        return {int(app_id): int(n) for app_id, n in rows}
+
+    async def platform_counts(self, app_id: int) -> dict[tuple[str, bool], int]:
+        """The app's subscribers by (platform, active)."""
+        query = (
+            select(Subscriber.platform, Subscriber.active, func.count())
+            .where(Subscriber.app_id == app_id)
+            .group_by(Subscriber.platform, Subscriber.active)
+        )
+        return {
+            (platform, bool(active)): int(n)
+            for platform, active, n in (await self.session.execute(query)).all()
+        }
+
+    async def search(self, app_id: int, text: str, limit: int) -> list[Subscriber]:
+        """The app's newest subscribers whose regId or alias is `text`, or who hold the tag `text`
+        (case-insensitive); every subscriber, newest first, for an empty `text`."""
+        query = select(Subscriber).where(Subscriber.app_id == app_id)
+        if text:
+            if not storable(text):
+                return []
+            query = query.where(
+                (Subscriber.reg_id == text)
+                | (Subscriber.alias == text)
+                | Subscriber.id.in_(_tagged(app_id, text))
+            )
+        query = query.order_by(Subscriber.id.desc()).limit(limit)
+        return list((await self.session.execute(query)).scalars())
 
     async def by_address(self, app_id: int, address_hash: str) -> Subscriber | None:
         query = select(Subscriber).where(Subscriber.app_id == app_id, Subscriber.address_hash == address_hash)
@@ -249,12 +291,7 @@ class SubscriberRepository:
         if wanted.alias is not None:
             query = query.where(Subscriber.alias == wanted.alias)
         if wanted.tag is not None:
-            tagged = (
-                select(SubscriberTag.subscriber_id)
-                .join(Tag, Tag.id == SubscriberTag.tag_id)
-                .where(Tag.app_id == app_id, Tag.name_folded == wanted.tag.casefold())
-            )
-            query = query.where(Subscriber.id.in_(tagged))
+            query = query.where(Subscriber.id.in_(_tagged(app_id, wanted.tag)))
         seen = func.coalesce(Subscriber.registered_at, Subscriber.created_at)
         for column, low, high in (
             (Subscriber.created_at, wanted.created_from, wanted.created_to),

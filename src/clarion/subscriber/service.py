@@ -150,6 +150,24 @@ async def _refresh(repo: SubscriberRepository, subscriber: Subscriber, body: Sub
     await repo.reactivate(subscriber, utcnow(), keys, body.user_id, body.external_user_id)
 
 
+async def active_counts(session: AsyncSession) -> dict[int, int]:
+    """Active subscribers by app id (apps with none are absent)."""
+    return await SubscriberRepository(session).active_counts()
+
+
+async def platform_counts(session: AsyncSession, app: App) -> dict[tuple[str, bool], int]:
+    """The app's subscribers by (platform, active)."""
+    return await SubscriberRepository(session).platform_counts(app.id)
+
+
+async def search(session: AsyncSession, app: App, text: str, limit: int) -> list[Shown]:
+    """Subscribers by regId, alias or tag (newest first; every subscriber for an empty text)."""
+    repo = SubscriberRepository(session)
+    found = await repo.search(app.id, text.strip(), limit)
+    tags = await repo.tag_names_of([subscriber.id for subscriber in found])
+    return [Shown(subscriber, tags[subscriber.id]) for subscriber in found]
+
+
 async def get(session: AsyncSession, app: App, reg_id: str) -> Subscriber:
     subscriber = await SubscriberRepository(session).by_reg_id(app.id, reg_id)
     if subscriber is None:

@@ -1,0 +1,234 @@
+"""Thin handlers for a site's campaigns: compose, history, a campaign's page, segments, Push API campaigns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from clarion import errors
+from clarion.campaign import service as campaigns
+from clarion.console import compose, pages, service
+from clarion.console.service import SignedIn
+from clarion.console.web import FormDep, MeDep, site_page
+from clarion.console.web import site as _site
+from clarion.delivery import cancel
+from clarion.gravitec import push_body
+from clarion.models import App
+from clarion.runtime import SessionDep, wake_scheduler_after_commit
+from clarion.subscriber import service as subscribers
+from clarion.swrve import campaigns as push_api
+from clarion.swrve import report as swrve_report
+from clarion.validation import PathId
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+
+
+def _compose_page(
+    request: Request, me: SignedIn, site: App, segments: Any, status: int = 200, **extra: Any
+) -> HTMLResponse:
+    values = extra.pop("values", {"audience": "all", "tag_match": "OR", "ttl": str(push_body.DEFAULT_TTL_S)})
+    errors_by_field = extra.pop("field_errors", {})
+    return site_page(
+        request,
+        me,
+        site,
+        "compose",
+        status,
+        segments=segments,
+        values=values,
+        field_errors=errors_by_field,
+        **extra,
+    )
+
+
+@router.get("/sites/{app_key}/compose")
+async def compose_page(request: Request, app_key: str, session: SessionDep, me: MeDep) -> HTMLResponse:
+    service.require(me.operator.role, "edit")
+    site = await _site(session, app_key)
+    return _compose_page(request, me, site, await pages.segments(session, site))
+
+
+@router.post("/sites/{app_key}/compose/count")
+async def count(app_key: str, session: SessionDep, me: MeDep, form: FormDep) -> JSONResponse:
+    """The recipient count of the form's audience (a dry run), for the compose page's script."""
+    site = await _site(session, app_key)
+    try:
+        audience = compose.parse_audience(form)
+        n = await pages.recipient_count(session, site, audience)
+    except errors.InvalidField as invalid:
+        return JSONResponse({"error": invalid.message, "field": compose.input_of(invalid.field)}, 422)
+    return JSONResponse({"count": n})
+
+
+@router.post("/sites/{app_key}/compose")
+async def send(request: Request, app_key: str, session: SessionDep, me: MeDep, form: FormDep) -> Response:
+    service.require(me.operator.role, "edit")
+    site = await _site(session, app_key)
+    try:
+        if form.get("action") == "count":
+            recipients = await pages.recipient_count(session, site, compose.parse_audience(form))
+            return _compose_page(
+                request, me, site, await pages.segments(session, site), values=form, count=recipients
+            )
+        # The console is not the API: its campaigns do not count toward the free plan's API quota.
+        campaign = await campaigns.create(session, site, compose.parse(form), api_quota=False)
+    except errors.InvalidField as invalid:
+        field_errors = {compose.input_of(invalid.field): invalid.message}
+        segments = await pages.segments(session, site)
+        return _compose_page(request, me, site, segments, 422, values=form, field_errors=field_errors)
+    wake_scheduler_after_commit(session)
+    return RedirectResponse(f"/console/sites/{app_key}/campaigns/{campaign.id}", status_code=303)
+
+
+@router.get("/sites/{app_key}/campaigns")
+async def history(
+    request: Request, app_key: str, session: SessionDep, me: MeDep, transactional: bool = False
+) -> HTMLResponse:
+    site = await _site(session, app_key)
+    rows = await pages.history(session, site, transactional=transactional)
+    return site_page(request, me, site, "campaigns", rows=rows, transactional=transactional)
+
+
+@router.get("/sites/{app_key}/campaigns/{campaign_id}")
+async def campaign(
+    request: Request, app_key: str, campaign_id: PathId, session: SessionDep, me: MeDep
+) -> HTMLResponse:
+    site = await _site(session, app_key)
+    found = await campaigns.get(session, site, campaign_id)
+    counters = await pages.counters(session, found)
+    return site_page(request, me, site, "campaign", campaign=found, counters=counters)
+
+
+@router.post("/sites/{app_key}/campaigns/{campaign_id}/cancel")
+async def cancel_campaign(
+    request: Request, app_key: str, campaign_id: PathId, session: SessionDep, me: MeDep, form: FormDep
+) -> Response:
+    service.require(me.operator.role, "edit")
+    await cancel.cancel(session, await _site(session, app_key), campaign_id)
+    return RedirectResponse(f"/console/sites/{app_key}/campaigns/{campaign_id}", status_code=303)
+
+
+@router.get("/sites/{app_key}/campaigns/{campaign_id}/counters")
+async def campaign_counters(
+    app_key: str, campaign_id: PathId, session: SessionDep, me: MeDep
+) -> JSONResponse:
+    found = await campaigns.get(session, await _site(session, app_key), campaign_id)
+    return JSONResponse(await pages.counters(session, found), headers={"Cache-Control": "no-store"})
+
+
+SEGMENT_LINES = 4
+
+
+async def _segments_page(
+    request: Request, session: SessionDep, me: SignedIn, site: App, status: int = 200, **extra: Any
+) -> HTMLResponse:
+    rows = await pages.segment_sizes(session, site)
+    values = extra.pop("values", {})
+    return site_page(request, me, site, "segments", status, rows=rows, values=values, **extra)
+
+
+@router.get("/sites/{app_key}/segments")
+async def segments(request: Request, app_key: str, session: SessionDep, me: MeDep) -> HTMLResponse:
+    return await _segments_page(request, session, me, await _site(session, app_key))
+
+
+@router.post("/sites/{app_key}/segments")
+async def create_segment(
+    request: Request, app_key: str, session: SessionDep, me: MeDep, form: FormDep
+) -> Response:
+    service.require(me.operator.role, "edit")
+    site = await _site(session, app_key)
+    lines = [
+        (form.get(f"association-{i}", ""), form.get(f"tag-{i}", "").strip()) for i in range(SEGMENT_LINES)
+    ]
+    raw = [{"association": association, "name": name} for association, name in lines if name]
+    try:
+        terms = push_body.parse_terms(raw, "tags_segment")
+        await campaigns.create_segment(session, site, form.get("name", "").strip(), terms)
+    except errors.InvalidField as invalid:
+        return await _segments_page(request, session, me, site, 422, values=form, error=invalid.message)
+    return RedirectResponse(f"/console/sites/{app_key}/segments", status_code=303)
+
+
+@router.post("/sites/{app_key}/segments/{segment_id}/delete")
+async def delete_segment(
+    app_key: str, segment_id: PathId, session: SessionDep, me: MeDep, form: FormDep
+) -> Response:
+    service.require(me.operator.role, "edit")
+    await campaigns.delete_segment(session, await _site(session, app_key), segment_id)
+    return RedirectResponse(f"/console/sites/{app_key}/segments", status_code=303)
+
+
+async def _push_campaigns_page(
+    request: Request, session: SessionDep, me: SignedIn, site: App, status: int = 200, **extra: Any
+) -> HTMLResponse:
+    rows = [
+        (push, await swrve_report.counters(session, push.id))
+        for push in await pages.push_campaigns(session, site)
+    ]
+    values = extra.pop("values", {})
+    return site_page(
+        request,
+        me,
+        site,
+        "push_campaigns",
+        status,
+        rows=rows,
+        values=values,
+        platforms=push_api.PLATFORMS,
+        **extra,
+    )
+
+
+@router.get("/sites/{app_key}/push-campaigns")
+async def push_campaigns(request: Request, app_key: str, session: SessionDep, me: MeDep) -> HTMLResponse:
+    return await _push_campaigns_page(request, session, me, await _site(session, app_key))
+
+
+@router.post("/sites/{app_key}/push-campaigns")
+async def create_push_campaign(
+    request: Request, app_key: str, session: SessionDep, me: MeDep, form: FormDep
+) -> HTMLResponse:
+    service.require(me.operator.role, "manage")
+    site = await _site(session, app_key)
+    name = form.get("name", "").strip()
+    try:
+        _, push_key = await push_api.create_push_campaign(
+            session,
+            app_key,
+            name,
+            form.get("message") or None,
+            form.get("title") or None,
+            form.get("platform", ""),
+        )
+    except errors.InvalidField as invalid:
+        return await _push_campaigns_page(request, session, me, site, 422, values=form, error=invalid.message)
+    return await _push_campaigns_page(request, session, me, site, push_key=push_key, push_key_for=name)
+
+
+@router.post("/sites/{app_key}/push-campaigns/{push_campaign_id}/rotate-key")
+async def rotate_push_key(
+    request: Request, app_key: str, push_campaign_id: PathId, session: SessionDep, me: MeDep, form: FormDep
+) -> HTMLResponse:
+    service.require(me.operator.role, "manage")
+    site = await _site(session, app_key)
+    push_key = await push_api.rotate_push_key(session, site, push_campaign_id)
+    named = await push_api.get_push_campaign(session, site, push_campaign_id)
+    return await _push_campaigns_page(request, session, me, site, push_key=push_key, push_key_for=named.name)
+
+
+SUBSCRIBERS_SHOWN = 50
+
+
+@router.get("/sites/{app_key}/subscribers")
+async def subscribers_page(
+    request: Request, app_key: str, session: SessionDep, me: MeDep, q: str = ""
+) -> HTMLResponse:
+    site = await _site(session, app_key)
+    found = await subscribers.search(session, site, q, SUBSCRIBERS_SHOWN)
+    counts = pages.platform_breakdown(await subscribers.platform_counts(session, site))
+    return site_page(
+        request, me, site, "subscribers", rows=found, q=q, counts=counts, shown=SUBSCRIBERS_SHOWN
+    )

@@ -1,0 +1,124 @@
+// The console's progressive enhancement: every page works without it.
+// Copy buttons, the compose page's audience fields and live recipient count, the history filter, and a
+// campaign's counters polled while it is being sent.
+
+const POLL_MS = 2000;
+
+function copyButtons() {
+  const status = document.querySelector('[data-copy-status]');
+  for (const button of document.querySelectorAll('[data-copy]')) {
+    button.hidden = false;
+    button.addEventListener('click', async () => {
+      const text = document.getElementById(button.dataset.copy).textContent.trim();
+      try {
+        await navigator.clipboard.writeText(text);
+        button.textContent = 'Copied';
+      } catch {
+        const range = document.createRange();
+        range.selectNodeContents(document.getElementById(button.dataset.copy));
+        getSelection().removeAllRanges();
+        getSelection().addRange(range);
+        button.textContent = 'Selected: press Ctrl+C';
+      }
+      if (status) status.textContent = button.textContent;
+      setTimeout(() => { button.textContent = 'Copy'; }, 2000);
+    });
+  }
+}
+
+function compose(form) {
+  const output = form.querySelector('[data-recipient-count]');
+  const showAudience = () => {
+    const kind = form.querySelector('input[name="audience"]:checked')?.value || 'all';
+    for (const block of form.querySelectorAll('[data-audience]')) block.hidden = block.dataset.audience !== kind;
+  };
+  let timer = null;
+  let asked = 0;
+  const count = async () => {
+    const mine = ++asked;
+    const body = new URLSearchParams(new FormData(form));
+    const answer = await fetch(form.dataset.countUrl, {method: 'POST', body, credentials: 'same-origin'});
+    const data = await answer.json();
+    if (mine !== asked) return;
+    output.textContent = 'count' in data
+      ? `${data.count.toLocaleString('en')} recipient${data.count === 1 ? '' : 's'} now`
+      : data.error;
+  };
+  const later = () => { clearTimeout(timer); timer = setTimeout(count, 300); };
+  for (const input of form.querySelectorAll('[name="audience"], [name="tag_match"], #segment')) {
+    input.addEventListener('change', () => { showAudience(); later(); });
+  }
+  for (const input of form.querySelectorAll('#tags, #aliases')) input.addEventListener('input', later);
+  const send = form.querySelector('[data-send]');
+  const schedule = form.querySelector('[name="send_date"]');
+  const label = () => { send.textContent = schedule.value ? 'Schedule' : 'Send now'; };
+  schedule.addEventListener('input', label);
+  label();
+  showAudience();
+  count();
+  preview(form);
+}
+
+// How the notification will look, from the form as it is typed (desktop toast or mobile shade style).
+function preview(form) {
+  const box = form.querySelector('[data-preview]');
+  if (!box) return;
+  box.hidden = false;
+  const value = (name) => form.elements.namedItem(name)?.value.trim() || '';
+  const picture = (img, url) => {
+    const usable = /^https?:\/\/.+\.(jpe?g|png)(\?.*)?$/i.test(url);
+    img.hidden = !usable;
+    if (usable) img.src = url; else img.removeAttribute('src');
+  };
+  const draw = () => {
+    const toast = box.querySelector('.toast');
+    toast.dataset.style = form.querySelector('input[name="preview_style"]:checked')?.value || 'desktop';
+    box.querySelector('[data-preview-title]').textContent = value('payload.title') || 'Title';
+    box.querySelector('[data-preview-message]').textContent = value('payload.message') || 'Your message';
+    picture(box.querySelector('[data-preview-icon]'), value('payload.icon'));
+    picture(box.querySelector('[data-preview-image]'), value('payload.image'));
+    const buttons = box.querySelector('[data-preview-buttons]');
+    buttons.replaceChildren(...[0, 1].map((i) => value(`payload.buttons[${i}].title`)).filter(Boolean).map((title) => {
+      const span = document.createElement('span');
+      span.textContent = title;
+      return span;
+    }));
+  };
+  form.addEventListener('input', draw);
+  form.addEventListener('change', draw);
+  draw();
+}
+
+function poll(section) {
+  const tick = async () => {
+    const answer = await fetch(section.dataset.poll, {credentials: 'same-origin'});
+    if (!answer.ok) return;
+    const data = await answer.json();
+    for (const node of document.querySelectorAll('[data-counter]')) {
+      const value = data[node.dataset.counter];
+      if (value !== undefined) node.textContent = value;
+    }
+    for (const status of document.querySelectorAll('[data-counter="status"]')) {
+      status.className = `status status-${data.status}`;
+      status.textContent = data.status.charAt(0).toUpperCase() + data.status.slice(1);
+    }
+    for (const bar of section.querySelectorAll('[data-bar]')) {
+      bar.max = Math.max(data.audience, 1);
+      bar.value = data[bar.dataset.bar];
+    }
+    const note = section.querySelector('[data-live-note]');
+    if (note) note.textContent = data.live ? 'Updating live.' : `Updated ${new Date().toLocaleTimeString()}.`;
+  };
+  // Engagement (received, clicked) keeps coming after the last send: poll while the page is open.
+  setInterval(() => { if (!document.hidden) tick(); }, POLL_MS);
+  tick();
+}
+
+copyButtons();
+const form = document.querySelector('[data-compose]');
+if (form) compose(form);
+const counters = document.querySelector('[data-poll]');
+if (counters) poll(counters);
+for (const box of document.querySelectorAll('[data-autosubmit]')) {
+  box.addEventListener('change', () => box.form.submit());
+}
