@@ -150,10 +150,16 @@ async def settings(request: Request, app_key: str, tab: str, session: SessionDep
 async def rename(request: Request, app_key: str, session: SessionDep, me: MeDep, form: FormDep) -> Response:
     service.require(me.operator.role, "edit")
     try:
-        await apps.update(session, app_key, name=form.get("name", "").strip())
+        await apps.update(
+            session,
+            app_key,
+            name=form.get("name", "").strip(),
+            site_url=form.get("site_url", "").strip(),
+            default_icon=form.get("default_icon", "").strip(),
+        )
     except errors.InvalidField as invalid:
         site = await _site(session, app_key)
-        return await _settings(request, session, me, site, "general", 422, error=invalid.message)
+        return await _settings(request, session, me, site, "general", 422, error=invalid.message, values=form)
     return RedirectResponse(f"/console/sites/{app_key}/settings/general?saved=1", status_code=303)
 
 

@@ -59,24 +59,27 @@ function compose(form) {
   preview(form);
 }
 
+// An <img> showing `url` if it is a picture a push may carry (http(s), .jpg, .jpeg or .png); hidden if not.
+function showPicture(img, url) {
+  const usable = /^https?:\/\/.+\.(jpe?g|png)(\?.*)?$/i.test(url);
+  img.hidden = !usable;
+  if (usable) img.src = url; else img.removeAttribute('src');
+  return usable;
+}
+
 // How the notification will look, from the form as it is typed (desktop toast or mobile shade style).
 function preview(form) {
   const box = form.querySelector('[data-preview]');
   if (!box) return;
   box.hidden = false;
   const value = (name) => form.elements.namedItem(name)?.value.trim() || '';
-  const picture = (img, url) => {
-    const usable = /^https?:\/\/.+\.(jpe?g|png)(\?.*)?$/i.test(url);
-    img.hidden = !usable;
-    if (usable) img.src = url; else img.removeAttribute('src');
-  };
   const draw = () => {
     const toast = box.querySelector('.toast');
     toast.dataset.style = form.querySelector('input[name="preview_style"]:checked')?.value || 'desktop';
     box.querySelector('[data-preview-title]').textContent = value('payload.title') || 'Title';
     box.querySelector('[data-preview-message]').textContent = value('payload.message') || 'Your message';
-    picture(box.querySelector('[data-preview-icon]'), value('payload.icon'));
-    picture(box.querySelector('[data-preview-image]'), value('payload.image'));
+    showPicture(box.querySelector('[data-preview-icon]'), value('payload.icon'));
+    showPicture(box.querySelector('[data-preview-image]'), value('payload.image'));
     const buttons = box.querySelector('[data-preview-buttons]');
     buttons.replaceChildren(...[0, 1].map((i) => value(`payload.buttons[${i}].title`)).filter(Boolean).map((title) => {
       const span = document.createElement('span');
@@ -114,7 +117,18 @@ function poll(section) {
   tick();
 }
 
+// The General tab's default icon, previewed as its URL is typed.
+function iconPreview(input) {
+  const figure = document.querySelector('[data-icon-preview]');
+  const draw = () => {
+    figure.querySelector('.muted').hidden = showPicture(figure.querySelector('img'), input.value.trim());
+  };
+  input.addEventListener('input', draw);
+}
+
 copyButtons();
+const icon = document.querySelector('#default-icon');
+if (icon) iconPreview(icon);
 const form = document.querySelector('[data-compose]');
 if (form) compose(form);
 const counters = document.querySelector('[data-poll]');
