@@ -9,6 +9,7 @@ import io
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+import httpx
 import pytest
 from PIL import Image
 
@@ -97,3 +98,28 @@ def test_general_tab_sets_site_url_and_default_icon_with_a_preview(admin: Consol
         page.click("button:text-is('Save')")
     assert (page.input_value("#site-url"), page.input_value("#default-icon")) == ("", "")
     assert page.is_visible("[data-icon-preview] .muted")
+
+
+def test_plan_tab_shows_the_plan_and_its_quota_and_an_admin_changes_it(
+    admin: Console, server: tuple[Processes, Server]
+) -> None:
+    page, url = admin.page, server[1].url
+    app_key = _new_site(admin, "Quota news")
+    app_secret = page.inner_text("#app-secret")
+    admin.goto(f"/console/sites/{app_key}/settings/plan")
+    assert page.inner_text("[data-plan]") == "unlimited"
+    assert page.inner_text("[data-quota]") == "0, no limit"
+    page.select_option("#plan-choice", "free")
+    with page.expect_navigation():
+        page.click("button:text-is('Change plan')")
+    assert page.url.endswith(f"/console/sites/{app_key}/settings/plan?saved=1")
+    assert page.inner_text("[data-plan]") == "free"
+    assert page.inner_text("[data-quota]") == "0 of 10"
+
+    # A campaign through the API counts (the same count the quota is checked against).
+    body = {"payload": {"title": "Hello", "message": "One", "redirect_url": "https://example.com/"}}
+    sent = httpx.post(f"{url}/api/v3/push", json=body, auth=(app_key, app_secret), timeout=10)
+    assert sent.status_code == 200, sent.text
+    admin.goto(f"/console/sites/{app_key}/settings/plan")
+    assert page.inner_text("[data-quota]") == "1 of 10"
+    assert admin.check("settings-plan") == []

@@ -87,11 +87,15 @@ async def _check_quota(session: AsyncSession, app: App) -> None:
     if app.plan != "free":
         return
     await AppRepository(session).lock(app.id)
+    if await api_campaigns_today(session, app) >= apps.FREE_CAMPAIGNS_PER_DAY:
+        raise errors.QuotaExceeded()
+
+
+async def api_campaigns_today(session: AsyncSession, app: App) -> int:
+    """The app's campaigns of this UTC day that count toward the free plan's quota (made through the API)."""
     now = utcnow()
     midnight = datetime.combine(now.date(), time.min, tzinfo=now.tzinfo)
-    used = await CampaignRepository(session).quota_campaigns_since(app.id, midnight)
-    if used >= apps.FREE_CAMPAIGNS_PER_DAY:
-        raise errors.QuotaExceeded()
+    return await CampaignRepository(session).quota_campaigns_since(app.id, midnight)
 
 
 async def create(

@@ -99,6 +99,16 @@ async def push_campaigns(session: AsyncSession, app: App) -> list[PushCampaign]:
     return list(reversed(await push_api.push_campaigns(session, app, 0, PUSH_CAMPAIGNS_SHOWN)))
 
 
+def plan(app: App, api_campaigns_today: int) -> dict[str, Any]:
+    """The Plan and quotas tab: the app's plan, the plans there are and the free plan's daily quota."""
+    return {
+        "name": app.plan,
+        "plans": apps.PLANS,
+        "per_day": apps.FREE_CAMPAIGNS_PER_DAY,
+        "used": api_campaigns_today,
+    }
+
+
 def platform_breakdown(counts: dict[tuple[str, bool], int]) -> list[dict[str, Any]]:
     """Subscribers by platform, active and not, most active first."""
     platforms = sorted({platform for platform, _ in counts})

@@ -12,6 +12,7 @@ from fastapi.templating import Jinja2Templates
 
 from clarion import errors
 from clarion.app_tenant import service as apps
+from clarion.campaign import service as campaigns
 from clarion.console import campaign_routes, pages, service
 from clarion.console.service import SignedIn, SignInThrottle
 from clarion.console.web import (
@@ -123,6 +124,8 @@ async def _settings(
     request: Request, session: SessionDep, me: SignedIn, site: App, tab: str, status: int = 200, **extra: Any
 ) -> HTMLResponse:
     identity = apps.identity_key(session, site) if tab == "integration" else None
+    if tab == "plan":
+        extra.update(plan=pages.plan(site, await campaigns.api_campaigns_today(session, site)))
     base = str(request.base_url).rstrip("/")
     return site_page(
         request, me, site, "settings", status, tab=tab, base=base, identity_key=identity, **extra
@@ -161,6 +164,19 @@ async def rename(request: Request, app_key: str, session: SessionDep, me: MeDep,
         site = await _site(session, app_key)
         return await _settings(request, session, me, site, "general", 422, error=invalid.message, values=form)
     return RedirectResponse(f"/console/sites/{app_key}/settings/general?saved=1", status_code=303)
+
+
+@router.post("/sites/{app_key}/settings/plan")
+async def change_plan(
+    request: Request, app_key: str, session: SessionDep, me: MeDep, form: FormDep
+) -> Response:
+    service.require(me.operator.role, "manage")
+    try:
+        await apps.update(session, app_key, plan=form.get("plan", ""))
+    except errors.InvalidField as invalid:
+        site = await _site(session, app_key)
+        return await _settings(request, session, me, site, "plan", 422, error=invalid.message)
+    return RedirectResponse(f"/console/sites/{app_key}/settings/plan?saved=1", status_code=303)
 
 
 @router.post("/sites/{app_key}/rotate-secret")

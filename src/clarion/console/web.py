@@ -24,6 +24,7 @@ SETTINGS_TABS = {
     "general": "General",
     "rest-api": "REST API",
     "integration": "Integration",
+    "plan": "Plan and quotas",
     "danger": "Danger zone",
 }
 # Pages are the server's own: no inline script or style, no framing, nothing cached.
