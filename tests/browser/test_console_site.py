@@ -6,15 +6,24 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from PIL import Image
 
 from tests.browser.console_support import Console, create_operator
+from tests.browser.harness import require_browser
+from tests.e2e.conftest import engine_env
 from tests.e2e.processes import Processes, Server
+from tests.fakes.fcm import FakeFcm
+from tests.fakes.wns import FakeWns
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Route
@@ -25,6 +34,35 @@ with contextlib.suppress(ImportError):  # reported by require_browser()
 pytestmark = pytest.mark.e2e
 
 ICON_URL = "https://icons.example/brand.png"
+
+
+@dataclass
+class Natives:
+    fcm: FakeFcm
+    wns: FakeWns
+
+
+@pytest.fixture(scope="module")
+def natives() -> Iterator[Natives]:
+    with FakeFcm() as fcm, FakeWns() as wns:
+        yield Natives(fcm, wns)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, natives: Natives) -> Iterator[tuple[Processes, Server]]:
+    """This module's `clarion serve`, with the fakes' FCM and WNS token endpoints (for the test button)."""
+    require_browser()
+    root = tmp_path_factory.mktemp("browser-site")
+    env = {
+        **engine_env(f"sqlite:///{root / 'clarion.db'}"),
+        "CLARION_FCM_URL": natives.fcm.origin,
+        "CLARION_WNS_URL": natives.wns.origin,
+    }
+    procs = Processes(root, env)
+    try:
+        yield procs, procs.server()
+    finally:
+        procs.close()
 
 
 def _png() -> bytes:
@@ -123,3 +161,86 @@ def test_plan_tab_shows_the_plan_and_its_quota_and_an_admin_changes_it(
     admin.goto(f"/console/sites/{app_key}/settings/plan")
     assert page.inner_text("[data-quota]") == "1 of 10"
     assert admin.check("settings-plan") == []
+
+
+def _p8() -> str:
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return pem.decode()
+
+
+def test_providers_tab_uploads_tests_and_shows_the_last_failure(
+    admin: Console, natives: Natives, tmp_path: Path
+) -> None:
+    page = admin.page
+    app_key = _new_site(admin, "Native news")
+    admin.goto(f"/console/sites/{app_key}/settings/providers")
+    assert page.locator("[data-none]").count() == 4
+
+    # FCM: the service-account file uploaded, tested against the (fake) token endpoint.
+    account = natives.fcm.new_service_account("shop")
+    account_file = tmp_path / "service-account.json"
+    account_file.write_text(json.dumps(account))
+    fcm = page.locator("[data-provider=fcm]")
+    fcm.locator("summary").click()
+    fcm.locator("#fcm-file").set_input_files(str(account_file))
+    with page.expect_navigation():
+        fcm.locator("button[type=submit]").click()
+    assert page.inner_text(".alert.success") == (
+        "The Firebase Cloud Messaging (Android) credentials were saved."
+    )
+    assert "shop" in fcm.inner_text()
+    assert account["client_email"] in fcm.inner_text()
+    assert account["private_key"] not in page.content()
+    with page.expect_navigation():
+        fcm.locator("button:text-is('Test')").click()
+    assert page.inner_text("[data-tested=fcm]") == (
+        "Firebase Cloud Messaging (Android): the credentials work (a token was obtained; nothing was sent)."
+    )
+    assert fcm.locator("[data-last-used]").inner_text() != "never"
+
+    # APNs: a .p8 key and its ids; a wrong key file is refused with the service's message.
+    apns = page.locator("[data-provider=apns]")
+    bad_key = tmp_path / "bad.p8"
+    bad_key.write_text("not a key")
+    apns.locator("summary").click()
+    apns.locator("#apns-file").set_input_files(str(bad_key))
+    for field, value in (
+        ("#apns-key-id", "KEY1234567"),
+        ("#apns-team-id", "TEAM123456"),
+        ("#apns-topic", "com.example.news"),
+    ):
+        apns.locator(field).fill(value)
+    with page.expect_navigation():
+        apns.locator("button[type=submit]").click()
+    assert page.inner_text("[role=alert]").startswith("apns: the key cannot be read")
+    assert apns.locator("#apns-topic").input_value() == "com.example.news"
+    key_file = tmp_path / "AuthKey.p8"
+    key_file.write_text(_p8())
+    apns.locator("#apns-file").set_input_files(str(key_file))
+    with page.expect_navigation():
+        apns.locator("button[type=submit]").click()
+    assert "com.example.news" in apns.inner_text()
+
+    # WNS with a wrong secret: the test fails, with the provider's reason kept as the last failure.
+    client_id, _ = natives.wns.new_client()
+    wns = page.locator("[data-provider=wns]")
+    wns.locator("summary").click()
+    wns.locator("#wns-client-id").fill(client_id)
+    wns.locator("#wns-client-secret").fill("wrong")
+    with page.expect_navigation():
+        wns.locator("button[type=submit]").click()
+    with page.expect_navigation():
+        wns.locator("button:text-is('Test')").click()
+    reason = page.inner_text("[data-tested=wns]")
+    assert reason.startswith(
+        "Windows Push Notification Services: the test failed: channel: token endpoint: HTTP"
+    )
+    assert wns.locator("[data-last-failure]").inner_text().endswith(reason.split("the test failed: ", 1)[1])
+    assert admin.check("settings-providers") == []
+
+    with page.expect_navigation():
+        wns.locator("button:text-is('Remove')").click()
+    assert wns.locator("[data-none]").count() == 1

@@ -11,9 +11,10 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from clarion import errors
+from clarion.app_tenant import credentials
 from clarion.app_tenant import service as apps
 from clarion.campaign import service as campaigns
-from clarion.console import campaign_routes, pages, service
+from clarion.console import campaign_routes, pages, providers, service
 from clarion.console.service import SignedIn, SignInThrottle
 from clarion.console.web import (
     HERE,
@@ -30,7 +31,7 @@ from clarion.console.web import (
 )
 from clarion.console.web import site as _site
 from clarion.models import App
-from clarion.runtime import SessionDep
+from clarion.runtime import RuntimeDep, SessionDep
 from clarion.validation import PathId
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -126,6 +127,12 @@ async def _settings(
     identity = apps.identity_key(session, site) if tab == "integration" else None
     if tab == "plan":
         extra.update(plan=pages.plan(site, await campaigns.api_campaigns_today(session, site)))
+    if tab == "providers":
+        extra.update(
+            credentials={c["provider"]: c for c in await credentials.listing(session, site)},
+            titles=providers.TITLES,
+            environments=providers.APNS_ENVIRONMENTS,
+        )
     base = str(request.base_url).rstrip("/")
     return site_page(
         request, me, site, "settings", status, tab=tab, base=base, identity_key=identity, **extra
@@ -177,6 +184,58 @@ async def change_plan(
         site = await _site(session, app_key)
         return await _settings(request, session, me, site, "plan", 422, error=invalid.message)
     return RedirectResponse(f"/console/sites/{app_key}/settings/plan?saved=1", status_code=303)
+
+
+def _provider(name: str) -> str:
+    if name not in providers.TITLES:
+        raise errors.NotFound(f"There is no provider {name!r}")
+    return name
+
+
+@router.post("/sites/{app_key}/settings/providers/{provider}")
+async def upload_credentials(
+    request: Request, app_key: str, provider: str, session: SessionDep, me: MeDep, form: FormDep
+) -> Response:
+    """Store a provider's credentials (the file and fields of its form) by the credentials service."""
+    service.require(me.operator.role, "manage")
+    site = await _site(session, app_key)
+    upload = request.state.uploads.get("file")
+    content = await upload.read() if upload is not None else None
+    try:
+        data = providers.credentials_of(_provider(provider), form, content)
+        await credentials.store(session, app_key, provider, data)
+    except errors.InvalidField as invalid:
+        return await _settings(
+            request, session, me, site, "providers", 422, error=invalid.message, values=form, open=provider
+        )
+    return RedirectResponse(f"/console/sites/{app_key}/settings/providers?saved={provider}", status_code=303)
+
+
+@router.post("/sites/{app_key}/settings/providers/{provider}/test")
+async def test_credentials(
+    request: Request,
+    app_key: str,
+    provider: str,
+    session: SessionDep,
+    me: MeDep,
+    form: FormDep,
+    rt: RuntimeDep,
+) -> HTMLResponse:
+    """Obtain a token (or sign one, APNs) with the stored credentials, as /v1's test does; sends nothing."""
+    service.require(me.operator.role, "manage")
+    site = await _site(session, app_key)
+    failure = await credentials.test(session, rt.settings, site, _provider(provider))
+    tested = {"provider": provider, "ok": failure is None, "reason": failure}
+    return await _settings(request, session, me, site, "providers", tested=tested)
+
+
+@router.post("/sites/{app_key}/settings/providers/{provider}/remove")
+async def remove_credentials(
+    app_key: str, provider: str, session: SessionDep, me: MeDep, form: FormDep
+) -> Response:
+    service.require(me.operator.role, "manage")
+    await credentials.remove(session, await _site(session, app_key), _provider(provider))
+    return RedirectResponse(f"/console/sites/{app_key}/settings/providers", status_code=303)
 
 
 @router.post("/sites/{app_key}/rotate-secret")

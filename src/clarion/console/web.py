@@ -24,6 +24,7 @@ SETTINGS_TABS = {
     "general": "General",
     "rest-api": "REST API",
     "integration": "Integration",
+    "providers": "Providers",
     "plan": "Plan and quotas",
     "danger": "Danger zone",
 }
@@ -91,8 +92,10 @@ MeDep = Annotated[SignedIn, Depends(signed_in)]
 
 async def posted(request: Request, me: MeDep) -> dict[str, str]:
     """A signed-in form's fields, once its CSRF token matched the session's."""
-    form = {key: value for key, value in (await request.form()).items() if isinstance(value, str)}
+    parsed = await request.form()
+    form = {key: value for key, value in parsed.items() if isinstance(value, str)}
     service.check_csrf(me.csrf_token, form.get("csrf_token"))
+    request.state.uploads = {key: value for key, value in parsed.items() if not isinstance(value, str)}
     return form
 
 
