@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from clarion.subscriber.proof import AUTH_HEADER
 from tests.browser.harness import ARTIFACTS, TIMEOUT_MS
 from tests.e2e.processes import Processes
 from tests.fakes.push_service import FakePushService, Subscription
@@ -130,3 +131,10 @@ def register(
     answer = httpx.post(f"{url}/sdk/v1/subscribers", json=body, timeout=10)
     assert answer.status_code == 201, answer.text
     return str(answer.json()["regId"]), subscription
+
+
+def event(url: str, app_key: str, reg_id: str, auth: str, campaign_id: str, kind: str) -> None:
+    """A subscriber's engagement (received, clicked, closed) as the service worker reports it."""
+    body = {"app_key": app_key, "regId": reg_id, "campaign_id": campaign_id, "type": kind}
+    answer = httpx.post(f"{url}/sdk/v1/events", json=body, headers={AUTH_HEADER: auth}, timeout=10)
+    assert answer.status_code == 204, answer.text

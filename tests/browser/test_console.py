@@ -11,9 +11,8 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
-from clarion.subscriber.proof import AUTH_HEADER
 from tests.app_tenant.factory import id_hash
-from tests.browser.console_support import CSRF_FIELD, PASSWORD, Console, create_operator, register
+from tests.browser.console_support import CSRF_FIELD, PASSWORD, Console, create_operator, event, register
 from tests.browser.harness import wait_until
 from tests.e2e.processes import Processes, Server
 from tests.fakes.push_service import FakePushService
@@ -34,12 +33,6 @@ def console(browser: Browser, server: tuple[Processes, Server]) -> Iterator[Cons
         yield opened
     finally:
         opened.close()
-
-
-def _event(url: str, app_key: str, reg_id: str, auth: str, campaign_id: str, kind: str) -> None:
-    body = {"app_key": app_key, "regId": reg_id, "campaign_id": campaign_id, "type": kind}
-    answer = httpx.post(f"{url}/sdk/v1/events", json=body, headers={AUTH_HEADER: auth}, timeout=10)
-    assert answer.status_code == 204, answer.text
 
 
 def test_an_operator_creates_a_site_sends_a_campaign_and_watches_it_land(
@@ -139,8 +132,8 @@ def test_an_operator_creates_a_site_sends_a_campaign_and_watches_it_land(
     expect(page.locator("dd [data-counter=sent]")).to_have_text("2")
     for reg_id, subscription in subscribers[:2]:
         wait_until(lambda s=subscription: push_service.received_for(s.sub_id), "the push at the push service")
-        _event(url, app_key, reg_id, subscription.auth, campaign_id, "received")
-    _event(url, app_key, subscribers[0][0], subscribers[0][1].auth, campaign_id, "clicked")
+        event(url, app_key, reg_id, subscription.auth, campaign_id, "received")
+    event(url, app_key, subscribers[0][0], subscribers[0][1].auth, campaign_id, "clicked")
     expect(page.locator("dd [data-counter=received]")).to_have_text("2")
     expect(page.locator("dd [data-counter=clicked]")).to_have_text("1")
     expect(page.locator("[data-counter=ctr]")).to_have_text("50.0%")

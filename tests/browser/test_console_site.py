@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +19,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from PIL import Image
 
-from tests.browser.console_support import Console, create_operator
-from tests.browser.harness import require_browser
+from tests.browser.console_support import Console, create_operator, event, register
+from tests.browser.harness import require_browser, wait_until
 from tests.e2e.conftest import engine_env
 from tests.e2e.processes import Processes, Server
 from tests.fakes.fcm import FakeFcm
+from tests.fakes.push_service import FakePushService, Respond
 from tests.fakes.wns import FakeWns
 
 if TYPE_CHECKING:
@@ -244,3 +246,68 @@ def test_providers_tab_uploads_tests_and_shows_the_last_failure(
     with page.expect_navigation():
         wns.locator("button:text-is('Remove')").click()
     assert wns.locator("[data-none]").count() == 1
+
+
+def _site_with_secret(console: Console, name: str) -> tuple[str, str, str]:
+    """A new site: its app key, app secret and VAPID public key."""
+    app_key = _new_site(console, name)
+    secret = console.page.inner_text("#app-secret")
+    console.goto(f"/console/sites/{app_key}/settings/integration")
+    return app_key, secret, console.page.inner_text("#vapid-key")
+
+
+def _sent(url: str, auth: tuple[str, str], campaign_id: str) -> None:
+    def done() -> bool:
+        answer = httpx.get(f"{url}/api/v3/messages/{campaign_id}", auth=auth, timeout=10)
+        return bool(answer.json()["status"] == "SENT")
+
+    wait_until(done, "the campaign sent")
+
+
+def test_campaign_page_pages_and_filters_outcomes_and_charts_delivery_and_clicks(
+    admin: Console, server: tuple[Processes, Server], push_service: FakePushService
+) -> None:
+    page, url = admin.page, server[1].url
+    app_key, secret, vapid_key = _site_with_secret(admin, "Outcome news")
+    fine = [register(url, push_service, app_key, vapid_key) for _ in range(50)]
+    gone = register(url, push_service, app_key, vapid_key)
+    push_service.script(gone[1].sub_id, [Respond(410)])
+    refused = register(url, push_service, app_key, vapid_key)
+    push_service.script(refused[1].sub_id, [Respond(400)])
+    body = {"payload": {"title": "Outcomes", "message": "To 52", "redirect_url": "https://example.com/"}}
+    sent = httpx.post(f"{url}/api/v3/push", json=body, auth=(app_key, secret), timeout=10)
+    assert sent.status_code == 200, sent.text
+    campaign_id = str(sent.json()["id"])
+    _sent(url, (app_key, secret), campaign_id)
+    for reg_id, subscription in fine[:3]:
+        event(url, app_key, reg_id, subscription.auth, campaign_id, "received")
+    event(url, app_key, fine[0][0], fine[0][1].auth, campaign_id, "clicked")
+
+    # The outcomes: 50 a page in ledger order, then the rest; filtered by outcome.
+    campaign_page = f"/console/sites/{app_key}/campaigns/{campaign_id}"
+    admin.goto(campaign_page)
+    rows = page.locator("table.outcomes tbody tr")
+    expect(rows).to_have_count(50)
+    first = [row.split("\t") for row in rows.all_inner_texts()]
+    with page.expect_navigation():
+        page.click("text=Next page")
+    expect(rows).to_have_count(2)
+    rest = [row.split("\t") for row in rows.all_inner_texts()]
+    assert page.locator("text=Next page").count() == 0
+    outcomes = {r[0]: (r[2], r[3]) for r in first + rest}
+    assert len(outcomes) == 52
+    assert Counter(outcome for outcome, _ in outcomes.values()) == Counter(
+        {"Sent": 50, "Gone": 1, "Rejected": 1}
+    )
+    assert outcomes[gone[0]] == ("Gone", "1")
+    page.select_option("#outcome-status", "gone")
+    page.wait_for_url(f"{url}{campaign_page}?status=gone#recipients")
+    expect(rows).to_have_count(1)
+    assert rows.nth(0).locator("th").inner_text() == gone[0]
+
+    # The time series: uPlot's chart, and its figures as a table.
+    expect(page.locator(".chart canvas")).to_have_count(1)
+    page.click("text=The figures per minute (UTC)")
+    figures = [row.split("\t")[1:] for row in page.locator("table.series tbody tr").all_inner_texts()]
+    assert [sum(int(row[i]) for row in figures) for i in range(3)] == [50, 3, 1]
+    assert admin.check("campaign-outcomes") == []

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from clarion import errors
@@ -20,7 +20,7 @@ from clarion.runtime import SessionDep, wake_scheduler_after_commit
 from clarion.subscriber import service as subscribers
 from clarion.swrve import campaigns as push_api
 from clarion.swrve import report as swrve_report
-from clarion.validation import PathId
+from clarion.validation import MAX_ID, PathId
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -93,12 +93,34 @@ async def history(
 
 @router.get("/sites/{app_key}/campaigns/{campaign_id}")
 async def campaign(
-    request: Request, app_key: str, campaign_id: PathId, session: SessionDep, me: MeDep
+    request: Request,
+    app_key: str,
+    campaign_id: PathId,
+    session: SessionDep,
+    me: MeDep,
+    status: str = "",
+    after: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
 ) -> HTMLResponse:
     site = await _site(session, app_key)
     found = await campaigns.get(session, site, campaign_id)
-    counters = await pages.counters(session, found)
-    return site_page(request, me, site, "campaign", campaign=found, counters=counters)
+    return site_page(
+        request,
+        me,
+        site,
+        "campaign",
+        campaign=found,
+        counters=await pages.counters(session, found),
+        outcomes=await pages.outcomes(session, found, status, after),
+        statuses=pages.OUTCOME_STATUSES,
+        series=await pages.series(session, found),
+    )
+
+
+@router.get("/sites/{app_key}/campaigns/{campaign_id}/series")
+async def campaign_series(app_key: str, campaign_id: PathId, session: SessionDep, me: MeDep) -> JSONResponse:
+    """The time series the campaign page's chart draws (and redraws while it is open)."""
+    found = await campaigns.get(session, await _site(session, app_key), campaign_id)
+    return JSONResponse(await pages.series(session, found), headers={"Cache-Control": "no-store"})
 
 
 @router.post("/sites/{app_key}/campaigns/{campaign_id}/cancel")

@@ -7,11 +7,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from clarion import errors
 from clarion.app_tenant import service as apps
 from clarion.campaign import service as campaigns
 from clarion.campaign.schemas import AudienceSpec, Funnel
-from clarion.db import as_utc
-from clarion.models import App, Campaign, CampaignStatus, PushCampaign, Segment
+from clarion.db import as_utc, utcnow
+from clarion.models import App, Campaign, CampaignStatus, DeliveryStatus, PushCampaign, Segment
 from clarion.subscriber import service as subscribers
 from clarion.swrve import campaigns as push_api
 
@@ -97,6 +98,65 @@ async def segment_sizes(session: AsyncSession, app: App) -> list[tuple[Segment, 
 async def push_campaigns(session: AsyncSession, app: App) -> list[PushCampaign]:
     """The app's Push API campaigns (the first PUSH_CAMPAIGNS_SHOWN made), newest first."""
     return list(reversed(await push_api.push_campaigns(session, app, 0, PUSH_CAMPAIGNS_SHOWN)))
+
+
+# The outcomes table's filter: a ledger row's statuses, and "cancelled" (the rows a cancel ended), as /v1's.
+OUTCOME_STATUSES = (*(status.value for status in DeliveryStatus), "cancelled")
+OUTCOMES_PAGE = 50
+
+
+async def outcomes(
+    session: AsyncSession, campaign: Campaign, status: str, after: int | None
+) -> dict[str, Any]:
+    """A page of the campaign's recipients and what became of each (campaign.service.outcomes)."""
+    if status and status not in OUTCOME_STATUSES:
+        raise errors.InvalidField(f"status must be one of {', '.join(OUTCOME_STATUSES)}", field="status")
+    found = await campaigns.outcomes(session, campaign, after, OUTCOMES_PAGE + 1, status=status or None)
+    shown = found[:OUTCOMES_PAGE]
+    rows = [
+        {
+            "reg_id": reg_id,
+            "platform": platform,
+            "status": row_status,
+            "attempts": attempts,
+            "reason": reason or "",
+            "at": as_utc(at),
+        }
+        for _, reg_id, platform, row_status, attempts, reason, at in shown
+    ]
+    more = len(found) > OUTCOMES_PAGE
+    return {"rows": rows, "status": status, "after": after, "next": shown[-1][0] if more else None}
+
+
+# Buckets of the time series: the smallest that keeps a campaign's span within SERIES_POINTS.
+SERIES_INTERVALS = (("minute", 60), ("hour", 3600), ("day", 86400))
+SERIES_POINTS = 240
+SERIES_KINDS = ("sent", "received", "clicked")
+
+
+def _interval(campaign: Campaign) -> tuple[str, int]:
+    span = ((campaign.finished_at and as_utc(campaign.finished_at)) or utcnow()) - as_utc(campaign.send_at)
+    for name, seconds in SERIES_INTERVALS:
+        if span.total_seconds() / seconds <= SERIES_POINTS:
+            return name, seconds
+    return SERIES_INTERVALS[-1]
+
+
+async def series(session: AsyncSession, campaign: Campaign) -> dict[str, Any]:
+    """Sends, receipts and clicks per bucket (campaign.service.series, as /v1's), every bucket from the
+    one before the first to the one after the last, so a chart's lines start and end at zero."""
+    interval, bucket_s = _interval(campaign)
+    counts: dict[int, dict[str, int]] = {}
+    for start, kind, n in await campaigns.series(session, campaign, bucket_s):
+        counts.setdefault(start, {})[kind] = n
+    starts = sorted(counts)
+    if starts and (starts[-1] - starts[0]) // bucket_s <= SERIES_POINTS * 4:
+        starts = list(range(starts[0] - bucket_s, starts[-1] + 2 * bucket_s, bucket_s))
+    points = [
+        {"at": start, **{kind: counts.get(start, {}).get(kind, 0) for kind in SERIES_KINDS}}
+        for start in starts
+    ]
+    return {"interval": interval, "points": points}
 
 
 def plan(app: App, api_campaigns_today: int) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -43,6 +44,7 @@ def mount(app: FastAPI) -> None:
     templates.env.globals["may"] = service.may
     templates.env.globals["tabs"] = SETTINGS_TABS
     templates.env.globals["field_error"] = field_error
+    templates.env.globals["timestamp"] = lambda seconds: datetime.fromtimestamp(seconds, UTC)
     app.state.console_templates = templates
     app.state.sign_in_throttle = SignInThrottle()
     app.mount("/console/static", StaticFiles(directory=HERE / "static"), name="console-static")
