@@ -311,3 +311,45 @@ def test_campaign_page_pages_and_filters_outcomes_and_charts_delivery_and_clicks
     figures = [row.split("\t")[1:] for row in page.locator("table.series tbody tr").all_inner_texts()]
     assert [sum(int(row[i]) for row in figures) for i in range(3)] == [50, 3, 1]
     assert admin.check("campaign-outcomes") == []
+
+
+def test_compose_narrows_a_campaign_to_the_platforms_ticked(
+    admin: Console, server: tuple[Processes, Server], push_service: FakePushService
+) -> None:
+    page, url = admin.page, server[1].url
+    app_key, _, vapid_key = _site_with_secret(admin, "Platform news")
+    for _ in range(2):
+        register(url, push_service, app_key, vapid_key)
+    for token in ("device-a", "device-b", "device-c"):
+        native = {"app_key": app_key, "platform": "android", "token": token}
+        assert httpx.post(f"{url}/sdk/v1/subscribers", json=native, timeout=10).status_code == 201
+
+    # The recipient count follows the boxes (campaign.service.dry_run with the platforms).
+    admin.goto(f"/console/sites/{app_key}/compose")
+    count = page.locator("[data-recipient-count]")
+    expect(count).to_have_text("5 recipients now")
+    assert [box.is_checked() for box in page.locator("[data-platforms] input[type=checkbox]").all()] == [
+        True
+    ] * 5
+    page.uncheck("input[name='platform.android']")
+    expect(count).to_have_text("2 recipients now")
+    for platform in ("web", "ios", "adm", "wns"):
+        page.uncheck(f"input[name='platform.{platform}']")
+    expect(count).to_have_text("platforms: choose at least one platform")
+
+    # Sending with none ticked: /v1's rule and message, next to the boxes.
+    page.fill("#payload-title", "Android only")
+    page.fill("#payload-message", "For the app")
+    page.fill("#payload-redirect_url", "https://example.com/app")
+    with page.expect_navigation():
+        page.click("button[data-send]")
+    assert page.inner_text("#platforms-error") == "platforms: choose at least one platform"
+    assert admin.check("compose-platforms") == []
+
+    page.check("input[name='platform.android']")
+    expect(count).to_have_text("3 recipients now")
+    with page.expect_navigation():
+        page.click("button[data-send]")
+    assert "/campaigns/" in page.url
+    expect(page.locator("dd [data-counter=audience]")).to_have_text("3")
+    assert page.inner_text("[data-audience-shown]") == "all · platforms: android"

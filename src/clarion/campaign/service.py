@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, replace
 from datetime import datetime, time
 from typing import Any
@@ -30,6 +31,20 @@ from clarion.validation import storable
 
 # Tag names (and their case-folded forms) are at most 255 symbols (Gravitec v3).
 MAX_TAG_NAME = 255
+
+
+def chosen_platforms(values: Iterable[str]) -> tuple[str, ...]:
+    """The platforms a campaign (or a dry run) is narrowed to, /v1's `platforms` and the console's
+    boxes alike: at least one, each a platform subscribers are on, each once, in the order given."""
+    chosen = tuple(dict.fromkeys(values))
+    if not chosen:
+        raise errors.InvalidField("platforms: choose at least one platform", field="platforms")
+    for platform in chosen:
+        if platform not in PLATFORMS:
+            raise errors.InvalidField(
+                f"platforms: {platform!r} is not one of {', '.join(PLATFORMS)}", field="platforms"
+            )
+    return chosen
 
 
 async def _resolve_terms(

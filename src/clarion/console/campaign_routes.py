@@ -37,6 +37,7 @@ def _compose_page(
         "compose",
         status,
         segments=segments,
+        platforms=compose.PLATFORM_LABELS,
         values=values,
         field_errors=errors_by_field,
         **extra,

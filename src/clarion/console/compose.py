@@ -8,17 +8,26 @@ The form's inputs are named like the API's fields (`payload.title`, `ttl`), and 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from clarion import errors
-from clarion.campaign.schemas import AudienceSpec, CampaignCreate
+from clarion.campaign.schemas import PLATFORMS, AudienceSpec, CampaignCreate
+from clarion.campaign.service import chosen_platforms
 from clarion.gravitec import push_body
 
 TEXT_FIELDS = ("payload.title", "payload.message", "payload.icon", "payload.image", "payload.redirect_url")
 BUTTON_COUNT = 2
 AUDIENCES = ("all", "tags", "segment", "aliases")
 TAG_MATCHES = ("AND", "OR")
+PLATFORM_LABELS = (
+    ("web", "Web"),
+    ("android", "Android"),
+    ("ios", "iOS"),
+    ("adm", "Amazon (ADM)"),
+    ("wns", "Windows (WNS)"),
+)
 # The API field an error names (its prefix) -> the console's input it is about.
 _INPUT_OF = (
     ("audience.tags_segment", "tags"),
@@ -85,13 +94,23 @@ def _milliseconds(local: str) -> int:
     return (when - push_body.EPOCH) // timedelta(milliseconds=1)
 
 
+def platforms(form: Mapping[str, str]) -> tuple[str, ...] | None:
+    """The platforms ticked (each box `platform.NAME`), by /v1's rule; None: every one (all ticked,
+    or a form without the boxes)."""
+    if not form.get("platforms_shown"):
+        return None
+    ticked = [platform for platform in PLATFORMS if form.get(f"platform.{platform}")]
+    return None if len(ticked) == len(PLATFORMS) else chosen_platforms(ticked)
+
+
 def parse(form: Mapping[str, str]) -> CampaignCreate:
-    return push_body.parse(body(form))
+    spec = push_body.parse(body(form))
+    return replace(spec, audience=replace(spec.audience, platforms=platforms(form)))
 
 
 def parse_audience(form: Mapping[str, str]) -> AudienceSpec:
     """The form's audience alone (what a recipient count needs), checked as the API checks it."""
-    return push_body.parse_audience(_audience(form))
+    return replace(push_body.parse_audience(_audience(form)), platforms=platforms(form))
 
 
 def input_of(field: str | None) -> str:

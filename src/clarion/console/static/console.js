@@ -45,7 +45,7 @@ function compose(form) {
       : data.error;
   };
   const later = () => { clearTimeout(timer); timer = setTimeout(count, 300); };
-  for (const input of form.querySelectorAll('[name="audience"], [name="tag_match"], #segment')) {
+  for (const input of form.querySelectorAll('[name="audience"], [name="tag_match"], #segment, [name^="platform."]')) {
     input.addEventListener('change', () => { showAudience(); later(); });
   }
   for (const input of form.querySelectorAll('#tags, #aliases')) input.addEventListener('input', later);
