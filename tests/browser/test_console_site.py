@@ -353,3 +353,65 @@ def test_compose_narrows_a_campaign_to_the_platforms_ticked(
     assert "/campaigns/" in page.url
     expect(page.locator("dd [data-counter=audience]")).to_have_text("3")
     assert page.inner_text("[data-audience-shown]") == "all · platforms: android"
+
+
+def test_a_subscribers_page_and_import_and_export(
+    admin: Console, server: tuple[Processes, Server], push_service: FakePushService, tmp_path: Path
+) -> None:
+    page, url = admin.page, server[1].url
+    app_key, secret, vapid_key = _site_with_secret(admin, "Reader news")
+    auth = (app_key, secret)
+    (reg_id, subscription), _ = (register(url, push_service, app_key, vapid_key) for _ in range(2))
+    for path, params in (("tag", {"name": "news"}), ("tag", {"name": "Sport"}), ("alias", {"name": "ann"})):
+        answer = httpx.post(f"{url}/api/v3/{path}", params={"regId": reg_id, **params}, auth=auth, timeout=10)
+        assert answer.status_code == 200, answer.text
+    body = {"payload": {"title": "Hello Ann", "message": "Hi", "redirect_url": "https://example.com/"}}
+    sent = httpx.post(f"{url}/api/v3/push", json=body, auth=auth, timeout=10)
+    campaign_id = str(sent.json()["id"])
+    _sent(url, auth, campaign_id)
+    event(url, app_key, reg_id, subscription.auth, campaign_id, "clicked")
+
+    # From the list to a subscriber's page: its device, tags, alias and the campaigns it received.
+    admin.goto(f"/console/sites/{app_key}/subscribers?q=ann")
+    with page.expect_navigation():
+        page.click(f"text={reg_id}")
+    assert page.url == f"{url}/console/sites/{app_key}/subscribers/{reg_id}"
+    facts = {key: page.inner_text(f"[data-fact={key}]") for key in ("platform", "alias", "tags", "endpoint")}
+    assert facts == {"platform": "web", "alias": "ann", "tags": "news Sport", "endpoint": "127.0.0.1"}
+    received = page.locator("table.received tbody tr")
+    expect(received).to_have_count(1)
+    assert received.nth(0).get_attribute("data-campaign") == campaign_id
+    assert received.nth(0).inner_text().split("\t")[:3] == ["Hello Ann", "Sent", "Yes"]
+    assert admin.check("subscriber") == []
+    assert admin.goto(f"/console/sites/{app_key}/subscribers/no-such-reg-id") == 404
+
+    # An import (two new subscribers, one line refused), then the export holds all four.
+    lines = [
+        json.dumps({"subscription": push_service.new_subscription().to_json(), "tags": ["imported"]}),
+        json.dumps({"subscription": push_service.new_subscription().to_json()}),
+        json.dumps({"endpoint": "https://evil.example.com/push/1", "p256dh": "x", "auth": "y"}),
+    ]
+    upload = tmp_path / "subscribers.ndjson"
+    upload.write_text("\n".join(lines) + "\n")
+    admin.goto(f"/console/sites/{app_key}/subscribers")
+    page.set_input_files("#import-file", str(upload))
+    with page.expect_navigation():
+        page.click("button:text-is('Import')")
+    report = page.inner_text("[data-import-report]")
+    assert report.split("\n") == [
+        "Imported 3 lines: 2 created, 0 already there, 1 refused.",
+        "",
+        "Line 3: endpoint host evil.example.com is not a known push service",
+    ]
+    assert admin.check("subscribers-import") == []
+    with page.expect_download() as download:
+        page.click("a:text-is('NDJSON')")
+    exported = [json.loads(line) for line in Path(download.value.path()).read_text().splitlines()]
+    assert len(exported) == 4
+    assert sorted((r["alias"] or "", r["tags"]) for r in exported) == [
+        ("", []),
+        ("", []),
+        ("", ["imported"]),
+        ("ann", ["news", "Sport"]),
+    ]
+    assert len({r["endpoint"] for r in exported}) == 4

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 
 from clarion import errors
 from clarion.campaign import service as campaigns
@@ -16,8 +17,10 @@ from clarion.console.web import site as _site
 from clarion.delivery import cancel
 from clarion.gravitec import push_body
 from clarion.models import App
-from clarion.runtime import SessionDep, wake_scheduler_after_commit
+from clarion.runtime import RuntimeDep, SessionDep, wake_scheduler_after_commit
 from clarion.subscriber import service as subscribers
+from clarion.subscriber import transfer
+from clarion.subscriber.schemas import SubscriberFilter
 from clarion.swrve import campaigns as push_api
 from clarion.swrve import report as swrve_report
 from clarion.validation import MAX_ID, PathId
@@ -243,15 +246,96 @@ async def rotate_push_key(
 
 
 SUBSCRIBERS_SHOWN = 50
+# The campaigns a subscriber's page looks through for those it received.
+RECEIVED_LOOKED_AT = 100
+UPLOAD_BLOCK_BYTES = 64 * 1024
+
+
+async def _subscribers_page(
+    request: Request,
+    session: SessionDep,
+    me: SignedIn,
+    site: App,
+    q: str = "",
+    status: int = 200,
+    **extra: Any,
+) -> HTMLResponse:
+    found = await subscribers.search(session, site, q, SUBSCRIBERS_SHOWN)
+    counts = pages.platform_breakdown(await subscribers.platform_counts(session, site))
+    return site_page(
+        request,
+        me,
+        site,
+        "subscribers",
+        status,
+        rows=found,
+        q=q,
+        counts=counts,
+        shown=SUBSCRIBERS_SHOWN,
+        formats=transfer.FORMATS,
+        **extra,
+    )
 
 
 @router.get("/sites/{app_key}/subscribers")
 async def subscribers_page(
     request: Request, app_key: str, session: SessionDep, me: MeDep, q: str = ""
 ) -> HTMLResponse:
+    return await _subscribers_page(request, session, me, await _site(session, app_key), q)
+
+
+async def _blocks(upload: Any) -> AsyncIterator[bytes]:
+    while block := await upload.read(UPLOAD_BLOCK_BYTES):
+        yield block
+
+
+@router.post("/sites/{app_key}/subscribers/import")
+async def import_subscribers(
+    request: Request, app_key: str, session: SessionDep, me: MeDep, form: FormDep, rt: RuntimeDep
+) -> HTMLResponse:
+    """An NDJSON or CSV file imported by subscriber.transfer, as /v1's import and the CLI's do."""
+    service.require(me.operator.role, "edit")
     site = await _site(session, app_key)
-    found = await subscribers.search(session, site, q, SUBSCRIBERS_SHOWN)
-    counts = pages.platform_breakdown(await subscribers.platform_counts(session, site))
+    upload = request.state.uploads.get("file")
+    try:
+        fmt = transfer.check_format(form.get("format", ""))
+        if upload is None or not upload.filename:
+            raise errors.InvalidField("file: choose the file to import", field="file")
+        async with transfer.bulk_database(rt.settings) as db:
+            report = await transfer.import_subscribers(
+                db, site, _blocks(upload), fmt, rt.settings.push_host_set()
+            )
+    except errors.InvalidField as invalid:
+        return await _subscribers_page(request, session, me, site, status=422, error=invalid.message)
+    return await _subscribers_page(request, session, me, site, report=report.as_dict())
+
+
+@router.get("/sites/{app_key}/subscribers/export")
+async def export_subscribers(
+    app_key: str, session: SessionDep, me: MeDep, rt: RuntimeDep, format: str = "ndjson"
+) -> StreamingResponse:
+    """Every subscriber of the site, with endpoints, tokens and keys (admins only): subscriber.transfer's
+    export, as /v1's and the CLI's."""
+    service.require(me.operator.role, "manage")
+    site = await _site(session, app_key)
+    transfer.check_format(format)
+
+    async def body() -> AsyncIterator[bytes]:
+        async with transfer.bulk_database(rt.settings) as db:
+            async for piece in transfer.export_subscribers(db, site, format, SubscriberFilter()):
+                yield piece
+
+    headers = {"Content-Disposition": f'attachment; filename="subscribers.{format}"'}
+    return StreamingResponse(body(), media_type=transfer.MEDIA_TYPES[format], headers=headers)
+
+
+@router.get("/sites/{app_key}/subscribers/{reg_id}")
+async def subscriber_page(
+    request: Request, app_key: str, reg_id: str, session: SessionDep, me: MeDep
+) -> HTMLResponse:
+    site = await _site(session, app_key)
+    shown = await subscribers.show(session, site, reg_id)
+    received = await subscribers.received(session, site, shown.subscriber, RECEIVED_LOOKED_AT)
     return site_page(
-        request, me, site, "subscribers", rows=found, q=q, counts=counts, shown=SUBSCRIBERS_SHOWN
+        request, me, site, "subscriber", shown=shown, received=received, looked_at=RECEIVED_LOOKED_AT
     )

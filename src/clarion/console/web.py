@@ -54,7 +54,7 @@ def site_page(
     request: Request, me: SignedIn, site: App, page: str, status: int = 200, **context: Any
 ) -> HTMLResponse:
     """A page of one site (`page`.html), under the site's navigation (a campaign's page under Campaigns)."""
-    section = "campaigns" if page == "campaign" else page
+    section = {"campaign": "campaigns", "subscriber": "subscribers"}.get(page, page)
     return render(request, f"{page}.html", status, me=me, site=site, section=section, **context)
 
 

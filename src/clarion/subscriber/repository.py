@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion.db import insert_ignore
-from clarion.models import Delivery, Event, Subscriber, SubscriberTag, Tag
+from clarion.models import Campaign, Delivery, Event, Subscriber, SubscriberTag, Tag
 from clarion.subscriber.schemas import SubscriberFilter
 from clarion.validation import storable
 
@@ -302,6 +302,43 @@ class SubscriberRepository:
             if high is not None:
                 query = query.where(column < high)
         return query
+
+    async def received(
+        self, app_id: int, subscriber_id: int, campaigns: int
+    ) -> list[tuple[int, dict[str, Any], str, datetime, bool]]:
+        """(campaign id, payload, outcome, when, clicked) of the app's newest `campaigns` campaigns that
+        the subscriber was a recipient of, newest first. Each is looked up by the ledger's
+        (campaign_id, subscriber_id) key: the ledger has no index by subscriber alone."""
+        newest = (
+            select(Campaign.id)
+            .where(Campaign.app_id == app_id)
+            .order_by(Campaign.created_at.desc(), Campaign.id.desc())
+            .limit(campaigns)
+        )
+        ids = list((await self.session.execute(newest)).scalars())
+        if not ids:
+            return []
+        clicked = (
+            select(Event.campaign_id)
+            .where(
+                Event.campaign_id == Delivery.campaign_id,
+                Event.subscriber_id == subscriber_id,
+                Event.type == "clicked",
+            )
+            .exists()
+        )
+        query = (
+            select(Delivery.campaign_id, Campaign.payload, Delivery.status, Delivery.updated_at, clicked)
+            .join(Campaign, Campaign.id == Delivery.campaign_id)
+            .where(Delivery.campaign_id.in_(ids), Delivery.subscriber_id == subscriber_id)
+            .order_by(Campaign.created_at.desc(), Campaign.id.desc())
+        )
+        return [
+            (int(campaign_id), dict(payload or {}), str(status), updated_at, bool(was_clicked))
+            for campaign_id, payload, status, updated_at, was_clicked in (
+                await self.session.execute(query)
+            ).all()
+        ]
 
     async def delete_one(self, subscriber: Subscriber) -> None:
         """The subscriber with its tags, ledger rows and events (the foreign keys cascade)."""

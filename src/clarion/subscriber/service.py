@@ -314,6 +314,27 @@ async def show(session: AsyncSession, app: App, reg_id: str) -> Shown:
     return Shown(subscriber, await SubscriberRepository(session).tag_names(subscriber.id))
 
 
+@dataclass(frozen=True)
+class Received:
+    """A campaign sent to a subscriber, and what became of it."""
+
+    campaign_id: int
+    title: str
+    outcome: str
+    at: datetime
+    clicked: bool
+
+
+async def received(session: AsyncSession, app: App, subscriber: Subscriber, campaigns: int) -> list[Received]:
+    """Which of the app's newest `campaigns` campaigns went to the subscriber (while their ledger rows
+    are kept: retention folds them into counters)."""
+    rows = await SubscriberRepository(session).received(app.id, subscriber.id, campaigns)
+    return [
+        Received(campaign_id, str(payload.get("title") or ""), outcome, as_utc(at), clicked)
+        for campaign_id, payload, outcome, at, clicked in rows
+    ]
+
+
 async def deactivate(session: AsyncSession, app: App, reg_id: str) -> Shown:
     """No campaign reaches it any more, until the device registers again."""
     subscriber = await _existing(session, app, reg_id)
