@@ -415,3 +415,32 @@ def test_a_subscribers_page_and_import_and_export(
         ("ann", ["news", "Sport"]),
     ]
     assert len({r["endpoint"] for r in exported}) == 4
+
+
+def test_history_is_searched_by_push_tag(admin: Console, server: tuple[Processes, Server]) -> None:
+    page, url = admin.page, server[1].url
+    app_key = _new_site(admin, "Tagged news")
+    auth = (app_key, page.inner_text("#app-secret"))
+    ids = {}
+    for title, tag in (("Spring sale", "promo"), ("Daily digest", None), ("Summer sale", "promo")):
+        body = {"payload": {"title": title, "message": "m", "redirect_url": "https://example.com/"}}
+        sent = httpx.post(
+            f"{url}/api/v3/push", json={**body, "push_tag": tag} if tag else body, auth=auth, timeout=10
+        )
+        assert sent.status_code == 200, sent.text
+        ids[title] = str(sent.json()["id"])
+    admin.goto(f"/console/sites/{app_key}/campaigns")
+    rows = page.locator("table.history tbody tr")
+    expect(rows).to_have_count(3)
+    page.fill("#push-tag", "promo")
+    with page.expect_navigation():
+        page.click("button:text-is('Search')")
+    assert page.url == f"{url}/console/sites/{app_key}/campaigns?push_tag=promo"
+    assert [rows.nth(i).get_attribute("data-campaign") for i in range(rows.count())] == [
+        ids["Summer sale"],
+        ids["Spring sale"],
+    ]
+    assert page.locator("[data-push-tag]").all_inner_texts() == ["promo", "promo"]
+    assert admin.check("campaigns-push-tag") == []
+    admin.goto(f"/console/sites/{app_key}/campaigns?push_tag=nothing")
+    assert page.inner_text(".empty") == "No campaign has this push tag."

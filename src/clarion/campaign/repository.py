@@ -414,12 +414,21 @@ class CampaignReportRepository:
         self._postgres = session.get_bind().dialect.name == "postgresql"
 
     async def page(
-        self, app_id: int, before_id: int | None, limit: int, *, transactional: bool
+        self,
+        app_id: int,
+        before_id: int | None,
+        limit: int,
+        *,
+        transactional: bool,
+        push_tag: str | None = None,
     ) -> list[Campaign]:
-        """The app's campaigns newest first (ids are time-ordered), below `before_id`."""
+        """The app's campaigns newest first (ids are time-ordered), below `before_id`; with `push_tag`,
+        those sent with it only."""
         query = select(Campaign).where(Campaign.app_id == app_id).order_by(Campaign.id.desc()).limit(limit)
         if before_id is not None:
             query = query.where(Campaign.id < before_id)
+        if push_tag is not None:
+            query = query.where(Campaign.push_tag == push_tag)
         if not transactional:
             query = query.where(Campaign.is_transactional.is_(False))
         return list((await self.session.execute(query)).scalars())

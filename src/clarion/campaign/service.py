@@ -236,10 +236,19 @@ def reason_class(reason: str | None) -> str:
 
 
 async def history(
-    session: AsyncSession, app: App, before_id: int | None, limit: int, *, transactional: bool = False
+    session: AsyncSession,
+    app: App,
+    before_id: int | None,
+    limit: int,
+    *,
+    transactional: bool = False,
+    push_tag: str | None = None,
 ) -> list[Campaign]:
-    """The app's campaigns, newest first; transactional ones (and Push API batches) only if asked."""
-    return await CampaignReportRepository(session).page(app.id, before_id, limit, transactional=transactional)
+    """The app's campaigns, newest first; transactional ones (and Push API batches) only if asked;
+    with `push_tag`, those sent with that push tag only."""
+    return await CampaignReportRepository(session).page(
+        app.id, before_id, limit, transactional=transactional, push_tag=push_tag
+    )
 
 
 async def get(session: AsyncSession, app: App, campaign_id: int) -> Campaign:

@@ -88,11 +88,18 @@ async def send(request: Request, app_key: str, session: SessionDep, me: MeDep, f
 
 @router.get("/sites/{app_key}/campaigns")
 async def history(
-    request: Request, app_key: str, session: SessionDep, me: MeDep, transactional: bool = False
+    request: Request,
+    app_key: str,
+    session: SessionDep,
+    me: MeDep,
+    transactional: bool = False,
+    push_tag: Annotated[str, Query(max_length=255)] = "",
 ) -> HTMLResponse:
     site = await _site(session, app_key)
-    rows = await pages.history(session, site, transactional=transactional)
-    return site_page(request, me, site, "campaigns", rows=rows, transactional=transactional)
+    rows = await pages.history(session, site, transactional=transactional, push_tag=push_tag)
+    return site_page(
+        request, me, site, "campaigns", rows=rows, transactional=transactional, push_tag=push_tag
+    )
 
 
 @router.get("/sites/{app_key}/campaigns/{campaign_id}")

@@ -50,6 +50,7 @@ def history_row(campaign: Campaign, funnel: Funnel) -> dict[str, Any]:
         "title": campaign.payload.get("title") or "",
         "message": campaign.payload.get("message") or "",
         "transactional": campaign.is_transactional,
+        "push_tag": campaign.push_tag or "",
         "send_at": as_utc(campaign.send_at),
         "status": campaign.status,
         "sent": funnel.sent,
@@ -60,8 +61,13 @@ def history_row(campaign: Campaign, funnel: Funnel) -> dict[str, Any]:
     }
 
 
-async def history(session: AsyncSession, app: App, *, transactional: bool) -> list[dict[str, Any]]:
-    found = await campaigns.history(session, app, None, HISTORY_LIMIT, transactional=transactional)
+async def history(
+    session: AsyncSession, app: App, *, transactional: bool, push_tag: str = ""
+) -> list[dict[str, Any]]:
+    tag = push_tag.strip() or None
+    found = await campaigns.history(
+        session, app, None, HISTORY_LIMIT, transactional=transactional, push_tag=tag
+    )
     return [history_row(campaign, await campaigns.funnel(session, campaign)) for campaign in found]
 
 
