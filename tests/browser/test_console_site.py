@@ -10,6 +10,7 @@ import json
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -403,6 +404,11 @@ def test_a_subscribers_page_and_import_and_export(
         "",
         "Line 3: endpoint host evil.example.com is not a known push service",
     ]
+    # The growth chart (uPlot) and its figures: today's four new subscribers.
+    expect(page.locator("#growth ~ .chart canvas")).to_have_count(1)
+    page.click("text=The figures per day (UTC)")
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
+    assert page.locator("table.growth tbody tr").all_inner_texts() == [f"{today}\t4"]
     assert admin.check("subscribers-import") == []
     with page.expect_download() as download:
         page.click("a:text-is('NDJSON')")

@@ -256,6 +256,7 @@ SUBSCRIBERS_SHOWN = 50
 # The campaigns a subscriber's page looks through for those it received.
 RECEIVED_LOOKED_AT = 100
 UPLOAD_BLOCK_BYTES = 64 * 1024
+GROWTH_DAYS = 30
 
 
 async def _subscribers_page(
@@ -280,6 +281,7 @@ async def _subscribers_page(
         counts=counts,
         shown=SUBSCRIBERS_SHOWN,
         formats=transfer.FORMATS,
+        growth=await subscribers.growth(session, site, GROWTH_DAYS),
         **extra,
     )
 
@@ -334,6 +336,14 @@ async def export_subscribers(
 
     headers = {"Content-Disposition": f'attachment; filename="subscribers.{format}"'}
     return StreamingResponse(body(), media_type=transfer.MEDIA_TYPES[format], headers=headers)
+
+
+@router.get("/sites/{app_key}/subscribers/growth")
+async def subscriber_growth(app_key: str, session: SessionDep, me: MeDep) -> JSONResponse:
+    """New subscribers per day (the subscribers page's chart)."""
+    growth = await subscribers.growth(session, await _site(session, app_key), GROWTH_DAYS)
+    points = [{"at": day, "new": n} for day, n in growth]
+    return JSONResponse({"points": points}, headers={"Cache-Control": "no-store"})
 
 
 @router.get("/sites/{app_key}/subscribers/{reg_id}")

@@ -10,7 +10,7 @@ from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from clarion.db import insert_ignore
+from clarion.db import epoch_bucket, insert_ignore
 from clarion.models import Campaign, Delivery, Event, Subscriber, SubscriberTag, Tag
 from clarion.subscriber.schemas import SubscriberFilter
 from clarion.validation import storable
@@ -302,6 +302,16 @@ class SubscriberRepository:
             if high is not None:
                 query = query.where(column < high)
         return query
+
+    async def growth(self, app_id: int, since: datetime, bucket_s: int) -> list[tuple[int, int]]:
+        """(bucket start as UNIX seconds, subscribers created in it) of the app since `since`."""
+        bucket = epoch_bucket(self.session, Subscriber.created_at, bucket_s).label("bucket")
+        query = (
+            select(bucket, func.count())
+            .where(Subscriber.app_id == app_id, Subscriber.created_at >= since)
+            .group_by(bucket)
+        )
+        return [(int(start), int(n)) for start, n in (await self.session.execute(query)).all()]
 
     async def received(
         self, app_id: int, subscriber_id: int, campaigns: int

@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -312,6 +312,19 @@ async def _existing(session: AsyncSession, app: App, reg_id: str) -> Subscriber:
 async def show(session: AsyncSession, app: App, reg_id: str) -> Shown:
     subscriber = await _existing(session, app, reg_id)
     return Shown(subscriber, await SubscriberRepository(session).tag_names(subscriber.id))
+
+
+DAY_S = 86400
+
+
+async def growth(session: AsyncSession, app: App, days: int) -> list[tuple[int, int]]:
+    """New subscribers per UTC day over the last `days` days, today included: (day start as UNIX
+    seconds, count), every day, those with none as 0."""
+    today = int(utcnow().timestamp()) // DAY_S * DAY_S
+    first = today - (days - 1) * DAY_S
+    since = datetime.fromtimestamp(first, UTC)
+    found = dict(await SubscriberRepository(session).growth(app.id, since, DAY_S))
+    return [(day, found.get(day, 0)) for day in range(first, today + DAY_S, DAY_S)]
 
 
 @dataclass(frozen=True)

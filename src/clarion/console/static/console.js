@@ -126,30 +126,31 @@ function iconPreview(input) {
   input.addEventListener('input', draw);
 }
 
-// The campaign page's time series, drawn with uPlot (vendor/uplot, loaded by that page only) from
-// the same JSON the page's table shows, redrawn while the page is open and to its box's width.
-const SERIES = [
-  {key: 'sent', label: 'Sent', stroke: '#1f4fd1'},
-  {key: 'received', label: 'Received', stroke: '#15803d'},
-  {key: 'clicked', label: 'Clicked', stroke: '#b45309'},
-];
+// A time series drawn with uPlot (vendor/uplot, loaded by the pages that have one) from the JSON at
+// `data-series` ({points: [{at, KEY: n, ...}]}), its lines the keys of `data-keys`, labelled by
+// `data-labels`; redrawn while the page is open and to its box's width. The page also shows the
+// figures as a table.
+const STROKES = ['#1f4fd1', '#15803d', '#b45309'];
 
 function chart(box) {
+  const keys = box.dataset.keys.split(',');
+  const labels = box.dataset.labels.split(',');
   let plot = null;
   const size = () => ({width: box.clientWidth, height: Math.max(180, Math.min(280, box.clientWidth * 0.4))});
   const draw = async () => {
     const answer = await fetch(box.dataset.series, {credentials: 'same-origin'});
     if (!answer.ok) return;
     const {points} = await answer.json();
-    const data = [points.map((p) => p.at), ...SERIES.map((s) => points.map((p) => p[s.key]))];
+    const data = [points.map((p) => p.at), ...keys.map((key) => points.map((p) => p[key]))];
     if (plot) { plot.setData(data); return; }
+    const lines = keys.map((key, i) => ({label: labels[i], stroke: STROKES[i], width: 2, points: {show: points.length < 40}}));
     plot = new window.uPlot({
       ...size(),
       legend: {show: false},
       cursor: {show: true, points: {show: false}},
       scales: {x: {time: true}},
       axes: [{stroke: '#57606a'}, {stroke: '#57606a', grid: {stroke: '#eaeef2'}}],
-      series: [{}, ...SERIES.map((s) => ({label: s.label, stroke: s.stroke, width: 2, points: {show: points.length < 40}}))],
+      series: [{}, ...lines],
     }, data, box);
   };
   window.addEventListener('resize', () => { if (plot) plot.setSize(size()); });
@@ -158,8 +159,7 @@ function chart(box) {
 }
 
 copyButtons();
-const seriesBox = document.querySelector('[data-series]');
-if (seriesBox && window.uPlot) chart(seriesBox);
+if (window.uPlot) for (const box of document.querySelectorAll('[data-series]')) chart(box);
 const icon = document.querySelector('#default-icon');
 if (icon) iconPreview(icon);
 const form = document.querySelector('[data-compose]');
