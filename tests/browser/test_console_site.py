@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from PIL import Image
 
+from tests.app_tenant.factory import id_hash
 from tests.browser.console_support import Console, create_operator, event, register
 from tests.browser.harness import require_browser, wait_until
 from tests.e2e.conftest import engine_env
@@ -450,3 +451,58 @@ def test_history_is_searched_by_push_tag(admin: Console, server: tuple[Processes
     assert admin.check("campaigns-push-tag") == []
     admin.goto(f"/console/sites/{app_key}/campaigns?push_tag=nothing")
     assert page.inner_text(".empty") == "No campaign has this push tag."
+
+
+def test_a_push_api_campaigns_page_lists_its_batches_with_their_reports(
+    admin: Console, server: tuple[Processes, Server], push_service: FakePushService
+) -> None:
+    page, url = admin.page, server[1].url
+    app_key, _, vapid_key = _site_with_secret(admin, "Batch news")
+    identity_key = page.inner_text("#identity-key")
+    register(
+        url,
+        push_service,
+        app_key,
+        vapid_key,
+        user_id="reader-1",
+        user_id_hash=id_hash(identity_key, "reader-1"),
+    )
+    admin.goto(f"/console/sites/{app_key}/push-campaigns")
+    page.fill("#pc-name", "Order updates")
+    page.fill("#pc-message", "Your order has shipped")
+    with page.expect_navigation():
+        page.click("text=Create and show its push key")
+    push_key = page.inner_text("#push-key")
+    users = [{"swrve_user_id": "reader-1"}, {"swrve_user_id": "nobody-here"}]
+    batch = httpx.post(f"{url}/push_batch", params={"push_key": push_key}, json=users, timeout=10)
+    assert batch.status_code == 202, batch.text
+    report = wait_until(
+        lambda: (
+            (r := httpx.get(batch.headers["location"], timeout=10).json())["status"] != "in_progress" and r
+        ),
+        "the batch's report",
+    )
+
+    # From the list to the campaign's page: the batch with the report /push_batch's status gives.
+    with page.expect_navigation():
+        page.click("a:text-is('Order updates')")
+    row = page.locator("table.batches tbody tr")
+    expect(row).to_have_count(1)
+    assert row.get_attribute("data-batch") == report["batch_id"]
+    cells = [c.strip() for c in row.locator("td").all_inner_texts()][:5]
+    counts = report["counts"]
+    assert cells == [
+        report["status"].replace("_", " ").capitalize(),
+        str(counts["total"]),
+        str(counts["sent"]),
+        str(counts["warnings"]),
+        str(counts["failures"]),
+    ]
+    assert (counts["total"], counts["sent"]) == (2, 1)
+    row.locator("summary").click()
+    entries = [(e["user"], e["reason"]) for e in report["warnings"] + report["failures"]]
+    assert entries
+    assert [li.split(" ", 1)[1] for li in row.locator("ul.report li").all_inner_texts()] == [
+        f"{user or '(no user)'}: {reason}" for user, reason in entries
+    ]
+    assert admin.check("push-campaign") == []

@@ -241,6 +241,38 @@ async def create_push_campaign(
     return await _push_campaigns_page(request, session, me, site, push_key=push_key, push_key_for=name)
 
 
+BATCHES_SHOWN = 20
+
+
+@router.get("/sites/{app_key}/push-campaigns/{push_campaign_id}")
+async def push_campaign_page(
+    request: Request,
+    app_key: str,
+    push_campaign_id: PathId,
+    session: SessionDep,
+    me: MeDep,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> HTMLResponse:
+    """One Push API campaign: its counters, and its batches (newest first) each with its report:
+    status, counts, and the per-user warnings and failures (swrve.report.status, as /push_batch's)."""
+    site = await _site(session, app_key)
+    push = await push_api.get_push_campaign(session, site, push_campaign_id)
+    found = await push_api.batches(session, site, push.id, offset, BATCHES_SHOWN + 1)
+    batches = [(batch, await swrve_report.status(session, batch.id)) for batch in found[:BATCHES_SHOWN]]
+    return site_page(
+        request,
+        me,
+        site,
+        "push_campaign",
+        push=push,
+        counters=await swrve_report.counters(session, push.id),
+        batches=batches,
+        offset=offset,
+        more=len(found) > BATCHES_SHOWN,
+        shown=BATCHES_SHOWN,
+    )
+
+
 @router.post("/sites/{app_key}/push-campaigns/{push_campaign_id}/rotate-key")
 async def rotate_push_key(
     request: Request, app_key: str, push_campaign_id: PathId, session: SessionDep, me: MeDep, form: FormDep

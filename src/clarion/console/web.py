@@ -50,11 +50,17 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
     return response
 
 
+# A page shown under another's tab: one campaign under Campaigns, one subscriber under Subscribers.
+SECTION_OF = {"campaign": "campaigns", "subscriber": "subscribers", "push_campaign": "push_campaigns"}
+
+
 def site_page(
     request: Request, me: SignedIn, site: App, page: str, status: int = 200, **context: Any
 ) -> HTMLResponse:
-    """A page of one site (`page`.html), under the site's navigation (a campaign's page under Campaigns)."""
-    section = {"campaign": "campaigns", "subscriber": "subscribers"}.get(page, page)
+    """A page of one site (`page`.html), under the site's navigation (SECTION_OF)."""
+    section = {"campaign": "campaigns", "subscriber": "subscribers", "push_campaign": "push_campaigns"}.get(
+        page, page
+    )
     return render(request, f"{page}.html", status, me=me, site=site, section=section, **context)
 
 
