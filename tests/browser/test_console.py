@@ -138,6 +138,8 @@ def test_an_operator_creates_a_site_sends_a_campaign_and_watches_it_land(
     expect(page.locator("dd [data-counter=clicked]")).to_have_text("1")
     expect(page.locator("[data-counter=ctr]")).to_have_text("50.0%")
     expect(page.locator(".page-head [data-counter=status]")).to_have_text("Sent")
+    expect(page.locator("text=Cancel this campaign")).to_be_hidden()  # nothing left to cancel
+    expect(page.locator(".chart canvas")).to_have_count(1)  # the time series, drawn by uPlot
     assert console.check("campaign") == []
 
     # The history: newest first, the transactional campaign only when asked for.

@@ -109,6 +109,8 @@ function poll(section) {
       bar.max = Math.max(data.audience, 1);
       bar.value = data[bar.dataset.bar];
     }
+    // Cancelling is for a scheduled or sending campaign: the button goes once it has finished.
+    for (const live of document.querySelectorAll('[data-while-live]')) live.hidden = !data.live;
     const note = section.querySelector('[data-live-note]');
     if (note) note.textContent = data.live ? 'Updating live.' : `Updated ${new Date().toLocaleTimeString()}.`;
   };
@@ -142,6 +144,7 @@ function chart(box) {
     if (!answer.ok) return;
     const {points} = await answer.json();
     const data = [points.map((p) => p.at), ...keys.map((key) => points.map((p) => p[key]))];
+    if (points.length) for (const note of document.querySelectorAll('[data-series-empty]')) note.hidden = true;
     if (plot) { plot.setData(data); return; }
     const lines = keys.map((key, i) => ({label: labels[i], stroke: STROKES[i], width: 2, points: {show: points.length < 40}}));
     plot = new window.uPlot({
