@@ -28,7 +28,7 @@ LAYERS: list[set[str]] = [
     {"subscriber", "pictures"},
     {"delivery"},
     {"gravitec", "swrve", "sdk"},
-    {"admin", "composition", "health", "telemetry", "api_docs", "follow"},
+    {"admin", "composition", "health", "telemetry", "api_docs", "follow", "console"},
     {"v1"},
     {"app"},
     {"cli"},

@@ -21,6 +21,8 @@ from clarion.api_docs import add_docs
 from clarion.body_limit import BodyLimit
 from clarion.composition import background, open_database
 from clarion.config import Settings
+from clarion.console import routes as console
+from clarion.console.web import error_page as console_error_page
 from clarion.db import Database, Timeouts, unreachable
 from clarion.gravitec import render as gravitec_render
 from clarion.gravitec.routes import router as gravitec_router
@@ -45,7 +47,7 @@ from clarion.worker.runner import Runner
 log = logging.getLogger("clarion")
 
 
-def error_response(request: Request, error: errors.ClarionError) -> JSONResponse:
+def error_response(request: Request, error: errors.ClarionError) -> Response:
     """The one error renderer; each compatible surface renders its vendor's body."""
     path = request.url.path
     headers: dict[str, str] = {}
@@ -56,6 +58,10 @@ def error_response(request: Request, error: errors.ClarionError) -> JSONResponse
         body = gravitec_render.body(error)
         if error.status == 401:  # no credentials at all: the challenge says which scheme to use
             headers["WWW-Authenticate"] = 'Basic realm="clarion"'
+    elif path.startswith("/console/"):
+        page = console_error_page(request, error)
+        page.headers.update(headers)
+        return page
     elif path.startswith("/push_batch"):
         body = swrve_render.body(error)
         headers.update(swrve_render.headers(error) or {})
@@ -66,7 +72,7 @@ def error_response(request: Request, error: errors.ClarionError) -> JSONResponse
     return JSONResponse(body, status_code=error.status, headers=headers or None)
 
 
-async def _clarion_error(request: Request, exc: Exception) -> JSONResponse:
+async def _clarion_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.ClarionError)
     return error_response(request, exc)
 
@@ -98,7 +104,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return response
 
 
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0]
     loc = tuple(part for part in first.get("loc", ()) if part not in ("query", "path", "body"))
@@ -110,7 +116,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(request, error)
 
 
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(request, errors.ClarionError())
 
@@ -124,7 +130,7 @@ def _queue_unreachable_errors() -> tuple[type[Exception], ...]:
     return (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
-async def _backing_failure(request: Request, exc: Exception) -> JSONResponse:
+async def _backing_failure(request: Request, exc: Exception) -> Response:
     """A database or queue error: 503 (try again) when the service was unreachable or too slow, else
     it is a bug like any other (500, with its traceback)."""
     if not (unreachable(exc) or isinstance(exc, _queue_unreachable_errors())):
@@ -215,6 +221,7 @@ def create_app(settings: Settings, *, run_engine: bool | None = None, migrate: b
     app.include_router(pictures_router)
     app.include_router(health_router)
     app.include_router(telemetry_router)
+    console.mount(app)
     add_docs(app)
     # Web SDK calls come from the customers' own sites: CORS for /sdk/v1 only.
     app.add_middleware(SdkCors)

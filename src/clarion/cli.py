@@ -508,6 +508,36 @@ def cmd_subscribers_export(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _read_password(from_stdin: bool) -> str:
+    """The new operator's password: stdin's first line, or typed twice at a terminal (not echoed)."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if not sys.stdin.isatty():
+        raise errors.InvalidField(
+            "no terminal to ask the password at: give it with --password-stdin", field="password"
+        )
+    import getpass
+
+    password = getpass.getpass("Password: ")
+    if getpass.getpass("Password again: ") != password:
+        raise errors.InvalidField("the two passwords differ", field="password")
+    return password
+
+
+def cmd_users_create(args: argparse.Namespace, settings: Settings) -> int:
+    from clarion.console import service
+
+    password = _read_password(args.password_stdin)
+
+    async def work(db: Database) -> dict[str, Any]:
+        async with db.session() as session:
+            operator = await service.create_operator(session, args.email, args.role, password)
+            return {"operator_id": operator.id, "email": operator.email, "role": operator.role}
+
+    _print(asyncio.run(_with_db(settings, work)), args.json)
+    return 0
+
+
 def cmd_push_campaigns_create(args: argparse.Namespace, settings: Settings) -> int:
     from clarion.swrve import campaigns
 
@@ -762,6 +792,22 @@ def _add_subscriber_commands(commands: Any) -> None:
     export.set_defaults(handler=cmd_subscribers_export)
 
 
+def _add_user_commands(commands: Any) -> None:
+    users = commands.add_parser("users", help="operator accounts of the web console (/console/)")
+    create = users.add_subparsers(dest="users_command", required=True).add_parser(
+        "create", help="create an operator account"
+    )
+    create.add_argument("email", help="the operator's email address (their sign-in name)")
+    create.add_argument(
+        "--role", required=True, choices=("admin", "editor", "viewer"), help="what the operator may do"
+    )
+    create.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input's first line"
+    )
+    _json_option(create)
+    create.set_defaults(handler=cmd_users_create)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="clarion", description="Clarion push notification server")
     parser.add_argument("--version", action="version", version=f"clarion {version('clarion')}")
@@ -771,6 +817,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_campaign_commands(commands)
     _add_subscriber_commands(commands)
     _add_secrets_commands(commands)
+    _add_user_commands(commands)
     return parser
 
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import event, text
+from sqlalchemy import Integer, event, func, text
 from sqlalchemy.engine import Connection, ExceptionContext, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SATimeoutError
@@ -229,6 +229,17 @@ def utcnow() -> datetime:
 def as_utc(value: datetime) -> datetime:
     """SQLite hands datetimes back naive; every stored datetime is UTC."""
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def epoch_bucket(session: AsyncSession, column: Any, bucket_s: int) -> Any:
+    """The UNIX time of the start of the `bucket_s`-second bucket that the time `column` falls in, for
+    a GROUP BY (PostgreSQL reads the epoch; SQLite keeps UTC times as text, which strftime reads)."""
+    seconds: Any
+    if session.get_bind().dialect.name == "postgresql":
+        seconds = func.floor(func.extract("epoch", column))
+    else:
+        seconds = func.cast(func.strftime("%s", column), Integer)
+    return func.floor(seconds / bucket_s) * bucket_s
 
 
 def _insert_for(session: AsyncSession, table: Any) -> Any:

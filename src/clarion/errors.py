@@ -135,7 +135,8 @@ class Unauthorized(ClarionError):
 
 
 class Forbidden(ClarionError):
-    """/v1: the caller is known but may not do this (an app's own credentials on an admin-only route)."""
+    """The caller is known but may not do this: /v1, an app's own credentials on an admin-only route;
+    the console, an operator whose role does not allow it (with its own message)."""
 
     code = "forbidden"
     status = 403
@@ -231,6 +232,33 @@ class RateLimitExceeded(ClarionError):
         self.retry_after_s = retry_after_s
 
 
+# The web console's (/console/, rendered as pages by the console itself).
+
+
+class SignInFailed(ClarionError):
+    """A wrong email or password, alike: the answer does not tell which accounts exist."""
+
+    code = "sign_in_failed"
+    status = 401
+    message = "The email or the password is wrong"
+
+
+class SignInThrottled(ClarionError):
+    code = "sign_in_throttled"
+    status = 429
+    message = "Too many wrong passwords: wait before trying again"
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(f"Too many wrong passwords: try again in {retry_after_s} seconds")
+        self.retry_after_s = retry_after_s
+
+
+class CsrfRejected(ClarionError):
+    code = "csrf_rejected"
+    status = 403
+    message = "The form's security token is missing or out of date: reload the page and try again"
+
+
 CATALOGUE: tuple[type[ClarionError], ...] = (
     BadRequest,
     MissingParameter,
@@ -261,4 +289,7 @@ CATALOGUE: tuple[type[ClarionError], ...] = (
     InvalidBatchId,
     BatchTooLarge,
     RateLimitExceeded,
+    SignInFailed,
+    SignInThrottled,
+    CsrfRejected,
 )

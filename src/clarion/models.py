@@ -45,9 +45,8 @@ class CampaignStatus(StrEnum):
     SCHEDULED = "scheduled"
     SENDING = "sending"
     SENT = "sent"
-    # Reserved: nothing sets them yet.
-    FAILED = "failed"
-    CANCELLED = "cancelled"
+    FAILED = "failed"  # reserved: nothing sets it yet
+    CANCELLED = "cancelled"  # by an operator while scheduled or sending (delivery.cancel)
 
 
 class DeliveryStatus(StrEnum):
@@ -408,3 +407,38 @@ class IdempotencyKey(Base):
     status: Mapped[int] = mapped_column(Integer)
     response: Mapped[Any | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class OperatorRole(StrEnum):
+    """What a console operator may do: a viewer reads, an editor also sends and edits sites' content,
+    an admin also manages sites' credentials, sites themselves and operators."""
+
+    VIEWER = "viewer"
+    EDITOR = "editor"
+    ADMIN = "admin"
+
+
+class Operator(Base):
+    """An operator account of the web console (`clarion users create`)."""
+
+    __tablename__ = "operators"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    # Stored case-folded: one account per address however it is typed.
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))  # Argon2id, PHC string
+    role: Mapped[str] = mapped_column(String(16))  # an OperatorRole
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class OperatorSession(Base):
+    """A signed-in console session; the cookie carries the token, the table only its SHA-256."""
+
+    __tablename__ = "operator_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id", ondelete="CASCADE"), index=True)
+    # The synchronizer token every form of this session carries (CSRF).
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    valid_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -39,7 +39,15 @@ MAX_URL = 1000
 DEFAULT_PLAN = "unlimited"
 
 
+def _check_name(name: str) -> None:
+    if not (1 <= len(name) <= MAX_NAME and storable(name)):
+        raise errors.InvalidField(
+            f"name must be 1-{MAX_NAME} characters without NUL characters", field="name"
+        )
+
+
 async def create(session: AsyncSession, name: str, plan: str = DEFAULT_PLAN) -> AppCreated:
+    _check_name(name)
     if plan not in PLANS:
         raise errors.InvalidField(f"plan must be one of {', '.join(PLANS)}", field="plan")
     secret, identity = security.new_secret(), security.new_secret()
@@ -110,9 +118,11 @@ async def update(
     """Change an app's settings; None leaves one unchanged, and "" clears the site URL, the default
     icon or the VAPID subject."""
     app = await by_key(session, app_key)
+    if name is not None:
+        _check_name(name)
     if plan is not None and plan not in PLANS:
         raise errors.InvalidField(f"plan must be one of {', '.join(PLANS)}", field="plan")
-    _check_site_settings(name, site_url, default_icon)
+    _check_site_settings(site_url, default_icon)
     if vapid_subject:
         _check_vapid_subject(vapid_subject)
     if identity_secret_key is not None:
@@ -147,13 +157,9 @@ def _check_vapid_subject(subject: str) -> None:
         )
 
 
-def _check_site_settings(name: str | None, site_url: str | None, default_icon: str | None) -> None:
-    """The site's name, its address and its default icon (a Gravitec icon's rules: an http(s) URL of
-    a .jpg, .jpeg or .png picture)."""
-    if name is not None and not (1 <= len(name) <= MAX_NAME and storable(name)):
-        raise errors.InvalidField(
-            f"name must be 1-{MAX_NAME} characters without NUL characters", field="name"
-        )
+def _check_site_settings(site_url: str | None, default_icon: str | None) -> None:
+    """The site's address and its default icon (a Gravitec icon's rules: an http(s) URL of a .jpg,
+    .jpeg or .png picture)."""
     for field, value, images_only in (("site_url", site_url, False), ("default_icon", default_icon, True)):
         problem = http_url_problem(value, images_only=images_only) if value else None
         if problem is None and value is not None and len(value) > MAX_URL:

@@ -6,10 +6,10 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, case, delete, func, or_, select, update
+from sqlalchemy import case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from clarion.db import insert_ignore
+from clarion.db import epoch_bucket, insert_ignore
 from clarion.models import (
     FINISHED_CAMPAIGN_STATUSES,
     FOLDED_COUNTERS,
@@ -407,15 +407,23 @@ class CampaignReportRepository:
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-        self._postgres = session.get_bind().dialect.name == "postgresql"
 
     async def page(
-        self, app_id: int, before_id: int | None, limit: int, *, transactional: bool
+        self,
+        app_id: int,
+        before_id: int | None,
+        limit: int,
+        *,
+        transactional: bool,
+        push_tag: str | None = None,
     ) -> list[Campaign]:
-        """The app's campaigns newest first (ids are time-ordered), below `before_id`."""
+        """The app's campaigns newest first (ids are time-ordered), below `before_id`; with `push_tag`,
+        those sent with it only."""
         query = select(Campaign).where(Campaign.app_id == app_id).order_by(Campaign.id.desc()).limit(limit)
         if before_id is not None:
             query = query.where(Campaign.id < before_id)
+        if push_tag is not None:
+            query = query.where(Campaign.push_tag == push_tag)
         if not transactional:
             query = query.where(Campaign.is_transactional.is_(False))
         return list((await self.session.execute(query)).scalars())
@@ -469,25 +477,16 @@ class CampaignReportRepository:
         rows = (await self.session.execute(query)).all()
         return [(int(i), str(g), str(p), str(s), int(a), e, u) for i, g, p, s, a, e, u in rows]
 
-    def _bucket(self, column: Any, bucket_s: int) -> Any:
-        """The UNIX time of the start of the `bucket_s`-second bucket that `column` falls in."""
-        seconds: Any
-        if self._postgres:
-            seconds = func.floor(func.extract("epoch", column))
-        else:  # SQLite keeps UTC times as text: strftime reads them
-            seconds = func.cast(func.strftime("%s", column), Integer)
-        return func.floor(seconds / bucket_s) * bucket_s
-
     async def series(self, campaign_id: int, bucket_s: int) -> list[tuple[int, str, int]]:
         """(bucket start as UNIX seconds, kind, count): sends by when they were recorded, engagement
         by when it was reported."""
-        sent_bucket = self._bucket(Delivery.updated_at, bucket_s).label("bucket")
+        sent_bucket = epoch_bucket(self.session, Delivery.updated_at, bucket_s).label("bucket")
         sent = (
             select(sent_bucket, func.count())
             .where(Delivery.campaign_id == campaign_id, Delivery.status == DeliveryStatus.SENT)
             .group_by(sent_bucket)
         )
-        event_bucket = self._bucket(Event.created_at, bucket_s).label("bucket")
+        event_bucket = epoch_bucket(self.session, Event.created_at, bucket_s).label("bucket")
         events = (
             select(event_bucket, Event.type, func.count())
             .where(Event.campaign_id == campaign_id)

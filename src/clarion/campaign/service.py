@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, replace
 from datetime import datetime, time
 from typing import Any
@@ -30,6 +31,20 @@ from clarion.validation import MAX_ID, ascii_int, storable
 
 # Tag names (and their case-folded forms) are at most 255 symbols (Gravitec v3).
 MAX_TAG_NAME = 255
+
+
+def chosen_platforms(values: Iterable[str]) -> tuple[str, ...]:
+    """The platforms a campaign (or a dry run) is narrowed to, /v1's `platforms` and the console's
+    boxes alike: at least one, each a platform subscribers are on, each once, in the order given."""
+    chosen = tuple(dict.fromkeys(values))
+    if not chosen:
+        raise errors.InvalidField("platforms: choose at least one platform", field="platforms")
+    for platform in chosen:
+        if platform not in PLATFORMS:
+            raise errors.InvalidField(
+                f"platforms: {platform!r} is not one of {', '.join(PLATFORMS)}", field="platforms"
+            )
+    return chosen
 
 
 async def _resolve_terms(
@@ -87,11 +102,15 @@ async def _check_quota(session: AsyncSession, app: App) -> None:
     if app.plan != "free":
         return
     await AppRepository(session).lock(app.id)
+    if await api_campaigns_today(session, app) >= apps.FREE_CAMPAIGNS_PER_DAY:
+        raise errors.QuotaExceeded()
+
+
+async def api_campaigns_today(session: AsyncSession, app: App) -> int:
+    """The app's campaigns of this UTC day that count toward the free plan's quota (made through the API)."""
     now = utcnow()
     midnight = datetime.combine(now.date(), time.min, tzinfo=now.tzinfo)
-    used = await CampaignRepository(session).quota_campaigns_since(app.id, midnight)
-    if used >= apps.FREE_CAMPAIGNS_PER_DAY:
-        raise errors.QuotaExceeded()
+    return await CampaignRepository(session).quota_campaigns_since(app.id, midnight)
 
 
 async def create(
@@ -217,10 +236,19 @@ def reason_class(reason: str | None) -> str:
 
 
 async def history(
-    session: AsyncSession, app: App, before_id: int | None, limit: int, *, transactional: bool = False
+    session: AsyncSession,
+    app: App,
+    before_id: int | None,
+    limit: int,
+    *,
+    transactional: bool = False,
+    push_tag: str | None = None,
 ) -> list[Campaign]:
-    """The app's campaigns, newest first; transactional ones (and Push API batches) only if asked."""
-    return await CampaignReportRepository(session).page(app.id, before_id, limit, transactional=transactional)
+    """The app's campaigns, newest first; transactional ones (and Push API batches) only if asked;
+    with `push_tag`, those sent with that push tag only."""
+    return await CampaignReportRepository(session).page(
+        app.id, before_id, limit, transactional=transactional, push_tag=push_tag
+    )
 
 
 async def get(session: AsyncSession, app: App, campaign_id: int) -> Campaign:

@@ -10,8 +10,8 @@ from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from clarion.db import insert_ignore
-from clarion.models import Delivery, Event, Subscriber, SubscriberTag, Tag
+from clarion.db import epoch_bucket, insert_ignore
+from clarion.models import Campaign, Delivery, Event, Subscriber, SubscriberTag, Tag
 from clarion.subscriber.schemas import SubscriberFilter
 from clarion.validation import storable
 
@@ -25,9 +25,51 @@ class Known(NamedTuple):
     external_user_id: str | None
 
 
+def _tagged(app_id: int, name: str) -> Select[int]:
+    """The ids of the app's subscribers holding the tag `name` (case-insensitive)."""
+    return (
+        select(SubscriberTag.subscriber_id)
+        .join(Tag, Tag.id == SubscriberTag.tag_id)
+        .where(Tag.app_id == app_id, Tag.name_folded == name.casefold())
+    )
+
+
 class SubscriberRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def active_counts(self) -> dict[int, int]:
+        """Active subscribers of each app that has any, by app id."""
+        query = select(Subscriber.app_id, func.count()).where(Subscriber.active.is_(True))
+        rows = (await self.session.execute(query.group_by(Subscriber.app_id))).all()
+        return {int(app_id): int(n) for app_id, n in rows}
+
+    async def platform_counts(self, app_id: int) -> dict[tuple[str, bool], int]:
+        """The app's subscribers by (platform, active)."""
+        query = (
+            select(Subscriber.platform, Subscriber.active, func.count())
+            .where(Subscriber.app_id == app_id)
+            .group_by(Subscriber.platform, Subscriber.active)
+        )
+        return {
+            (platform, bool(active)): int(n)
+            for platform, active, n in (await self.session.execute(query)).all()
+        }
+
+    async def search(self, app_id: int, text: str, limit: int) -> list[Subscriber]:
+        """The app's newest subscribers whose regId or alias is `text`, or who hold the tag `text`
+        (case-insensitive); every subscriber, newest first, for an empty `text`."""
+        query = select(Subscriber).where(Subscriber.app_id == app_id)
+        if text:
+            if not storable(text):
+                return []
+            query = query.where(
+                (Subscriber.reg_id == text)
+                | (Subscriber.alias == text)
+                | Subscriber.id.in_(_tagged(app_id, text))
+            )
+        query = query.order_by(Subscriber.id.desc()).limit(limit)
+        return list((await self.session.execute(query)).scalars())
 
     async def by_address(self, app_id: int, address_hash: str) -> Subscriber | None:
         query = select(Subscriber).where(Subscriber.app_id == app_id, Subscriber.address_hash == address_hash)
@@ -249,12 +291,7 @@ class SubscriberRepository:
         if wanted.alias is not None:
             query = query.where(Subscriber.alias == wanted.alias)
         if wanted.tag is not None:
-            tagged = (
-                select(SubscriberTag.subscriber_id)
-                .join(Tag, Tag.id == SubscriberTag.tag_id)
-                .where(Tag.app_id == app_id, Tag.name_folded == wanted.tag.casefold())
-            )
-            query = query.where(Subscriber.id.in_(tagged))
+            query = query.where(Subscriber.id.in_(_tagged(app_id, wanted.tag)))
         seen = func.coalesce(Subscriber.registered_at, Subscriber.created_at)
         for column, low, high in (
             (Subscriber.created_at, wanted.created_from, wanted.created_to),
@@ -265,6 +302,53 @@ class SubscriberRepository:
             if high is not None:
                 query = query.where(column < high)
         return query
+
+    async def growth(self, app_id: int, since: datetime, bucket_s: int) -> list[tuple[int, int]]:
+        """(bucket start as UNIX seconds, subscribers created in it) of the app since `since`."""
+        bucket = epoch_bucket(self.session, Subscriber.created_at, bucket_s).label("bucket")
+        query = (
+            select(bucket, func.count())
+            .where(Subscriber.app_id == app_id, Subscriber.created_at >= since)
+            .group_by(bucket)
+        )
+        return [(int(start), int(n)) for start, n in (await self.session.execute(query)).all()]
+
+    async def received(
+        self, app_id: int, subscriber_id: int, campaigns: int
+    ) -> list[tuple[int, dict[str, Any], str, datetime, bool]]:
+        """(campaign id, payload, outcome, when, clicked) of the app's newest `campaigns` campaigns that
+        the subscriber was a recipient of, newest first. Each is looked up by the ledger's
+        (campaign_id, subscriber_id) key: the ledger has no index by subscriber alone."""
+        newest = (
+            select(Campaign.id)
+            .where(Campaign.app_id == app_id)
+            .order_by(Campaign.created_at.desc(), Campaign.id.desc())
+            .limit(campaigns)
+        )
+        ids = list((await self.session.execute(newest)).scalars())
+        if not ids:
+            return []
+        clicked = (
+            select(Event.campaign_id)
+            .where(
+                Event.campaign_id == Delivery.campaign_id,
+                Event.subscriber_id == subscriber_id,
+                Event.type == "clicked",
+            )
+            .exists()
+        )
+        query = (
+            select(Delivery.campaign_id, Campaign.payload, Delivery.status, Delivery.updated_at, clicked)
+            .join(Campaign, Campaign.id == Delivery.campaign_id)
+            .where(Delivery.campaign_id.in_(ids), Delivery.subscriber_id == subscriber_id)
+            .order_by(Campaign.created_at.desc(), Campaign.id.desc())
+        )
+        return [
+            (int(campaign_id), dict(payload or {}), str(status), updated_at, bool(was_clicked))
+            for campaign_id, payload, status, updated_at, was_clicked in (
+                await self.session.execute(query)
+            ).all()
+        ]
 
     async def delete_one(self, subscriber: Subscriber) -> None:
         """The subscriber with its tags, ledger rows and events (the foreign keys cascade)."""

@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -148,6 +148,24 @@ async def _refresh(repo: SubscriberRepository, subscriber: Subscriber, body: Sub
     sub = body.subscription
     keys = (sub.keys.p256dh, sub.keys.auth) if sub is not None else None
     await repo.reactivate(subscriber, utcnow(), keys, body.user_id, body.external_user_id)
+
+
+async def active_counts(session: AsyncSession) -> dict[int, int]:
+    """Active subscribers by app id (apps with none are absent)."""
+    return await SubscriberRepository(session).active_counts()
+
+
+async def platform_counts(session: AsyncSession, app: App) -> dict[tuple[str, bool], int]:
+    """The app's subscribers by (platform, active)."""
+    return await SubscriberRepository(session).platform_counts(app.id)
+
+
+async def search(session: AsyncSession, app: App, text: str, limit: int) -> list[Shown]:
+    """Subscribers by regId, alias or tag (newest first; every subscriber for an empty text)."""
+    repo = SubscriberRepository(session)
+    found = await repo.search(app.id, text.strip(), limit)
+    tags = await repo.tag_names_of([subscriber.id for subscriber in found])
+    return [Shown(subscriber, tags[subscriber.id]) for subscriber in found]
 
 
 async def get(session: AsyncSession, app: App, reg_id: str) -> Subscriber:
@@ -294,6 +312,40 @@ async def _existing(session: AsyncSession, app: App, reg_id: str) -> Subscriber:
 async def show(session: AsyncSession, app: App, reg_id: str) -> Shown:
     subscriber = await _existing(session, app, reg_id)
     return Shown(subscriber, await SubscriberRepository(session).tag_names(subscriber.id))
+
+
+DAY_S = 86400
+
+
+async def growth(session: AsyncSession, app: App, days: int) -> list[tuple[int, int]]:
+    """New subscribers per UTC day over the last `days` days, today included: (day start as UNIX
+    seconds, count), every day, those with none as 0."""
+    today = int(utcnow().timestamp()) // DAY_S * DAY_S
+    first = today - (days - 1) * DAY_S
+    since = datetime.fromtimestamp(first, UTC)
+    found = dict(await SubscriberRepository(session).growth(app.id, since, DAY_S))
+    return [(day, found.get(day, 0)) for day in range(first, today + DAY_S, DAY_S)]
+
+
+@dataclass(frozen=True)
+class Received:
+    """A campaign sent to a subscriber, and what became of it."""
+
+    campaign_id: int
+    title: str
+    outcome: str
+    at: datetime
+    clicked: bool
+
+
+async def received(session: AsyncSession, app: App, subscriber: Subscriber, campaigns: int) -> list[Received]:
+    """Which of the app's newest `campaigns` campaigns went to the subscriber (while their ledger rows
+    are kept: retention folds them into counters)."""
+    rows = await SubscriberRepository(session).received(app.id, subscriber.id, campaigns)
+    return [
+        Received(campaign_id, str(payload.get("title") or ""), outcome, as_utc(at), clicked)
+        for campaign_id, payload, outcome, at, clicked in rows
+    ]
 
 
 async def deactivate(session: AsyncSession, app: App, reg_id: str) -> Shown:

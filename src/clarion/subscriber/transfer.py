@@ -14,10 +14,12 @@ import io
 import json
 import secrets
 from collections.abc import AsyncIterable, AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from clarion import errors
+from clarion.config import Settings
 from clarion.db import Database, as_utc, utcnow
 from clarion.models import App, Subscriber
 from clarion.subscriber import service
@@ -26,6 +28,7 @@ from clarion.subscriber.schemas import SubscriberCreate, SubscriberFilter
 from clarion.validation import check_storable, validate
 
 FORMATS = ("ndjson", "csv")
+MEDIA_TYPES = {"ndjson": "application/x-ndjson", "csv": "text/csv; charset=utf-8"}
 # Lines stored per transaction: a few round trips per chunk, and a lock held briefly.
 IMPORT_CHUNK_LINES = 500
 # 64 KiB: ten times the longest line a valid subscriber can make (a 4 KiB token, 255-symbol names, tags).
@@ -123,6 +126,18 @@ def check_format(fmt: str) -> str:
     if fmt not in FORMATS:
         raise errors.InvalidField(f"format must be one of {', '.join(FORMATS)}", field="format")
     return fmt
+
+
+@asynccontextmanager
+async def bulk_database(settings: Settings) -> AsyncIterator[Database]:
+    """An import or an export runs on a connection of its own, with the engine's loose bounds on each
+    statement: a request's (CLARION_DB_TIMEOUT_S) are for answers of a moment, and a chunk of 500 lines
+    may take longer than that on a busy database."""
+    db = Database(settings.database_url, pool_size=1)
+    try:
+        yield db
+    finally:
+        await db.dispose()
 
 
 async def import_subscribers(

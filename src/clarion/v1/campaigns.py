@@ -75,7 +75,7 @@ class AudienceQuery(Body):
         chosen = push_body.parse_audience(
             self.model_dump(exclude_none=True, include={"segments", "audience"})
         )
-        platforms = None if self.platforms is None else tuple(dict.fromkeys(self.platforms))
+        platforms = None if self.platforms is None else campaigns.chosen_platforms(self.platforms)
         return replace(chosen, platforms=platforms)
 
 

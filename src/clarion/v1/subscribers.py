@@ -7,7 +7,6 @@ export, which is what moving to another system needs.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
@@ -16,7 +15,6 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
 from clarion.config import Settings
-from clarion.db import Database
 from clarion.models import App
 from clarion.runtime import RuntimeDep, SessionDep
 from clarion.subscriber import service, transfer
@@ -31,7 +29,6 @@ Platform = Literal["web", "android", "ios", "adm", "wns"]
 Format = Literal["ndjson", "csv"]
 # Text PostgreSQL can store (no NUL), at most a tag's or an alias' length.
 Name = Annotated[str | None, Query(min_length=1, max_length=255, pattern=r"^[^\x00]*$")]
-MEDIA_TYPES = {"ndjson": "application/x-ndjson", "csv": "text/csv; charset=utf-8"}
 
 
 class SubscriberRead(BaseModel):
@@ -105,20 +102,8 @@ class ImportRead(BaseModel):
     refusals_left_off: int
 
 
-@asynccontextmanager
-async def _bulk_database(settings: Settings) -> AsyncIterator[Database]:
-    """An import or an export runs on a connection of its own, with the engine's loose bounds on each
-    statement: a request's (CLARION_DB_TIMEOUT_S) are for answers of a moment, and a chunk of 500 lines
-    may take longer than that on a busy database."""
-    db = Database(settings.database_url, pool_size=1)
-    try:
-        yield db
-    finally:
-        await db.dispose()
-
-
 async def _exported(settings: Settings, app: App, fmt: str, wanted: SubscriberFilter) -> AsyncIterator[bytes]:
-    async with _bulk_database(settings) as db:
+    async with transfer.bulk_database(settings) as db:
         async for piece in transfer.export_subscribers(db, app, fmt, wanted):
             yield piece
 
@@ -185,7 +170,7 @@ async def export_subscribers(
     transfer.check_format(format)
     body = _exported(rt.settings, app, format, wanted)
     headers = {"Content-Disposition": f'attachment; filename="subscribers.{format}"'}
-    return StreamingResponse(body, media_type=MEDIA_TYPES[format], headers=headers)
+    return StreamingResponse(body, media_type=transfer.MEDIA_TYPES[format], headers=headers)
 
 
 _UPLOAD = {
@@ -206,7 +191,7 @@ async def import_subscribers(
     """Import an NDJSON or CSV file (docs/subscribers-import.md), streamed in chunks. Idempotent on
     each endpoint or token: importing a file again creates nothing."""
     chosen = format or ("csv" if request.headers.get("content-type", "").startswith("text/csv") else "ndjson")
-    async with _bulk_database(rt.settings) as db:
+    async with transfer.bulk_database(rt.settings) as db:
         hosts = rt.settings.push_host_set()
         report = await transfer.import_subscribers(db, app, request.stream(), chosen, hosts)
     return ImportRead.model_validate(report.as_dict())
