@@ -258,7 +258,9 @@ async def push_campaign_page(
     site = await _site(session, app_key)
     push = await push_api.get_push_campaign(session, site, push_campaign_id)
     found = await push_api.batches(session, site, push.id, offset, BATCHES_SHOWN + 1)
-    batches = [(batch, await swrve_report.status(session, batch.id, app=site)) for batch in found[:BATCHES_SHOWN]]
+    batches = [
+        (batch, await swrve_report.status(session, batch.id, app=site)) for batch in found[:BATCHES_SHOWN]
+    ]
     return site_page(
         request,
         me,
