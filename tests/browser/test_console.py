@@ -204,6 +204,7 @@ def test_an_operator_creates_a_site_sends_a_campaign_and_watches_it_land(
         page.click("text=Search")
     found = page.locator("table.subscribers tbody tr th").all_inner_texts()
     assert found == [subscribers[1][0], subscribers[0][0]]  # newest first
+    expect(page.locator("#growth ~ .chart canvas")).to_have_count(1)  # drawn before the screenshot
     assert console.check("subscribers") == []
     console.goto(f"/console/sites/{app_key}/subscribers?q={subscribers[2][0]}")
     cells = [c.strip() for c in page.locator("table.subscribers tbody tr td").all_inner_texts()]

@@ -22,7 +22,7 @@ from clarion.delivery.context import ContextCache
 from clarion.delivery.jobs import deliver_job
 from clarion.delivery.recorder import Job, Recorder
 from clarion.delivery.repository import LedgerRepository
-from clarion.delivery.service import Deliverer
+from clarion.delivery.service import UNSUBSCRIBED, Deliverer
 from clarion.delivery.tasks import DeliveryTasks
 from clarion.models import App, Campaign, Delivery, Subscriber
 from clarion.provider.outcome import Delivered
@@ -231,6 +231,25 @@ async def test_the_recorder_stops_and_records_whenever_its_stop_meets_a_wake_up(
     assert recorded.done()
     assert job.recorded.done()
     assert [row.status for row in await ledger.rows()] == ["sent"]
+
+
+async def test_a_subscriber_gone_since_the_fan_out_is_sent_nothing(
+    db: Database, settings: Settings, fake: FakePushService, deliverer: Deliverer
+) -> None:
+    ledger, sub_ids = await _web_ledger(db, settings, fake, 3)
+    async with db.session() as session:
+        row = await session.get(Delivery, ledger.delivery_ids[1])
+        assert row is not None
+        await session.execute(
+            update(Subscriber).where(Subscriber.id == row.subscriber_id).values(active=False)
+        )
+    await deliverer.run(ledger.campaign_id, ledger.delivery_ids, OWNER)
+    assert [(row.status, row.last_error) for row in await ledger.rows()] == [
+        ("sent", None),
+        ("gone", UNSUBSCRIBED),
+        ("sent", None),
+    ]
+    assert [len(fake.received_for(sub_id)) for sub_id in sub_ids] == [1, 0, 1]
 
 
 async def test_a_slow_jobs_rows_keep_their_lease(

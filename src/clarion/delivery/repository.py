@@ -83,6 +83,7 @@ class Claimed:
     auth: str | None
     registered_at: datetime | None
     params: dict[str, Any] | None
+    active: bool  # False: it unsubscribed (or went) since the fan-out added its row
 
 
 class LedgerRepository:
@@ -189,12 +190,24 @@ class LedgerRepository:
         if not taken_ids:
             return []
         query = (
-            select(d.id, d.attempts, s.id, s.platform, s.address, s.p256dh, s.auth, s.registered_at, d.params)
+            select(
+                d.id,
+                d.attempts,
+                s.id,
+                s.platform,
+                s.address,
+                s.p256dh,
+                s.auth,
+                s.registered_at,
+                d.params,
+                s.active,
+            )
             .join_from(_deliveries, _subscribers, s.id == d.subscriber_id)
             .where(self._one_of(d.id, taken_ids))
             .order_by(d.id)
         )
-        return [Claimed(*row) for row in (await self.session.execute(query)).all()]
+        # As plain tuples: SQLAlchemy's typing of a ten-column select does not line up with Claimed.
+        return [Claimed(*tuple(row)) for row in (await self.session.execute(query)).all()]
 
     async def finish(
         self, delivery_ids: Sequence[int], status: DeliveryStatus, now: datetime, reason: str | None = None

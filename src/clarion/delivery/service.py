@@ -20,13 +20,16 @@ from clarion.delivery.lanes import SendLanes
 from clarion.delivery.recorder import FLUSH_ROWS, Job, Recorder
 from clarion.delivery.repository import Claimed, LedgerRepository
 from clarion.provider.base import Provider, Transmit
-from clarion.provider.outcome import Outcome, Retry
+from clarion.provider.outcome import Gone, Outcome, Retry
 
 log = logging.getLogger("clarion.delivery")
 
 # Recipients prepared (for Web Push, encrypted) back to back before any of them is sent: as many
 # as the default lane count, so one window can fill the lanes while the next is prepared.
 PREPARE_WINDOW = 64
+# A subscriber that unsubscribed (or whose push service said it went) after the fan-out gave it a
+# row: nothing is sent to it, and its row ends as gone, as a 410 would end it.
+UNSUBSCRIBED = "the subscriber unsubscribed before the send"
 
 
 class Deliverer:
@@ -128,6 +131,8 @@ class Deliverer:
             return Retry("the TTL ran out before the attempt")
         if context.give_up_at is not None and now >= context.give_up_at:
             return Retry("the time limit ran out before the attempt")
+        if not recipient.active:
+            return Gone(UNSUBSCRIBED)
         provider = self.providers.get(recipient.platform)
         if provider is None:
             return Retry(f"no sender for platform {recipient.platform}")
