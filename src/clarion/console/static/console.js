@@ -133,6 +133,8 @@ function iconPreview(input) {
 // `data-labels`; redrawn while the page is open and to its box's width. The page also shows the
 // figures as a table.
 const STROKES = ['#1f4fd1', '#15803d', '#b45309'];
+// The y axis counts messages and people: whole-number steps only (uPlot would offer 0.5).
+const COUNT_STEPS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5, 5e5, 1e6, 2e6, 5e6, 1e7];
 
 function chart(box) {
   const keys = box.dataset.keys.split(',');
@@ -152,7 +154,7 @@ function chart(box) {
       legend: {show: false},
       cursor: {show: true, points: {show: false}},
       scales: {x: {time: true}},
-      axes: [{stroke: '#57606a'}, {stroke: '#57606a', grid: {stroke: '#eaeef2'}}],
+      axes: [{stroke: '#57606a'}, {stroke: '#57606a', grid: {stroke: '#eaeef2'}, incrs: COUNT_STEPS}],
       series: [{}, ...lines],
     }, data, box);
   };
