@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -12,6 +13,7 @@ import httpx
 from clarion.app_tenant import service as apps
 from clarion.composition import open_database
 from clarion.config import Settings
+from clarion.subscriber.service import address_hash
 from tests.fakes.push_service import FakePushService, Subscription
 
 
@@ -34,6 +36,24 @@ async def create_app(settings: Settings, plan: str = "unlimited") -> AppKeys:
     finally:
         await db.dispose()
     return AppKeys(created.app_key, created.app_secret, created.vapid_public_key)
+
+
+def web_subscriber_row(
+    app_id: int, reg_id: str, endpoint: str, p256dh: str, auth: str, now: datetime
+) -> dict[str, Any]:
+    """An active web subscriber's row, for tests that insert many at once (not through the API)."""
+    return {
+        "app_id": app_id,
+        "reg_id": reg_id,
+        "platform": "web",
+        "address": endpoint,
+        "address_hash": address_hash(endpoint),
+        "p256dh": p256dh,
+        "auth": auth,
+        "active": True,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 async def update_app(settings: Settings, app_key: str, **change: Any) -> None:

@@ -28,7 +28,7 @@ from clarion.queue.redis_streams import RedisQueue
 from clarion.subscriber.service import address_hash
 from tests.conftest import make_settings
 from tests.fakes.push_service import FakePushService
-from tests.helpers import create_app
+from tests.helpers import create_app, web_subscriber_row
 from tests.support import REDIS_URL, require
 
 # Small slices and pages, so that a test of a hundred recipients has several of each.
@@ -120,18 +120,9 @@ async def _audience(
     async with db.session() as session:
         app_id = (await session.execute(select(App.id).where(App.app_key == keys.app_key))).scalar_one()
         rows = [
-            {
-                "app_id": app_id,
-                "reg_id": f"reg-{index}-{address_hash(endpoint)[:24]}",
-                "platform": "web",
-                "address": endpoint,
-                "address_hash": address_hash(endpoint),
-                "p256dh": p256dh,
-                "auth": auth,
-                "active": True,
-                "created_at": now,
-                "updated_at": now,
-            }
+            web_subscriber_row(
+                app_id, f"reg-{index}-{address_hash(endpoint)[:24]}", endpoint, p256dh, auth, now
+            )
             for index, (endpoint, p256dh, auth) in enumerate(endpoints)
         ]
         if rows:

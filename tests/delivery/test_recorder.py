@@ -32,7 +32,7 @@ from clarion.subscriber.service import address_hash
 from tests.conftest import make_settings
 from tests.fakes.push_service import FakePushService, Hang, Respond
 from tests.fakes.tls import write_certificates
-from tests.helpers import AppKeys, create_app
+from tests.helpers import AppKeys, create_app, web_subscriber_row
 
 OWNER = "test-worker"
 
@@ -73,18 +73,7 @@ async def _ledger(
     async with db.session() as session:
         app_id = (await session.execute(select(App.id).where(App.app_key == keys.app_key))).scalar_one()
         subscribers = [
-            {
-                "app_id": app_id,
-                "reg_id": f"reg-{address_hash(endpoint)[:32]}",
-                "platform": "web",
-                "address": endpoint,
-                "address_hash": address_hash(endpoint),
-                "p256dh": p256dh,
-                "auth": auth,
-                "active": True,
-                "created_at": now,
-                "updated_at": now,
-            }
+            web_subscriber_row(app_id, f"reg-{address_hash(endpoint)[:32]}", endpoint, p256dh, auth, now)
             for endpoint, p256dh, auth in endpoints
         ]
         await session.execute(insert(Subscriber), subscribers)
