@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import ssl
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +16,7 @@ from clarion.app import create_app
 from clarion.composition import open_database
 from clarion.config import Settings
 from clarion.db import Database
+from tests.fakes.tls import write_certificates
 from tests.support import PostgresDatabases, PrivateRedis, SqliteDatabases, require
 
 logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -115,3 +118,20 @@ def private_redis() -> Iterator[PrivateRedis]:
         yield server
     finally:
         server.kill()
+
+
+@pytest.fixture
+async def untrusted_tls(tmp_path: Path) -> AsyncIterator[str]:
+    """A TLS server whose certificate no trusted CA signed; returns its origin."""
+    certfile, keyfile = write_certificates(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certfile, keyfile)
+
+    async def close_at_once(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    server = await asyncio.start_server(close_at_once, "127.0.0.1", 0, ssl=context)
+    port = server.sockets[0].getsockname()[1]
+    yield f"https://127.0.0.1:{port}"
+    server.close()
+    await server.wait_closed()

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,7 +29,6 @@ from clarion.queue import MemoryQueue
 from clarion.subscriber.service import address_hash
 from tests.conftest import make_settings
 from tests.fakes.push_service import FakePushService, Hang, Respond
-from tests.fakes.tls import write_certificates
 from tests.helpers import AppKeys, create_app, web_subscriber_row
 
 OWNER = "test-worker"
@@ -418,23 +415,6 @@ async def test_a_storm_of_410s_logs_three_lines(
     assert summary == f"campaign {ledger.campaign_id}: job of 200 recipients recorded: 200 gone"
     assert finished == f"campaign {ledger.campaign_id} finished: 200 gone"
     assert not any(sub_id in line for line in lines for sub_id in sub_ids)
-
-
-@pytest.fixture
-async def untrusted_tls(tmp_path: Path) -> AsyncIterator[str]:
-    """A TLS server whose certificate no trusted CA signed; returns its origin."""
-    certfile, keyfile = write_certificates(tmp_path)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(certfile, keyfile)
-
-    async def close_at_once(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.close()
-
-    server = await asyncio.start_server(close_at_once, "127.0.0.1", 0, ssl=context)
-    port = server.sockets[0].getsockname()[1]
-    yield f"https://127.0.0.1:{port}"
-    server.close()
-    await server.wait_closed()
 
 
 async def test_a_refused_certificate_is_logged_once_per_origin_and_campaign(

@@ -2,33 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import ssl
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 from pyreqwest.exceptions import RequestError
 
 from clarion import metrics
 from clarion.provider.httpio import post, reqwest_client
-from tests.fakes.tls import write_certificates
 from tests.support import free_port
-
-
-@pytest.fixture
-async def untrusted_tls(tmp_path: Path) -> AsyncIterator[str]:
-    certfile, keyfile = write_certificates(tmp_path)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(certfile, keyfile)
-
-    async def close_at_once(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.close()
-
-    server = await asyncio.start_server(close_at_once, "127.0.0.1", 0, ssl=context)
-    yield f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    server.close()
-    await server.wait_closed()
 
 
 def _errors(provider: str, kind: str) -> float:
