@@ -105,6 +105,8 @@ class App(Base):
     default_icon: Mapped[str | None] = mapped_column(Text)
     # The `sub` of the app's VAPID tokens; None: its https site URL, else CLARION_VAPID_SUBJECT.
     vapid_subject: Mapped[str | None] = mapped_column(String(255))
+    # The IANA zone of subscribers that gave none (migration 0017); NULL: UTC.
+    default_timezone: Mapped[str | None] = mapped_column(String(64))
 
 
 class Subscriber(Base):
@@ -138,6 +140,10 @@ class Subscriber(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     # When the address was last registered: APNs' Unregistered is ignored if it predates this.
     registered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The subscriber's IANA time zone and BCP 47 language, as its SDK or registration gave them
+    # (migration 0017); NULL: unknown, so the app's default zone and the campaign's default language.
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    language: Mapped[str | None] = mapped_column(String(16))
 
 
 class AppCredential(Base):
