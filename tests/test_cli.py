@@ -492,6 +492,10 @@ def _summary(created: dict[str, Any], name: str, plan: str) -> dict[str, Any]:
         "site_url": None,
         "default_icon": None,
         "vapid_subject": None,
+        "default_timezone": None,
+        "quiet_start": None,
+        "quiet_end": None,
+        "quiet_mode": "hold",
         "vapid_public_key": created["vapid_public_key"],
     }
 

@@ -25,7 +25,7 @@ LAYERS: list[set[str]] = [
     {"app_tenant"},
     {"audience"},
     {"campaign"},
-    {"subscriber", "pictures"},
+    {"subscriber", "pictures", "schedule"},
     {"delivery"},
     {"gravitec", "swrve", "sdk"},
     {"admin", "composition", "health", "telemetry", "api_docs", "follow", "console"},

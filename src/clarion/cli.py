@@ -226,9 +226,14 @@ def cmd_apps_update(args: argparse.Namespace, settings: Settings) -> int:
                 site_url=args.site_url,
                 default_icon=args.default_icon,
                 vapid_subject=args.vapid_subject,
+                default_timezone=args.default_timezone,
+                quiet_start=args.quiet_start,
+                quiet_end=args.quiet_end,
+                quiet_mode=args.quiet_mode,
             )
             shown = {"app_id": app.id, "app_key": app.app_key, "plan": app.plan, "batch_push": app.batch_push}
-            for setting in ("name", "site_url", "default_icon", "vapid_subject"):
+            settings_shown = ("name", "site_url", "default_icon", "vapid_subject", "default_timezone")
+            for setting in (*settings_shown, "quiet_start", "quiet_end", "quiet_mode"):
                 if getattr(args, setting) is not None:
                     shown[setting] = getattr(app, setting)
             if verify is not None or args.identity_secret_key is not None:
@@ -676,6 +681,18 @@ def _add_apps_update(apps: Any) -> None:
         metavar="URI",
         help='the mailto: or https: contact in the app\'s VAPID tokens ("" clears it: the https site URL,'
         " else CLARION_VAPID_SUBJECT)",
+    )
+    update.add_argument(
+        "--default-timezone",
+        metavar="ZONE",
+        help='IANA zone of subscribers that recorded none, for local-time campaigns ("" clears it: UTC)',
+    )
+    update.add_argument("--quiet-start", metavar="HH:MM", help='quiet hours start, local time ("" clears)')
+    update.add_argument("--quiet-end", metavar="HH:MM", help='quiet hours end, local time ("" clears)')
+    update.add_argument(
+        "--quiet-mode",
+        choices=("hold", "drop"),
+        help="non-transactional notifications due in quiet hours: held until they end, or dropped",
     )
     update.add_argument(
         "--identity-verification",

@@ -12,6 +12,7 @@ from clarion.config import Settings
 from clarion.db import ENGINE_TIMEOUTS, Database, Timeouts
 from clarion.delivery import tasks as delivery_tasks
 from clarion.queue import Queue
+from clarion.schedule import tasks as schedule_tasks
 from clarion.secrets_box import SecretBox, session_info
 from clarion.swrve import tasks as swrve_tasks
 from clarion.worker.runner import Runner
@@ -23,6 +24,7 @@ def background(settings: Settings, db: Database, queue: Queue, wakeup: asyncio.E
     )
     delivery_tasks.register(runner, settings, db, queue)
     swrve_tasks.register(runner, settings, db, queue)
+    schedule_tasks.register(runner, db)
     return runner
 
 

@@ -151,6 +151,14 @@ class CampaignFinished(ClarionError):
     message = "This campaign has finished: there is nothing to cancel"
 
 
+class ScheduleFinished(ClarionError):
+    """Pausing, resuming or cancelling a recurring schedule that has ended or was cancelled."""
+
+    code = "schedule_finished"
+    status = 409
+    message = "The schedule has ended or was cancelled"
+
+
 class IdempotencyConflict(ClarionError):
     """/v1: an Idempotency-Key used before, within its 24 hours, with another request."""
 

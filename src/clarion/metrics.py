@@ -73,6 +73,9 @@ TOKEN_REFRESHES = Counter(
 FANOUT_RECIPIENTS = Counter(
     "clarion_fanout_recipients", "Recipients added to the ledger by campaign fan-outs", registry=REGISTRY
 )
+OCCURRENCES_STARTED = Counter(
+    "clarion_schedule_occurrences", "Campaigns made by recurring schedules' occurrences", registry=REGISTRY
+)
 CAMPAIGNS_STARTED = Counter("clarion_campaigns_started", "Campaign fan-outs started", registry=REGISTRY)
 CAMPAIGNS_FINISHED = Counter(
     "clarion_campaigns_finished", "Campaigns that reached `sent` (nothing left pending)", registry=REGISTRY

@@ -107,6 +107,11 @@ class App(Base):
     vapid_subject: Mapped[str | None] = mapped_column(String(255))
     # The IANA zone of subscribers that gave none (migration 0017); NULL: UTC.
     default_timezone: Mapped[str | None] = mapped_column(String(64))
+    # Quiet hours (migration 0020): a local-time window "HH:MM".."HH:MM" in which non-transactional
+    # notifications are held until it ends (quiet_mode "hold") or dropped ("drop"); NULL: none.
+    quiet_start: Mapped[str | None] = mapped_column(String(5))
+    quiet_end: Mapped[str | None] = mapped_column(String(5))
+    quiet_mode: Mapped[str | None] = mapped_column(String(8))
 
 
 class Subscriber(Base):
@@ -196,11 +201,47 @@ class Segment(Base):
     tags_segment: Mapped[list[dict[str, str]]] = mapped_column(JSON)
 
 
+class ScheduleStatus(StrEnum):
+    """A recurring schedule: active (it starts its occurrences) <-> paused; ended (no occurrence left)
+    and cancelled are final."""
+
+    ACTIVE = "active"
+    PAUSED = "paused"
+    ENDED = "ended"
+    CANCELLED = "cancelled"
+
+
+# The reason of a ledger row dropped by the app's quiet hours (quiet_mode "drop"): it ends `expired`.
+QUIET_HOURS_REASON = "quiet_hours"
+
+
+class Schedule(Base):
+    """A recurring campaign: an RFC 5545 RRULE in a time zone; each occurrence is an ordinary campaign
+    (campaigns.schedule_id, occurrence_at). next_at is the next occurrence in UTC (NULL once none is
+    left); the scheduler that moves it on (a conditional UPDATE) is the one that starts it."""
+
+    __tablename__ = "schedules"
+    __table_args__ = (Index("ix_schedule_due", "status", "next_at"), Index("ix_schedule_app", "app_id", "id"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16))  # a ScheduleStatus
+    rrule: Mapped[str] = mapped_column(Text)
+    timezone: Mapped[str] = mapped_column(String(64))
+    starts_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # DTSTART, in UTC
+    ends_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    next_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    occurrences: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    template: Mapped[dict[str, Any]] = mapped_column(JSON)  # the campaign each occurrence makes
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class Campaign(Base):
     __tablename__ = "campaigns"
     __table_args__ = (
         Index("ix_campaign_due", "status", "send_at"),
         Index("ix_campaign_app_created", "app_id", "created_at"),
+        Index("ux_campaign_occurrence", "schedule_id", "occurrence_at", unique=True),
     )
 
     # Time-ordered 64-bit ids of the vendor's shape (ids.py), whichever surface creates the campaign;
@@ -243,6 +284,15 @@ class Campaign(Base):
     # What preparing its pictures found (pictures/service.py): NULL until they were prepared, then a
     # list of warnings ({"field", "url", "reason"}), empty when every picture was processed.
     picture_warnings: Mapped[list[dict[str, str]] | None] = mapped_column(JSON(none_as_null=True))
+    # Local time (migration 0020): "HH:MM" in each subscriber's zone, within 24 hours of send_at; zones
+    # already past it then get it "tomorrow" or "now" (past_zones). release_plan: each zone's release
+    # instant (campaign.timing.ReleasePlan), fixed when the campaign is claimed (local time or quiet hours).
+    local_time: Mapped[str | None] = mapped_column(String(5))
+    past_zones: Mapped[str | None] = mapped_column(String(8))
+    release_plan: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    # The recurring schedule this campaign is one occurrence of (unique together: started once).
+    schedule_id: Mapped[int | None] = mapped_column(BigInteger)
+    occurrence_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Picture(Base):

@@ -6,6 +6,7 @@ import json
 import re
 from typing import Annotated, Any, TypeVar
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import Path
 from pydantic import BaseModel, ValidationError
@@ -174,3 +175,26 @@ def openapi_body(model: type[BaseModel]) -> dict[str, Any]:
         return node
 
     return {"requestBody": {"content": {"application/json": {"schema": inline(schema)}}}}
+
+
+def time_zone(value: str, field: str) -> str:
+    """An IANA time zone name that zoneinfo knows (the server's tzdata), or a 422 naming the field."""
+    if not value or len(value) > 64 or not value.isascii() or value.startswith(("/", ".")) or ".." in value:
+        raise errors.InvalidField(
+            f"{field}: must be an IANA time zone name such as Europe/Paris", field=field
+        )
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise errors.InvalidField(
+            f"{field}: unknown time zone {value!r} (an IANA name such as Europe/Paris)", field=field
+        ) from None
+    return value
+
+
+def clock_time(value: str, field: str) -> str:
+    """A local wall-clock time "HH:MM" (24-hour), or a 422 naming the field."""
+    match = re.fullmatch(r"([01]\d|2[0-3]):([0-5]\d)", value)
+    if match is None:
+        raise errors.InvalidField(f"{field}: must be a time of day as HH:MM (00:00-23:59)", field=field)
+    return value

@@ -48,7 +48,7 @@ def shown(found: dict[str, Any], platform: str, tags: list[str], **names: Any) -
     """What the API shows of a subscriber (its id and times as found: they are the server's)."""
     kept = {key: found[key] for key in ("id", "created_at", "last_seen_at")}
     host = "127.0.0.1" if platform == "web" else None
-    ids = {"alias": None, "user_id": None, "external_user_id": None, **names}
+    ids = {"alias": None, "user_id": None, "external_user_id": None, "timezone": None, **names}
     return {**kept, "platform": platform, "active": True, "endpoint_host": host, "tags": tags, **ids}
 
 

@@ -128,6 +128,7 @@ class AppRepository:
         site_url: str | None = None,
         default_icon: str | None = None,
         vapid_subject: str | None = None,
+        timing: dict[str, str | None] | None = None,
     ) -> None:
         """Write the settings given (None: unchanged; "" clears a site setting); the loaded `app` shows
         the new values."""
@@ -139,6 +140,7 @@ class AppRepository:
             "site_url": site_url,
             "default_icon": default_icon,
             "vapid_subject": vapid_subject,
+            **(timing or {}),
         }
         given = {column: value for column, value in values.items() if value is not None}
         await self._write(app, {column: None if value == "" else value for column, value in given.items()})

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from clarion import errors
+from clarion import errors, validation
 from clarion.app_tenant import security
 from clarion.app_tenant.repository import AppRepository, identity_where
 from clarion.db import as_utc, utcnow
@@ -17,6 +17,8 @@ from clarion.secrets_box import box_of
 from clarion.validation import clickable_url_problem, http_url_problem, storable
 
 PLANS = ("free", "unlimited")
+# Quiet hours: notifications held until the window ends, or dropped (docs/scheduling.md).
+QUIET_MODES = ("hold", "drop")
 # Gravitec: "For Free plan only 10 push campaigns per day are available through API."
 FREE_CAMPAIGNS_PER_DAY = 10
 
@@ -114,9 +116,13 @@ async def update(
     site_url: str | None = None,
     default_icon: str | None = None,
     vapid_subject: str | None = None,
+    default_timezone: str | None = None,
+    quiet_start: str | None = None,
+    quiet_end: str | None = None,
+    quiet_mode: str | None = None,
 ) -> App:
     """Change an app's settings; None leaves one unchanged, and "" clears the site URL, the default
-    icon or the VAPID subject."""
+    icon, the VAPID subject, the default time zone or the quiet hours (start and end together)."""
     app = await by_key(session, app_key)
     if name is not None:
         _check_name(name)
@@ -125,6 +131,7 @@ async def update(
     _check_site_settings(site_url, default_icon)
     if vapid_subject:
         _check_vapid_subject(vapid_subject)
+    timing = _timing(app, default_timezone, quiet_start, quiet_end, quiet_mode)
     if identity_secret_key is not None:
         await _keep_identity_key(session, app, identity_secret_key)
     if identity_verification and identity_key(session, app) is None:
@@ -143,8 +150,35 @@ async def update(
         site_url=site_url,
         default_icon=default_icon,
         vapid_subject=vapid_subject,
+        timing=timing,
     )
     return app
+
+
+def _timing(
+    app: App, zone: str | None, quiet_start: str | None, quiet_end: str | None, quiet_mode: str | None
+) -> dict[str, str | None]:
+    """The time settings to write: the default zone (IANA) and quiet hours (HH:MM, both or neither)."""
+    if zone:
+        validation.time_zone(zone, "default_timezone")
+    for value, field in ((quiet_start, "quiet_start"), (quiet_end, "quiet_end")):
+        if value:
+            validation.clock_time(value, field)
+    if quiet_mode is not None and quiet_mode not in QUIET_MODES:
+        raise errors.InvalidField("quiet_mode: must be hold or drop", field="quiet_mode")
+    start = app.quiet_start if quiet_start is None else quiet_start or None
+    end = app.quiet_end if quiet_end is None else quiet_end or None
+    if (start is None) != (end is None) or (start is not None and start == end):
+        raise errors.InvalidField(
+            'quiet_start and quiet_end: give both (two different HH:MM times), or clear both with ""',
+            field="quiet_end" if start is not None else "quiet_start",
+        )
+    return {
+        "default_timezone": zone,
+        "quiet_start": quiet_start,
+        "quiet_end": quiet_end,
+        "quiet_mode": quiet_mode,
+    }
 
 
 def _check_vapid_subject(subject: str) -> None:
@@ -218,6 +252,10 @@ def summary(app: App) -> dict[str, Any]:
         "site_url": app.site_url,
         "default_icon": app.default_icon,
         "vapid_subject": app.vapid_subject,
+        "default_timezone": app.default_timezone,
+        "quiet_start": app.quiet_start,
+        "quiet_end": app.quiet_end,
+        "quiet_mode": app.quiet_mode or "hold",
         "vapid_public_key": app.vapid_public_key,
         "created_at": as_utc(app.created_at).isoformat(),
     }

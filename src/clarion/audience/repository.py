@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion.audience.service import Recipients, by_platform, campaign_tags, page, recipients, span
-from clarion.models import Campaign
+from clarion.models import Campaign, Subscriber
 
 
 class AudienceRepository:
@@ -36,3 +37,12 @@ class AudienceRepository:
         """Recipients per platform, without sending (an audience's dry run)."""
         rows = (await self.session.execute(by_platform(condition))).all()
         return {str(platform): int(n) for platform, n in rows}
+
+    async def zones(self, app_id: int) -> list[str]:
+        """The time zones the app's active subscribers recorded (a local-time campaign's release plan)."""
+        query = (
+            select(Subscriber.timezone)
+            .where(Subscriber.app_id == app_id, Subscriber.active.is_(True), Subscriber.timezone.is_not(None))
+            .distinct()
+        )
+        return [str(zone) for zone in (await self.session.execute(query)).scalars()]

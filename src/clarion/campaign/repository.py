@@ -119,6 +119,14 @@ class CampaignRepository:
             campaign.started_at = now
         return campaign
 
+    async def set_release_plan(self, campaign_id: int, plan: dict[str, Any]) -> None:
+        """Fix the campaign's per-zone release instants (once: a resumed plan keeps the first)."""
+        await self.session.execute(
+            update(Campaign)
+            .where(Campaign.id == campaign_id, Campaign.release_plan.is_(None))
+            .values(release_plan=plan)
+        )
+
     async def find(self, campaign_id: int) -> Campaign | None:
         """A campaign, whichever app it is: for the delivery workers."""
         return await self.session.get(Campaign, campaign_id)

@@ -60,6 +60,10 @@ class CampaignCreate:
     push_tag: str | None = None
     is_transactional: bool = False
     urgency: str = "normal"
+    # "HH:MM" in each subscriber's zone, within 24 hours of send_at (campaign.timing); zones already
+    # past it get it "tomorrow" or "now".
+    local_time: str | None = None
+    past_zones: Literal["tomorrow", "now"] = "tomorrow"
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from clarion import content, errors
+from clarion import content, errors, validation
 from clarion.app_tenant import service as apps
 from clarion.app_tenant.repository import AppRepository
 from clarion.audience.repository import AudienceRepository
@@ -113,14 +113,12 @@ async def api_campaigns_today(session: AsyncSession, app: App) -> int:
     return await CampaignRepository(session).quota_campaigns_since(app.id, midnight)
 
 
-async def create(
-    session: AsyncSession, app: App, spec: CampaignCreate, *, api_quota: bool = True
-) -> Campaign:
-    """Store a campaign as scheduled. `api_quota`: it counts toward the free plan's API campaigns
-    (the Gravitec API); a subscriber's own test notification does not. A push without an icon shows
-    the site's default icon, if the app has one (Gravitec: "Not specifying an icon will set the
-    default icon of the site"); it is stored in the campaign, so a later change of the default does
-    not change a campaign already made."""
+async def _checked(
+    session: AsyncSession, app: App, spec: CampaignCreate
+) -> tuple[CampaignCreate, dict[str, Any], list[str]]:
+    """The campaign's rules (before it is stored): its payload fits, its audience resolves."""
+    if spec.local_time is not None:
+        validation.clock_time(spec.local_time, "local_time")
     if spec.content.icon is None and app.default_icon:
         spec = replace(spec, content=replace(spec.content, icon=app.default_icon))
     if not payload.fits(spec.content, spec.display_time_s, spec.push_tag):
@@ -129,6 +127,28 @@ async def create(
             field="payload",
         )
     audience, targets = await _audience(session, app, spec.audience)
+    return spec, audience, targets
+
+
+async def validate(session: AsyncSession, app: App, spec: CampaignCreate) -> None:
+    """Check a campaign that will be made later (a recurring schedule's) without storing it."""
+    await _checked(session, app, spec)
+
+
+async def create(
+    session: AsyncSession,
+    app: App,
+    spec: CampaignCreate,
+    *,
+    api_quota: bool = True,
+    occurrence: tuple[int, datetime] | None = None,
+) -> Campaign:
+    """Store a campaign as scheduled. `api_quota`: it counts toward the free plan's API campaigns
+    (the Gravitec API); a subscriber's own test notification does not. A push without an icon shows
+    the site's default icon, if the app has one (Gravitec: "Not specifying an icon will set the
+    default icon of the site"); it is stored in the campaign, so a later change of the default does
+    not change a campaign already made. `occurrence`: the (schedule id, occurrence) it starts."""
+    spec, audience, targets = await _checked(session, app, spec)
     if api_quota:
         await _check_quota(session, app)
     now = utcnow()
@@ -146,6 +166,10 @@ async def create(
         created_at=now,
         fanout_done=False,
         counts_toward_quota=api_quota,
+        local_time=spec.local_time,
+        past_zones=None if spec.local_time is None else spec.past_zones,
+        schedule_id=None if occurrence is None else occurrence[0],
+        occurrence_at=None if occurrence is None else occurrence[1],
     )
     return await CampaignRepository(session).add(campaign, targets)
 

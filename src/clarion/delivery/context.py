@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from clarion import content
 from clarion.app_tenant import credentials
 from clarion.campaign.repository import CampaignRepository
+from clarion.campaign.timing import ReleasePlan
 from clarion.content import Notification
 from clarion.db import as_utc, utcnow
 
@@ -38,7 +39,7 @@ class CampaignContext:
 
     def remaining_ttl_s(self, now: datetime) -> int:
         """On a retry the push service is told what is left of the TTL, not the whole of it."""
-        return max(0, int((self.expires_at - now).total_seconds()))
+        return min(self.ttl_s, max(0, int((self.expires_at - now).total_seconds())))
 
     def message_for(self, params: dict[str, Any] | None, now: datetime) -> Notification:
         """A recipient's notification: its own (a Swrve batch's personalized one) or the campaign's."""
@@ -59,6 +60,10 @@ async def load(session: AsyncSession, campaign_id: int) -> CampaignContext | Non
     campaign, app = found
     deadline = await CampaignRepository(session).batch_deadline(campaign)
     started_at = as_utc(campaign.started_at or campaign.send_at or utcnow())
+    if campaign.release_plan is not None:
+        # Released zone by zone: the TTL runs from the last release, so the last zone gets all of it
+        # (each message is still told at most the TTL: remaining_ttl_s).
+        started_at = max(started_at, ReleasePlan.from_json(campaign.release_plan).last_at)
     notification = replace(
         content.decode(campaign.payload),
         campaign_id=str(campaign.id),

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -25,11 +26,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from clarion import metrics
 from clarion.audience import service as audiences
 from clarion.audience.repository import AudienceRepository
+from clarion.campaign import timing
 from clarion.campaign.repository import CampaignRepository
+from clarion.campaign.timing import ReleasePlan
 from clarion.db import Database, utcnow
 from clarion.delivery import journal
 from clarion.delivery.jobs import deliver_job, fanout_job
 from clarion.delivery.repository import LedgerRepository, SliceRange, SliceRepository
+from clarion.models import App, Campaign
 from clarion.queue import Queue
 
 log = logging.getLogger("clarion.fanout")
@@ -53,6 +57,8 @@ class FanoutSettings:
     chunk_size: int
     lease_s: float
     queue_grace_s: float
+    # The scheduler's clock (tests inject one): when a page's rows are due, given their release plan.
+    clock: Callable[[], datetime] = utcnow
 
     def queued_until(self, now: datetime) -> datetime:
         return now + timedelta(seconds=self.queue_grace_s)
@@ -78,12 +84,14 @@ async def plan(db: Database, queue: Queue, campaign_id: int, config: FanoutSetti
 
     Returns how many slices were queued.
     """
-    now = utcnow()
+    now = config.clock()
     async with db.session() as session:
+        found = await CampaignRepository(session).get_with_app(campaign_id)
         campaign = await CampaignRepository(session).mark_started(campaign_id, now)
-        if campaign is None:
+        if campaign is None or found is None:
             return 0
         journal.started(campaign, now)
+        await _plan_release(session, campaign, found[1])
         slices = SliceRepository(session)
         to_do = await slices.undone(campaign_id)
         if to_do is None:
@@ -100,6 +108,22 @@ async def plan(db: Database, queue: Queue, campaign_id: int, config: FanoutSetti
         await queue.put(fanout_job(campaign_id, slice_id))
     log.info("campaign %s: fan-out in %s slices", campaign_id, len(to_do))
     return len(to_do)
+
+
+async def _plan_release(session: AsyncSession, campaign: Campaign, app: App) -> None:
+    """A local-time campaign, or one held by quiet hours: each zone's release instant, fixed once."""
+    if campaign.release_plan is not None or not timing.needs_plan(campaign, app):
+        return
+    zones = await AudienceRepository(session).zones(app.id)
+    planned = timing.plan_for(campaign, app, zones)
+    await CampaignRepository(session).set_release_plan(campaign.id, planned.to_json())
+    log.info(
+        "campaign %s: released in %s instants, the last at %s; %s zones dropped by quiet hours",
+        campaign.id,
+        len(planned.groups) + 1,
+        planned.last_at.isoformat(),
+        len(planned.dropped) + planned.default_dropped,
+    )
 
 
 async def step(db: Database, queue: Queue, campaign_id: int, slice_id: int, config: FanoutSettings) -> int:
@@ -121,7 +145,8 @@ async def step(db: Database, queue: Queue, campaign_id: int, slice_id: int, conf
         delivery_ids = await page.add(last=index == STEP_PAGES - 1)
         if delivery_ids is None:
             return added  # the slice is done, or no longer this worker's
-        await queue.put(deliver_job(campaign_id, delivery_ids))
+        if delivery_ids:  # rows released later are queued by the sweep when their time comes
+            await queue.put(deliver_job(campaign_id, delivery_ids))
         added += len(delivery_ids)
         metrics.FANOUT_RECIPIENTS.inc(len(delivery_ids))
     await queue.put(fanout_job(campaign_id, slice_id))
@@ -140,6 +165,7 @@ class _Pages:
         bounds: SliceRange,
         condition: audiences.Recipients,
         cursor: int,
+        release: ReleasePlan | None,
     ) -> None:
         self.db = db
         self.campaign_id = campaign_id
@@ -148,12 +174,14 @@ class _Pages:
         self.bounds = bounds
         self.condition = condition
         self.cursor = cursor
+        self.release = release
         self._renew_at = time.monotonic() + config.lease_s / 2
 
     async def add(self, *, last: bool) -> list[int] | None:
-        """The next page's new rows (the slice handed back with the last); None once it is done or lost."""
+        """The next page's new rows due now (the slice handed back with the last); None once it is done
+        or lost."""
         while True:
-            now = utcnow()
+            now = self.config.clock()
             async with self.db.session() as session:
                 if not await self._still_held(session, now):
                     return None
@@ -162,24 +190,25 @@ class _Pages:
                     self.condition, self.cursor, self.config.chunk_size, self.bounds.last_id
                 )
                 delivery_ids, highest = await ledger.add_page(
-                    self.campaign_id, page, now, self.config.queued_until(now)
+                    self.campaign_id, page, now, self.config.queued_until(now), self.release
                 )
-                if delivery_ids and last:
+                added = highest is not None
+                if added and last:
                     await SliceRepository(session).release(
                         self.slice_id, self.config.owner, self.config.queued_until(now)
                     )
-                elif not delivery_ids:
+                elif not added:
                     # Nothing new: the slice is exhausted, unless another worker (that held it past its
                     # lease) added these recipients first; then the ledger's cursor moved on.
                     highest = await ledger.fanout_cursor(
                         self.campaign_id, self.cursor + 1, self.bounds.last_id
                     )
                     if highest < self.cursor + 1:
-                        await _finish_slice(session, self.campaign_id, self.slice_id, self.config.owner)
+                        await _finish_slice(session, self.campaign_id, self.slice_id, self.config.owner, now)
                         return None
             assert highest is not None
             self.cursor = highest
-            if delivery_ids:
+            if added:
                 return delivery_ids
 
     async def _still_held(self, session: AsyncSession, now: datetime) -> bool:
@@ -195,9 +224,10 @@ class _Pages:
 
 async def _claim(
     db: Database, campaign_id: int, slice_id: int, config: FanoutSettings
-) -> tuple[SliceRange, audiences.Recipients, int] | None:
-    """The slice's range, its audience and its cursor (the ledger's), once this worker holds it."""
-    now = utcnow()
+) -> tuple[SliceRange, audiences.Recipients, int, ReleasePlan | None] | None:
+    """The slice's range, its audience, its cursor (the ledger's) and the campaign's release plan,
+    once this worker holds it."""
+    now = config.clock()
     async with db.session() as session:
         lease_until = now + timedelta(seconds=config.lease_s)
         bounds = await SliceRepository(session).claim(slice_id, campaign_id, config.owner, now, lease_until)
@@ -206,12 +236,15 @@ async def _claim(
             return None
         condition = await AudienceRepository(session).recipients(campaign, config.platforms)
         cursor = await LedgerRepository(session).fanout_cursor(campaign_id, bounds.first_id, bounds.last_id)
-        return bounds, condition, cursor
+        plan = campaign.release_plan
+        return bounds, condition, cursor, None if plan is None else ReleasePlan.from_json(plan)
 
 
-async def _finish_slice(session: AsyncSession, campaign_id: int, slice_id: int, owner: str) -> None:
+async def _finish_slice(
+    session: AsyncSession, campaign_id: int, slice_id: int, owner: str, now: datetime
+) -> None:
     if await SliceRepository(session).finish(slice_id, campaign_id, owner):
-        await _finish_fanout(session, campaign_id, utcnow())
+        await _finish_fanout(session, campaign_id, now)
         log.info("campaign %s fanned out", campaign_id)
 
 

@@ -49,8 +49,17 @@ def queue_grace_s(settings: Settings) -> float:
 
 
 class DeliveryTasks:
-    def __init__(self, settings: Settings, db: Database, queue: Queue, registry: Registry) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        queue: Queue,
+        registry: Registry,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
         self.settings = settings
+        # The scheduler's clock: when campaigns are due and released (tests inject one).
+        self.clock = clock
         self.db = db
         self.queue = queue
         self.registry = registry
@@ -106,10 +115,11 @@ class DeliveryTasks:
             chunk_size=self.settings.chunk_size,
             lease_s=self.settings.delivery_lease_s,
             queue_grace_s=queue_grace_s(self.settings),
+            clock=self.clock,
         )
 
     async def start_due(self) -> None:
-        now = utcnow()
+        now = self.clock()
         async with self.db.session() as session:
             # Held only until the campaign is cut into slices (each then has its own lease).
             lease_until = now + timedelta(seconds=self.settings.delivery_lease_s)
@@ -159,8 +169,9 @@ class DeliveryTasks:
             self._stepping.discard(slice_id)
 
     async def sweep(self) -> None:
-        """Queue again the rows and slices whose lease lapsed; mark sent the campaigns done."""
-        now = utcnow()
+        """Queue again the rows and slices whose lease lapsed (and the rows whose release has come);
+        mark sent the campaigns done."""
+        now = self.clock()
         async with self.db.session() as session:
             queued_until = now + timedelta(seconds=queue_grace_s(self.settings))
             held = self.deliverer.recorder.held_ids() if self.deliverer is not None else []

@@ -23,6 +23,7 @@ class Known(NamedTuple):
     alias: str | None
     user_id: str | None
     external_user_id: str | None
+    timezone: str | None
 
 
 def _tagged(app_id: int, name: str) -> Select[int]:
@@ -103,6 +104,10 @@ class SubscriberRepository:
         if external_user_id is not None:
             values["external_user_id"] = external_user_id
         await self._write(subscriber, values)
+
+    async def set_timezone(self, subscriber: Subscriber, timezone: str, now: datetime) -> None:
+        """The device's IANA time zone (its local-time campaigns follow it)."""
+        await self._write(subscriber, {"timezone": timezone, "updated_at": now})
 
     async def unsubscribe(self, subscriber: Subscriber, now: datetime) -> None:
         await self._write(subscriber, {"active": False, "updated_at": now})
@@ -215,6 +220,7 @@ class SubscriberRepository:
             Subscriber.alias,
             Subscriber.user_id,
             Subscriber.external_user_id,
+            Subscriber.timezone,
         ).where(Subscriber.app_id == app_id, Subscriber.address_hash.in_(hashes))
         return {row[0]: Known(*row[1:]) for row in (await self.session.execute(query)).all()}
 
@@ -223,7 +229,7 @@ class SubscriberRepository:
         return await insert_ignore(self.session, Subscriber.__table__, rows)
 
     async def set_names(self, subscriber_id: int, values: dict[str, str], now: datetime) -> None:
-        """Alias, user_id or external_user_id of one subscriber."""
+        """Alias, user_id, external_user_id or timezone of one subscriber."""
         query = update(Subscriber).where(Subscriber.id == subscriber_id).values(**values, updated_at=now)
         await self.session.execute(query.execution_options(synchronize_session=False))
 

@@ -37,6 +37,8 @@ class SubscriberCreate(BaseModel):
     # Identity verification: the hex HMAC-SHA256 of the id, keyed with the app's identity key (64 digits).
     user_id_hash: str | None = Field(default=None, max_length=128)
     external_user_id_hash: str | None = Field(default=None, max_length=128)
+    # The device's IANA time zone (the Web SDK sends the browser's), for local-time campaigns.
+    timezone: str | None = Field(default=None, max_length=64)
 
 
 def _id_as_text(value: Any) -> Any:

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from clarion import errors
+from clarion import errors, validation
 from clarion.app_tenant import service as apps
 from clarion.campaign.repository import CampaignRepository
 from clarion.db import as_utc, utcnow
@@ -65,6 +65,8 @@ async def register(
 ) -> Registration:
     """Register a device, or find it again; `held_proof` is the X-Clarion-Subscription-Auth header."""
     address = address_of(body, push_hosts)
+    if body.timezone is not None:
+        validation.time_zone(body.timezone, "timezone")
     verify_identity(session, app, body)  # before anything is written: a refused binding binds nothing
     repo = SubscriberRepository(session)
     existing = await repo.by_address(app.id, address_hash(address))
@@ -89,6 +91,7 @@ async def register(
         created_at=now,
         updated_at=now,
         registered_at=now,
+        timezone=body.timezone,
     )
     if not await repo.insert_if_absent(subscriber):
         # A concurrent registration of the same address won the race: answer as a registration again.
@@ -147,7 +150,10 @@ def _check_same_subscription(existing: Subscriber, body: SubscriberCreate, held_
 async def _refresh(repo: SubscriberRepository, subscriber: Subscriber, body: SubscriberCreate) -> None:
     sub = body.subscription
     keys = (sub.keys.p256dh, sub.keys.auth) if sub is not None else None
-    await repo.reactivate(subscriber, utcnow(), keys, body.user_id, body.external_user_id)
+    now = utcnow()
+    await repo.reactivate(subscriber, now, keys, body.user_id, body.external_user_id)
+    if body.timezone is not None and body.timezone != subscriber.timezone:
+        await repo.set_timezone(subscriber, body.timezone, now)
 
 
 async def active_counts(session: AsyncSession) -> dict[int, int]:

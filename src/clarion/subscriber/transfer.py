@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from clarion import errors
+from clarion import errors, validation
 from clarion.config import Settings
 from clarion.db import Database, as_utc, utcnow
 from clarion.models import App, Subscriber
@@ -256,6 +256,8 @@ def _row(app: App, line: int, record: dict[str, Any] | _Refused, push_hosts: fro
         _check_active(record)
         body = validate(SubscriberCreate, _registration(app, record))
         address = service.address_of(body, push_hosts)
+        if body.timezone is not None:
+            validation.time_zone(body.timezone, "timezone")
         alias = _text(record, "alias")
         if alias is not None:
             _check_alias(alias)
@@ -317,7 +319,14 @@ def _registration(app: App, record: dict[str, Any]) -> dict[str, Any]:
         body["token"] = _text(record, "token") or identifier
     for name in ("user_id", "external_user_id"):
         body[name] = _text(record, name)
+    # OneSignal's `timezone` is an offset in seconds; its IANA name is `timezone_id`.
+    zone = _text(record, "timezone_id") or _text(record, "timezone")
+    body["timezone"] = zone if isinstance(zone, str) and not _is_offset(zone) else None
     return _present(body)
+
+
+def _is_offset(value: str) -> bool:
+    return value.lstrip("+-").isdigit()
 
 
 def _present(values: dict[str, Any]) -> dict[str, Any]:
@@ -371,6 +380,7 @@ def _new_subscriber(app: App, row: _Row) -> dict[str, Any]:
         "alias": row.alias,
         "user_id": row.body.user_id,
         "external_user_id": row.body.external_user_id,
+        "timezone": row.body.timezone,
         "active": True,
         "created_at": now,
         "updated_at": now,
@@ -416,7 +426,12 @@ async def _store(db: Database, app: App, rows: list[_Row], report: ImportReport)
 
 
 async def _rename(repo: SubscriberRepository, subscriber: Known, row: _Row) -> None:
-    given = {"alias": row.alias, "user_id": row.body.user_id, "external_user_id": row.body.external_user_id}
+    given = {
+        "alias": row.alias,
+        "user_id": row.body.user_id,
+        "external_user_id": row.body.external_user_id,
+        "timezone": row.body.timezone,
+    }
     changed = {
         name: value
         for name, value in given.items()

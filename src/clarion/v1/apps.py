@@ -51,6 +51,19 @@ class AppUpdate(Body):
         description="The contact (mailto: or https:) in the app's VAPID tokens; empty: the https site URL,"
         " else the server's CLARION_VAPID_SUBJECT",
     )
+    default_timezone: Annotated[str, Field(max_length=64)] | None = Field(
+        default=None, description="IANA zone of subscribers that recorded none (local time); empty: UTC"
+    )
+    quiet_start: Annotated[str, Field(max_length=5)] | None = Field(
+        default=None, description="HH:MM: quiet hours start (local time); empty clears them"
+    )
+    quiet_end: Annotated[str, Field(max_length=5)] | None = Field(
+        default=None, description="HH:MM: quiet hours end (local time); empty clears them"
+    )
+    quiet_mode: Literal["hold", "drop"] | None = Field(
+        default=None,
+        description="Non-transactional notifications due in quiet hours: held until they end, or dropped",
+    )
 
 
 class AppRead(BaseModel):
@@ -84,6 +97,10 @@ class AppRead(BaseModel):
     site_url: str | None
     default_icon: str | None
     vapid_subject: str | None
+    default_timezone: str | None
+    quiet_start: str | None
+    quiet_end: str | None
+    quiet_mode: str
     created_at: datetime
 
 

@@ -12,9 +12,10 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from clarion import content, errors
+from clarion import content, errors, validation
 from clarion.campaign import service as campaigns
 from clarion.campaign.schemas import AudienceSpec, CampaignCreate
+from clarion.campaign.timing import ReleasePlan
 from clarion.db import as_utc
 from clarion.delivery.cancel import cancel
 from clarion.gravitec import push_body
@@ -105,9 +106,19 @@ class CampaignIn(AudienceQuery):
     display_time: int | None = Field(None, description="Seconds a browser shows it (default 60)")
     push_tag: str | None = None
     is_transactional: bool = False
+    local_time: str | None = Field(
+        None,
+        description="HH:MM: sent at this time in each subscriber's time zone (their own, else the app's "
+        "default_timezone, else UTC), within 24 hours of send_at",
+    )
+    past_zones: Literal["tomorrow", "now"] = Field(
+        "tomorrow", description="With local_time: zones already past it get it tomorrow, or now"
+    )
 
     def create(self) -> CampaignCreate:
-        body: dict[str, Any] = self.model_dump(exclude_none=True, exclude={"platforms", "send_at"})
+        body: dict[str, Any] = self.model_dump(
+            exclude_none=True, exclude={"platforms", "send_at", "local_time", "past_zones"}
+        )
         if self.send_at is not None:
             when = self.send_at if self.send_at.tzinfo else self.send_at.replace(tzinfo=UTC)
             body["send_date"] = int(when.timestamp() * 1000)
@@ -118,12 +129,25 @@ class CampaignIn(AudienceQuery):
                 raise
             message = invalid.message.replace("send_date", "send_at", 1)
             raise errors.InvalidField(message, field="send_at") from None
-        return replace(spec, audience=replace(spec.audience, platforms=self.spec().platforms))
+        if self.local_time is not None:
+            validation.clock_time(self.local_time, "local_time")
+        return replace(
+            spec,
+            audience=replace(spec.audience, platforms=self.spec().platforms),
+            local_time=self.local_time,
+            past_zones=self.past_zones,
+        )
 
 
 class ButtonRead(BaseModel):
     title: str
     url: str | None
+
+
+class ReleaseRead(BaseModel):
+    at: datetime | None = Field(description="null: dropped by quiet hours")
+    zones: list[str] = Field(description="IANA zones; (default): subscribers with no zone of their own")
+    dropped: bool = False
 
 
 class CampaignRead(BaseModel):
@@ -146,6 +170,13 @@ class CampaignRead(BaseModel):
     push_tag: str | None
     is_transactional: bool
     urgency: str
+    local_time: str | None = Field(description="HH:MM in each subscriber's zone, or null")
+    past_zones: str | None = Field(description="With local_time: tomorrow or now")
+    schedule_id: str | None = Field(description="The recurring schedule it is an occurrence of")
+    releases: list[ReleaseRead] | None = Field(
+        description="Per group of time zones, when its recipients are released (fixed when the campaign "
+        "starts; local time or quiet hours); null: all at once"
+    )
 
 
 class FunnelRead(BaseModel):
@@ -226,7 +257,26 @@ def _read(campaign: Campaign) -> dict[str, Any]:
         "push_tag": campaign.push_tag,
         "is_transactional": campaign.is_transactional,
         "urgency": campaign.urgency,
+        "local_time": campaign.local_time,
+        "past_zones": campaign.past_zones,
+        "schedule_id": None if campaign.schedule_id is None else str(campaign.schedule_id),
+        "releases": _releases(campaign),
     }
+
+
+def _releases(campaign: Campaign) -> list[ReleaseRead] | None:
+    """When each group of zones is (or was) released; None for a campaign sent to all at once."""
+    if campaign.release_plan is None:
+        return None
+    plan = ReleasePlan.from_json(campaign.release_plan)
+    shown = [ReleaseRead(at=at, zones=list(zones)) for at, zones in plan.groups]
+    if plan.default_dropped:
+        return [*shown, ReleaseRead(at=None, zones=["(default)"], dropped=True)]
+    return [
+        *shown,
+        ReleaseRead(at=plan.default_at, zones=["(default)"]),
+        *([ReleaseRead(at=None, zones=list(plan.dropped), dropped=True)] if plan.dropped else []),
+    ]
 
 
 async def _detail(session: SessionDep, campaign: Campaign) -> CampaignDetail:

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from clarion.config import Settings
 from clarion.models import App
@@ -59,6 +59,7 @@ class SubscriberRead(BaseModel):
     alias: str | None
     user_id: str | None
     external_user_id: str | None
+    timezone: str | None = Field(description="IANA time zone the device recorded (local-time campaigns)")
     created_at: datetime
     last_seen_at: datetime
 
@@ -143,6 +144,7 @@ def _read(shown: service.Shown) -> SubscriberRead:
         alias=subscriber.alias,
         user_id=subscriber.user_id,
         external_user_id=subscriber.external_user_id,
+        timezone=subscriber.timezone,
         created_at=_utc(subscriber.created_at) or subscriber.created_at,
         last_seen_at=shown.last_seen_at,
     )

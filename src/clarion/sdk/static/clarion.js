@@ -135,8 +135,20 @@
 
   // Registering an endpoint the server knows already with other keys needs the registered
   // subscription's secret: sent when this browser holds it for this endpoint.
+  // The browser's IANA time zone (for campaigns sent at a local time); none if the browser cannot tell.
+  function timeZone() {
+    try {
+      return global.Intl.DateTimeFormat().resolvedOptions().timeZone || undefined;
+    } catch (error) {
+      return undefined;
+    }
+  }
+
   function register(state, subscription) {
-    const body = Object.assign({app_key: state.appKey, platform: 'web', subscription: subscription}, identityFields());
+    const body = Object.assign(
+      {app_key: state.appKey, platform: 'web', subscription: subscription, timezone: timeZone()},
+      identityFields()
+    );
     const held = state.auth && state.endpoint === subscription.endpoint ? state.auth : undefined;
     return request(state.server, 'POST', '/subscribers', {body: body, auth: held});
   }
@@ -271,9 +283,26 @@
       state.server = config.server;
       state.vapidPublicKey = config.vapidPublicKey;
       await saveState(state);
+      await followTimeZone(state);
       return {appKey: config.appKey, vapidPublicKey: config.vapidPublicKey};
     })();
     return initializing;
+  }
+
+  // A subscribed browser whose time zone changed (its user travelled, or changed it) registers again
+  // with the new one; a failure here never stops init.
+  async function followTimeZone(state) {
+    const zone = timeZone();
+    if (!state.regId || !state.endpoint || !zone || state.timezone === zone) return;
+    try {
+      const current = await browserSubscription(config);
+      if (!current || current.endpoint !== state.endpoint) return;
+      await register(state, current.toJSON());
+      state.timezone = zone;
+      await saveState(state);
+    } catch (error) {
+      // The next init tries again.
+    }
   }
 
   async function subscribe() {
@@ -303,6 +332,7 @@
     state.auth = json.keys.auth;
     state.endpoint = json.endpoint;
     state.p256dh = json.keys.p256dh;
+    state.timezone = timeZone();
     await saveState(state);
     return publicView(state);
   }

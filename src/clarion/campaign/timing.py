@@ -1,0 +1,169 @@
+"""When each recipient of a campaign is released: its local time, the app's quiet hours.
+
+Pure (zoneinfo only): `release_plan` turns a campaign's start, its local time of day and the app's
+quiet hours into one release instant per time zone (zones sharing an instant grouped together), and
+the zones whose recipients are dropped by quiet hours. The plan is computed once, when the campaign is
+claimed, stored on the campaign, and applied by the fan-out as one CASE on the subscriber's zone in the
+statement that adds a page to the ledger: no per-recipient work in Python.
+
+DST: a wall-clock time that does not exist on a day (the spring gap) is read with the offset before
+the change (02:30 in New York on the spring day is 03:30 EDT); one that happens twice (the autumn
+overlap) is its first occurrence.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from clarion.models import App, Campaign
+
+PastZones = Literal["tomorrow", "now"]
+QuietMode = Literal["hold", "drop"]
+UTC_ZONE = "UTC"
+
+
+def parse_clock(value: str) -> time:
+    hours, minutes = value.split(":")
+    return time(int(hours), int(minutes))
+
+
+def zone_or_utc(name: str | None) -> ZoneInfo:
+    """The zone by name; UTC for none or one this server's tzdata does not know (stored before a
+    tzdata update removed it, say)."""
+    try:
+        return ZoneInfo(name or UTC_ZONE)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo(UTC_ZONE)
+
+
+def _wall(day: date, at: time, zone: ZoneInfo) -> datetime:
+    """That wall-clock time on that day in the zone, in UTC (fold=0: see the module's note on DST)."""
+    return datetime.combine(day, at, tzinfo=zone).astimezone(UTC)
+
+
+def local_release(start: datetime, at: time, zone: ZoneInfo, past: PastZones) -> datetime:
+    """When `at` next comes in the zone, from `start` on (within 24 hours). A zone whose `at` has
+    already passed on its current day gets it tomorrow, or at `start` with past="now"."""
+    local_day = start.astimezone(zone).date()
+    today = _wall(local_day, at, zone)
+    if today >= start:
+        return today
+    return start if past == "now" else _wall(local_day + timedelta(days=1), at, zone)
+
+
+@dataclass(frozen=True, slots=True)
+class QuietHours:
+    """A local-time window (start included, end excluded) that may wrap midnight, e.g. 22:00-07:00."""
+
+    start: time
+    end: time
+    mode: QuietMode
+
+    def end_after(self, when: datetime, zone: ZoneInfo) -> datetime | None:
+        """The window's end if `when` falls inside it in the zone, else None."""
+        local = when.astimezone(zone)
+        moment, day = local.time().replace(tzinfo=None), local.date()
+        if self.start == self.end:
+            return None
+        if self.start < self.end:
+            inside = self.start <= moment < self.end
+            end_day = day
+        else:
+            inside = moment >= self.start or moment < self.end
+            end_day = day + timedelta(days=1) if moment >= self.start else day
+        return _wall(end_day, self.end, zone) if inside else None
+
+
+@dataclass(frozen=True, slots=True)
+class ReleasePlan:
+    """Zones grouped by their release instant; `default_at` is for every other subscriber (no zone,
+    or one not seen when planned: the app's default zone's instant). Dropped zones end in the ledger
+    as `expired` with the reason `quiet_hours`."""
+
+    groups: tuple[tuple[datetime, tuple[str, ...]], ...]
+    default_at: datetime
+    dropped: tuple[str, ...]
+    default_dropped: bool
+
+    @property
+    def last_at(self) -> datetime:
+        return max([self.default_at, *(at for at, _ in self.groups)])
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "groups": [{"at": at.isoformat(), "zones": list(zones)} for at, zones in self.groups],
+            "default_at": self.default_at.isoformat(),
+            "dropped": list(self.dropped),
+            "default_dropped": self.default_dropped,
+        }
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> ReleasePlan:
+        return ReleasePlan(
+            groups=tuple((datetime.fromisoformat(g["at"]), tuple(g["zones"])) for g in data["groups"]),
+            default_at=datetime.fromisoformat(data["default_at"]),
+            dropped=tuple(data["dropped"]),
+            default_dropped=bool(data["default_dropped"]),
+        )
+
+
+def _release(
+    start: datetime, zone: ZoneInfo, at: time | None, past: PastZones, quiet: QuietHours | None
+) -> datetime | None:
+    """One zone's release instant; None when quiet hours drop it."""
+    when = start if at is None else local_release(start, at, zone, past)
+    if quiet is None:
+        return when
+    end = quiet.end_after(when, zone)
+    if end is None:
+        return when
+    return None if quiet.mode == "drop" else end
+
+
+def release_plan(
+    start: datetime,
+    zones: list[str],
+    default_zone: str | None,
+    at: time | None,
+    past: PastZones,
+    quiet: QuietHours | None,
+) -> ReleasePlan:
+    """Each zone's release from `start`: at the local time `at` (None: at `start`), moved to the end of
+    quiet hours (or dropped) when it falls inside them."""
+    default_at = _release(start, zone_or_utc(default_zone), at, past, quiet)
+    by_instant: dict[datetime, list[str]] = defaultdict(list)
+    dropped: list[str] = []
+    for name in sorted(set(zones)):
+        when = _release(start, zone_or_utc(name), at, past, quiet)
+        if when is None:
+            dropped.append(name)
+        else:
+            by_instant[when].append(name)
+    return ReleasePlan(
+        groups=tuple((when, tuple(names)) for when, names in sorted(by_instant.items())),
+        default_at=start if default_at is None else default_at,
+        dropped=tuple(dropped),
+        default_dropped=default_at is None,
+    )
+
+
+def needs_plan(campaign: Campaign, app: App) -> bool:
+    """A local-time campaign, or a non-transactional one of an app with quiet hours."""
+    quiet = app.quiet_start is not None and app.quiet_end is not None
+    return campaign.local_time is not None or (quiet and not campaign.is_transactional)
+
+
+def plan_for(campaign: Campaign, app: App, zones: list[str]) -> ReleasePlan:
+    """The campaign's release plan from its send_at (the start of its 24 hours)."""
+    quiet = None
+    if app.quiet_start and app.quiet_end and not campaign.is_transactional:
+        mode: QuietMode = "drop" if app.quiet_mode == "drop" else "hold"
+        quiet = QuietHours(parse_clock(app.quiet_start), parse_clock(app.quiet_end), mode)
+    at = None if campaign.local_time is None else parse_clock(campaign.local_time)
+    past: PastZones = "now" if campaign.past_zones == "now" else "tomorrow"
+    start = campaign.send_at if campaign.send_at.tzinfo else campaign.send_at.replace(tzinfo=UTC)
+    return release_plan(start, zones, app.default_timezone, at, past, quiet)
