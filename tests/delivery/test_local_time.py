@@ -192,7 +192,9 @@ async def test_each_zone_is_released_at_nine_local_across_the_date_line_and_a_ds
         {},
     ]
     # Every recipient was in the ledger from the start, due at its own time.
-    assert {zone: {due for _, _, due in rows} for zone, rows in (await _ledger(db, setup.campaign_id)).items()} == {
+    assert {
+        zone: {due for _, _, due in rows} for zone, rows in (await _ledger(db, setup.campaign_id)).items()
+    } == {
         None: {_utc("2026-03-08T08:00:00")},
         "America/New_York": {_utc("2026-03-08T13:00:00")},
         "Pacific/Kiritimati": {_utc("2026-03-08T19:00:00")},

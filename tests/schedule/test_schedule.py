@@ -84,7 +84,9 @@ async def _run(tasks: list[ScheduleTasks], clock: Clock, until: datetime, step: 
         await asyncio.gather(*(task.start_due() for task in tasks))
 
 
-async def test_a_daily_rule_keeps_its_local_hour_across_both_dst_changes(db: Database, settings: Settings) -> None:
+async def test_a_daily_rule_keeps_its_local_hour_across_both_dst_changes(
+    db: Database, settings: Settings
+) -> None:
     # 01:30 every day: on 2026-11-01 it happens twice in New York (EDT, then EST) and must start once.
     # 02:30 is skipped by the clocks on 2026-03-08: it must still start (at 03:30 EDT), once.
     clock = Clock(_utc("2026-03-06T00:00:00"))
