@@ -286,6 +286,7 @@ CATALOGUE: tuple[type[ClarionError], ...] = (
     Unauthorized,
     Forbidden,
     CampaignFinished,
+    ScheduleFinished,
     IdempotencyConflict,
     IdentityNotVerified,
     BodyTooLarge,

@@ -58,13 +58,16 @@ class ScheduleRepository:
         return getattr(result, "rowcount", 0) == 1
 
     async def change(
-        self, schedule_id: int, allowed: tuple[str, ...], status: str, next_at: datetime | None
+        self, schedule: Schedule, allowed: tuple[str, ...], status: str, next_at: datetime | None
     ) -> bool:
-        """Set the status (and the next occurrence) if the schedule is in one of `allowed`."""
+        """Set the status (and the next occurrence) if the schedule is in one of `allowed` (a
+        conditional UPDATE: it races safely with a scheduler starting an occurrence); the loaded
+        `schedule` shows the row as it is then."""
         result = await self.session.execute(
             update(Schedule)
-            .where(Schedule.id == schedule_id, Schedule.status.in_(allowed))
+            .where(Schedule.id == schedule.id, Schedule.status.in_(allowed))
             .values(status=status, next_at=next_at)
             .execution_options(synchronize_session=False)
         )
+        await self.session.refresh(schedule)
         return getattr(result, "rowcount", 0) == 1

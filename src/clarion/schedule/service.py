@@ -163,10 +163,8 @@ async def cancel(session: AsyncSession, app: App, schedule_id: int) -> Schedule:
 async def _change(
     session: AsyncSession, schedule: Schedule, allowed: tuple[str, ...], status: str, next_at: datetime | None
 ) -> Schedule:
-    repository = ScheduleRepository(session)
-    if not await repository.change(schedule.id, allowed, status, next_at):
+    if not await ScheduleRepository(session).change(schedule, allowed, status, next_at):
         raise errors.ScheduleFinished()
-    await session.refresh(schedule)
     return schedule
 
 
