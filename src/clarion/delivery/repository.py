@@ -396,7 +396,8 @@ class LedgerRepository:
             await self.session.execute(
                 update(Delivery)
                 .where(
-                    Delivery.id.in_([delivery_id for delivery_id, _ in rows]),
+                    # One parameter, not one per row: a local-time zone's release queues thousands.
+                    self._one_of(_deliveries.c.id, [delivery_id for delivery_id, _ in rows]),
                     Delivery.status == DeliveryStatus.PENDING,
                     Delivery.lease_until < now,
                 )
