@@ -89,3 +89,41 @@ def test_a_local_time_campaign_shows_its_releases_by_time_zone(
             assert console.check("campaign-timing") == []
     finally:
         console.close()
+
+
+def test_the_general_tab_sets_the_default_zone_and_quiet_hours(
+    browser: Browser, server: tuple[Processes, Server]
+) -> None:
+    procs, running = server
+    create_operator(procs, "quiet@example.com", "admin")
+    console = Console.open(browser, running.url)
+    try:
+        console.sign_in("quiet@example.com")
+        page = console.page
+        console.goto("/console/sites")
+        page.fill("#site-name", "Quiet news")
+        with page.expect_navigation():
+            page.click("text=Create site")
+        app_key = page.inner_text("#app-key")
+        console.goto(f"/console/sites/{app_key}/settings/general")
+        page.fill("#default-timezone", "Europe/Atlantis")
+        with page.expect_navigation():
+            page.click("button:text-is('Save')")
+        assert page.inner_text("[role=alert]") == (
+            "default_timezone: unknown time zone 'Europe/Atlantis' (an IANA name such as Europe/Paris)"
+        )
+        page.fill("#default-timezone", "Europe/Paris")
+        page.fill("#quiet-start", "22:00")
+        page.fill("#quiet-end", "07:00")
+        page.select_option("#quiet-mode", "drop")
+        with page.expect_navigation():
+            page.click("button:text-is('Save')")
+        assert page.url.endswith("/settings/general?saved=1")
+        values = [
+            page.input_value(f"#{name}")
+            for name in ("default-timezone", "quiet-start", "quiet-end", "quiet-mode")
+        ]
+        assert values == ["Europe/Paris", "22:00", "07:00", "drop"]
+        assert console.check("settings-general-timing") == []
+    finally:
+        console.close()

@@ -168,6 +168,10 @@ async def rename(request: Request, app_key: str, session: SessionDep, me: MeDep,
             name=form.get("name", "").strip(),
             site_url=form.get("site_url", "").strip(),
             default_icon=form.get("default_icon", "").strip(),
+            default_timezone=form.get("default_timezone", "").strip(),
+            quiet_start=form.get("quiet_start", "").strip(),
+            quiet_end=form.get("quiet_end", "").strip(),
+            quiet_mode=form.get("quiet_mode") or None,
         )
     except errors.InvalidField as invalid:
         site = await _site(session, app_key)
