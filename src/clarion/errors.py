@@ -151,6 +151,22 @@ class CampaignFinished(ClarionError):
     message = "This campaign has finished: there is nothing to cancel"
 
 
+class CampaignNotSending(ClarionError):
+    """/v1: pausing a campaign that is not sending (scheduled, paused already, or finished)."""
+
+    code = "campaign_not_sending"
+    status = 409
+    message = "Only a sending campaign can be paused"
+
+
+class CampaignNotPaused(ClarionError):
+    """/v1: resuming a campaign that is not paused."""
+
+    code = "campaign_not_paused"
+    status = 409
+    message = "Only a paused campaign can be resumed"
+
+
 class IdempotencyConflict(ClarionError):
     """/v1: an Idempotency-Key used before, within its 24 hours, with another request."""
 

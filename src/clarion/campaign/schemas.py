@@ -60,6 +60,7 @@ class CampaignCreate:
     push_tag: str | None = None
     is_transactional: bool = False
     urgency: str = "normal"
+    rate_per_minute: int | None = None  # None: unthrottled (docs/pacing.md)
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class Funnel:
     gone: int
     expired: int
     cancelled: int
+    capped: int  # not sent: the app's frequency cap was reached (not a failure)
     received: int
     clicked: int
     closed: int

@@ -141,6 +141,7 @@ async def create(
         push_tag=spec.push_tag,
         is_transactional=spec.is_transactional,
         urgency=spec.urgency,
+        rate_per_minute=spec.rate_per_minute,
         payload=content.encode(_notification(spec)),
         audience=audience,
         created_at=now,
@@ -276,7 +277,8 @@ async def funnel(session: AsyncSession, campaign: Campaign) -> Funnel:
         + folded_failed
         + campaign.folded_sent
         + campaign.folded_gone
-        + campaign.folded_expired,
+        + campaign.folded_expired
+        + campaign.folded_capped,
         pending=counts[DeliveryStatus.PENDING],
         sent=counts[DeliveryStatus.SENT] + campaign.folded_sent,
         failed=sum(failed_by.values()),
@@ -284,6 +286,7 @@ async def funnel(session: AsyncSession, campaign: Campaign) -> Funnel:
         gone=counts[DeliveryStatus.GONE] + campaign.folded_gone,
         expired=counts[DeliveryStatus.EXPIRED] + campaign.folded_expired,
         cancelled=counts["cancelled"],
+        capped=counts[DeliveryStatus.CAPPED] + campaign.folded_capped,
         received=events.get("received", 0),
         clicked=events.get("clicked", 0),
         closed=events.get("closed", 0),

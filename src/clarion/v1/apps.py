@@ -51,6 +51,15 @@ class AppUpdate(Body):
         description="The contact (mailto: or https:) in the app's VAPID tokens; empty: the https site URL,"
         " else the server's CLARION_VAPID_SUBJECT",
     )
+    frequency_cap: int | None = Field(
+        default=None,
+        ge=0,
+        description="At most this many non-transactional notifications per subscriber in any"
+        " frequency_cap_period_s (1-1000; 0: no cap). docs/pacing.md",
+    )
+    frequency_cap_period_s: int | None = Field(
+        default=None, ge=0, description="The cap's rolling period in seconds (60-2592000; 0: no cap)"
+    )
 
 
 class AppRead(BaseModel):
@@ -68,6 +77,8 @@ class AppRead(BaseModel):
                     "site_url": "https://news.example.com",
                     "default_icon": None,
                     "vapid_subject": "mailto:push@news.example.com",
+                    "frequency_cap": 3,
+                    "frequency_cap_period_s": 86400,
                     "created_at": "2026-01-01T00:00:00+00:00",
                 }
             ]
@@ -84,6 +95,8 @@ class AppRead(BaseModel):
     site_url: str | None
     default_icon: str | None
     vapid_subject: str | None
+    frequency_cap: int | None = Field(description="Non-transactional notifications per subscriber per period")
+    frequency_cap_period_s: int | None
     created_at: datetime
 
 

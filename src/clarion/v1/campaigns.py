@@ -1,6 +1,7 @@
 """/v1/apps/{app_key}/campaigns: create (the Gravitec push body's every rule, plus platforms), the
-history, one campaign with its funnel, its per-recipient outcomes, its time series, cancel; and the
-audience dry run. Rules live in campaign/ (and gravitec/push_body.py, the one reader of a push body)."""
+history, one campaign with its funnel, its per-recipient outcomes, its time series, cancel, pause and
+resume; and the audience dry run. Rules live in campaign/ (and gravitec/push_body.py, the one reader
+of a push body)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from clarion.campaign import service as campaigns
 from clarion.campaign.schemas import AudienceSpec, CampaignCreate
 from clarion.db import as_utc
 from clarion.delivery.cancel import cancel
+from clarion.delivery.pause import pause, resume
 from clarion.gravitec import push_body
 from clarion.models import Campaign
 from clarion.runtime import SessionDep, wake_scheduler_after_commit
@@ -25,6 +27,9 @@ from clarion.v1.body import Body
 from clarion.v1.idempotency import OnceDep
 from clarion.v1.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, decode_cursor, page_of
 from clarion.validation import PathId
+
+# A rate above 1,000,000 a minute (16,667 a second) is beyond what a deployment sends: a typo.
+MAX_RATE_PER_MINUTE = 1_000_000
 
 router = APIRouter(prefix="/apps/{app_key}", tags=["Campaigns"])
 
@@ -105,9 +110,18 @@ class CampaignIn(AudienceQuery):
     display_time: int | None = Field(None, description="Seconds a browser shows it (default 60)")
     push_tag: str | None = None
     is_transactional: bool = False
+    rate_per_minute: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_RATE_PER_MINUTE,
+        description="Throttling: at most this many messages a minute, spread evenly across every worker"
+        " (absent: as fast as the workers and push services allow). docs/pacing.md",
+    )
 
     def create(self) -> CampaignCreate:
-        body: dict[str, Any] = self.model_dump(exclude_none=True, exclude={"platforms", "send_at"})
+        body: dict[str, Any] = self.model_dump(
+            exclude_none=True, exclude={"platforms", "send_at", "rate_per_minute"}
+        )
         if self.send_at is not None:
             when = self.send_at if self.send_at.tzinfo else self.send_at.replace(tzinfo=UTC)
             body["send_date"] = int(when.timestamp() * 1000)
@@ -118,7 +132,10 @@ class CampaignIn(AudienceQuery):
                 raise
             message = invalid.message.replace("send_date", "send_at", 1)
             raise errors.InvalidField(message, field="send_at") from None
-        return replace(spec, audience=replace(spec.audience, platforms=self.spec().platforms))
+        platforms = self.spec().platforms
+        return replace(
+            spec, audience=replace(spec.audience, platforms=platforms), rate_per_minute=self.rate_per_minute
+        )
 
 
 class ButtonRead(BaseModel):
@@ -146,6 +163,7 @@ class CampaignRead(BaseModel):
     push_tag: str | None
     is_transactional: bool
     urgency: str
+    rate_per_minute: int | None = Field(description="Throttling (messages a minute); null: none")
 
 
 class FunnelRead(BaseModel):
@@ -157,6 +175,7 @@ class FunnelRead(BaseModel):
     gone: int = Field(description="The address no longer exists: its subscriber was deactivated")
     expired: int = Field(description="Not sent within the TTL")
     cancelled: int = Field(description="Not sent: the campaign was cancelled first")
+    capped: int = Field(description="Not sent: the app's frequency cap was reached (not a failure)")
     received: int
     clicked: int
     closed: int
@@ -226,6 +245,7 @@ def _read(campaign: Campaign) -> dict[str, Any]:
         "push_tag": campaign.push_tag,
         "is_transactional": campaign.is_transactional,
         "urgency": campaign.urgency,
+        "rate_per_minute": campaign.rate_per_minute,
     }
 
 
@@ -272,7 +292,20 @@ async def cancel_campaign(campaign_id: PathId, app: ScopedAppDep, session: Sessi
     return await _detail(session, await cancel(session, app, campaign_id))
 
 
-OutcomeStatus = Literal["pending", "sent", "gone", "rejected", "expired", "failed", "cancelled"]
+@router.post("/campaigns/{campaign_id}/pause")
+async def pause_campaign(campaign_id: PathId, app: ScopedAppDep, session: SessionDep) -> CampaignDetail:
+    """A sending campaign stops sending within a second or two across every worker; what was sent
+    stays counted. One that is not sending answers 409 `campaign_not_sending`."""
+    return await _detail(session, await pause(session, app, campaign_id))
+
+
+@router.post("/campaigns/{campaign_id}/resume")
+async def resume_campaign(campaign_id: PathId, app: ScopedAppDep, session: SessionDep) -> CampaignDetail:
+    """A paused campaign goes on where it stopped (409 `campaign_not_paused` otherwise)."""
+    return await _detail(session, await resume(session, app, campaign_id))
+
+
+OutcomeStatus = Literal["pending", "sent", "gone", "rejected", "expired", "failed", "cancelled", "capped"]
 
 
 @router.get("/campaigns/{campaign_id}/outcomes")
