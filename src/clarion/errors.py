@@ -294,6 +294,8 @@ CATALOGUE: tuple[type[ClarionError], ...] = (
     Unauthorized,
     Forbidden,
     CampaignFinished,
+    CampaignNotSending,
+    CampaignNotPaused,
     IdempotencyConflict,
     IdentityNotVerified,
     BodyTooLarge,
