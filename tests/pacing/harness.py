@@ -20,9 +20,8 @@ from clarion.delivery.jobs import FANOUT
 from clarion.delivery.tasks import DeliveryTasks
 from clarion.models import App, Campaign, Subscriber
 from clarion.pacing.limiter import Clock
-from clarion.queue import MemoryQueue, Queue
+from clarion.queue import MemoryQueue, Queue, Taken
 from clarion.queue.redis_streams import RedisQueue
-from clarion.subscriber.service import address_hash
 from tests.fakes.push_service import FakePushService, Subscription
 from tests.helpers import create_app, web_subscriber_row
 from tests.support import REDIS_URL, require
@@ -52,6 +51,16 @@ class Worker:
     attempted: int = 0
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
+    async def consume_one(self, taken: Taken) -> None:
+        if taken.job.kind == FANOUT:
+            await self.tasks.fan_out(taken.job)
+        else:
+            assert self.tasks.deliverer is not None
+            done = await self.tasks.deliverer.run(int(taken.job.key), taken.job.ids, self.tasks.owner)
+            self.delivered_jobs += 1 if done else 0
+            self.attempted += done
+        await self.queue.ack(taken)
+
     async def consume(self, sweep_every_s: float = 0.5) -> None:
         """Take jobs until stopped, sweeping as each scheduler does."""
         loop = asyncio.get_running_loop()
@@ -59,14 +68,7 @@ class Worker:
         while not self.stop.is_set():
             taken = await self.queue.take(0.05)
             if taken is not None:
-                if taken.job.kind == FANOUT:
-                    await self.tasks.fan_out(taken.job)
-                else:
-                    assert self.tasks.deliverer is not None
-                    done = await self.tasks.deliverer.run(int(taken.job.key), taken.job.ids, self.tasks.owner)
-                    self.delivered_jobs += 1 if done else 0
-                    self.attempted += done
-                await self.queue.ack(taken)
+                await self.consume_one(taken)
             if (now := loop.time()) - swept_at > sweep_every_s:
                 await self.tasks.sweep()
                 swept_at = now
@@ -107,30 +109,44 @@ async def queues(kind: str, count: int) -> AsyncIterator[list[Queue]]:
 @dataclass
 class Audience:
     app_id: int
+    vapid_public_key: str
     subscribers: list[Subscription]
+    reg_ids: list[str]
 
 
 async def audience(db: Database, settings: Settings, fake: FakePushService, count: int) -> Audience:
     """`count` web subscribers of a new app, at the fake push service."""
     keys = await create_app(settings)
+    app_id = await _app_id(db, keys.app_key)
     subs = [fake.new_subscription(application_server_key=keys.vapid_public_key) for _ in range(count)]
+    return Audience(app_id, keys.vapid_public_key, subs, await add_subscribers(db, app_id, subs))
+
+
+async def _app_id(db: Database, app_key: str) -> int:
+    async with db.session() as session:
+        return int((await session.execute(select(App.id).where(App.app_key == app_key))).scalar_one())
+
+
+async def add_subscribers(db: Database, app_id: int, subs: list[Subscription]) -> list[str]:
+    """The subscriptions as the app's web subscribers; their regIds."""
     now = utcnow()
     async with db.session() as session:
-        app_id = (await session.execute(select(App.id).where(App.app_key == keys.app_key))).scalar_one()
         rows = [
-            web_subscriber_row(
-                app_id, f"reg-{i}-{address_hash(s.endpoint)[:24]}", s.endpoint, s.p256dh, s.auth, now
-            )
-            for i, s in enumerate(subs)
+            web_subscriber_row(app_id, f"reg-{s.sub_id}", s.endpoint, s.p256dh, s.auth, now) for s in subs
         ]
         await session.execute(insert(Subscriber), rows)
-    return Audience(app_id, subs)
+    return [f"reg-{s.sub_id}" for s in subs]
 
 
 async def campaign(
-    db: Database, app_id: int, *, rate_per_minute: int | None = None, is_transactional: bool = False
+    db: Database,
+    app_id: int,
+    *,
+    rate_per_minute: int | None = None,
+    is_transactional: bool = False,
+    tokens: list[str] | None = None,
 ) -> int:
-    """A campaign to every subscriber of the app, due now."""
+    """A campaign due now, to every subscriber of the app or to the regIds in `tokens`."""
     now = utcnow()
     notification = content.Notification(campaign_id="", message="Hello", title="Hi")
     async with db.session() as session:
@@ -141,13 +157,13 @@ async def campaign(
             ttl_s=3600,
             display_time_s=0,
             payload=content.encode(notification),
-            audience={"kind": "all"},
+            audience={"kind": "tokens"} if tokens else {"kind": "all"},
             created_at=now,
             fanout_done=False,
             rate_per_minute=rate_per_minute,
             is_transactional=is_transactional,
         )
-        return (await CampaignRepository(session).add(made, [])).id
+        return (await CampaignRepository(session).add(made, tokens or [])).id
 
 
 async def start(one: Worker) -> None:

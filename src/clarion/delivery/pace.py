@@ -58,12 +58,19 @@ class Pacer:
         fresh = [index for index, recipient in enumerate(claimed) if not recipient.paced]
         times = [now] * len(claimed)
         limited = False
-        if context.rate_per_minute and fresh:
+        if context.rate_per_minute:
             limited = True
             interval_s = 60.0 / context.rate_per_minute
-            start = await self.limiter.reserve(f"campaign:{context.campaign_id}", len(fresh), interval_s, now)
-            for n, index in enumerate(fresh):
-                times[index] = start + n * interval_s
+            if fresh:
+                key = f"campaign:{context.campaign_id}"
+                start = await self.limiter.reserve(key, len(fresh), interval_s, now)
+                for n, index in enumerate(fresh):
+                    times[index] = start + n * interval_s
+            # Rows handed back come due together when a sweep is late: their turns, given already,
+            # are spread again from now, so a late sweep never makes a burst.
+            paced = [index for index, recipient in enumerate(claimed) if recipient.paced]
+            for n, index in enumerate(paced):
+                times[index] = now + n * interval_s
         for platform, rate in self.provider_rates.items():
             mine = [index for index in fresh if claimed[index].platform == platform]
             if mine:
