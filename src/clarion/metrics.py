@@ -100,7 +100,6 @@ for _dependency in ("database", "queue"):  # shown as 0 from the start, not only
 PACING_WAIT = Counter(
     "clarion_pacing_wait_seconds",
     "Seconds sends waited for their turn under a campaign's rate or a provider's limit (docs/pacing.md)",
-    ["limit"],
     registry=REGISTRY,
 )
 PACING_DEFERRED = Counter(
@@ -199,8 +198,8 @@ def outcomes_recorded(counts: Mapping[tuple[str, str], int]) -> None:
         MESSAGES.labels(PROVIDERS.get(platform, platform), outcome).inc(count)
 
 
-def paced(limit: str, waited_s: float) -> None:
-    PACING_WAIT.labels(limit).inc(waited_s)
+def paced(waited_s: float) -> None:
+    PACING_WAIT.inc(waited_s)
 
 
 def token_refreshed(provider: str, *, ok: bool) -> None:

@@ -218,6 +218,14 @@ class CampaignRepository:
         query = select(Campaign.folded_sent + remaining.scalar_subquery()).where(Campaign.id == campaign_id)
         return int((await self.session.execute(query)).scalar_one_or_none() or 0)
 
+    async def capped_count(self, campaign_id: int) -> int:
+        """Recipients the frequency cap kept it from (folded ones included), in one statement too."""
+        remaining = select(func.count()).where(
+            Delivery.campaign_id == campaign_id, Delivery.status == DeliveryStatus.CAPPED
+        )
+        query = select(Campaign.folded_capped + remaining.scalar_subquery()).where(Campaign.id == campaign_id)
+        return int((await self.session.execute(query)).scalar_one_or_none() or 0)
+
     async def claim_foldable(self, horizon: datetime) -> int | None:
         """A campaign whose ledger rows retention may fold now, held by this transaction alone.
 

@@ -72,6 +72,7 @@ class CampaignStats:
     received: int
     clicked: int
     closed: int
+    capped: int  # not sent: the app's frequency cap (docs/pacing.md); not on the Gravitec surface
     # What preparing its pictures found: {"field", "url", "reason"} for each that went out unprocessed.
     picture_warnings: list[dict[str, str]]
 

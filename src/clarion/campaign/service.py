@@ -202,6 +202,7 @@ async def _stats(session: AsyncSession, campaign: Campaign) -> CampaignStats:
         received=events.get("received", 0),
         clicked=events.get("clicked", 0),
         closed=events.get("closed", 0),
+        capped=await repo.capped_count(campaign.id),
         picture_warnings=list(campaign.picture_warnings or []),
     )
 

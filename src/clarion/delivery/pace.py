@@ -93,10 +93,10 @@ class Pacer:
             later=[(index, times[index]) for index in order if times[index] > horizon],
         )
 
-    async def wait_until(self, at: float, limit: str) -> None:
+    async def wait_until(self, at: float) -> None:
         wait_s = at - self.clock.time()
         if wait_s > 0:
-            metrics.paced(limit, wait_s)
+            metrics.paced(wait_s)
             await self.clock.sleep(wait_s)
 
     async def holds(self, app_id: int, now: float) -> dict[str, float]:

@@ -305,6 +305,21 @@ class LedgerRepository:
         )
         return {int(sid) for sid in (await self.session.execute(query)).scalars()}
 
+    async def cap(self, delivery_ids: Sequence[int], now: datetime, reason: str) -> None:
+        """Claimed rows end `capped` unattempted (the claim's count taken back): the frequency cap."""
+        d = _deliveries.c
+        await self.session.execute(
+            update(_deliveries)
+            .where(self._one_of(d.id, delivery_ids))
+            .values(
+                status=DeliveryStatus.CAPPED,
+                owner=None,
+                attempts=d.attempts - 1,
+                last_error=reason,
+                updated_at=now,
+            )
+        )
+
     async def resume(self, campaign_id: int, now: datetime) -> None:
         """A resumed campaign's waiting rows are due now and take new send times (no burst of the
         times given before the pause); the sweep queues them within a second."""

@@ -25,7 +25,7 @@ from clarion.delivery.lanes import SendLanes
 from clarion.delivery.pace import Pacer
 from clarion.delivery.recorder import FLUSH_ROWS, Job, Recorder
 from clarion.delivery.repository import Claimed, LedgerRepository
-from clarion.models import CampaignStatus, DeliveryStatus
+from clarion.models import CampaignStatus
 from clarion.provider.base import Provider, Transmit
 from clarion.provider.outcome import Gone, Outcome, Retry
 
@@ -58,7 +58,7 @@ async def _cap(
     if not over:
         return claimed
     capped = [recipient.delivery_id for recipient in claimed if recipient.subscriber_id in over]
-    await ledger.finish(capped, DeliveryStatus.CAPPED, now, CAPPED)
+    await ledger.cap(capped, now, CAPPED)
     metrics.CAPPED.inc(len(capped))
     return [recipient for recipient in claimed if recipient.subscriber_id not in over]
 
@@ -225,7 +225,7 @@ class Deliverer:
                 continue
             assert self.pacer is not None
             for position, (index, transmit) in enumerate(window):
-                await self.pacer.wait_until(send_at[index], "rate")
+                await self.pacer.wait_until(send_at[index])
                 if await self._campaigns.paused(self.db, job.context.campaign_id):
                     _hand_back(job, [index for index, _ in window[position:]])
                     _hand_back(job, range(start + PREPARE_WINDOW, total))
