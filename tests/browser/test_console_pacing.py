@@ -7,7 +7,6 @@ import contextlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-import httpx
 import pytest
 
 from tests.browser.console_support import Console, create_operator, register
@@ -41,22 +40,28 @@ def test_an_editor_pauses_and_resumes_a_throttled_campaign_from_its_page(
     for _ in range(12):
         register(running.url, push_service, app.app_key, app.vapid_public_key)
     create_operator(procs, "pacer@example.com", "editor")
-    body = {
-        "payload": {"title": "Slowly", "message": "One at a time", "redirect_url": "https://example.com/a"},
-        "rate_per_minute": 120,
-    }
-    created = httpx.post(
-        f"{running.url}/v1/apps/{app.app_key}/campaigns",
-        json=body,
-        auth=(app.app_key, app.app_secret),
-        timeout=10,
-    )
-    assert created.status_code == 201, created.text
-    campaign_id = created.json()["campaign_id"]
-    wait_until(lambda: len(push_service.received) >= 2, "the first sends", timeout_s=20)
-
     console.sign_in("pacer@example.com")
-    console.goto(f"/console/sites/{app.app_key}/campaigns/{campaign_id}")
+
+    # The site's frequency cap, on its General settings.
+    console.goto(f"/console/sites/{app.app_key}/settings/general")
+    page.fill("#frequency-cap", "3")
+    page.fill("#frequency-cap-period", "24")
+    with page.expect_navigation():
+        page.click("text=Save")
+    expect(page.locator(".alert.success")).to_have_text("Saved.")
+    assert (page.input_value("#frequency-cap"), page.input_value("#frequency-cap-period")) == ("3", "24")
+    assert console.check("settings-frequency-cap") == []
+
+    # A throttled campaign from the compose page: two a second.
+    console.goto(f"/console/sites/{app.app_key}/compose")
+    page.fill("#payload-title", "Slowly")
+    page.fill("#payload-message", "One at a time")
+    page.fill("#payload-redirect_url", "https://example.com/slowly")
+    page.fill("#rate_per_minute", "120")
+    with page.expect_navigation():
+        page.click("button[data-send]")
+    wait_until(lambda: len(push_service.received) >= 2, "the first sends", timeout_s=20)
+    page.reload()
     assert "at most 120 a minute" in page.inner_text("main")
     expect(page.locator("dd[data-counter=capped]")).to_have_text("0")
     with page.expect_navigation():
