@@ -162,14 +162,9 @@ class Deliverer:
                 claimed = await _cap(ledger, context, claimed, now)
         if not claimed or context is None:
             return 0
-        schedule = await self.pacer.schedule(context, claimed) if self.pacer is not None else None
-        send_at: list[float] | None = None
-        if schedule is not None:
-            await self._defer(claimed, schedule.later)
-            send_at = [at for _, at in schedule.send]
-            claimed = [claimed[index] for index, _ in schedule.send]
-            if not claimed:
-                return 0
+        claimed, send_at = await self._pace(context, claimed)
+        if not claimed:
+            return 0
         job = PacedJob(self.pacer, self.recorder, context, claimed, owner)
         self.recorder.hold(job)
         try:
@@ -180,6 +175,21 @@ class Deliverer:
         if job.credentials_used or job.credentials_failed:
             await self._note_credentials(context.app_id, job)
         return len(claimed)
+
+    async def _pace(
+        self, context: CampaignContext, claimed: list[Claimed]
+    ) -> tuple[list[Claimed], list[float] | None]:
+        """The rows to send now, in turn order, with their turns (None: all at once, as unpaced)."""
+        schedule = await self.pacer.schedule(context, claimed) if self.pacer is not None else None
+        if schedule is None:
+            return claimed, None
+        await self._defer(claimed, schedule.later)
+        send_at = [at for _, at in schedule.send]
+        in_turn = [claimed[index] for index, _ in schedule.send]
+        assert self.pacer is not None
+        if send_at and send_at[-1] <= self.pacer.clock.time():
+            return in_turn, None  # every turn has come: sent by windows, the fast way
+        return in_turn, send_at
 
     async def _defer(self, claimed: Sequence[Claimed], later: Sequence[tuple[int, float]]) -> None:
         """Rows whose turn is past the horizon go back to the ledger until then (delivery.pace)."""
