@@ -102,7 +102,10 @@ class Pacer:
     async def holds(self, app_id: int, now: float) -> dict[str, float]:
         read_at, holds = self._holds.get(app_id, (float("-inf"), {}))
         if now - read_at > HOLDS_FRESH_S:
-            holds = await self.limiter.holds(app_id, now)
+            try:
+                holds = await self.limiter.holds(app_id, now)
+            except Exception as exc:  # the store is away: what this process knows still holds
+                log.warning("app %s: reading its push services' holds failed: %s", app_id, exc)
             self._holds[app_id] = (now, holds)
         return {service: until for service, until in holds.items() if until > now}
 

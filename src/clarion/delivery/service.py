@@ -98,8 +98,11 @@ class CampaignStates:
         read_at, paused = self._read.get(campaign_id, (float("-inf"), False))
         if now - read_at < STATUS_FRESH_S:
             return paused
-        async with db.session() as session:
-            status = await CampaignRepository(session).status_of(campaign_id)
+        try:
+            async with db.session() as session:
+                status = await CampaignRepository(session).status_of(campaign_id)
+        except SQLAlchemyError:
+            return paused  # the database is away: the job goes on as last known, not fails mid-way
         paused = status == CampaignStatus.PAUSED
         if len(self._read) > 256:
             self._read.clear()
