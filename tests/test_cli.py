@@ -523,6 +523,7 @@ def test_campaigns_list_and_show(tmp_path: Path) -> None:
         "received": 0,
         "clicked": 0,
         "closed": 0,
+        "capped": 0,
         "picture_warnings": [],
     }
     missing = run("campaigns", "show", app["app_key"], "12", env=env)

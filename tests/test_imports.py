@@ -20,7 +20,7 @@ LAYERS: list[set[str]] = [
     {"validation", "models", "body_limit", "content", "secrets_box"},
     {"db", "outage"},
     {"migrations", "queue"},
-    {"runtime", "worker"},
+    {"runtime", "worker", "pacing"},
     {"provider"},
     {"app_tenant"},
     {"audience"},

@@ -32,6 +32,7 @@ STORED: dict[type[StrEnum], dict[str, str]] = {
         "SENT": "sent",
         "FAILED": "failed",
         "CANCELLED": "cancelled",
+        "PAUSED": "paused",
     },
     DeliveryStatus: {
         "PENDING": "pending",
@@ -40,6 +41,7 @@ STORED: dict[type[StrEnum], dict[str, str]] = {
         "REJECTED": "rejected",
         "EXPIRED": "expired",
         "FAILED": "failed",
+        "CAPPED": "capped",
     },
     BatchStatus: {"ACCEPTED": "accepted", "PROCESSED": "processed"},
 }
@@ -103,7 +105,8 @@ def test_the_policy_ends_a_row_in_every_final_state_and_only_those() -> None:
         DeliveryStatus.EXPIRED,
         DeliveryStatus.FAILED,
     ]
-    assert set(finals) == set(DeliveryStatus) - {DeliveryStatus.PENDING}
+    # `capped` is set before any attempt (delivery.service), never by the policy.
+    assert set(finals) == set(DeliveryStatus) - {DeliveryStatus.PENDING, DeliveryStatus.CAPPED}
 
 
 async def test_the_gravitec_surface_renders_every_campaign_status(quiet_api: Api, db: Database) -> None:
@@ -128,4 +131,5 @@ async def test_the_gravitec_surface_renders_every_campaign_status(quiet_api: Api
         "sent": "SENT",
         "failed": "FAILED",
         "cancelled": "CANCELLED",
+        "paused": "SENDING",  # the vendor has no pause: still under way
     }

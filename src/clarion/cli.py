@@ -344,6 +344,28 @@ def cmd_campaigns_cancel(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_campaigns_pause(args: argparse.Namespace, settings: Settings) -> int:
+    from clarion import follow
+    from clarion.delivery.pause import pause
+
+    async def work(db: Database) -> dict[str, Any]:
+        return await follow.change_campaign(db, args.app_key, args.campaign_id, pause)
+
+    _print(asyncio.run(_with_db(settings, work)), args.json)
+    return 0
+
+
+def cmd_campaigns_resume(args: argparse.Namespace, settings: Settings) -> int:
+    from clarion import follow
+    from clarion.delivery.pause import resume
+
+    async def work(db: Database) -> dict[str, Any]:
+        return await follow.change_campaign(db, args.app_key, args.campaign_id, resume)
+
+    _print(asyncio.run(_with_db(settings, work)), args.json)
+    return 0
+
+
 def cmd_admin_token(args: argparse.Namespace, settings: Settings) -> int:
     from clarion.admin.service import rotate_admin_token, show_admin_token
 
@@ -738,6 +760,8 @@ def _add_campaign_commands(commands: Any) -> None:
             "cancel a scheduled or sending campaign (what was sent stays counted)",
             cmd_campaigns_cancel,
         ),
+        "pause": ("pause a sending campaign (stops within 1-2 s; resume goes on)", cmd_campaigns_pause),
+        "resume": ("resume a paused campaign", cmd_campaigns_resume),
     }
     for name, (help_text, handler) in one_campaign.items():
         action = actions.add_parser(name, help=help_text)

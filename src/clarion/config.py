@@ -126,6 +126,9 @@ class Settings(BaseSettings):
     # into its counters and deleted (statistics unchanged; engagement events for it are refused from
     # then on). 0 keeps every row forever.
     ledger_retention_days: int = Field(default=30, ge=0)
+    # FCM's default quota for the HTTP v1 API: 600,000 messages per minute per project (each app its
+    # own project). Kept by every worker together (docs/pacing.md); 0: no limit of Clarion's.
+    fcm_rate_per_minute: int = Field(default=600_000, ge=0)
 
     # Observability (docs/operations.md). Logs: `text` or `json` (unset: text on a terminal, else
     # JSON), at debug, info, warning or error.

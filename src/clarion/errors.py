@@ -159,6 +159,22 @@ class ScheduleFinished(ClarionError):
     message = "The schedule has ended or was cancelled"
 
 
+class CampaignNotSending(ClarionError):
+    """/v1: pausing a campaign that is not sending (scheduled, paused already, or finished)."""
+
+    code = "campaign_not_sending"
+    status = 409
+    message = "Only a sending campaign can be paused"
+
+
+class CampaignNotPaused(ClarionError):
+    """/v1: resuming a campaign that is not paused."""
+
+    code = "campaign_not_paused"
+    status = 409
+    message = "Only a paused campaign can be resumed"
+
+
 class IdempotencyConflict(ClarionError):
     """/v1: an Idempotency-Key used before, within its 24 hours, with another request."""
 
@@ -287,6 +303,8 @@ CATALOGUE: tuple[type[ClarionError], ...] = (
     Forbidden,
     CampaignFinished,
     ScheduleFinished,
+    CampaignNotSending,
+    CampaignNotPaused,
     IdempotencyConflict,
     IdentityNotVerified,
     BodyTooLarge,

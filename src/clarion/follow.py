@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion.app_tenant import service as apps
 from clarion.campaign import service as campaigns
@@ -17,7 +19,7 @@ from clarion.campaign.schemas import Funnel
 from clarion.db import Database
 from clarion.delivery.cancel import cancel
 from clarion.gravitec import push_body
-from clarion.models import FINISHED_CAMPAIGN_STATUSES, Campaign
+from clarion.models import FINISHED_CAMPAIGN_STATUSES, App, Campaign
 
 # How often the terminal looks at the campaign: often enough to move the bar smoothly.
 POLL_S = 0.25
@@ -65,6 +67,14 @@ async def follow(
 
 
 async def cancel_campaign(db: Database, app_key: str, campaign_id: int) -> dict[str, Any]:
+    return await change_campaign(db, app_key, campaign_id, cancel)
+
+
+Change = Callable[[AsyncSession, App, int], Awaitable[Campaign]]
+
+
+async def change_campaign(db: Database, app_key: str, campaign_id: int, change: Change) -> dict[str, Any]:
+    """Cancel, pause or resume (delivery.cancel, delivery.pause) the app's campaign; its summary."""
     async with db.session() as session:
-        campaign = await cancel(session, await apps.by_key(session, app_key), campaign_id)
+        campaign = await change(session, await apps.by_key(session, app_key), campaign_id)
         return summary(campaign, await campaigns.funnel(session, campaign))

@@ -100,6 +100,25 @@ UNREACHABLE = Gauge(
 )
 for _dependency in ("database", "queue"):  # shown as 0 from the start, not only after an outage
     UNREACHABLE.labels(_dependency).set(0)
+PACING_WAIT = Counter(
+    "clarion_pacing_wait_seconds",
+    "Seconds sends waited for their turn under a campaign's rate or a provider's limit (docs/pacing.md)",
+    registry=REGISTRY,
+)
+PACING_DEFERRED = Counter(
+    "clarion_pacing_deferred",
+    "Recipients handed back to the ledger until their turn (rate, provider limit, or a push service's hold)",
+    registry=REGISTRY,
+)
+SLOW_DOWNS = Counter(
+    "clarion_pacing_slow_downs",
+    "Push service answers with Retry-After that held an app's sends to that service, by provider",
+    ["provider"],
+    registry=REGISTRY,
+)
+CAPPED = Counter(
+    "clarion_capped", "Recipients not sent to: the app's frequency cap was reached", registry=REGISTRY
+)
 HTTP_REQUESTS = Counter(
     "clarion_http_requests",
     "HTTP API requests answered, by method, route template and status",
@@ -180,6 +199,10 @@ def outcomes_recorded(counts: Mapping[tuple[str, str], int]) -> None:
     """A batch of outcomes is in the ledger: (subscriber platform, outcome) -> how many."""
     for (platform, outcome), count in counts.items():
         MESSAGES.labels(PROVIDERS.get(platform, platform), outcome).inc(count)
+
+
+def paced(waited_s: float) -> None:
+    PACING_WAIT.inc(waited_s)
 
 
 def token_refreshed(provider: str, *, ok: bool) -> None:

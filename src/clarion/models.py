@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -46,7 +47,8 @@ class CampaignStatus(StrEnum):
     SENDING = "sending"
     SENT = "sent"
     FAILED = "failed"  # reserved: nothing sets it yet
-    CANCELLED = "cancelled"  # by an operator while scheduled or sending (delivery.cancel)
+    CANCELLED = "cancelled"  # by an operator while scheduled, sending or paused (delivery.cancel)
+    PAUSED = "paused"  # by an operator while sending; resumed to sending (delivery.pause)
 
 
 class DeliveryStatus(StrEnum):
@@ -58,12 +60,16 @@ class DeliveryStatus(StrEnum):
     REJECTED = "rejected"  # the push service refused this message; retrying would not help
     EXPIRED = "expired"  # the next retry would fall past the campaign's TTL
     FAILED = "failed"  # still retryable after MAX_ATTEMPTS
+    CAPPED = "capped"  # not sent: the app's frequency cap was reached for this subscriber (not a failure)
 
 
 # A campaign is finished in these states: nothing of it will be sent any more.
 # The reason of a ledger row that was pending when its campaign was cancelled: it ends `expired` (it was
 # never sent, and will not be), and this reason tells it from one whose TTL ran out.
 CANCELLED_REASON = "cancelled"
+# The reason of a pending row handed back until its turn under a rate or a hold (delivery/pace.py): its
+# next_attempt_at is its send time, and the claim that takes it then sends it without a new one.
+PACED_REASON = "paced"
 
 FINISHED_CAMPAIGN_STATUSES = (CampaignStatus.SENT, CampaignStatus.CANCELLED, CampaignStatus.FAILED)
 
@@ -112,6 +118,10 @@ class App(Base):
     quiet_start: Mapped[str | None] = mapped_column(String(5))
     quiet_end: Mapped[str | None] = mapped_column(String(5))
     quiet_mode: Mapped[str | None] = mapped_column(String(8))
+    # Frequency capping (migration 0021, docs/pacing.md): at most frequency_cap non-transactional
+    # notifications per subscriber in any frequency_cap_period_s; NULL: no cap.
+    frequency_cap: Mapped[int | None] = mapped_column(Integer)
+    frequency_cap_period_s: Mapped[int | None] = mapped_column(Integer)
 
 
 class Subscriber(Base):
@@ -278,6 +288,7 @@ class Campaign(Base):
     folded_rejected: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     folded_expired: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     folded_failed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    folded_capped: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # When its first rows were folded: from then on a subscriber's row may be gone, so an engagement
     # event can no longer be checked against the ledger (refused as past retention).
     ledger_folded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -293,6 +304,9 @@ class Campaign(Base):
     # The recurring schedule this campaign is one occurrence of (unique together: started once).
     schedule_id: Mapped[int | None] = mapped_column(BigInteger)
     occurrence_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Throttling (migration 0021, docs/pacing.md): messages per minute across every worker; NULL: as
+    # fast as the workers and the push services allow.
+    rate_per_minute: Mapped[int | None] = mapped_column(Integer)
 
 
 class Picture(Base):
@@ -325,6 +339,8 @@ class Delivery(Base):
         UniqueConstraint("campaign_id", "subscriber_id", name="uq_delivery_recipient"),
         Index("ix_delivery_sweep", "status", "lease_until"),
         Index("ix_delivery_campaign_status", "campaign_id", "status"),
+        # Frequency capping reads a subscriber's recent sends (docs/pacing.md).
+        Index("ix_delivery_subscriber", "subscriber_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -498,3 +514,15 @@ class OperatorSession(Base):
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     valid_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PacingBucket(Base):
+    """A shared limiter's state when the database is the store (pacing/limiter.py, docs/pacing.md):
+    a throttled campaign's or a provider's next free send time, or a push service's hold after a 429.
+    Redis holds the same keys when it is the queue."""
+
+    __tablename__ = "pacing_buckets"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    # Seconds since the epoch: when the next message may go (a rate), or until when none may (a hold).
+    next_at: Mapped[float] = mapped_column(Float)

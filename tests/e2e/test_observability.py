@@ -116,6 +116,7 @@ def test_metrics_and_json_logs_of_a_campaign(
         "sent": 1.0,
         "failed": 0.0,
         "cancelled": 0.0,
+        "paused": 0.0,
     }
     assert one(text, "clarion_deliveries_pending") == 0.0
     assert one(text, "clarion_deliveries_oldest_due_age_seconds") == 0.0

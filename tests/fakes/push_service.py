@@ -53,6 +53,7 @@ class Received:
     payload: bytes
     headers: dict[str, str]  # names lower-cased
     vapid_claims: dict[str, Any]
+    at: float = field(default=0.0, compare=False)  # time.time() when it arrived (pacing tests)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +186,7 @@ class FakePushService(AiohttpFake[Received, Failure, Request, Respond]):
         if len(body) > MAX_BODY_BYTES:
             raise _Refused(413, f"body is {len(body)} bytes")
         headers = {name.lower(): value for name, value in request.headers.items()}
-        return Received(sub_id, _decrypt(body, headers, sub), headers, claims)
+        return Received(sub_id, _decrypt(body, headers, sub), headers, claims, time.time())
 
     def _check_vapid(self, authorization: str, sub: Subscription) -> dict[str, Any]:
         scheme, _, params = authorization.partition(" ")

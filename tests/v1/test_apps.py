@@ -20,9 +20,11 @@ def test_created_app_is_shown_listed_and_updated(v1: V1) -> None:
         "app_id", "app_key", "name", "plan", "batch_push", "identity_verification",
         "vapid_public_key", "site_url", "default_icon", "vapid_subject", "created_at", "app_secret",
         "identity_secret_key", "default_timezone", "quiet_start", "quiet_end", "quiet_mode",
+        "frequency_cap", "frequency_cap_period_s",
     }  # fmt: skip
     assert (app["name"], app["plan"], app["batch_push"]) == ("News", "unlimited", True)
     assert (app["site_url"], app["default_icon"], app["vapid_subject"]) == (None, None, None)
+    assert (app["frequency_cap"], app["frequency_cap_period_s"]) == (None, None)
     with v1.admin() as admin:
         assert admin.get(f"/apps/{app['app_key']}").json() == _read(app)
         listed = admin.get("/apps", params={"limit": 200}).json()

@@ -41,6 +41,7 @@ def test_a_campaign_is_sent_and_shows_its_funnel_outcomes_and_series(v1: V1, fak
         "gone": 1,
         "expired": 0,
         "cancelled": 0,
+        "capped": 0,
         "received": 0,
         "clicked": 0,
         "closed": 0,

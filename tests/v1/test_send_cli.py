@@ -42,6 +42,7 @@ def test_send_follows_the_campaign_until_sent_and_prints_its_funnel(v1: V1, fake
         "gone": 0,
         "expired": 0,
         "cancelled": 0,
+        "capped": 0,
         "received": 0,
         "clicked": 0,
         "closed": 0,

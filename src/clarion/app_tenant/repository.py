@@ -129,9 +129,11 @@ class AppRepository:
         default_icon: str | None = None,
         vapid_subject: str | None = None,
         timing: dict[str, str | None] | None = None,
+        frequency_cap: int | None = None,
+        frequency_cap_period_s: int | None = None,
     ) -> None:
-        """Write the settings given (None: unchanged; "" clears a site setting); the loaded `app` shows
-        the new values."""
+        """Write the settings given (None: unchanged; "" clears a site setting, 0 the frequency cap);
+        the loaded `app` shows the new values."""
         values = {
             "name": name,
             "plan": plan,
@@ -141,9 +143,15 @@ class AppRepository:
             "default_icon": default_icon,
             "vapid_subject": vapid_subject,
             **(timing or {}),
+            "frequency_cap": frequency_cap,
+            "frequency_cap_period_s": frequency_cap_period_s,
         }
         given = {column: value for column, value in values.items() if value is not None}
-        await self._write(app, {column: None if value == "" else value for column, value in given.items()})
+        cleared: dict[str, object] = {c: None if v == "" else v for c, v in given.items()}
+        for column in ("frequency_cap", "frequency_cap_period_s"):
+            if cleared.get(column) == 0:
+                cleared[column] = None
+        await self._write(app, cleared)
 
     async def keep_identity_key(self, app: App, key: str) -> None:
         """Store the app's identity key, given in clear, sealed."""

@@ -120,9 +120,12 @@ async def update(
     quiet_start: str | None = None,
     quiet_end: str | None = None,
     quiet_mode: str | None = None,
+    frequency_cap: int | None = None,
+    frequency_cap_period_s: int | None = None,
 ) -> App:
-    """Change an app's settings; None leaves one unchanged, and "" clears the site URL, the default
-    icon, the VAPID subject, the default time zone or the quiet hours (start and end together)."""
+    """Change an app's settings; None leaves one unchanged, "" clears the site URL, the default icon,
+    the VAPID subject, the default time zone or the quiet hours (start and end together), and 0 the
+    frequency cap (both of its numbers)."""
     app = await by_key(session, app_key)
     if name is not None:
         _check_name(name)
@@ -140,9 +143,13 @@ async def update(
             "identity key: give it with --identity-secret-key",
             field="identity_secret_key",
         )
+    if frequency_cap is not None or frequency_cap_period_s is not None:
+        frequency_cap, frequency_cap_period_s = _frequency_cap(app, frequency_cap, frequency_cap_period_s)
     repo = AppRepository(session)
     await repo.change(
         app,
+        frequency_cap=frequency_cap,
+        frequency_cap_period_s=frequency_cap_period_s,
         name=name,
         plan=plan,
         batch_push=batch_push,
@@ -179,6 +186,29 @@ def _timing(
         "quiet_end": quiet_end,
         "quiet_mode": quiet_mode,
     }
+
+
+# The longest rolling period of a frequency cap: 30 days, the ledger's default retention (the cap
+# counts the sends the ledger still holds).
+MAX_CAP_PERIOD_S = 30 * 86_400
+MAX_CAP = 1000
+
+
+def _frequency_cap(app: App, cap: int | None, period_s: int | None) -> tuple[int, int]:
+    """At most `cap` non-transactional notifications per subscriber in any `period_s` seconds; 0
+    (either) clears both; one given alone keeps the other's stored value."""
+    cap = app.frequency_cap or 0 if cap is None else cap
+    period_s = app.frequency_cap_period_s or 0 if period_s is None else period_s
+    if cap == 0 or period_s == 0:
+        return 0, 0
+    if not 1 <= cap <= MAX_CAP:
+        raise errors.InvalidField(f"frequency_cap must be 0 (none) or 1-{MAX_CAP}", field="frequency_cap")
+    if not 60 <= period_s <= MAX_CAP_PERIOD_S:
+        raise errors.InvalidField(
+            f"frequency_cap_period_s must be 0 (none) or 60-{MAX_CAP_PERIOD_S} seconds",
+            field="frequency_cap_period_s",
+        )
+    return cap, period_s
 
 
 def _check_vapid_subject(subject: str) -> None:
@@ -256,6 +286,8 @@ def summary(app: App) -> dict[str, Any]:
         "quiet_start": app.quiet_start,
         "quiet_end": app.quiet_end,
         "quiet_mode": app.quiet_mode or "hold",
+        "frequency_cap": app.frequency_cap,
+        "frequency_cap_period_s": app.frequency_cap_period_s,
         "vapid_public_key": app.vapid_public_key,
         "created_at": as_utc(app.created_at).isoformat(),
     }

@@ -92,11 +92,27 @@ class CampaignRepository:
             .where(
                 Campaign.id == campaign_id,
                 Campaign.app_id == app_id,
-                Campaign.status.in_((CampaignStatus.SCHEDULED, CampaignStatus.SENDING)),
+                Campaign.status.in_(
+                    (CampaignStatus.SCHEDULED, CampaignStatus.SENDING, CampaignStatus.PAUSED)
+                ),
             )
             .values(status=CampaignStatus.CANCELLED, finished_at=now)
         )  # the session's copy of the campaign shows the change
         return getattr(result, "rowcount", 0) == 1
+
+    async def change_status(self, app_id: int, campaign_id: int, before: str, after: str) -> bool:
+        """Move the app's campaign from `before` to `after` if it is still `before` (pause, resume:
+        conditional, so they race safely with a worker's completion and a cancel); whether it moved."""
+        result = await self.session.execute(
+            update(Campaign)
+            .where(Campaign.id == campaign_id, Campaign.app_id == app_id, Campaign.status == before)
+            .values(status=after)
+        )  # the session's copy of the campaign shows the change
+        return getattr(result, "rowcount", 0) == 1
+
+    async def status_of(self, campaign_id: int) -> str | None:
+        query = select(Campaign.status).where(Campaign.id == campaign_id)
+        return (await self.session.execute(query)).scalar_one_or_none()
 
     async def recent(self, app_id: int, limit: int) -> list[Campaign]:
         """The app's newest campaigns first."""
@@ -208,6 +224,14 @@ class CampaignRepository:
             Delivery.campaign_id == campaign_id, Delivery.status == DeliveryStatus.SENT
         )
         query = select(Campaign.folded_sent + remaining.scalar_subquery()).where(Campaign.id == campaign_id)
+        return int((await self.session.execute(query)).scalar_one_or_none() or 0)
+
+    async def capped_count(self, campaign_id: int) -> int:
+        """Recipients the frequency cap kept it from (folded ones included), in one statement too."""
+        remaining = select(func.count()).where(
+            Delivery.campaign_id == campaign_id, Delivery.status == DeliveryStatus.CAPPED
+        )
+        query = select(Campaign.folded_capped + remaining.scalar_subquery()).where(Campaign.id == campaign_id)
         return int((await self.session.execute(query)).scalar_one_or_none() or 0)
 
     async def claim_foldable(self, horizon: datetime) -> int | None:

@@ -64,6 +64,7 @@ class CampaignCreate:
     # past it get it "tomorrow" or "now".
     local_time: str | None = None
     past_zones: Literal["tomorrow", "now"] = "tomorrow"
+    rate_per_minute: int | None = None  # None: unthrottled (docs/pacing.md)
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ class CampaignStats:
     received: int
     clicked: int
     closed: int
+    capped: int  # not sent: the app's frequency cap (docs/pacing.md); not on the Gravitec surface
     # What preparing its pictures found: {"field", "url", "reason"} for each that went out unprocessed.
     picture_warnings: list[dict[str, str]]
 
@@ -91,6 +93,7 @@ class Funnel:
     gone: int
     expired: int
     cancelled: int
+    capped: int  # not sent: the app's frequency cap was reached (not a failure)
     received: int
     clicked: int
     closed: int

@@ -161,6 +161,7 @@ async def create(
         push_tag=spec.push_tag,
         is_transactional=spec.is_transactional,
         urgency=spec.urgency,
+        rate_per_minute=spec.rate_per_minute,
         payload=content.encode(_notification(spec)),
         audience=audience,
         created_at=now,
@@ -225,6 +226,7 @@ async def _stats(session: AsyncSession, campaign: Campaign) -> CampaignStats:
         received=events.get("received", 0),
         clicked=events.get("clicked", 0),
         closed=events.get("closed", 0),
+        capped=await repo.capped_count(campaign.id),
         picture_warnings=list(campaign.picture_warnings or []),
     )
 
@@ -300,7 +302,8 @@ async def funnel(session: AsyncSession, campaign: Campaign) -> Funnel:
         + folded_failed
         + campaign.folded_sent
         + campaign.folded_gone
-        + campaign.folded_expired,
+        + campaign.folded_expired
+        + campaign.folded_capped,
         pending=counts[DeliveryStatus.PENDING],
         sent=counts[DeliveryStatus.SENT] + campaign.folded_sent,
         failed=sum(failed_by.values()),
@@ -308,6 +311,7 @@ async def funnel(session: AsyncSession, campaign: Campaign) -> Funnel:
         gone=counts[DeliveryStatus.GONE] + campaign.folded_gone,
         expired=counts[DeliveryStatus.EXPIRED] + campaign.folded_expired,
         cancelled=counts["cancelled"],
+        capped=counts[DeliveryStatus.CAPPED] + campaign.folded_capped,
         received=events.get("received", 0),
         clicked=events.get("clicked", 0),
         closed=events.get("closed", 0),

@@ -14,7 +14,7 @@ from clarion.console import compose, pages, service
 from clarion.console.service import SignedIn
 from clarion.console.web import FormDep, MeDep, site_page
 from clarion.console.web import site as _site
-from clarion.delivery import cancel
+from clarion.delivery import cancel, pause
 from clarion.gravitec import push_body
 from clarion.models import App
 from clarion.runtime import RuntimeDep, SessionDep, wake_scheduler_after_commit
@@ -140,6 +140,24 @@ async def cancel_campaign(
 ) -> Response:
     service.require(me.operator.role, "edit")
     await cancel.cancel(session, await _site(session, app_key), campaign_id)
+    return RedirectResponse(f"/console/sites/{app_key}/campaigns/{campaign_id}", status_code=303)
+
+
+@router.post("/sites/{app_key}/campaigns/{campaign_id}/pause")
+async def pause_campaign(
+    request: Request, app_key: str, campaign_id: PathId, session: SessionDep, me: MeDep, form: FormDep
+) -> Response:
+    service.require(me.operator.role, "edit")
+    await pause.pause(session, await _site(session, app_key), campaign_id)
+    return RedirectResponse(f"/console/sites/{app_key}/campaigns/{campaign_id}", status_code=303)
+
+
+@router.post("/sites/{app_key}/campaigns/{campaign_id}/resume")
+async def resume_campaign(
+    request: Request, app_key: str, campaign_id: PathId, session: SessionDep, me: MeDep, form: FormDep
+) -> Response:
+    service.require(me.operator.role, "edit")
+    await pause.resume(session, await _site(session, app_key), campaign_id)
     return RedirectResponse(f"/console/sites/{app_key}/campaigns/{campaign_id}", status_code=303)
 
 

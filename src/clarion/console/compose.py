@@ -103,9 +103,25 @@ def platforms(form: Mapping[str, str]) -> tuple[str, ...] | None:
     return None if len(ticked) == len(PLATFORMS) else chosen_platforms(ticked)
 
 
+# The same bounds as /v1's `rate_per_minute` (docs/pacing.md).
+MAX_RATE_PER_MINUTE = 1_000_000
+
+
+def rate_per_minute(form: Mapping[str, str]) -> int | None:
+    """The campaign's throttle; empty: none."""
+    value = form.get("rate_per_minute", "").strip()
+    if not value:
+        return None
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_RATE_PER_MINUTE:
+        message = f"rate_per_minute must be a whole number from 1 to {MAX_RATE_PER_MINUTE}"
+        raise errors.InvalidField(message, field="rate_per_minute")
+    return int(value)
+
+
 def parse(form: Mapping[str, str]) -> CampaignCreate:
     spec = push_body.parse(body(form))
-    return replace(spec, audience=replace(spec.audience, platforms=platforms(form)))
+    audience = replace(spec.audience, platforms=platforms(form))
+    return replace(spec, audience=audience, rate_per_minute=rate_per_minute(form))
 
 
 def parse_audience(form: Mapping[str, str]) -> AudienceSpec:

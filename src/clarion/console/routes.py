@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -172,11 +173,21 @@ async def rename(request: Request, app_key: str, session: SessionDep, me: MeDep,
             quiet_start=form.get("quiet_start", "").strip(),
             quiet_end=form.get("quiet_end", "").strip(),
             quiet_mode=form.get("quiet_mode") or None,
+            frequency_cap=_whole(form, "frequency_cap"),
+            frequency_cap_period_s=_whole(form, "frequency_cap_period_h") * 3600,
         )
     except errors.InvalidField as invalid:
         site = await _site(session, app_key)
         return await _settings(request, session, me, site, "general", 422, error=invalid.message, values=form)
     return RedirectResponse(f"/console/sites/{app_key}/settings/general?saved=1", status_code=303)
+
+
+def _whole(form: Mapping[str, str], name: str) -> int:
+    """A form's whole number (empty: 0, which clears the frequency cap)."""
+    value = form.get(name, "").strip() or "0"
+    if not (value.isascii() and value.isdigit()) or len(value) > 9:
+        raise errors.InvalidField(f"{name} must be a whole number", field=name)
+    return int(value)
 
 
 @router.post("/sites/{app_key}/settings/plan")

@@ -15,6 +15,7 @@ from clarion.campaign.repository import CampaignRepository
 from clarion.campaign.timing import ReleasePlan
 from clarion.content import Notification
 from clarion.db import as_utc, utcnow
+from clarion.models import App, Campaign
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,11 @@ class CampaignContext:
     expires_at: datetime
     # No attempt after this (a Swrve batch's execution time limit), whatever the TTL still allows.
     give_up_at: datetime | None = None
+    # Pacing (docs/pacing.md): messages per minute across every worker (None: no limit), and the
+    # app's frequency cap (None: none), which only non-transactional campaigns count and obey.
+    rate_per_minute: int | None = None
+    frequency_cap: int | None = None
+    frequency_cap_period_s: int | None = None
 
     def remaining_ttl_s(self, now: datetime) -> int:
         """On a retry the push service is told what is left of the TTL, not the whole of it."""
@@ -90,7 +96,17 @@ async def load(session: AsyncSession, campaign_id: int) -> CampaignContext | Non
         credentials=await credentials.for_app(session, app.id),
         expires_at=started_at + timedelta(seconds=campaign.ttl_s),
         give_up_at=None if deadline is None else as_utc(deadline),
+        rate_per_minute=campaign.rate_per_minute,
+        frequency_cap=_cap(campaign, app),
+        frequency_cap_period_s=app.frequency_cap_period_s,
     )
+
+
+def _cap(campaign: Campaign, app: App) -> int | None:
+    """Transactional campaigns and Push API batches are never capped (docs/pacing.md)."""
+    if campaign.is_transactional or campaign.push_campaign_id is not None:
+        return None
+    return app.frequency_cap if app.frequency_cap_period_s else None
 
 
 class ContextCache:

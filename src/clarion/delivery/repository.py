@@ -40,6 +40,7 @@ from clarion.campaign.timing import ReleasePlan
 from clarion.db import insert_ignore, insert_ignore_from
 from clarion.models import (
     CANCELLED_REASON,
+    PACED_REASON,
     QUIET_HOURS_REASON,
     Campaign,
     CampaignStatus,
@@ -86,6 +87,7 @@ class Claimed:
     registered_at: datetime | None
     params: dict[str, Any] | None
     active: bool  # False: it unsubscribed (or went) since the fan-out added its row
+    paced: bool = False  # its send time was given already (delivery.pace): it goes without another
 
 
 class LedgerRepository:
@@ -244,9 +246,15 @@ class LedgerRepository:
             await insert_ignore(self.session, _deliveries, rows[start : start + ADD_ROWS_CHUNK])
 
     async def claim(
-        self, delivery_ids: Sequence[int], owner: str, now: datetime, lease_until: datetime
+        self,
+        delivery_ids: Sequence[int],
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        campaign_id: int | None = None,
     ) -> list[Claimed]:
         """Take the still-pending, due, unheld rows of a job; a duplicate job finds nothing to take.
+        Nothing of a paused `campaign_id` is taken (delivery.pause).
 
         Only the rows this statement took are returned, not every row of the job `owner` holds: a job
         run twice in one process (a queue entry reclaimed from a live consumer, rows swept while their
@@ -260,6 +268,7 @@ class LedgerRepository:
                 d.status == DeliveryStatus.PENDING,
                 d.next_attempt_at <= now,
                 or_(d.owner.is_(None), d.lease_until < now),
+                *([] if campaign_id is None else [~self._paused(campaign_id)]),
             )
             .values(owner=owner, lease_until=lease_until, attempts=d.attempts + 1)
             .returning(d.id)
@@ -279,6 +288,7 @@ class LedgerRepository:
                 s.registered_at,
                 d.params,
                 s.active,
+                case((d.last_error == PACED_REASON, True), else_=False),
             )
             .join_from(_deliveries, _subscribers, s.id == d.subscriber_id)
             .where(self._one_of(d.id, taken_ids))
@@ -320,6 +330,88 @@ class LedgerRepository:
         )
         rows = [{"row_id": delivery_id, "at": at, "reason": reason} for delivery_id, at, reason in retries]
         await self.session.execute(statement, rows)
+
+    def _paused(self, campaign_id: int) -> ColumnElement[bool]:
+        query = select(Campaign.id).where(
+            Campaign.id == campaign_id, Campaign.status == CampaignStatus.PAUSED
+        )
+        return query.exists()
+
+    async def defer(self, later: Sequence[tuple[int, datetime]], now: datetime) -> None:
+        """Claimed rows handed back unattempted until their send time (delivery.pace): the sweep queues
+        each when it comes, and PACED_REASON tells the next claim that its time was given already."""
+        if not later:
+            return
+        d = _deliveries.c
+        statement = (
+            update(_deliveries)
+            .where(d.id == bindparam("row_id"))
+            .values(
+                owner=None,
+                lease_until=bindparam("at"),
+                next_attempt_at=bindparam("at"),
+                attempts=d.attempts - 1,
+                last_error=PACED_REASON,
+                updated_at=now,
+            )
+        )
+        await self.session.execute(statement, [{"row_id": row_id, "at": at} for row_id, at in later])
+
+    async def over_cap(
+        self, campaign_id: int, subscriber_ids: Sequence[int], cap: int, since: datetime
+    ) -> set[int]:
+        """Those of the subscribers that `cap` non-transactional notifications reached since `since`
+        (sent, or being sent now by another campaign: counting those keeps two campaigns racing for
+        one subscriber from both passing), other than this campaign's."""
+        d = _deliveries.c
+        counted = or_(
+            d.status == DeliveryStatus.SENT, (d.status == DeliveryStatus.PENDING) & d.owner.is_not(None)
+        )
+        query = (
+            select(d.subscriber_id)
+            .join_from(_deliveries, Campaign.__table__, Campaign.id == d.campaign_id)
+            .where(
+                self._one_of(d.subscriber_id, subscriber_ids),
+                d.campaign_id != campaign_id,
+                d.updated_at >= since,
+                counted,
+                Campaign.is_transactional.is_(False),
+                Campaign.push_campaign_id.is_(None),
+            )
+            .group_by(d.subscriber_id)
+            .having(func.count() >= cap)
+        )
+        return {int(sid) for sid in (await self.session.execute(query)).scalars()}
+
+    async def cap(self, delivery_ids: Sequence[int], now: datetime, reason: str) -> None:
+        """Claimed rows end `capped` unattempted (the claim's count taken back): the frequency cap."""
+        d = _deliveries.c
+        await self.session.execute(
+            update(_deliveries)
+            .where(self._one_of(d.id, delivery_ids))
+            .values(
+                status=DeliveryStatus.CAPPED,
+                owner=None,
+                attempts=d.attempts - 1,
+                last_error=reason,
+                updated_at=now,
+            )
+        )
+
+    async def resume(self, campaign_id: int, now: datetime) -> None:
+        """A resumed campaign's waiting rows are due now and take new send times (no burst of the
+        times given before the pause); the sweep queues them within a second."""
+        d = _deliveries.c
+        waiting = [d.campaign_id == campaign_id, d.status == DeliveryStatus.PENDING, d.owner.is_(None)]
+        await self.session.execute(
+            update(_deliveries)
+            .where(*waiting)
+            .values(
+                lease_until=now,
+                next_attempt_at=now,
+                last_error=case((d.last_error == PACED_REASON, None), else_=d.last_error),
+            )
+        )
 
     def _sending(self, campaign_id: int) -> ColumnElement[bool]:
         query = select(Campaign.id).where(
@@ -383,6 +475,9 @@ class LedgerRepository:
         lapsed (its renewal was late, the database away): queued again, they would be sent twice.
         """
         lapsed = [Delivery.status == DeliveryStatus.PENDING, Delivery.lease_until < now]
+        # A paused campaign's rows wait for its resume (which makes them due again).
+        paused = select(Campaign.id).where(Campaign.status == CampaignStatus.PAUSED)
+        lapsed.append(Delivery.campaign_id.not_in(paused.scalar_subquery()))
         if held:
             lapsed.append(~self._one_of(_deliveries.c.id, held))
         query = (
@@ -607,6 +702,15 @@ class SliceRepository:
                 .values(owner=None, lease_until=queued_until)
             )
         return rows
+
+    async def resume(self, campaign_id: int, now: datetime) -> None:
+        """A resumed campaign's slices waiting for a step are due now (the sweep queues them)."""
+        c = _slices.c
+        await self.session.execute(
+            update(_slices)
+            .where(c.campaign_id == campaign_id, c.done.is_(False), c.owner.is_(None))
+            .values(lease_until=now)
+        )
 
     async def reset_leases(self, now: datetime) -> None:
         """An in-process queue died with its process: every slice to do is due at once."""

@@ -6,19 +6,26 @@ renewed while it runs (delivery.recorder).
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from clarion import metrics
 from clarion.app_tenant.credentials import PROVIDER_FOR_PLATFORM
 from clarion.app_tenant.repository import CredentialRepository
+from clarion.campaign.repository import CampaignRepository
 from clarion.db import Database, utcnow
 from clarion.delivery.context import CampaignContext, ContextCache
 from clarion.delivery.lanes import SendLanes
+from clarion.delivery.pace import Pacer
 from clarion.delivery.recorder import FLUSH_ROWS, Job, Recorder
 from clarion.delivery.repository import Claimed, LedgerRepository
+from clarion.models import CampaignStatus
 from clarion.provider.base import Provider, Transmit
 from clarion.provider.outcome import Gone, Outcome, Retry
 
@@ -30,6 +37,77 @@ PREPARE_WINDOW = 64
 # A subscriber that unsubscribed (or whose push service said it went) after the fan-out gave it a
 # row: nothing is sent to it, and its row ends as gone, as a 410 would end it.
 UNSUBSCRIBED = "the subscriber unsubscribed before the send"
+# Rows of a job that its campaign's pause stopped: pending again, due when it is resumed.
+PAUSED = "paused before the send"
+# Rows held back because their push service asked this app to slow down (429 or 503, Retry-After).
+HELD = "held: the push service asked to slow down"
+CAPPED = "frequency cap"
+# How old a worker's knowledge of a campaign's pause may be: sends stop within this and a send.
+STATUS_FRESH_S = 1.0
+
+
+async def _cap(
+    ledger: LedgerRepository, context: CampaignContext, claimed: list[Claimed], now: datetime
+) -> list[Claimed]:
+    """End as `capped` (not a failure) the recipients the app's frequency cap has reached; the rest."""
+    assert context.frequency_cap is not None
+    assert context.frequency_cap_period_s is not None
+    since = now - timedelta(seconds=context.frequency_cap_period_s)
+    subscriber_ids = [recipient.subscriber_id for recipient in claimed]
+    over = await ledger.over_cap(context.campaign_id, subscriber_ids, context.frequency_cap, since)
+    if not over:
+        return claimed
+    capped = [recipient.delivery_id for recipient in claimed if recipient.subscriber_id in over]
+    await ledger.cap(capped, now, CAPPED)
+    metrics.CAPPED.inc(len(capped))
+    return [recipient for recipient in claimed if recipient.subscriber_id not in over]
+
+
+def _hand_back(job: Job, indexes: Iterable[int]) -> None:
+    """The campaign was paused: these rows end their attempt unsent, pending until it is resumed."""
+    for index in indexes:
+        job.done(index, Retry(PAUSED))
+
+
+class PacedJob(Job):
+    """A job whose push services' requests to slow down (Retry-After) hold the app for every worker."""
+
+    def __init__(self, pacer: Pacer | None, *args: Any) -> None:
+        super().__init__(*args)
+        self.pacer = pacer
+
+    def done(self, index: int, outcome: Outcome) -> asyncio.Future[None]:
+        if (
+            isinstance(outcome, Retry)
+            and outcome.after_s
+            and self.pacer is not None
+            and outcome.reason != HELD
+        ):
+            self.pacer.slow_down(self.context.app_id, self.claimed[index], outcome.after_s)
+        return super().done(index, outcome)
+
+
+class CampaignStates:
+    """Whether campaigns are paused, as this process last read (at most STATUS_FRESH_S ago)."""
+
+    def __init__(self) -> None:
+        self._read: dict[int, tuple[float, bool]] = {}
+
+    async def paused(self, db: Database, campaign_id: int) -> bool:
+        now = time.monotonic()
+        read_at, paused = self._read.get(campaign_id, (float("-inf"), False))
+        if now - read_at < STATUS_FRESH_S:
+            return paused
+        try:
+            async with db.session() as session:
+                status = await CampaignRepository(session).status_of(campaign_id)
+        except SQLAlchemyError:
+            return paused  # the database is away: the job goes on as last known, not fails mid-way
+        paused = status == CampaignStatus.PAUSED
+        if len(self._read) > 256:
+            self._read.clear()
+        self._read[campaign_id] = (now, paused)
+        return paused
 
 
 class Deliverer:
@@ -43,6 +121,7 @@ class Deliverer:
         concurrency: int,
         retry_base_s: float,
         retry_max_s: float,
+        pacer: Pacer | None = None,
     ) -> None:
         self.db = db
         self.providers = providers
@@ -50,6 +129,8 @@ class Deliverer:
         # The process's requests in flight, shared by its jobs: `concurrency` of them at most.
         self._lanes = SendLanes(concurrency)
         self._contexts = ContextCache()
+        self._campaigns = CampaignStates()
+        self.pacer = pacer
         self.recorder = Recorder(
             db,
             retry_base_s=retry_base_s,
@@ -65,6 +146,8 @@ class Deliverer:
         await self.recorder.close()
         for provider in self.providers.values():
             await provider.close()
+        if self.pacer is not None:
+            await self.pacer.close()
 
     @property
     def platforms(self) -> tuple[str, ...]:
@@ -75,20 +158,50 @@ class Deliverer:
         now = utcnow()
         async with self.db.session() as session:
             lease_until = now + timedelta(seconds=self.lease_s)
-            claimed = await LedgerRepository(session).claim(delivery_ids, owner, now, lease_until)
+            ledger = LedgerRepository(session)
+            claimed = await ledger.claim(delivery_ids, owner, now, lease_until, campaign_id)
             context = await self._contexts.get(session, campaign_id) if claimed else None
+            if claimed and context is not None and context.frequency_cap is not None:
+                claimed = await _cap(ledger, context, claimed, now)
         if not claimed or context is None:
             return 0
-        job = Job(self.recorder, context, claimed, owner)
+        claimed, send_at = await self._pace(context, claimed)
+        if not claimed:
+            return 0
+        job = PacedJob(self.pacer, self.recorder, context, claimed, owner)
         self.recorder.hold(job)
         try:
-            await self._send_all(job)
+            await self._send_all(job, send_at)
             await job.recorded
         finally:
             self.recorder.release(job)
         if job.credentials_used or job.credentials_failed:
             await self._note_credentials(context.app_id, job)
         return len(claimed)
+
+    async def _pace(
+        self, context: CampaignContext, claimed: list[Claimed]
+    ) -> tuple[list[Claimed], list[float] | None]:
+        """The rows to send now, in turn order, with their turns (None: all at once, as unpaced)."""
+        schedule = await self.pacer.schedule(context, claimed) if self.pacer is not None else None
+        if schedule is None:
+            return claimed, None
+        await self._defer(claimed, schedule.later)
+        send_at = [at for _, at in schedule.send]
+        in_turn = [claimed[index] for index, _ in schedule.send]
+        assert self.pacer is not None
+        if send_at and send_at[-1] <= self.pacer.clock.time():
+            return in_turn, None  # every turn has come: sent by windows, the fast way
+        return in_turn, send_at
+
+    async def _defer(self, claimed: Sequence[Claimed], later: Sequence[tuple[int, float]]) -> None:
+        """Rows whose turn is past the horizon go back to the ledger until then (delivery.pace)."""
+        if not later:
+            return
+        metrics.PACING_DEFERRED.inc(len(later))
+        rows = [(claimed[index].delivery_id, datetime.fromtimestamp(at, UTC)) for index, at in later]
+        async with self.db.session() as session:
+            await LedgerRepository(session).defer(rows, utcnow())
 
     async def _note_credentials(self, app_id: int, job: Job) -> None:
         """When the app's native credentials were last taken, or refused and why (shown by /v1); one
@@ -104,16 +217,33 @@ class Deliverer:
         except SQLAlchemyError as exc:
             log.warning("app %s: credentials' last use not recorded: %s", app_id, exc)
 
-    async def _send_all(self, job: Job) -> None:
+    async def _send_all(self, job: Job, send_at: Sequence[float] | None = None) -> None:
         """Prepare a window of recipients back to back, then queue its requests for the lanes.
 
         Preparing (encrypting) many messages in a row, instead of alternating encryption and HTTP
         per message, keeps each phase's code and data in the CPU caches: ≈ 60 µs less per Web Push
         message here (docs/architecture.md). The next window is prepared while the lanes send this
-        one; a request that hangs holds up one lane, not the job's other sends.
+        one; a request that hangs holds up one lane, not the job's other sends. Paced rows
+        (`send_at`, delivery.pace) are queued each at its time. Between windows, and between paced
+        sends, a paused campaign stops the job: its unsent rows go back to pending.
         """
-        for start in range(0, len(job.claimed), PREPARE_WINDOW):
-            await self._lanes.submit(job, self._prepare_window(job, start))
+        total = len(job.claimed)
+        for start in range(0, total, PREPARE_WINDOW):
+            if await self._campaigns.paused(self.db, job.context.campaign_id):
+                _hand_back(job, range(start, total))
+                return
+            window = self._prepare_window(job, start)
+            if send_at is None:
+                await self._lanes.submit(job, window)
+                continue
+            assert self.pacer is not None
+            for position, (index, transmit) in enumerate(window):
+                await self.pacer.wait_until(send_at[index])
+                if await self._campaigns.paused(self.db, job.context.campaign_id):
+                    _hand_back(job, [index for index, _ in window[position:]])
+                    _hand_back(job, range(start + PREPARE_WINDOW, total))
+                    return
+                await self._lanes.submit(job, [(index, transmit)])
 
     def _prepare_window(self, job: Job, start: int) -> list[tuple[int, Transmit]]:
         now = utcnow()
@@ -133,6 +263,8 @@ class Deliverer:
             return Retry("the time limit ran out before the attempt")
         if not recipient.active:
             return Gone(UNSUBSCRIBED)
+        if self.pacer is not None and (until := self.pacer.held_until(context.app_id, recipient)):
+            return Retry(HELD, after_s=until - self.pacer.clock.time())
         provider = self.providers.get(recipient.platform)
         if provider is None:
             return Retry(f"no sender for platform {recipient.platform}")

@@ -20,8 +20,11 @@ from clarion.config import Settings
 from clarion.db import Database, utcnow
 from clarion.delivery import fanout, journal
 from clarion.delivery.jobs import DELIVER, FANOUT, deliver_jobs, fanout_job
+from clarion.delivery.pace import Pacer
 from clarion.delivery.repository import LedgerRepository, SliceRepository
 from clarion.delivery.service import Deliverer
+from clarion.pacing import limiter
+from clarion.pacing.limiter import Clock, SystemClock
 from clarion.pictures import service as pictures
 from clarion.pictures.fetch import Fetcher
 from clarion.provider.registry import build_providers
@@ -68,6 +71,8 @@ class DeliveryTasks:
         self.deliverer: Deliverer | None = None
         self.pictures: pictures.Pictures | None = None
         self._stepping: set[int] = set()  # the fan-out slices this process is stepping now
+        # The pacing clock (docs/pacing.md); tests hand in a faster one before `open`.
+        self.pace_clock: Clock = SystemClock()
 
     async def open(self) -> None:
         if self.settings.public_url is None:
@@ -88,6 +93,11 @@ class DeliveryTasks:
             concurrency=self.settings.worker_concurrency,
             retry_base_s=self.settings.retry_base_s,
             retry_max_s=self.settings.retry_max_s,
+            pacer=Pacer(
+                limiter.connect(self.settings.queue_url, self.db),
+                self.pace_clock,
+                {"android": self.settings.fcm_rate_per_minute},
+            ),
         )
 
     async def close(self) -> None:

@@ -14,7 +14,7 @@ from clarion.app_tenant import service as apps
 from clarion.campaign import service as campaigns
 from clarion.gravitec import push_body
 from clarion.gravitec.schemas import PushBody
-from clarion.models import App
+from clarion.models import App, CampaignStatus
 from clarion.runtime import SessionDep, wake_scheduler_after_commit
 from clarion.subscriber import service as subscribers
 from clarion.validation import ascii_int, openapi_body, parse_json, storable
@@ -121,7 +121,8 @@ async def message_stats(campaign_id: str, app: AppDep, session: SessionDep) -> d
         raise errors.UnknownMessage()
     stats = await campaigns.stats(session, app, numeric_id)
     return {
-        "status": stats.status.upper(),
+        # The vendor has no pause: a paused campaign is still under way (docs/pacing.md).
+        "status": "SENDING" if stats.status == CampaignStatus.PAUSED else stats.status.upper(),
         "send": stats.sent,
         "received": stats.received,
         "clicked": stats.clicked,

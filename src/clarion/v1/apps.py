@@ -64,6 +64,15 @@ class AppUpdate(Body):
         default=None,
         description="Non-transactional notifications due in quiet hours: held until they end, or dropped",
     )
+    frequency_cap: int | None = Field(
+        default=None,
+        ge=0,
+        description="At most this many non-transactional notifications per subscriber in any"
+        " frequency_cap_period_s (1-1000; 0: no cap). docs/pacing.md",
+    )
+    frequency_cap_period_s: int | None = Field(
+        default=None, ge=0, description="The cap's rolling period in seconds (60-2592000; 0: no cap)"
+    )
 
 
 class AppRead(BaseModel):
@@ -81,6 +90,8 @@ class AppRead(BaseModel):
                     "site_url": "https://news.example.com",
                     "default_icon": None,
                     "vapid_subject": "mailto:push@news.example.com",
+                    "frequency_cap": 3,
+                    "frequency_cap_period_s": 86400,
                     "created_at": "2026-01-01T00:00:00+00:00",
                 }
             ]
@@ -101,6 +112,8 @@ class AppRead(BaseModel):
     quiet_start: str | None
     quiet_end: str | None
     quiet_mode: str
+    frequency_cap: int | None = Field(description="Non-transactional notifications per subscriber per period")
+    frequency_cap_period_s: int | None
     created_at: datetime
 
 

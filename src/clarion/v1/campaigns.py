@@ -1,6 +1,7 @@
 """/v1/apps/{app_key}/campaigns: create (the Gravitec push body's every rule, plus platforms), the
-history, one campaign with its funnel, its per-recipient outcomes, its time series, cancel; and the
-audience dry run. Rules live in campaign/ (and gravitec/push_body.py, the one reader of a push body)."""
+history, one campaign with its funnel, its per-recipient outcomes, its time series, cancel, pause and
+resume; and the audience dry run. Rules live in campaign/ (and gravitec/push_body.py, the one reader
+of a push body)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from clarion.campaign.schemas import AudienceSpec, CampaignCreate
 from clarion.campaign.timing import ReleasePlan
 from clarion.db import as_utc
 from clarion.delivery.cancel import cancel
+from clarion.delivery.pause import pause, resume
 from clarion.gravitec import push_body
 from clarion.models import Campaign
 from clarion.runtime import SessionDep, wake_scheduler_after_commit
@@ -26,6 +28,9 @@ from clarion.v1.body import Body
 from clarion.v1.idempotency import OnceDep
 from clarion.v1.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, decode_cursor, page_of
 from clarion.validation import PathId
+
+# A rate above 1,000,000 a minute (16,667 a second) is beyond what a deployment sends: a typo.
+MAX_RATE_PER_MINUTE = 1_000_000
 
 router = APIRouter(prefix="/apps/{app_key}", tags=["Campaigns"])
 
@@ -114,10 +119,17 @@ class CampaignIn(AudienceQuery):
     past_zones: Literal["tomorrow", "now"] = Field(
         "tomorrow", description="With local_time: zones already past it get it tomorrow, or now"
     )
+    rate_per_minute: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_RATE_PER_MINUTE,
+        description="Throttling: at most this many messages a minute, spread evenly across every worker"
+        " (absent: as fast as the workers and push services allow). docs/pacing.md",
+    )
 
     def create(self) -> CampaignCreate:
         body: dict[str, Any] = self.model_dump(
-            exclude_none=True, exclude={"platforms", "send_at", "local_time", "past_zones"}
+            exclude_none=True, exclude={"platforms", "send_at", "local_time", "past_zones", "rate_per_minute"}
         )
         if self.send_at is not None:
             when = self.send_at if self.send_at.tzinfo else self.send_at.replace(tzinfo=UTC)
@@ -136,6 +148,7 @@ class CampaignIn(AudienceQuery):
             audience=replace(spec.audience, platforms=self.spec().platforms),
             local_time=self.local_time,
             past_zones=self.past_zones,
+            rate_per_minute=self.rate_per_minute,
         )
 
 
@@ -177,6 +190,7 @@ class CampaignRead(BaseModel):
         description="Per group of time zones, when its recipients are released (fixed when the campaign "
         "starts; local time or quiet hours); null: all at once"
     )
+    rate_per_minute: int | None = Field(description="Throttling (messages a minute); null: none")
 
 
 class FunnelRead(BaseModel):
@@ -188,6 +202,7 @@ class FunnelRead(BaseModel):
     gone: int = Field(description="The address no longer exists: its subscriber was deactivated")
     expired: int = Field(description="Not sent within the TTL")
     cancelled: int = Field(description="Not sent: the campaign was cancelled first")
+    capped: int = Field(description="Not sent: the app's frequency cap was reached (not a failure)")
     received: int
     clicked: int
     closed: int
@@ -261,6 +276,7 @@ def _read(campaign: Campaign) -> dict[str, Any]:
         "past_zones": campaign.past_zones,
         "schedule_id": None if campaign.schedule_id is None else str(campaign.schedule_id),
         "releases": _releases(campaign),
+        "rate_per_minute": campaign.rate_per_minute,
     }
 
 
@@ -322,7 +338,20 @@ async def cancel_campaign(campaign_id: PathId, app: ScopedAppDep, session: Sessi
     return await _detail(session, await cancel(session, app, campaign_id))
 
 
-OutcomeStatus = Literal["pending", "sent", "gone", "rejected", "expired", "failed", "cancelled"]
+@router.post("/campaigns/{campaign_id}/pause")
+async def pause_campaign(campaign_id: PathId, app: ScopedAppDep, session: SessionDep) -> CampaignDetail:
+    """A sending campaign stops sending within a second or two across every worker; what was sent
+    stays counted. One that is not sending answers 409 `campaign_not_sending`."""
+    return await _detail(session, await pause(session, app, campaign_id))
+
+
+@router.post("/campaigns/{campaign_id}/resume")
+async def resume_campaign(campaign_id: PathId, app: ScopedAppDep, session: SessionDep) -> CampaignDetail:
+    """A paused campaign goes on where it stopped (409 `campaign_not_paused` otherwise)."""
+    return await _detail(session, await resume(session, app, campaign_id))
+
+
+OutcomeStatus = Literal["pending", "sent", "gone", "rejected", "expired", "failed", "cancelled", "capped"]
 
 
 @router.get("/campaigns/{campaign_id}/outcomes")
