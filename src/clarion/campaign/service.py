@@ -15,7 +15,7 @@ from clarion.app_tenant import service as apps
 from clarion.app_tenant.repository import AppRepository
 from clarion.audience.repository import AudienceRepository
 from clarion.audience.service import recipients
-from clarion.campaign import payload
+from clarion.campaign import payload, personal
 from clarion.campaign.repository import CampaignReportRepository, CampaignRepository
 from clarion.campaign.schemas import (
     PLATFORMS,
@@ -70,6 +70,8 @@ async def _audience(session: AsyncSession, app: App, spec: AudienceSpec) -> tupl
     stored, targets = await _audience_of_kind(session, app, spec)
     if spec.platforms is not None:
         stored["platforms"] = list(spec.platforms)
+    if spec.attributes:
+        stored["attributes"] = [{"key": c.key, "op": c.op, "values": list(c.values)} for c in spec.attributes]
     return stored, targets
 
 
@@ -128,6 +130,7 @@ async def create(
             f"payload: the notification must fit {payload.MAX_PAYLOAD_BYTES} bytes once encoded",
             field="payload",
         )
+    personalization = _personalization(spec)
     audience, targets = await _audience(session, app, spec.audience)
     if api_quota:
         await _check_quota(session, app)
@@ -146,8 +149,29 @@ async def create(
         created_at=now,
         fanout_done=False,
         counts_toward_quota=api_quota,
+        personalization=personalization,
     )
     return await CampaignRepository(session).add(campaign, targets)
+
+
+def _personalization(spec: CampaignCreate) -> dict[str, Any] | None:
+    """campaigns.personalization: every template compiled (a 422 names the first that cannot be),
+    every language's content held to the payload size rule; None when nothing is personal."""
+    chosen = spec.personalization
+    if chosen is None:
+        return None
+    languages = dict(chosen.languages)
+    for tag, texts in languages.items():
+        if not payload.fits(texts, spec.display_time_s, spec.push_tag):
+            raise errors.InvalidField(
+                f"languages.{tag}: the notification must fit {payload.MAX_PAYLOAD_BYTES} bytes once encoded",
+                field=f"languages.{tag}",
+            )
+    contents = {"payload": spec.content, **{f"languages.{tag}": c for tag, c in languages.items()}}
+    templates = chosen.templates and personal.has_templates(contents)
+    if templates:
+        personal.check(contents)
+    return personal.stored(templates, chosen.default_language, languages)
 
 
 def _notification(spec: CampaignCreate) -> content.Notification:

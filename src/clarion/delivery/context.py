@@ -11,9 +11,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion import content
 from clarion.app_tenant import credentials
+from clarion.campaign.personal import Personal, RenderFailure
 from clarion.campaign.repository import CampaignRepository
 from clarion.content import Notification
 from clarion.db import as_utc, utcnow
+from clarion.delivery.repository import Claimed
+from clarion.provider.outcome import Rejected
+
+# The reason class of a recipient whose template failed (the ledger's reason starts with it).
+TEMPLATE_FAILED = "template"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +41,24 @@ class CampaignContext:
     expires_at: datetime
     # No attempt after this (a Swrve batch's execution time limit), whatever the TTL still allows.
     give_up_at: datetime | None = None
+    # Per-language content and templates, compiled once here; None: every recipient gets `payload`.
+    personal: Personal | None = None
+
+    def render_for(self, recipient: Claimed) -> CampaignContext | Rejected:
+        """The one place a recipient's own content is resolved: the campaign as this recipient is to
+        get it (its language's content, its templates rendered over its profile), or why it cannot
+        be sent (a template failed for it: its row ends rejected with the reason, the others go on).
+
+        A Swrve batch recipient carries its own content (`params`) and is left to `message_for`."""
+        if self.personal is None or recipient.params is not None:
+            return self
+        try:
+            shown = self.personal.content_for(recipient.profile)
+        except RenderFailure as failure:
+            return Rejected(f"{TEMPLATE_FAILED}: {failure}")
+        if shown is self.notification:
+            return self
+        return replace(self, notification=shown, payload=content.web_payload(shown))
 
     def remaining_ttl_s(self, now: datetime) -> int:
         """On a retry the push service is told what is left of the TTL, not the whole of it."""
@@ -85,6 +109,7 @@ async def load(session: AsyncSession, campaign_id: int) -> CampaignContext | Non
         credentials=await credentials.for_app(session, app.id),
         expires_at=started_at + timedelta(seconds=campaign.ttl_s),
         give_up_at=None if deadline is None else as_utc(deadline),
+        personal=Personal.build(notification, campaign.personalization),
     )
 
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from clarion.app_tenant.credentials import PROVIDER_FOR_PLATFORM
 from clarion.app_tenant.repository import CredentialRepository
+from clarion.campaign.personal import Personal
 from clarion.db import Database, utcnow
 from clarion.delivery.context import CampaignContext, ContextCache
 from clarion.delivery.lanes import SendLanes
@@ -77,6 +79,8 @@ class Deliverer:
             lease_until = now + timedelta(seconds=self.lease_s)
             claimed = await LedgerRepository(session).claim(delivery_ids, owner, now, lease_until)
             context = await self._contexts.get(session, campaign_id) if claimed else None
+            if context is not None and context.personal is not None:
+                claimed = await _with_profiles(LedgerRepository(session), context.personal, claimed)
         if not claimed or context is None:
             return 0
         job = Job(self.recorder, context, claimed, owner)
@@ -136,4 +140,15 @@ class Deliverer:
         provider = self.providers.get(recipient.platform)
         if provider is None:
             return Retry(f"no sender for platform {recipient.platform}")
-        return provider.prepare(context, recipient, now)
+        own = context.render_for(recipient)
+        if isinstance(own, Outcome):
+            return own
+        return provider.prepare(own, recipient, now)
+
+
+async def _with_profiles(
+    ledger: LedgerRepository, personal: Personal, claimed: list[Claimed]
+) -> list[Claimed]:
+    """The job's recipients with what their personal content is made of (only for such a campaign)."""
+    profiles = await ledger.profiles([r.subscriber_id for r in claimed], templates=personal.templated)
+    return [replace(r, profile=profiles.get(r.subscriber_id)) for r in claimed]

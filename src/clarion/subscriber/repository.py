@@ -6,12 +6,12 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, delete, func, select, update
+from sqlalchemy import Select, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion.db import epoch_bucket, insert_ignore
-from clarion.models import Campaign, Delivery, Event, Subscriber, SubscriberTag, Tag
+from clarion.models import Campaign, Delivery, Event, Subscriber, SubscriberAttribute, SubscriberTag, Tag
 from clarion.subscriber.schemas import SubscriberFilter
 from clarion.validation import storable
 
@@ -104,6 +104,9 @@ class SubscriberRepository:
             values["external_user_id"] = external_user_id
         await self._write(subscriber, values)
 
+    async def set_language(self, subscriber: Subscriber, language: str) -> None:
+        await self._write(subscriber, {"language": language})
+
     async def unsubscribe(self, subscriber: Subscriber, now: datetime) -> None:
         await self._write(subscriber, {"active": False, "updated_at": now})
 
@@ -181,6 +184,43 @@ class SubscriberRepository:
     async def tag_count(self, subscriber_id: int) -> int:
         query = select(func.count()).where(SubscriberTag.subscriber_id == subscriber_id)
         return int((await self.session.execute(query)).scalar_one())
+
+    async def attributes(self, subscriber_id: int) -> dict[str, str]:
+        query = (
+            select(SubscriberAttribute.key, SubscriberAttribute.value)
+            .where(SubscriberAttribute.subscriber_id == subscriber_id)
+            .order_by(SubscriberAttribute.key)
+        )
+        return {key: value for key, value in (await self.session.execute(query)).all()}
+
+    async def attributes_of(self, subscriber_ids: Collection[int]) -> dict[int, dict[str, str]]:
+        """Many subscribers' attributes (an export's page); each id present, {} for none."""
+        found: dict[int, dict[str, str]] = {sid: {} for sid in subscriber_ids}
+        if not found:
+            return found
+        query = select(
+            SubscriberAttribute.subscriber_id, SubscriberAttribute.key, SubscriberAttribute.value
+        ).where(SubscriberAttribute.subscriber_id.in_(list(found)))
+        for sid, key, value in (await self.session.execute(query)).all():
+            found[int(sid)][key] = value
+        return found
+
+    async def change_attributes(self, subscriber_id: int, changes: dict[str, str | None]) -> None:
+        """Set (a string) or remove (None) each key: the changed keys' rows deleted, the set ones
+        inserted again, the same two statements on both databases."""
+        if not changes:
+            return
+        owned = SubscriberAttribute.subscriber_id == subscriber_id
+        await self.session.execute(
+            delete(SubscriberAttribute).where(owned, SubscriberAttribute.key.in_(list(changes)))
+        )
+        rows = [
+            {"subscriber_id": subscriber_id, "key": key, "value": value}
+            for key, value in changes.items()
+            if value is not None
+        ]
+        if rows:
+            await self.session.execute(insert(SubscriberAttribute), rows)
 
     async def was_sent(self, campaign_id: int, subscriber_id: int) -> bool:
         """Whether the campaign had this subscriber among its recipients: a row in its delivery ledger

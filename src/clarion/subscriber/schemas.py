@@ -37,6 +37,9 @@ class SubscriberCreate(BaseModel):
     # Identity verification: the hex HMAC-SHA256 of the id, keyed with the app's identity key (64 digits).
     user_id_hash: str | None = Field(default=None, max_length=128)
     external_user_id_hash: str | None = Field(default=None, max_length=128)
+    # BCP 47 (the browser's navigator.language, a native SDK's locale): picks a campaign's content
+    # language (docs/personalization.md); checked by clarion.attributes.check_language.
+    language: str | None = None
 
 
 def _id_as_text(value: Any) -> Any:

@@ -20,6 +20,7 @@ from clarion.delivery.cancel import cancel
 from clarion.gravitec import push_body
 from clarion.models import Campaign
 from clarion.runtime import SessionDep, wake_scheduler_after_commit
+from clarion.v1 import personalized
 from clarion.v1.access import ScopedAppDep
 from clarion.v1.body import Body
 from clarion.v1.idempotency import OnceDep
@@ -28,6 +29,11 @@ from clarion.validation import PathId
 
 router = APIRouter(prefix="/apps/{app_key}", tags=["Campaigns"])
 
+# Languages one campaign may carry besides its default: enough for a multilingual site, and a bound
+# on the size of a campaign row.
+MAX_LANGUAGES = 50
+# Attribute conditions one audience may hold: each is one index probe per candidate.
+MAX_CONDITIONS = 10
 Platform = Literal["web", "android", "ios", "adm", "wns"]
 Association = Literal["AND", "AND_NOT", "OR", "OR_NOT"]
 
@@ -46,6 +52,15 @@ class PayloadIn(Body):
     buttons: list[ButtonIn] | None = None
 
 
+class LanguageIn(Body):
+    """One language's texts; what is left out is the default payload's."""
+
+    title: str | None = Field(None, min_length=1, max_length=1000)
+    message: str = Field(min_length=1, max_length=1000)
+    redirect_url: str | None = Field(None, min_length=1, max_length=1000)
+    buttons: list[ButtonIn] | None = Field(None, min_length=1, max_length=2)
+
+
 class TermIn(Body):
     association: Association
     name: str
@@ -60,6 +75,15 @@ class AudienceIn(Body):
     tags_segment: list[TermIn] | None = None
 
 
+class AttributeIn(Body):
+    """`equals` takes `value`, `in` takes `values`, `exists` neither."""
+
+    key: str
+    op: Literal["equals", "exists", "in"]
+    value: str | None = Field(None, max_length=255)
+    values: list[Annotated[str, Field(max_length=255)]] | None = Field(None, min_length=1, max_length=100)
+
+
 class AudienceQuery(Body):
     """Whom to send to: everyone (neither `segments` nor `audience`), a saved segment or an audience;
     `platforms` narrows any of them."""
@@ -70,13 +94,17 @@ class AudienceQuery(Body):
     segments: list[str] | None = Field(None, description="One saved segment, by name or id")
     audience: AudienceIn | None = None
     platforms: list[Platform] | None = Field(None, min_length=1, description="Absent: every platform")
+    attributes: list[AttributeIn] | None = Field(
+        None, max_length=MAX_CONDITIONS, description="Subscriber attributes every recipient has (all of them)"
+    )
 
     def spec(self) -> AudienceSpec:
         chosen = push_body.parse_audience(
             self.model_dump(exclude_none=True, include={"segments", "audience"})
         )
         platforms = None if self.platforms is None else campaigns.chosen_platforms(self.platforms)
-        return replace(chosen, platforms=platforms)
+        conditions = [c.model_dump() for c in self.attributes or ()]
+        return replace(chosen, platforms=platforms, attributes=personalized.conditions(conditions))
 
 
 class CampaignIn(AudienceQuery):
@@ -105,9 +133,16 @@ class CampaignIn(AudienceQuery):
     display_time: int | None = Field(None, description="Seconds a browser shows it (default 60)")
     push_tag: str | None = None
     is_transactional: bool = False
+    default_language: str | None = Field(None, description="The language of `payload` (BCP 47)")
+    languages: dict[str, LanguageIn] | None = Field(
+        None, max_length=MAX_LANGUAGES, description="Content per language (BCP 47 tag: texts)"
+    )
 
     def create(self) -> CampaignCreate:
-        body: dict[str, Any] = self.model_dump(exclude_none=True, exclude={"platforms", "send_at"})
+        body: dict[str, Any] = self.model_dump(
+            exclude_none=True, exclude={"platforms", "send_at", "default_language", "languages"}
+        )
+        urls = personalized.template_urls(body["payload"])
         if self.send_at is not None:
             when = self.send_at if self.send_at.tzinfo else self.send_at.replace(tzinfo=UTC)
             body["send_date"] = int(when.timestamp() * 1000)
@@ -118,7 +153,13 @@ class CampaignIn(AudienceQuery):
                 raise
             message = invalid.message.replace("send_date", "send_at", 1)
             raise errors.InvalidField(message, field="send_at") from None
-        return replace(spec, audience=replace(spec.audience, platforms=self.spec().platforms))
+        shown = personalized.with_urls(spec.content, urls)
+        languages = {
+            tag: texts.model_dump(exclude_none=True) for tag, texts in (self.languages or {}).items()
+        }
+        chosen = personalized.personalization(shown, self.default_language, languages)
+        audience = replace(spec.audience, platforms=self.spec().platforms)
+        return replace(spec, content=shown, audience=audience, personalization=chosen)
 
 
 class ButtonRead(BaseModel):
