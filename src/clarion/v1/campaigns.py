@@ -140,7 +140,7 @@ class CampaignIn(AudienceQuery):
 
     def create(self) -> CampaignCreate:
         body: dict[str, Any] = self.model_dump(
-            exclude_none=True, exclude={"platforms", "send_at", "default_language", "languages"}
+            exclude_none=True, exclude={"platforms", "attributes", "send_at", "default_language", "languages"}
         )
         urls = personalized.template_urls(body["payload"])
         if self.send_at is not None:
@@ -158,7 +158,8 @@ class CampaignIn(AudienceQuery):
             tag: texts.model_dump(exclude_none=True) for tag, texts in (self.languages or {}).items()
         }
         chosen = personalized.personalization(shown, self.default_language, languages)
-        audience = replace(spec.audience, platforms=self.spec().platforms)
+        narrowed = self.spec()
+        audience = replace(spec.audience, platforms=narrowed.platforms, attributes=narrowed.attributes)
         return replace(spec, content=shown, audience=audience, personalization=chosen)
 
 

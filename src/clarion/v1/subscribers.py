@@ -220,7 +220,7 @@ class AttributesIn(Body):
 
 @router.get("/{subscriber_id}/attributes")
 async def subscriber_attributes(subscriber_id: str, app: ScopedAppDep, session: SessionDep) -> AttributesRead:
-    subscriber = await service.get(session, app, subscriber_id)
+    subscriber = (await service.show(session, app, subscriber_id)).subscriber
     return AttributesRead(attributes=await service.attributes(session, subscriber))
 
 
@@ -230,7 +230,7 @@ async def change_subscriber_attributes(
 ) -> AttributesRead:
     """Limits: 64 attributes, keys of 1-64 letters, digits or '_', string values of up to 255
     characters (docs/personalization.md); a refused change names the key and changes nothing."""
-    subscriber = await service.get(session, app, subscriber_id)
+    subscriber = (await service.show(session, app, subscriber_id)).subscriber
     return AttributesRead(attributes=await service.change_attributes(session, subscriber, body.attributes))
 
 
