@@ -17,7 +17,7 @@ ROOT = Path(clarion.__file__).parent
 LAYERS: list[set[str]] = [
     {"netpolicy", "metrics", "logs", "ids"},
     {"errors", "config"},
-    {"validation", "models", "body_limit", "content", "secrets_box"},
+    {"validation", "models", "body_limit", "content", "secrets_box", "attributes"},
     {"db", "outage"},
     {"migrations", "queue"},
     {"runtime", "worker"},

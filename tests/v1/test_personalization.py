@@ -161,7 +161,8 @@ def test_a_template_that_cannot_compile_is_a_422_naming_the_field(v1: V1) -> Non
     )
     assert loop.json() == {
         "error": "invalid_field",
-        "message": "languages.fr.message: templates allow expressions, filters, tests and if/else only, not For",
+        "message": "languages.fr.message: templates allow expressions, filters, tests and if/else only, "
+        "not For",
         "field": "languages.fr.message",
     }
     assert (call.status_code, call.json()["field"]) == (422, "payload.message")
@@ -236,7 +237,7 @@ def test_audiences_select_by_attribute_equals_in_and_exists(v1: V1, fake: FakePu
     pro, pro_sub = _subscriber(v1, fake, app)
     team, team_sub = _subscriber(v1, fake, app)
     free, free_sub = _subscriber(v1, fake, app)
-    bare, bare_sub = _subscriber(v1, fake, app)
+    _, bare_sub = _subscriber(v1, fake, app)
     key = app["app_key"]
     with v1.client(basic(app)) as own:
         for reg_id, plan in ((pro, "pro"), (team, "team"), (free, "free")):

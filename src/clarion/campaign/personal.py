@@ -16,6 +16,7 @@ rendered text is held to the limit its field has at creation.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -162,6 +163,40 @@ def check(contents: Mapping[str, Content]) -> None:
         for name, text in _texts(content_, prefix):
             if is_template(text):
                 compile_text(text, name)
+
+
+# A template's tags, each standing for text that is only known per recipient.
+_TEMPLATE_TAGS = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
+# What a template tag is checked as in a URL: the rest of the URL must pass the URL rule by itself.
+_STAND_IN = "x"
+
+
+def stand_in(url: str) -> str:
+    return _TEMPLATE_TAGS.sub(_STAND_IN, url) if is_template(url) else url
+
+
+def template_urls(payload: dict[str, Any]) -> dict[str, str]:
+    """Replace the payload's templated URLs (in place, in a request's own dict) by their shape with
+    each template tag a plain word, so the push body's URL rules check the rest; returns the originals
+    by field ("redirect_url", "buttons[0]")."""
+    originals: dict[str, str] = {}
+    url = payload.get("redirect_url")
+    if isinstance(url, str) and is_template(url):
+        originals["redirect_url"], payload["redirect_url"] = url, stand_in(url)
+    for index, button in enumerate(payload.get("buttons") or ()):
+        url = button.get("url") if isinstance(button, dict) else None
+        if isinstance(url, str) and is_template(url):
+            originals[f"buttons[{index}]"], button["url"] = url, stand_in(url)
+    return originals
+
+
+def with_urls(content: Content, originals: Mapping[str, str]) -> Content:
+    """The checked content with its templated URLs put back."""
+    buttons = tuple(
+        replace(button, url=originals.get(f"buttons[{index}]", button.url))
+        for index, button in enumerate(content.buttons)
+    )
+    return replace(content, redirect_url=originals.get("redirect_url", content.redirect_url), buttons=buttons)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from clarion import errors
-from clarion.campaign.schemas import PLATFORMS, AudienceSpec, CampaignCreate
+from clarion.campaign import personal
+from clarion.campaign.schemas import PLATFORMS, AudienceSpec, CampaignCreate, Personalization
 from clarion.campaign.service import chosen_platforms
 from clarion.gravitec import push_body
 
@@ -104,8 +105,16 @@ def platforms(form: Mapping[str, str]) -> tuple[str, ...] | None:
 
 
 def parse(form: Mapping[str, str]) -> CampaignCreate:
-    spec = push_body.parse(body(form))
-    return replace(spec, audience=replace(spec.audience, platforms=platforms(form)))
+    """The campaign; its texts are templates, as /v1's are (docs/personalization.md)."""
+    data = body(form)
+    urls = personal.template_urls(data["payload"])
+    spec = push_body.parse(data)
+    return replace(
+        spec,
+        content=personal.with_urls(spec.content, urls),
+        audience=replace(spec.audience, platforms=platforms(form)),
+        personalization=Personalization(templates=True),
+    )
 
 
 def parse_audience(form: Mapping[str, str]) -> AudienceSpec:

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from clarion import content, errors
+from clarion.campaign import personal
 from clarion.campaign import service as campaigns
 from clarion.campaign.schemas import AudienceSpec, CampaignCreate
 from clarion.db import as_utc
@@ -142,7 +143,7 @@ class CampaignIn(AudienceQuery):
         body: dict[str, Any] = self.model_dump(
             exclude_none=True, exclude={"platforms", "attributes", "send_at", "default_language", "languages"}
         )
-        urls = personalized.template_urls(body["payload"])
+        urls = personal.template_urls(body["payload"])
         if self.send_at is not None:
             when = self.send_at if self.send_at.tzinfo else self.send_at.replace(tzinfo=UTC)
             body["send_date"] = int(when.timestamp() * 1000)
@@ -153,7 +154,7 @@ class CampaignIn(AudienceQuery):
                 raise
             message = invalid.message.replace("send_date", "send_at", 1)
             raise errors.InvalidField(message, field="send_at") from None
-        shown = personalized.with_urls(spec.content, urls)
+        shown = personal.with_urls(spec.content, urls)
         languages = {
             tag: texts.model_dump(exclude_none=True) for tag, texts in (self.languages or {}).items()
         }

@@ -4,53 +4,19 @@ templates are compiled by campaign/personal.py when the campaign is created."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
 from clarion import errors
 from clarion.attributes import check_key, check_language
-from clarion.campaign.personal import is_template
+from clarion.campaign.personal import stand_in
 from clarion.campaign.schemas import AttributeCondition, Button, Content, Personalization
 from clarion.validation import clickable_url_problem, http_url_problem
 
-# A template's tags, each standing for text that is only known per recipient.
-_TAGS = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
-# What a template tag is checked as in a URL: the rest of the URL must pass the URL rule by itself.
-_STAND_IN = "x"
-
-
-def _stand_in(url: str) -> str:
-    return _TAGS.sub(_STAND_IN, url) if is_template(url) else url
-
-
-def template_urls(payload: dict[str, Any]) -> dict[str, str]:
-    """Replace the payload's templated URLs (in place, in a request's own dict) by their shape with
-    each template tag a plain word, so the push body's URL rules check the rest; returns the originals
-    by field ("redirect_url", "buttons[0]")."""
-    originals: dict[str, str] = {}
-    url = payload.get("redirect_url")
-    if isinstance(url, str) and is_template(url):
-        originals["redirect_url"], payload["redirect_url"] = url, _stand_in(url)
-    for index, button in enumerate(payload.get("buttons") or ()):
-        url = button.get("url") if isinstance(button, dict) else None
-        if isinstance(url, str) and is_template(url):
-            originals[f"buttons[{index}]"], button["url"] = url, _stand_in(url)
-    return originals
-
-
-def with_urls(content: Content, originals: Mapping[str, str]) -> Content:
-    """The checked content with its templated URLs put back."""
-    buttons = tuple(
-        replace(button, url=originals.get(f"buttons[{index}]", button.url))
-        for index, button in enumerate(content.buttons)
-    )
-    return replace(content, redirect_url=originals.get("redirect_url", content.redirect_url), buttons=buttons)
-
 
 def _url(value: str, field: str, *, clickable: bool) -> str:
-    problem = (clickable_url_problem if clickable else http_url_problem)(_stand_in(value))
+    problem = (clickable_url_problem if clickable else http_url_problem)(stand_in(value))
     if problem is not None:
         raise errors.InvalidField(f"{field} {problem}", field=field)
     return value
