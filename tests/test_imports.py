@@ -17,8 +17,8 @@ ROOT = Path(clarion.__file__).parent
 LAYERS: list[set[str]] = [
     {"netpolicy", "metrics", "logs", "ids"},
     {"errors", "config"},
-    {"validation", "models", "body_limit", "content", "secrets_box", "attributes"},
-    {"db", "outage"},
+    {"validation", "models", "body_limit", "content", "secrets_box"},
+    {"db", "outage", "attributes"},
     {"migrations", "queue"},
     {"runtime", "worker"},
     {"provider"},
