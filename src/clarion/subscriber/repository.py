@@ -6,7 +6,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, delete, func, insert, select, update
+from sqlalchemy import Select, delete, func, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,6 +23,7 @@ class Known(NamedTuple):
     alias: str | None
     user_id: str | None
     external_user_id: str | None
+    language: str | None
 
 
 def _tagged(app_id: int, name: str) -> Select[int]:
@@ -205,6 +206,21 @@ class SubscriberRepository:
             found[int(sid)][key] = value
         return found
 
+    async def attribute_keys_of(self, subscriber_ids: Collection[int]) -> dict[int, set[str]]:
+        """The keys each subscriber holds (an import's limit check); each id present."""
+        return {sid: set(held) for sid, held in (await self.attributes_of(subscriber_ids)).items()}
+
+    async def set_attributes_many(self, values: dict[tuple[int, str], str]) -> None:
+        """Set many subscribers' attributes (an import's chunk): the rows of those keys deleted, then
+        inserted with the new values, one statement each."""
+        if not values:
+            return
+        pairs = list(values)
+        held = tuple_(SubscriberAttribute.subscriber_id, SubscriberAttribute.key)
+        await self.session.execute(delete(SubscriberAttribute).where(held.in_(pairs)))
+        rows = [{"subscriber_id": sid, "key": key, "value": value} for (sid, key), value in values.items()]
+        await self.session.execute(insert(SubscriberAttribute), rows)
+
     async def change_attributes(self, subscriber_id: int, changes: dict[str, str | None]) -> None:
         """Set (a string) or remove (None) each key: the changed keys' rows deleted, the set ones
         inserted again, the same two statements on both databases."""
@@ -255,6 +271,7 @@ class SubscriberRepository:
             Subscriber.alias,
             Subscriber.user_id,
             Subscriber.external_user_id,
+            Subscriber.language,
         ).where(Subscriber.app_id == app_id, Subscriber.address_hash.in_(hashes))
         return {row[0]: Known(*row[1:]) for row in (await self.session.execute(query)).all()}
 
