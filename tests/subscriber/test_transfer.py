@@ -180,12 +180,14 @@ async def test_attributes_and_language_are_imported_checked_and_exported(db: Dat
             {
                 "line": 2,
                 "field": "attributes.first name",
-                "reason": "attributes.first name: a key is 1-64 letters, digits or '_', not starting with a digit",
+                "reason": "attributes.first name: a key is 1-64 letters, digits or '_', "
+                "not starting with a digit",
             },
             {
                 "line": 3,
                 "field": "language",
-                "reason": "language must be a BCP 47 language tag such as 'en' or 'pt-BR' (at most 16 characters)",
+                "reason": "language must be a BCP 47 language tag such as 'en' or 'pt-BR' "
+                "(at most 16 characters)",
             },
         ],
     }
