@@ -235,65 +235,38 @@ def _rendered(template: Template, variables: dict[str, Any], name: str, limit: i
 
 @dataclass(frozen=True, slots=True)
 class _Field:
-    """One templated text of a notification: where it goes, its template, its limit and URL rule."""
+    """One templated text of a notification: where it goes (a Notification attribute, or a button's
+    `title` or `action` when `button` is its index), its template, its limit and URL rule."""
 
     name: str
     template: Template
     limit: int
-    place: Callable[[Notification, str], Notification]
+    attr: str
+    button: int | None = None
     url_problem: Callable[[str], str | None] | None = None
-
-
-# Where each request field's rendered text goes in the Notification.
-_SETTERS: dict[str, Callable[[Notification, str], Notification]] = {
-    "title": lambda shown, text: replace(shown, title=text),
-    "message": lambda shown, text: replace(shown, message=text),
-    "redirect_url": lambda shown, text: replace(shown, url=text),
-}
-
-
-def _setter(name: str) -> Callable[[Notification, str], Notification]:
-    return _SETTERS[name]
-
-
-def _button_setter(index: int, attr: str) -> Callable[[Notification, str], Notification]:
-    def place(shown: Notification, text: str) -> Notification:
-        buttons = list(shown.buttons)
-        old = buttons[index]
-        buttons[index] = replace(old, title=text) if attr == "title" else replace(old, action=text)
-        return replace(shown, buttons=tuple(buttons))
-
-    return place
 
 
 def _fields(shown: Notification) -> Iterator[_Field]:
     def template(text: str | None, name: str) -> Template | None:
         return compile_text(text, name) if text is not None and is_template(text) else None
 
-    simple: tuple[tuple[str, str | None, int, Callable[[str], str | None] | None], ...] = (
-        ("title", shown.title, MAX_TEXT_CHARS, None),
-        ("message", shown.message, MAX_TEXT_CHARS, None),
-        ("redirect_url", shown.url, MAX_TEXT_CHARS, http_url_problem),
+    simple: tuple[tuple[str, str, str | None, Callable[[str], str | None] | None], ...] = (
+        ("title", "title", shown.title, None),
+        ("message", "message", shown.message, None),
+        ("redirect_url", "url", shown.url, http_url_problem),
     )
-    for name, text, limit, rule in simple:
+    for name, attr, text, rule in simple:
         found = template(text, name)
         if found is not None:
-            yield _Field(name, found, limit, _setter(name), rule)
+            yield _Field(name, found, MAX_TEXT_CHARS, attr, url_problem=rule)
     for index, button in enumerate(shown.buttons):
-        title = template(button.title, f"buttons[{index}].title")
+        name = f"buttons[{index}]"
+        title = template(button.title, f"{name}.title")
         if title is not None:
-            yield _Field(
-                f"buttons[{index}].title", title, MAX_BUTTON_TITLE_CHARS, _button_setter(index, "title")
-            )
-        url = template(button.action, f"buttons[{index}].url")
+            yield _Field(f"{name}.title", title, MAX_BUTTON_TITLE_CHARS, "title", index)
+        url = template(button.action, f"{name}.url")
         if url is not None:
-            yield _Field(
-                f"buttons[{index}].url",
-                url,
-                MAX_TEXT_CHARS,
-                _button_setter(index, "action"),
-                clickable_url_problem,
-            )
+            yield _Field(f"{name}.url", url, MAX_TEXT_CHARS, "action", index, clickable_url_problem)
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,17 +277,26 @@ class _Compiled:
     fields: tuple[_Field, ...]
 
     def render(self, profile: Profile) -> Notification:
+        """The texts rendered, then placed with one `replace` (a frozen dataclass' replace costs
+        ≈ 10 µs: one per text doubled the cost of a templated message)."""
         if not self.fields:
             return self.shown
         variables = profile.variables()
-        shown = self.shown
+        changes: dict[str, Any] = {}
+        buttons = list(self.shown.buttons)
         for one in self.fields:
             text = _rendered(one.template, variables, one.name, one.limit)
             problem = one.url_problem(text) if one.url_problem is not None else None
             if problem is not None:
                 raise RenderFailure(f"{one.name}: the rendered URL {problem}")
-            shown = one.place(shown, text)
-        return shown
+            if one.button is None:
+                changes[one.attr] = text
+            else:
+                old = buttons[one.button]
+                title, action = (text, old.action) if one.attr == "title" else (old.title, text)
+                buttons[one.button] = SentButton(title, old.action_type, action)
+                changes["buttons"] = tuple(buttons)
+        return replace(self.shown, **changes)
 
 
 def _in_language(base: Notification, stored: dict[str, Any]) -> Notification:
