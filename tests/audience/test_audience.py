@@ -308,7 +308,10 @@ async def _with_plans(db: Database, app_id: int) -> list[int]:
         ((AttributeCondition("plan", "in", ("pro", "team", "gold")),), [0, 1]),
         ((AttributeCondition("plan", "exists"),), [0, 1, 2]),
         (
-            (AttributeCondition("plan", "in", ("pro", "team")), AttributeCondition("city", "equals", ("Rome",))),
+            (
+                AttributeCondition("plan", "in", ("pro", "team")),
+                AttributeCondition("city", "equals", ("Rome",)),
+            ),
             [1],
         ),
         ((AttributeCondition("nothing", "exists"),), []),
