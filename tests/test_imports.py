@@ -18,7 +18,7 @@ LAYERS: list[set[str]] = [
     {"netpolicy", "metrics", "logs", "ids"},
     {"errors", "config"},
     {"validation", "models", "body_limit", "content", "secrets_box"},
-    {"db", "outage"},
+    {"db", "outage", "attributes"},
     {"migrations", "queue"},
     {"runtime", "worker", "pacing"},
     {"provider"},

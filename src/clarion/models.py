@@ -201,6 +201,22 @@ class SubscriberTag(Base):
     tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True)
 
 
+class SubscriberAttribute(Base):
+    """One key/value of a subscriber's attributes (#17; subscriber/attributes.py holds the limits).
+
+    A table rather than a JSON column: an audience's `attribute equals / in` is an indexed lookup on
+    both databases, and `exists` one primary-key probe per candidate."""
+
+    __tablename__ = "subscriber_attributes"
+    __table_args__ = (Index("ix_subscriber_attributes_key_value", "key", "value"),)
+
+    subscriber_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255))
+
+
 class Segment(Base):
     __tablename__ = "segments"
     __table_args__ = (UniqueConstraint("app_id", "name", name="uq_segment_name"),)
@@ -307,6 +323,10 @@ class Campaign(Base):
     # Throttling (migration 0021, docs/pacing.md): messages per minute across every worker; NULL: as
     # fast as the workers and the push services allow.
     rate_per_minute: Mapped[int | None] = mapped_column(Integer)
+    # What makes each recipient's content its own (#17, campaign/personal.py): {"templates": bool,
+    # "default_language": tag | None, "languages": {tag: content}}. NULL: one content for everyone
+    # (campaigns.payload), as for every Gravitec, Swrve and test campaign.
+    personalization: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
 
 
 class Picture(Base):

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,6 +20,7 @@ from clarion.audience.repository import AudienceRepository
 from clarion.campaign import service as campaigns
 from clarion.campaign.schemas import (
     Association,
+    AttributeCondition,
     AudienceKind,
     AudienceSpec,
     CampaignCreate,
@@ -282,3 +284,53 @@ async def test_a_chunk_never_holds_more_than_its_size(db: Database) -> None:
     assert first == ids[:4]
     assert rest == ids[4:]
     assert await collect(db, campaign_id, WEB_ONLY, size=3) == ids
+
+
+# Subscribers with attributes (plan, city) for the attribute conditions, each kind of audience.
+PLANS = [("pro", "Paris"), ("team", "Rome"), ("free", "Rome"), (None, None)]
+
+
+async def _with_plans(db: Database, app_id: int) -> list[int]:
+    subs = [Sub(True, "web", "alice", ("t1",))] * len(PLANS)
+    ids = await add_subscribers(db, app_id, subs)
+    async with db.session() as session:
+        repo = SubscriberRepository(session)
+        for sid, (plan, city) in zip(ids, PLANS, strict=True):
+            if plan is not None:
+                await repo.change_attributes(sid, {"plan": plan, "city": city})
+    return ids
+
+
+@pytest.mark.parametrize(
+    ("conditions", "chosen"),
+    [
+        ((AttributeCondition("plan", "equals", ("pro",)),), [0]),
+        ((AttributeCondition("plan", "in", ("pro", "team", "gold")),), [0, 1]),
+        ((AttributeCondition("plan", "exists"),), [0, 1, 2]),
+        (
+            (
+                AttributeCondition("plan", "in", ("pro", "team")),
+                AttributeCondition("city", "equals", ("Rome",)),
+            ),
+            [1],
+        ),
+        ((AttributeCondition("nothing", "exists"),), []),
+    ],
+)
+@pytest.mark.parametrize("kind", ["all", "aliases", "tags", "tags_segment", "tokens"])
+async def test_attribute_conditions_narrow_every_kind_of_audience(
+    db: Database, kind: AudienceKind, conditions: tuple[AttributeCondition, ...], chosen: list[int]
+) -> None:
+    app_id = await make_app(db)
+    ids = await _with_plans(db, app_id)
+    await _with_plans(db, await make_app(db))  # another app's subscribers with the same attributes stay out
+    audiences: dict[str, AudienceSpec] = {
+        "all": AudienceSpec(),
+        "aliases": AudienceSpec(kind="aliases", values=("alice",)),
+        "tags": AudienceSpec(kind="tags", values=("T1",)),
+        "tags_segment": AudienceSpec(kind="tags_segment", terms=(SegmentTerm("AND", "t1"),)),
+        "tokens": AudienceSpec(kind="tokens", values=tuple(reg_id(app_id, i) for i in range(len(PLANS)))),
+    }
+    campaign_id = await create_campaign(db, app_id, replace(audiences[kind], attributes=conditions))
+
+    assert await collect(db, campaign_id, WEB_ONLY, size=2) == [ids[i] for i in chosen]

@@ -122,6 +122,16 @@ def test_an_operator_creates_a_site_sends_a_campaign_and_watches_it_land(
     assert page.input_value("#payload-title") == "Morning edition"
     assert console.check("compose-error") == []
     page.fill("#payload-icon", "https://example.com/icon.png")
+    # The texts are templates (docs/personalization.md): one that cannot compile is named like any field.
+    page.fill("#payload-title", "Morning {{ edition")
+    with page.expect_navigation():
+        page.click("button[data-send]")
+    assert page.inner_text("#payload\\.title-error") == (
+        "payload.title: the template does not compile: unexpected end of template, "
+        "expected 'end of print statement'."
+    )
+    assert console.check("compose-template-error") == []
+    page.fill("#payload-title", 'Morning {{ edition | default("edition") }}')
     with page.expect_navigation():
         page.click("button[data-send]")
     campaign_id = page.url.rsplit("/", 1)[1]

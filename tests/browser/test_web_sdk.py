@@ -5,7 +5,9 @@ See tests/browser/harness.py for how the test stands in for the push service.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 from pathlib import Path
 
 import httpx
@@ -356,3 +358,39 @@ def test_the_signed_in_user_is_bound_with_the_hash_its_backend_made(visit: Visit
     assert server.user_ids(again) == ("u-3", "crm-77")
     # The page logged the refused requests (the browser's own lines), and no failed SDK command.
     assert not [line for line in visit.console if "[Clarion]" in line], visit.console
+
+
+def test_set_attributes_and_the_browser_language_reach_the_server(visit: Visit) -> None:
+    server, page = visit.server, visit.page
+    visit.open_demo()
+    reg_id = visit.subscribe()
+    # The registration carried the browser's navigator.language (docs/personalization.md).
+    with contextlib.closing(sqlite3.connect(server.database)) as connection:
+        [language] = connection.execute(
+            "SELECT language FROM subscribers WHERE reg_id = ?", (reg_id,)
+        ).fetchone()
+    assert language == page.evaluate("navigator.language")
+    assert language
+
+    assert visit.sdk("setAttributes", {"first_name": "Ada", "plan": "pro"}) == {
+        "first_name": "Ada",
+        "plan": "pro",
+    }
+    assert visit.sdk("setAttributes", {"plan": None, "city": "Paris"}) == {
+        "city": "Paris",
+        "first_name": "Ada",
+    }
+    assert visit.sdk("getAttributes") == {"city": "Paris", "first_name": "Ada"}
+    error = visit.sdk_error("setAttributes", {"first name": "x"})
+    assert error == {
+        "name": "ClarionError",
+        "code": "invalid_field",
+        "message": "attributes.first name: a key is 1-64 letters, digits or '_', not starting with a digit",
+        "field": "attributes.first name",
+        "status": 422,
+    }
+    # What the app's backend reads through /v1 is what the browser set.
+    answer = httpx.get(
+        f"{server.url}/v1/apps/{server.app_key}/subscribers/{reg_id}/attributes", auth=server.auth, timeout=10
+    )
+    assert answer.json() == {"attributes": {"city": "Paris", "first_name": "Ada"}}

@@ -69,6 +69,8 @@ def stored_web(n: int, tags: list[str], **names: Any) -> dict[str, Any]:
         "alias": None,
         "user_id": None,
         "external_user_id": None,
+        "language": None,
+        "attributes": {},
         "active": True,
         **names,
     }
@@ -76,7 +78,14 @@ def stored_web(n: int, tags: list[str], **names: Any) -> dict[str, Any]:
 
 def stored_native(platform: str, token: str, tags: list[str], **names: Any) -> dict[str, Any]:
     empty = {"endpoint": None, "p256dh": None, "auth": None}
-    ids = {"alias": None, "user_id": None, "external_user_id": None, **names}
+    ids = {
+        "alias": None,
+        "user_id": None,
+        "external_user_id": None,
+        "language": None,
+        "attributes": {},
+        **names,
+    }
     return {"platform": platform, **empty, "token": token, "tags": tags, **ids, "active": True}
 
 
@@ -121,8 +130,8 @@ async def test_onesignal_csv_export(db: Database) -> None:
     tenant = await new_app(db)
     assert await run_import(db, tenant, ONESIGNAL_CSV, "csv") == ONESIGNAL_REPORT
     assert await exported(db, tenant) == [
-        stored_web(10, ["news"], external_user_id="user-10"),
-        stored_native("ios", "apns-device-token", []),
+        stored_web(10, ["news"], external_user_id="user-10", language="en"),
+        stored_native("ios", "apns-device-token", [], language="fr"),
     ]
 
 
@@ -147,9 +156,49 @@ async def test_csv_export_reads_back(db: Database) -> None:
 
 def _csv(record: dict[str, Any]) -> dict[str, str]:
     return {
-        name: ("true" if value is True else "" if value is None or value == [] else str(value))
+        name: ("true" if value is True else "" if value in (None, [], {}) else str(value))
         for name, value in record.items()
     }
+
+
+async def test_attributes_and_language_are_imported_checked_and_exported(db: Database) -> None:
+    tenant = await new_app(db)
+    data = ndjson(
+        web(1, language="pt-BR", attributes={"first_name": "Ana", "plan": "pro"}),
+        web(2, attributes={"first name": "x"}),
+        web(3, language="portuguese"),
+        web(4, attributes={"plan": None}),
+    )
+    report = await run_import(db, tenant, data)
+    again = await run_import(db, tenant, ndjson(web(1, attributes={"plan": "team", "city": "Rio"})))
+    csv_text = (await export(db, tenant, "csv")).decode()
+    assert report == {
+        **_clean(4),
+        "created": 2,
+        "refused": 2,
+        "refusals": [
+            {
+                "line": 2,
+                "field": "attributes.first name",
+                "reason": "attributes.first name: a key is 1-64 letters, digits or '_', "
+                "not starting with a digit",
+            },
+            {
+                "line": 3,
+                "field": "language",
+                "reason": "language must be a BCP 47 language tag such as 'en' or 'pt-BR' "
+                "(at most 16 characters)",
+            },
+        ],
+    }
+    assert again == {**_clean(1), "existing": 1}
+    assert await exported(db, tenant) == [
+        stored_web(1, [], language="pt-BR", attributes={"city": "Rio", "first_name": "Ana", "plan": "team"}),
+        stored_web(4, []),
+    ]
+    other = await new_app(db, name="other")
+    assert await run_import(db, other, csv_text.encode(), "csv") == {**_clean(2), "created": 2}
+    assert await exported(db, other) == await exported(db, tenant)
 
 
 async def test_lines_across_chunks_and_pieces(db: Database) -> None:

@@ -31,10 +31,11 @@ def test_import_and_export_from_the_terminal(database_url: str, tmp_path: Path) 
 
     csv_out = clarion(database_url, "subscribers", "export", app_key, "--format", "csv", "--platform", "ios")
     header, row = csv_out.stdout.splitlines()
-    assert (
-        header == "platform,endpoint,p256dh,auth,token,tags,alias,user_id,external_user_id,active,created_at"
+    assert header == (
+        "platform,endpoint,p256dh,auth,token,tags,alias,user_id,external_user_id,language,attributes,"
+        "active,created_at"
     )
-    assert row.startswith("ios,,,,apns-device-token,,,,,true,")
+    assert row.startswith("ios,,,,apns-device-token,,,,,fr,,true,")
     ndjson_out = clarion(database_url, "subscribers", "export", app_key, "--tag", "news")
     assert [json.loads(line)["tags"] for line in ndjson_out.stdout.splitlines()] == [
         ["news", "Sport"],

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, exists, false, func, not_, or_, select, true, union
 from sqlalchemy.orm import aliased
 
-from clarion.models import CampaignTarget, Subscriber, SubscriberTag, Tag
+from clarion.models import CampaignTarget, Subscriber, SubscriberAttribute, SubscriberTag, Tag
 
 
 def _listed(
@@ -159,9 +159,27 @@ def segment_driver(terms: Iterable[tuple[str, int]]) -> list[int] | None:
     return driver
 
 
-def _eligible(row: Any, app_id: int, platforms: tuple[str, ...]) -> ColumnElement[bool]:
-    """An active subscriber of the app, on a platform Clarion delivers to (`row`: Subscriber or an alias)."""
-    return and_(row.app_id == app_id, row.active.is_(True), row.platform.in_(platforms))
+def _eligible(
+    row: Any, app_id: int, platforms: tuple[str, ...], attributes: Sequence[dict[str, Any]] = ()
+) -> ColumnElement[bool]:
+    """An active subscriber of the app, on a platform Clarion delivers to, meeting the audience's
+    attribute conditions (`row`: Subscriber or an alias)."""
+    eligible = and_(row.app_id == app_id, row.active.is_(True), row.platform.in_(platforms))
+    for condition in attributes:
+        eligible = and_(eligible, _attribute(row.id, condition))
+    return eligible
+
+
+def _attribute(subscriber_id: Any, condition: dict[str, Any]) -> ColumnElement[bool]:
+    """`attribute equals / in / exists`: one probe of subscriber_attributes' primary key
+    (subscriber_id, key) per candidate, so a condition costs the audience's pages, never a scan of
+    the attributes; the value is compared on the row found."""
+    held = aliased(SubscriberAttribute)  # its own name: an audience may hold several conditions
+    found = exists().where(held.subscriber_id == subscriber_id, held.key == condition["key"])
+    values = [str(value) for value in condition.get("values", ())]
+    if condition["op"] == "exists":
+        return found
+    return found.where(held.value.in_(values) if len(values) != 1 else held.value == values[0])
 
 
 def _tagged_audience(
@@ -170,13 +188,14 @@ def _tagged_audience(
     """`tags` and `tags_segment` audiences: driven by their tags' members where the audience lies within
     them, else (a segment that may select subscribers holding none of its tags) the app in id order."""
     row = aliased(Subscriber)
-    eligible = _eligible(row, app_id, platforms)
+    attributes = audience.get("attributes", ())
+    eligible = _eligible(row, app_id, platforms, attributes)
     if audience["kind"] == "tags":
         return TagMembers(tuple(tag_ids), row, eligible)
     terms = [(t["association"], int(t["tag_id"])) for t in audience["terms"]]
     driver = segment_driver(terms)
     if driver is None:
-        return and_(_eligible(Subscriber, app_id, platforms), segment_predicate(terms))
+        return and_(_eligible(Subscriber, app_id, platforms, attributes), segment_predicate(terms))
     return TagMembers(tuple(dict.fromkeys(driver)), row, eligible, tuple(terms))
 
 
@@ -199,12 +218,13 @@ def recipients(
     `values`: the tokens or aliases themselves, for an audience that is no campaign's (a dry run)."""
     kind, wanted = audience.get("kind", "all"), audience.get("platforms")
     platforms = tuple(p for p in platforms if wanted is None or p in wanted)
+    attributes = audience.get("attributes", ())
     if kind in _LISTED_BY:
-        eligible = _eligible(Subscriber, app_id, platforms)
+        eligible = _eligible(Subscriber, app_id, platforms, attributes)
         return _listed(campaign_id, _LISTED_BY[kind], eligible, values)
     if kind in ("tags", "tags_segment"):
         return _tagged_audience(app_id, audience, platforms, tag_ids)
-    return _eligible(Subscriber, app_id, platforms)
+    return _eligible(Subscriber, app_id, platforms, attributes)
 
 
 def page(condition: Recipients, after_id: int, size: int, upto: int | None = None) -> Select[int]:

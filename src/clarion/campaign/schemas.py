@@ -37,6 +37,19 @@ class SegmentTerm:
     name: str
 
 
+AttributeOp = Literal["equals", "exists", "in"]
+
+
+@dataclass(frozen=True)
+class AttributeCondition:
+    """A subscriber attribute the audience requires: `key` equals one value, is one of `values`, or
+    exists (`values` empty)."""
+
+    key: str
+    op: AttributeOp
+    values: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class AudienceSpec:
     kind: AudienceKind = "all"
@@ -48,6 +61,19 @@ class AudienceSpec:
     segment: str | int | None = None
     # the platforms to send to (None: every platform Clarion delivers to)
     platforms: tuple[str, ...] | None = None
+    # conditions on subscriber attributes, all of which a recipient meets (/v1)
+    attributes: tuple[AttributeCondition, ...] = ()
+
+
+@dataclass(frozen=True)
+class Personalization:
+    """What may make each recipient's content its own (campaign/personal.py): texts that are templates
+    (/v1 and the console; Gravitec's and Swrve's texts never are) and content per language, the
+    campaign's own `content` being the default language's."""
+
+    templates: bool = False
+    default_language: str | None = None
+    languages: tuple[tuple[str, Content], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -65,6 +91,7 @@ class CampaignCreate:
     local_time: str | None = None
     past_zones: Literal["tomorrow", "now"] = "tomorrow"
     rate_per_minute: int | None = None  # None: unthrottled (docs/pacing.md)
+    personalization: Personalization | None = None
 
 
 @dataclass(frozen=True)

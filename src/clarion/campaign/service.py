@@ -15,7 +15,7 @@ from clarion.app_tenant import service as apps
 from clarion.app_tenant.repository import AppRepository
 from clarion.audience.repository import AudienceRepository
 from clarion.audience.service import recipients
-from clarion.campaign import payload
+from clarion.campaign import payload, personal
 from clarion.campaign.repository import CampaignReportRepository, CampaignRepository
 from clarion.campaign.schemas import (
     PLATFORMS,
@@ -70,6 +70,8 @@ async def _audience(session: AsyncSession, app: App, spec: AudienceSpec) -> tupl
     stored, targets = await _audience_of_kind(session, app, spec)
     if spec.platforms is not None:
         stored["platforms"] = list(spec.platforms)
+    if spec.attributes:
+        stored["attributes"] = [{"key": c.key, "op": c.op, "values": list(c.values)} for c in spec.attributes]
     return stored, targets
 
 
@@ -115,8 +117,9 @@ async def api_campaigns_today(session: AsyncSession, app: App) -> int:
 
 async def _checked(
     session: AsyncSession, app: App, spec: CampaignCreate
-) -> tuple[CampaignCreate, dict[str, Any], list[str]]:
-    """The campaign's rules (before it is stored): its payload fits, its audience resolves."""
+) -> tuple[CampaignCreate, dict[str, Any], list[str], dict[str, Any] | None]:
+    """The campaign's rules (before it is stored): its payload fits, its templates compile, its audience
+    resolves; with what campaigns.personalization stores."""
     if spec.local_time is not None:
         validation.clock_time(spec.local_time, "local_time")
     if spec.content.icon is None and app.default_icon:
@@ -126,8 +129,9 @@ async def _checked(
             f"payload: the notification must fit {payload.MAX_PAYLOAD_BYTES} bytes once encoded",
             field="payload",
         )
+    personalization = _personalization(spec)
     audience, targets = await _audience(session, app, spec.audience)
-    return spec, audience, targets
+    return spec, audience, targets, personalization
 
 
 async def validate(session: AsyncSession, app: App, spec: CampaignCreate) -> None:
@@ -148,7 +152,7 @@ async def create(
     the site's default icon, if the app has one (Gravitec: "Not specifying an icon will set the
     default icon of the site"); it is stored in the campaign, so a later change of the default does
     not change a campaign already made. `occurrence`: the (schedule id, occurrence) it starts."""
-    spec, audience, targets = await _checked(session, app, spec)
+    spec, audience, targets, personalization = await _checked(session, app, spec)
     if api_quota:
         await _check_quota(session, app)
     now = utcnow()
@@ -171,8 +175,29 @@ async def create(
         past_zones=None if spec.local_time is None else spec.past_zones,
         schedule_id=None if occurrence is None else occurrence[0],
         occurrence_at=None if occurrence is None else occurrence[1],
+        personalization=personalization,
     )
     return await CampaignRepository(session).add(campaign, targets)
+
+
+def _personalization(spec: CampaignCreate) -> dict[str, Any] | None:
+    """campaigns.personalization: every template compiled (a 422 names the first that cannot be),
+    every language's content held to the payload size rule; None when nothing is personal."""
+    chosen = spec.personalization
+    if chosen is None:
+        return None
+    languages = dict(chosen.languages)
+    for tag, texts in languages.items():
+        if not payload.fits(texts, spec.display_time_s, spec.push_tag):
+            raise errors.InvalidField(
+                f"languages.{tag}: the notification must fit {payload.MAX_PAYLOAD_BYTES} bytes once encoded",
+                field=f"languages.{tag}",
+            )
+    contents = {"payload": spec.content, **{f"languages.{tag}": c for tag, c in languages.items()}}
+    templates = chosen.templates and personal.has_templates(contents)
+    if templates:
+        personal.check(contents)
+    return personal.stored(templates, chosen.default_language, languages)
 
 
 def _notification(spec: CampaignCreate) -> content.Notification:

@@ -13,7 +13,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from clarion import errors
-from clarion.campaign.schemas import PLATFORMS, AudienceSpec, CampaignCreate
+from clarion.campaign import personal
+from clarion.campaign.schemas import PLATFORMS, AudienceSpec, CampaignCreate, Personalization
 from clarion.campaign.service import chosen_platforms
 from clarion.gravitec import push_body
 
@@ -119,9 +120,17 @@ def rate_per_minute(form: Mapping[str, str]) -> int | None:
 
 
 def parse(form: Mapping[str, str]) -> CampaignCreate:
-    spec = push_body.parse(body(form))
-    audience = replace(spec.audience, platforms=platforms(form))
-    return replace(spec, audience=audience, rate_per_minute=rate_per_minute(form))
+    """The campaign; its texts are templates, as /v1's are (docs/personalization.md)."""
+    data = body(form)
+    urls = personal.template_urls(data["payload"])
+    spec = push_body.parse(data)
+    return replace(
+        spec,
+        content=personal.with_urls(spec.content, urls),
+        audience=replace(spec.audience, platforms=platforms(form)),
+        personalization=Personalization(templates=True),
+        rate_per_minute=rate_per_minute(form),
+    )
 
 
 def parse_audience(form: Mapping[str, str]) -> AudienceSpec:

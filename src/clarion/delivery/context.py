@@ -11,11 +11,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion import content
 from clarion.app_tenant import credentials
+from clarion.campaign.personal import Personal, RenderFailure
 from clarion.campaign.repository import CampaignRepository
 from clarion.campaign.timing import ReleasePlan
 from clarion.content import Notification
 from clarion.db import as_utc, utcnow
+from clarion.delivery.repository import Claimed
 from clarion.models import App, Campaign
+from clarion.provider.outcome import Rejected
+
+# The reason class of a recipient whose template failed (the ledger's reason starts with it).
+TEMPLATE_FAILED = "template"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +48,24 @@ class CampaignContext:
     rate_per_minute: int | None = None
     frequency_cap: int | None = None
     frequency_cap_period_s: int | None = None
+    # Per-language content and templates, compiled once here; None: every recipient gets `payload`.
+    personal: Personal | None = None
+
+    def render_for(self, recipient: Claimed) -> CampaignContext | Rejected:
+        """The one place a recipient's own content is resolved: the campaign as this recipient is to
+        get it (its language's content, its templates rendered over its profile), or why it cannot
+        be sent (a template failed for it: its row ends rejected with the reason, the others go on).
+
+        A Swrve batch recipient carries its own content (`params`) and is left to `message_for`."""
+        if self.personal is None or recipient.params is not None:
+            return self
+        try:
+            shown = self.personal.content_for(recipient.profile)
+        except RenderFailure as failure:
+            return Rejected(f"{TEMPLATE_FAILED}: {failure}")
+        if shown is self.notification:
+            return self
+        return replace(self, notification=shown, payload=content.web_payload(shown))
 
     def remaining_ttl_s(self, now: datetime) -> int:
         """On a retry the push service is told what is left of the TTL, not the whole of it."""
@@ -99,6 +123,7 @@ async def load(session: AsyncSession, campaign_id: int) -> CampaignContext | Non
         rate_per_minute=campaign.rate_per_minute,
         frequency_cap=_cap(campaign, app),
         frequency_cap_period_s=app.frequency_cap_period_s,
+        personal=Personal.build(notification, campaign.personalization),
     )
 
 

@@ -35,6 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from clarion.campaign.personal import Profile
 from clarion.campaign.repository import CampaignRepository
 from clarion.campaign.timing import ReleasePlan
 from clarion.db import insert_ignore, insert_ignore_from
@@ -88,6 +89,8 @@ class Claimed:
     params: dict[str, Any] | None
     active: bool  # False: it unsubscribed (or went) since the fan-out added its row
     paced: bool = False  # its send time was given already (delivery.pace): it goes without another
+    # What its personal content is made of (campaign/personal.py): loaded only for a campaign that has some.
+    profile: Profile | None = None
 
 
 class LedgerRepository:
@@ -296,6 +299,25 @@ class LedgerRepository:
         )
         # As plain tuples: SQLAlchemy's typing of a ten-column select does not line up with Claimed.
         return [Claimed(*tuple(row)) for row in (await self.session.execute(query)).all()]
+
+    async def profiles(self, subscriber_ids: Sequence[int], *, templates: bool) -> dict[int, Profile]:
+        """The recipients' languages, and for templates their aliases, tags and attributes: one
+        statement each, over a job's recipients."""
+        s = _subscribers.c
+        rows = (
+            await self.session.execute(
+                select(s.id, s.alias, s.language).where(self._one_of(s.id, subscriber_ids))
+            )
+        ).all()
+        if not templates:
+            return {int(sid): Profile(alias=alias, language=language) for sid, alias, language in rows}
+        subscribers = SubscriberRepository(self.session)
+        tags = await subscribers.tag_names_of(subscriber_ids)
+        attributes = await subscribers.attributes_of(subscriber_ids)
+        return {
+            int(sid): Profile(alias, language, tuple(tags.get(int(sid), ())), attributes.get(int(sid), {}))
+            for sid, alias, language in rows
+        }
 
     async def finish(
         self, delivery_ids: Sequence[int], status: DeliveryStatus, now: datetime, reason: str | None = None

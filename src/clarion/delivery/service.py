@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from clarion import metrics
 from clarion.app_tenant.credentials import PROVIDER_FOR_PLATFORM
 from clarion.app_tenant.repository import CredentialRepository
+from clarion.campaign.personal import Personal
 from clarion.campaign.repository import CampaignRepository
 from clarion.db import Database, utcnow
 from clarion.delivery.context import CampaignContext, ContextCache
@@ -163,6 +165,8 @@ class Deliverer:
             context = await self._contexts.get(session, campaign_id) if claimed else None
             if claimed and context is not None and context.frequency_cap is not None:
                 claimed = await _cap(ledger, context, claimed, now)
+            if context is not None and context.personal is not None:
+                claimed = await _with_profiles(ledger, context.personal, claimed)
         if not claimed or context is None:
             return 0
         claimed, send_at = await self._pace(context, claimed)
@@ -268,4 +272,15 @@ class Deliverer:
         provider = self.providers.get(recipient.platform)
         if provider is None:
             return Retry(f"no sender for platform {recipient.platform}")
-        return provider.prepare(context, recipient, now)
+        own = context.render_for(recipient)
+        if isinstance(own, Outcome):
+            return own
+        return provider.prepare(own, recipient, now)
+
+
+async def _with_profiles(
+    ledger: LedgerRepository, personal: Personal, claimed: list[Claimed]
+) -> list[Claimed]:
+    """The job's recipients with what their personal content is made of (only for such a campaign)."""
+    profiles = await ledger.profiles([r.subscriber_id for r in claimed], templates=personal.templated)
+    return [replace(r, profile=profiles.get(r.subscriber_id)) for r in claimed]

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PREFIX = "/sdk/v1/"
-ALLOW_METHODS = "GET, POST, PUT, DELETE"
+ALLOW_METHODS = "GET, POST, PUT, PATCH, DELETE"
 ALLOW_HEADERS = "Content-Type, X-Clarion-Subscription-Auth"
 # How long a browser may cache a preflight answer (Chromium caps it at 2 hours).
 PREFLIGHT_MAX_AGE_S = 7200

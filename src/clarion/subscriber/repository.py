@@ -6,12 +6,12 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, delete, func, select, update
+from sqlalchemy import Select, delete, func, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion.db import epoch_bucket, insert_ignore
-from clarion.models import Campaign, Delivery, Event, Subscriber, SubscriberTag, Tag
+from clarion.models import Campaign, Delivery, Event, Subscriber, SubscriberAttribute, SubscriberTag, Tag
 from clarion.subscriber.schemas import SubscriberFilter
 from clarion.validation import storable
 
@@ -24,6 +24,7 @@ class Known(NamedTuple):
     user_id: str | None
     external_user_id: str | None
     timezone: str | None
+    language: str | None
 
 
 def _tagged(app_id: int, name: str) -> Select[int]:
@@ -109,6 +110,9 @@ class SubscriberRepository:
         """The device's IANA time zone (its local-time campaigns follow it)."""
         await self._write(subscriber, {"timezone": timezone, "updated_at": now})
 
+    async def set_language(self, subscriber: Subscriber, language: str) -> None:
+        await self._write(subscriber, {"language": language})
+
     async def unsubscribe(self, subscriber: Subscriber, now: datetime) -> None:
         await self._write(subscriber, {"active": False, "updated_at": now})
 
@@ -187,6 +191,58 @@ class SubscriberRepository:
         query = select(func.count()).where(SubscriberTag.subscriber_id == subscriber_id)
         return int((await self.session.execute(query)).scalar_one())
 
+    async def attributes(self, subscriber_id: int) -> dict[str, str]:
+        query = (
+            select(SubscriberAttribute.key, SubscriberAttribute.value)
+            .where(SubscriberAttribute.subscriber_id == subscriber_id)
+            .order_by(SubscriberAttribute.key)
+        )
+        return {key: value for key, value in (await self.session.execute(query)).all()}
+
+    async def attributes_of(self, subscriber_ids: Collection[int]) -> dict[int, dict[str, str]]:
+        """Many subscribers' attributes (an export's page); each id present, {} for none."""
+        found: dict[int, dict[str, str]] = {sid: {} for sid in subscriber_ids}
+        if not found:
+            return found
+        query = select(
+            SubscriberAttribute.subscriber_id, SubscriberAttribute.key, SubscriberAttribute.value
+        ).where(SubscriberAttribute.subscriber_id.in_(list(found)))
+        for sid, key, value in (await self.session.execute(query)).all():
+            found[int(sid)][key] = value
+        return found
+
+    async def attribute_keys_of(self, subscriber_ids: Collection[int]) -> dict[int, set[str]]:
+        """The keys each subscriber holds (an import's limit check); each id present."""
+        return {sid: set(held) for sid, held in (await self.attributes_of(subscriber_ids)).items()}
+
+    async def set_attributes_many(self, values: dict[tuple[int, str], str]) -> None:
+        """Set many subscribers' attributes (an import's chunk): the rows of those keys deleted, then
+        inserted with the new values, one statement each."""
+        if not values:
+            return
+        pairs = list(values)
+        held = tuple_(SubscriberAttribute.subscriber_id, SubscriberAttribute.key)
+        await self.session.execute(delete(SubscriberAttribute).where(held.in_(pairs)))
+        rows = [{"subscriber_id": sid, "key": key, "value": value} for (sid, key), value in values.items()]
+        await self.session.execute(insert(SubscriberAttribute), rows)
+
+    async def change_attributes(self, subscriber_id: int, changes: dict[str, str | None]) -> None:
+        """Set (a string) or remove (None) each key: the changed keys' rows deleted, the set ones
+        inserted again, the same two statements on both databases."""
+        if not changes:
+            return
+        owned = SubscriberAttribute.subscriber_id == subscriber_id
+        await self.session.execute(
+            delete(SubscriberAttribute).where(owned, SubscriberAttribute.key.in_(list(changes)))
+        )
+        rows = [
+            {"subscriber_id": subscriber_id, "key": key, "value": value}
+            for key, value in changes.items()
+            if value is not None
+        ]
+        if rows:
+            await self.session.execute(insert(SubscriberAttribute), rows)
+
     async def was_sent(self, campaign_id: int, subscriber_id: int) -> bool:
         """Whether the campaign had this subscriber among its recipients: a row in its delivery ledger
         (the unique (campaign_id, subscriber_id) index answers it)."""
@@ -221,6 +277,7 @@ class SubscriberRepository:
             Subscriber.user_id,
             Subscriber.external_user_id,
             Subscriber.timezone,
+            Subscriber.language,
         ).where(Subscriber.app_id == app_id, Subscriber.address_hash.in_(hashes))
         return {row[0]: Known(*row[1:]) for row in (await self.session.execute(query)).all()}
 

@@ -39,6 +39,9 @@ class SubscriberCreate(BaseModel):
     external_user_id_hash: str | None = Field(default=None, max_length=128)
     # The device's IANA time zone (the Web SDK sends the browser's), for local-time campaigns.
     timezone: str | None = Field(default=None, max_length=64)
+    # BCP 47 (the browser's navigator.language, a native SDK's locale): picks a campaign's content
+    # language (docs/personalization.md); checked by clarion.attributes.check_language.
+    language: str | None = None
 
 
 def _id_as_text(value: Any) -> Any:

@@ -16,6 +16,8 @@ from clarion.subscriber import self_service as service
 from clarion.subscriber.self_schemas import (
     AliasSet,
     AppInfo,
+    AttributeMap,
+    AttributesChange,
     Resubscription,
     SubscriberView,
     TagAdd,
@@ -72,6 +74,17 @@ async def add_tag(request: Request, creds: CredentialsDep, session: SessionDep) 
 async def set_tags(request: Request, creds: CredentialsDep, session: SessionDep) -> SubscriberView:
     body = validate(TagsSet, parse_json(await request.body()))
     return await service.set_tags(session, creds, body.tags)
+
+
+@router.get("/subscribers/{reg_id}/attributes")
+async def attributes(creds: CredentialsDep, session: SessionDep) -> AttributeMap:
+    return await service.attributes(session, creds)
+
+
+@router.patch("/subscribers/{reg_id}/attributes", openapi_extra=openapi_body(AttributesChange))
+async def change_attributes(request: Request, creds: CredentialsDep, session: SessionDep) -> AttributeMap:
+    body = validate(AttributesChange, parse_json(await request.body()))
+    return await service.change_attributes(session, creds, body.attributes)
 
 
 @router.delete("/subscribers/{reg_id}/tags")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -32,6 +32,18 @@ class TagsSet(BaseModel):
     model_config = ConfigDict(strict=True)
 
     tags: list[Name] = Field(max_length=MAX_TAGS_PER_CALL)
+
+
+class AttributesChange(BaseModel):
+    """Keys to set (strings) or remove (null); the rules are clarion.attributes' (named per key)."""
+
+    model_config = ConfigDict(strict=True)
+
+    attributes: dict[str, Any]
+
+
+class AttributeMap(BaseModel):
+    attributes: dict[str, str]
 
 
 class Resubscription(BaseModel):

@@ -10,6 +10,7 @@ its new token instead).
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,6 +27,7 @@ from clarion.subscriber.proof import AUTH_HEADER, SubscriptionCredentials
 from clarion.subscriber.repository import SubscriberRepository
 from clarion.subscriber.self_schemas import (
     AppInfo,
+    AttributeMap,
     Resubscription,
     SubscriberView,
     TagList,
@@ -80,6 +82,18 @@ async def add_tag(session: AsyncSession, creds: SubscriptionCredentials, name: s
     _, subscriber = await authorise(session, creds)
     await subscribers.tag(session, subscriber, name)
     return await _view(session, subscriber)
+
+
+async def attributes(session: AsyncSession, creds: SubscriptionCredentials) -> AttributeMap:
+    _, subscriber = await authorise(session, creds)
+    return AttributeMap(attributes=await subscribers.attributes(session, subscriber))
+
+
+async def change_attributes(
+    session: AsyncSession, creds: SubscriptionCredentials, changes: dict[str, Any]
+) -> AttributeMap:
+    _, subscriber = await authorise(session, creds)
+    return AttributeMap(attributes=await subscribers.change_attributes(session, subscriber, changes))
 
 
 async def remove_tag(session: AsyncSession, creds: SubscriptionCredentials, name: str) -> SubscriberView:

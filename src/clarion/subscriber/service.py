@@ -7,12 +7,14 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion import errors, validation
 from clarion.app_tenant import service as apps
+from clarion.attributes import MAX_ATTRIBUTES, check_changes, check_language, too_many
 from clarion.campaign.repository import CampaignRepository
 from clarion.db import as_utc, utcnow
 from clarion.models import App, Subscriber
@@ -67,6 +69,7 @@ async def register(
     address = address_of(body, push_hosts)
     if body.timezone is not None:
         validation.time_zone(body.timezone, "timezone")
+    language = None if body.language is None else check_language(body.language)
     verify_identity(session, app, body)  # before anything is written: a refused binding binds nothing
     repo = SubscriberRepository(session)
     existing = await repo.by_address(app.id, address_hash(address))
@@ -92,6 +95,7 @@ async def register(
         updated_at=now,
         registered_at=now,
         timezone=body.timezone,
+        language=language,
     )
     if not await repo.insert_if_absent(subscriber):
         # A concurrent registration of the same address won the race: answer as a registration again.
@@ -154,6 +158,8 @@ async def _refresh(repo: SubscriberRepository, subscriber: Subscriber, body: Sub
     await repo.reactivate(subscriber, now, keys, body.user_id, body.external_user_id)
     if body.timezone is not None and body.timezone != subscriber.timezone:
         await repo.set_timezone(subscriber, body.timezone, now)
+    if body.language is not None:  # checked by `register`; absent: the language known stays
+        await repo.set_language(subscriber, body.language)
 
 
 async def active_counts(session: AsyncSession) -> dict[int, int]:
@@ -237,6 +243,23 @@ async def tag(session: AsyncSession, subscriber: Subscriber, name: str, field: s
         # The first spelling is kept; a racing second spelling of the same tag is ignored.
         found = await repo.ensure_tag(subscriber.app_id, name)
     await repo.attach(subscriber.id, found.id)
+
+
+async def attributes(session: AsyncSession, subscriber: Subscriber) -> dict[str, str]:
+    return await SubscriberRepository(session).attributes(subscriber.id)
+
+
+async def change_attributes(session: AsyncSession, subscriber: Subscriber, changes: Any) -> dict[str, str]:
+    """Merge `changes` (key -> string to set, null to remove) into the subscriber's attributes, all or
+    nothing; returns them as they now are. The limits: clarion.attributes (docs/personalization.md)."""
+    checked = check_changes(changes)
+    repo = SubscriberRepository(session)
+    held = await repo.attributes(subscriber.id)
+    after = {**held, **checked}
+    if sum(value is not None for value in after.values()) > MAX_ATTRIBUTES:
+        raise too_many(MAX_ATTRIBUTES)
+    await repo.change_attributes(subscriber.id, checked)
+    return {key: value for key, value in sorted(after.items()) if value is not None}
 
 
 async def remove_tag(session: AsyncSession, app: App, reg_id: str, name: str) -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clarion import errors, validation
+from clarion.attributes import MAX_ATTRIBUTES, check_changes, check_language, too_many
 from clarion.config import Settings
 from clarion.db import Database, as_utc, utcnow
 from clarion.models import App, Subscriber
@@ -46,6 +47,8 @@ EXPORT_FIELDS = (
     "alias",
     "user_id",
     "external_user_id",
+    "language",
+    "attributes",
     "active",
     "created_at",
 )
@@ -113,6 +116,7 @@ class _Row:
     address_hash: str
     tags: tuple[str, ...]
     alias: str | None
+    attributes: dict[str, str]
 
 
 class _Refused(Exception):
@@ -261,11 +265,29 @@ def _row(app: App, line: int, record: dict[str, Any] | _Refused, push_hosts: fro
         alias = _text(record, "alias")
         if alias is not None:
             _check_alias(alias)
+        if body.language is not None:
+            check_language(body.language)
+        attributes = _attributes(record.get("attributes"))
     except errors.ClarionError as error:
         name = error.field or "line"
         shown = _LINE_FIELDS.get(name, name)
         raise _Refused(shown, error.message.replace(name, shown, 1)) from None
-    return _Row(line, body, address, service.address_hash(address), _tags(record.get("tags")), alias)
+    tags = _tags(record.get("tags"))
+    return _Row(line, body, address, service.address_hash(address), tags, alias, attributes)
+
+
+def _attributes(value: Any) -> dict[str, str]:
+    """A JSON object of keys to strings (in a CSV cell, its JSON text), by the rules of
+    clarion.attributes; a null value is left out (an import adds and replaces, never removes)."""
+    if value is None or value == "":
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise errors.InvalidField("attributes must be a JSON object", field="attributes") from None
+    checked = check_changes(value)
+    return {key: text for key, text in checked.items() if text is not None}
 
 
 def _check_alias(alias: Any) -> None:
@@ -317,7 +339,7 @@ def _registration(app: App, record: dict[str, Any]) -> dict[str, Any]:
         body["subscription"] = subscription
     else:
         body["token"] = _text(record, "token") or identifier
-    for name in ("user_id", "external_user_id"):
+    for name in ("user_id", "external_user_id", "language"):
         body[name] = _text(record, name)
     # OneSignal's `timezone` is an offset in seconds; its IANA name is `timezone_id`.
     zone = _text(record, "timezone_id") or _text(record, "timezone")
@@ -381,6 +403,7 @@ def _new_subscriber(app: App, row: _Row) -> dict[str, Any]:
         "user_id": row.body.user_id,
         "external_user_id": row.body.external_user_id,
         "timezone": row.body.timezone,
+        "language": row.body.language,
         "active": True,
         "created_at": now,
         "updated_at": now,
@@ -404,7 +427,9 @@ async def _store(db: Database, app: App, rows: list[_Row], report: ImportReport)
         stored = {**known, **await repo.known_addresses(app.id, fresh.keys())}
         tag_ids = await repo.ensure_tags(app.id, {name for row in rows for name in row.tags})
         held = await repo.tag_ids_of([subscriber.id for subscriber in stored.values()])
+        keys = await repo.attribute_keys_of([subscriber.id for subscriber in stored.values()])
         pairs: set[tuple[int, int]] = set()
+        attributes: dict[tuple[int, str], str] = {}
         for row in rows:
             subscriber = stored.get(row.address_hash)
             if subscriber is None:  # deleted by someone else between the insert and the lookup
@@ -415,6 +440,11 @@ async def _store(db: Database, app: App, rows: list[_Row], report: ImportReport)
                 limit = service.MAX_TAGS_PER_SUBSCRIBER
                 report.refuse(Refusal(row.line, "tags", f"a subscriber holds at most {limit} tags"))
                 continue
+            if len(keys[subscriber.id] | row.attributes.keys()) > MAX_ATTRIBUTES:
+                report.refuse(Refusal(row.line, "attributes", too_many(MAX_ATTRIBUTES).message))
+                continue
+            keys[subscriber.id] |= row.attributes.keys()
+            attributes.update(((subscriber.id, key), value) for key, value in row.attributes.items())
             held[subscriber.id] |= wanted
             pairs.update((subscriber.id, tag_id) for tag_id in wanted)
             if fresh.pop(row.address_hash, None) is not None:
@@ -423,6 +453,7 @@ async def _store(db: Database, app: App, rows: list[_Row], report: ImportReport)
             report.existing += 1
             await _rename(repo, subscriber, row)
         await repo.attach_many(pairs)
+        await repo.set_attributes_many(attributes)
 
 
 async def _rename(repo: SubscriberRepository, subscriber: Known, row: _Row) -> None:
@@ -431,6 +462,7 @@ async def _rename(repo: SubscriberRepository, subscriber: Known, row: _Row) -> N
         "user_id": row.body.user_id,
         "external_user_id": row.body.external_user_id,
         "timezone": row.body.timezone,
+        "language": row.body.language,
     }
     changed = {
         name: value
@@ -455,9 +487,12 @@ async def export_subscribers(
             repo = SubscriberRepository(session)
             page = await repo.page(app.id, wanted, after_id, EXPORT_PAGE_ROWS)
             tags = await repo.tag_names_of([subscriber.id for subscriber in page])
+            attributes = await repo.attributes_of([subscriber.id for subscriber in page])
         if not page:
             return
-        records = (_exported(subscriber, tags[subscriber.id]) for subscriber in page)
+        records = (
+            _exported(subscriber, tags[subscriber.id], attributes[subscriber.id]) for subscriber in page
+        )
         if fmt == "csv":
             yield b"".join(_csv_line(_csv_values(record)) for record in records)
         else:
@@ -465,7 +500,7 @@ async def export_subscribers(
         after_id = page[-1].id
 
 
-def _exported(subscriber: Subscriber, tags: list[str]) -> dict[str, Any]:
+def _exported(subscriber: Subscriber, tags: list[str], attributes: dict[str, str]) -> dict[str, Any]:
     web = subscriber.platform == "web"
     return {
         "platform": subscriber.platform,
@@ -477,6 +512,8 @@ def _exported(subscriber: Subscriber, tags: list[str]) -> dict[str, Any]:
         "alias": subscriber.alias,
         "user_id": subscriber.user_id,
         "external_user_id": subscriber.external_user_id,
+        "language": subscriber.language,
+        "attributes": dict(sorted(attributes.items())),
         "active": subscriber.active,
         "created_at": as_utc(subscriber.created_at).isoformat(),
     }
@@ -486,7 +523,7 @@ def _csv_values(record: dict[str, Any]) -> list[str]:
     values: list[str] = []
     for name in EXPORT_FIELDS:
         value = record[name]
-        if name == "tags":
+        if name in ("tags", "attributes"):
             values.append(json.dumps(value) if value else "")
         elif isinstance(value, bool):
             values.append("true" if value else "false")

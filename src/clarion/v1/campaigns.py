@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from clarion import content, errors, validation
+from clarion.campaign import personal
 from clarion.campaign import service as campaigns
 from clarion.campaign.schemas import AudienceSpec, CampaignCreate
 from clarion.campaign.timing import ReleasePlan
@@ -23,6 +24,7 @@ from clarion.delivery.pause import pause, resume
 from clarion.gravitec import push_body
 from clarion.models import Campaign
 from clarion.runtime import SessionDep, wake_scheduler_after_commit
+from clarion.v1 import personalized
 from clarion.v1.access import ScopedAppDep
 from clarion.v1.body import Body
 from clarion.v1.idempotency import OnceDep
@@ -34,6 +36,11 @@ MAX_RATE_PER_MINUTE = 1_000_000
 
 router = APIRouter(prefix="/apps/{app_key}", tags=["Campaigns"])
 
+# Languages one campaign may carry besides its default: enough for a multilingual site, and a bound
+# on the size of a campaign row.
+MAX_LANGUAGES = 50
+# Attribute conditions one audience may hold: each is one index probe per candidate.
+MAX_CONDITIONS = 10
 Platform = Literal["web", "android", "ios", "adm", "wns"]
 Association = Literal["AND", "AND_NOT", "OR", "OR_NOT"]
 
@@ -52,6 +59,15 @@ class PayloadIn(Body):
     buttons: list[ButtonIn] | None = None
 
 
+class LanguageIn(Body):
+    """One language's texts; what is left out is the default payload's."""
+
+    title: str | None = Field(None, min_length=1, max_length=1000)
+    message: str = Field(min_length=1, max_length=1000)
+    redirect_url: str | None = Field(None, min_length=1, max_length=1000)
+    buttons: list[ButtonIn] | None = Field(None, min_length=1, max_length=2)
+
+
 class TermIn(Body):
     association: Association
     name: str
@@ -66,6 +82,15 @@ class AudienceIn(Body):
     tags_segment: list[TermIn] | None = None
 
 
+class AttributeIn(Body):
+    """`equals` takes `value`, `in` takes `values`, `exists` neither."""
+
+    key: str
+    op: Literal["equals", "exists", "in"]
+    value: str | None = Field(None, max_length=255)
+    values: list[Annotated[str, Field(max_length=255)]] | None = Field(None, min_length=1, max_length=100)
+
+
 class AudienceQuery(Body):
     """Whom to send to: everyone (neither `segments` nor `audience`), a saved segment or an audience;
     `platforms` narrows any of them."""
@@ -76,13 +101,17 @@ class AudienceQuery(Body):
     segments: list[str] | None = Field(None, description="One saved segment, by name or id")
     audience: AudienceIn | None = None
     platforms: list[Platform] | None = Field(None, min_length=1, description="Absent: every platform")
+    attributes: list[AttributeIn] | None = Field(
+        None, max_length=MAX_CONDITIONS, description="Subscriber attributes every recipient has (all of them)"
+    )
 
     def spec(self) -> AudienceSpec:
         chosen = push_body.parse_audience(
             self.model_dump(exclude_none=True, include={"segments", "audience"})
         )
         platforms = None if self.platforms is None else campaigns.chosen_platforms(self.platforms)
-        return replace(chosen, platforms=platforms)
+        conditions = [c.model_dump() for c in self.attributes or ()]
+        return replace(chosen, platforms=platforms, attributes=personalized.conditions(conditions))
 
 
 class CampaignIn(AudienceQuery):
@@ -126,11 +155,20 @@ class CampaignIn(AudienceQuery):
         description="Throttling: at most this many messages a minute, spread evenly across every worker"
         " (absent: as fast as the workers and push services allow). docs/pacing.md",
     )
+    default_language: str | None = Field(None, description="The language of `payload` (BCP 47)")
+    languages: dict[str, LanguageIn] | None = Field(
+        None, max_length=MAX_LANGUAGES, description="Content per language (BCP 47 tag: texts)"
+    )
 
     def create(self) -> CampaignCreate:
         body: dict[str, Any] = self.model_dump(
-            exclude_none=True, exclude={"platforms", "send_at", "local_time", "past_zones", "rate_per_minute"}
-        )
+            exclude_none=True,
+            exclude={
+                "platforms", "attributes", "send_at", "default_language", "languages",
+                "local_time", "past_zones", "rate_per_minute",
+            },
+        )  # fmt: skip
+        urls = personal.template_urls(body["payload"])
         if self.send_at is not None:
             when = self.send_at if self.send_at.tzinfo else self.send_at.replace(tzinfo=UTC)
             body["send_date"] = int(when.timestamp() * 1000)
@@ -143,9 +181,18 @@ class CampaignIn(AudienceQuery):
             raise errors.InvalidField(message, field="send_at") from None
         if self.local_time is not None:
             validation.clock_time(self.local_time, "local_time")
+        shown = personal.with_urls(spec.content, urls)
+        languages = {
+            tag: texts.model_dump(exclude_none=True) for tag, texts in (self.languages or {}).items()
+        }
+        chosen = personalized.personalization(shown, self.default_language, languages)
+        narrowed = self.spec()
+        audience = replace(spec.audience, platforms=narrowed.platforms, attributes=narrowed.attributes)
         return replace(
             spec,
-            audience=replace(spec.audience, platforms=self.spec().platforms),
+            content=shown,
+            audience=audience,
+            personalization=chosen,
             local_time=self.local_time,
             past_zones=self.past_zones,
             rate_per_minute=self.rate_per_minute,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
@@ -20,6 +20,7 @@ from clarion.runtime import RuntimeDep, SessionDep
 from clarion.subscriber import service, transfer
 from clarion.subscriber.schemas import SubscriberFilter
 from clarion.v1.access import ScopedAppDep
+from clarion.v1.body import Body
 from clarion.v1.listing import PageDep, paged
 from clarion.v1.pagination import Page
 
@@ -202,6 +203,37 @@ async def import_subscribers(
 @router.get("/{subscriber_id}")
 async def show_subscriber(subscriber_id: str, app: ScopedAppDep, session: SessionDep) -> SubscriberRead:
     return _read(await service.show(session, app, subscriber_id))
+
+
+class AttributesRead(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"attributes": {"first_name": "Ada"}}]})
+
+    attributes: dict[str, str]
+
+
+class AttributesIn(Body):
+    """Keys to set (strings) or remove (null), merged into what the subscriber holds."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"attributes": {"first_name": "Ada", "plan": None}}]}
+    )
+    attributes: dict[str, Any]
+
+
+@router.get("/{subscriber_id}/attributes")
+async def subscriber_attributes(subscriber_id: str, app: ScopedAppDep, session: SessionDep) -> AttributesRead:
+    subscriber = (await service.show(session, app, subscriber_id)).subscriber
+    return AttributesRead(attributes=await service.attributes(session, subscriber))
+
+
+@router.patch("/{subscriber_id}/attributes")
+async def change_subscriber_attributes(
+    subscriber_id: str, body: AttributesIn, app: ScopedAppDep, session: SessionDep
+) -> AttributesRead:
+    """Limits: 64 attributes, keys of 1-64 letters, digits or '_', string values of up to 255
+    characters (docs/personalization.md); a refused change names the key and changes nothing."""
+    subscriber = (await service.show(session, app, subscriber_id)).subscriber
+    return AttributesRead(attributes=await service.change_attributes(session, subscriber, body.attributes))
 
 
 @router.post("/{subscriber_id}/deactivate")

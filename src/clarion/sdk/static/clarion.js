@@ -26,7 +26,7 @@
   const API_PATH = '/sdk/v1';
   const COMMANDS = [
     'init', 'subscribe', 'isSubscribed', 'getSubscription', 'unsubscribe', 'setAlias', 'addTag',
-    'setTags', 'removeTag', 'removeAllTags', 'getTags', 'sendTestNotification', 'login',
+    'setTags', 'removeTag', 'removeAllTags', 'getTags', 'setAttributes', 'getAttributes', 'sendTestNotification', 'login',
   ];
 
   if (global.Clarion && global.Clarion.__clarion) {
@@ -147,7 +147,8 @@
   function register(state, subscription) {
     const body = Object.assign(
       {app_key: state.appKey, platform: 'web', subscription: subscription, timezone: timeZone()},
-      identityFields()
+      identityFields(),
+      languageField()
     );
     const held = state.auth && state.endpoint === subscription.endpoint ? state.auth : undefined;
     return request(state.server, 'POST', '/subscribers', {body: body, auth: held});
@@ -251,6 +252,14 @@
       if (identity[option] !== undefined) fields[field] = identity[option];
     }
     return fields;
+  }
+
+  // The browser's preferred language picks a campaign's content language (docs/personalization.md);
+  // a value the server would refuse (not a BCP 47 tag) is left out rather than failing the registration.
+  function languageField() {
+    const language = global.navigator.language;
+    return typeof language === 'string' && /^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$/.test(language) &&
+      language.length <= 16 ? {language: language} : {};
   }
 
   function ready() {
@@ -405,6 +414,13 @@
   function removeTag(tag) { return call('DELETE', '/tags/' + encodeURIComponent(tag)); }
   function removeAllTags() { return call('DELETE', '/tags'); }
   function getTags() { return call('GET', '/tags').then(function (answer) { return answer.tags; }); }
+  // Merges: a string sets a key, null removes it; both resolve to the subscriber's attributes as stored.
+  function setAttributes(attributes) {
+    return call('PATCH', '/attributes', {attributes: attributes}).then(function (answer) { return answer.attributes; });
+  }
+  function getAttributes() {
+    return call('GET', '/attributes').then(function (answer) { return answer.attributes; });
+  }
 
   // Binds this browser's subscriber to the signed-in user: {userId, userIdHash} and/or
   // {externalUserId, externalUserIdHash}, the hashes made by the site's backend. Subscribed: registers
@@ -449,6 +465,8 @@
     removeTag: removeTag,
     removeAllTags: removeAllTags,
     getTags: getTags,
+    setAttributes: setAttributes,
+    getAttributes: getAttributes,
     sendTestNotification: sendTestNotification,
     login: login,
   };
