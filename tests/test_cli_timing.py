@@ -26,7 +26,8 @@ def test_apps_update_sets_checks_and_clears_the_zone_and_quiet_hours(tmp_path: P
         2,
         {
             "error": "invalid_field",
-            "message": "default_timezone: unknown time zone 'Asia/Atlantis' (an IANA name such as Europe/Paris)",
+            "message": "default_timezone: unknown time zone 'Asia/Atlantis'"
+            " (an IANA name such as Europe/Paris)",
             "field": "default_timezone",
         },
     )
