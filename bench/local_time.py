@@ -184,7 +184,11 @@ async def _bench(
         tasks = DeliveryTasks(settings, db, queue, spawns, clock=clock)  # type: ignore[arg-type]
         await tasks.open()
         try:
-            return [await _round(db, tasks, queue, spawns, app_id, clock) for _ in range(rounds)]
+            figures = []
+            for index in range(1, rounds + 1):
+                figures.append(await _round(db, tasks, queue, spawns, app_id, clock))
+                _print(index, n, *figures[-1])
+            return figures
         finally:
             await tasks.close()
     finally:
@@ -209,13 +213,19 @@ def main(argv: list[str] | None = None) -> int:
         cli(env, "db", "upgrade")
         app = json.loads(cli(env, "apps", "create", "local time", "--plan", "unlimited", "--json"))
         figures = asyncio.run(_bench(database_url, secret_key, app["app_key"], args.n, args.rounds))
-    for index, (immediate, local) in enumerate(figures, 1):
-        print(
-            f"round {index}: N={args.n} over {len(ZONES)} zones, CPU per message: "
-            f"immediate {immediate / args.n * 1e6:.0f} µs, local time {local / args.n * 1e6:.0f} µs "
-            f"(x{local / immediate:.2f}; {immediate:.1f} and {local:.1f} CPU-s)"
-        )
+    immediate = sum(i for i, _ in figures) / args.n / len(figures)
+    local = sum(lt for _, lt in figures) / args.n / len(figures)
+    print(f"mean: immediate {immediate * 1e6:.0f} µs, local time {local * 1e6:.0f} µs per message")
     return 0
+
+
+def _print(index: int, n: int, immediate: float, local: float) -> None:
+    print(
+        f"round {index}: N={n} over {len(ZONES)} zones, CPU per message: "
+        f"immediate {immediate / n * 1e6:.0f} µs, local time {local / n * 1e6:.0f} µs "
+        f"(x{local / immediate:.2f}; {immediate:.1f} and {local:.1f} CPU-s)",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ card shows its local time and when each time zone is released (axe-core, screens
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import httpx
@@ -84,7 +84,7 @@ def test_a_local_time_campaign_shows_its_releases_by_time_zone(
             assert rows[0].split("\t")[0].endswith("15:00")
             assert (
                 rows[1]
-                == f"{today.fromordinal(today.toordinal() + 1)} 00:00\tSubscribers without a zone (the site's default zone)"
+                == f"{today + timedelta(days=1)} 00:00\tSubscribers without a zone (the site's default zone)"
             )
             assert console.check("campaign-timing") == []
     finally:

@@ -177,6 +177,10 @@ async def test_a_paused_schedule_skips_what_falls_in_the_pause_and_a_cancelled_o
         ("FREQ=DAILY;BYHOUR=25", "rrule"),
         ("DTSTART:20260101T000000Z\nRRULE:FREQ=DAILY", "rrule"),
         ("FREQ=DAILY;COUNT=2", "rrule"),  # both in the past: no occurrence from now on
+        # Rules that could never occur (dateutil would search them up to the year 9999), refused at once.
+        ("FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30", "rrule"),
+        ("FREQ=MONTHLY;BYDAY=6MO", "rrule"),
+        ("FREQ=YEARLY;BYSETPOS=1;BYDAY=MO", "rrule"),
     ],
 )
 async def test_a_rule_that_cannot_be_read_is_refused_naming_the_field(

@@ -45,15 +45,64 @@ def _rule(text: str, zone: ZoneInfo, starts_at: datetime) -> rrule:
     body = text.strip().removeprefix("RRULE:")
     if not body or "\n" in body or "DTSTART" in body.upper() or not validation.storable(body):
         raise errors.InvalidField("rrule: one RFC 5545 RRULE line, e.g. FREQ=DAILY;BYHOUR=9", field="rrule")
+    _check_satisfiable(body)
     try:
         rule = rrulestr(body, dtstart=starts_at.astimezone(zone).replace(second=0, microsecond=0))
-    except (ValueError, TypeError) as invalid:
+    except (ValueError, TypeError, OverflowError, KeyError, IndexError) as invalid:
         raise errors.InvalidField(f"rrule: {invalid}", field="rrule") from None
     if not isinstance(rule, rrule) or not FREQUENCY.search(body.upper()):
         raise errors.InvalidField(
             "rrule: FREQ must be YEARLY, MONTHLY, WEEKLY, DAILY or HOURLY", field="rrule"
         )
     return rule
+
+
+# python-dateutil looks for a rule's next occurrence period by period up to the year 9999, so a rule that
+# can never match (February 30th) would take minutes of CPU: the parts that can make such a rule are
+# refused or checked here, before it is read.
+UNSUPPORTED_PARTS = ("BYSETPOS", "BYYEARDAY", "BYWEEKNO", "BYEASTER")
+DAYS_IN_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+# A weekday's ordinal within a month (5 Mondays at most), or within a year.
+MAX_ORDINAL_IN_MONTH, MAX_ORDINAL_IN_YEAR = 5, 53
+
+
+def _parts(body: str) -> dict[str, str]:
+    parts: dict[str, str] = {}
+    for part in body.upper().split(";"):
+        name, _, value = part.partition("=")
+        parts[name.strip()] = value.strip()
+    return parts
+
+
+def _numbers(value: str, field: str) -> list[int]:
+    try:
+        return [int(item) for item in value.split(",")] if value else []
+    except ValueError:
+        raise errors.InvalidField(f"rrule: {field} must be a list of numbers", field="rrule") from None
+
+
+def _check_satisfiable(body: str) -> None:
+    """Refuse the rules that could never occur (or that Clarion does not read): a 422 on `rrule`."""
+    parts = _parts(body)
+    unsupported = [name for name in UNSUPPORTED_PARTS if name in parts]
+    if unsupported:
+        raise errors.InvalidField(f"rrule: {', '.join(unsupported)} is not supported", field="rrule")
+    months = _numbers(parts.get("BYMONTH", ""), "BYMONTH") or list(range(1, 13))
+    days = _numbers(parts.get("BYMONTHDAY", ""), "BYMONTHDAY")
+    if days and not any(
+        1 <= month <= 12 and 1 <= abs(day) <= DAYS_IN_MONTH[month - 1] for month in months for day in days
+    ):
+        raise errors.InvalidField("rrule: no month has the days BYMONTHDAY names", field="rrule")
+    in_month = parts.get("FREQ") == "MONTHLY" or "BYMONTH" in parts
+    limit = MAX_ORDINAL_IN_MONTH if in_month else MAX_ORDINAL_IN_YEAR
+    for day in parts.get("BYDAY", "").split(","):
+        ordinal = day.strip().rstrip("MOTUWEHFRSA")
+        if ordinal not in ("", "+", "-") and not (
+            ordinal.lstrip("+-").isdigit() and 1 <= abs(int(ordinal)) <= limit
+        ):
+            raise errors.InvalidField(
+                f"rrule: BYDAY {day.strip()}: no such weekday in a period", field="rrule"
+            )
 
 
 def rule_of(schedule: Schedule) -> rrule:
