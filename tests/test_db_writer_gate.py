@@ -5,6 +5,7 @@ own "database is locked" does (a 503 for a request)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -46,7 +47,7 @@ async def test_a_wait_that_runs_out_leaves_the_queue() -> None:
 
 
 @pytest.fixture
-async def two_engines(tmp_path: Path) -> tuple[Database, Database]:
+async def two_engines(tmp_path: Path) -> AsyncIterator[tuple[Database, Database]]:
     """`clarion serve` on SQLite: the API's engine and the in-process engine's, on one file."""
     url = f"sqlite:///{tmp_path / 'gate.db'}"
     background = Database(url, timeouts=ENGINE_TIMEOUTS)
