@@ -1,6 +1,6 @@
 """SQLite writers of one process take turns through db.WriterGate: handed over without polling, API
-requests' writes before queued background writes, and a wait past the lock wait fails as SQLite's
-own "database is locked" does (a 503 for a request)."""
+requests' writes before queued background writes (a few at a time, so sending never stalls), and a
+wait past the lock wait fails as SQLite's own "database is locked" does (a 503 for a request)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from clarion.db import ENGINE_TIMEOUTS, Database, Timeouts, WriterGate, unreachable
+from clarion.db import ENGINE_TIMEOUTS, URGENT_IN_A_ROW, Database, Timeouts, WriterGate, unreachable
 
 
 async def test_a_released_gate_goes_to_waiting_requests_before_background_writers() -> None:
@@ -36,6 +36,25 @@ async def test_a_released_gate_goes_to_waiting_requests_before_background_writer
     await asyncio.gather(*waiters)
     assert order == ["request 1", "request 2", "background 1", "background 2"]
     assert await gate.acquire(urgent=False, timeout_s=0.01)  # free again once everyone is done
+
+
+async def test_a_stream_of_requests_lets_a_background_writer_through_every_few_turns() -> None:
+    gate = WriterGate()
+    assert await gate.acquire(urgent=True, timeout_s=1)
+    order: list[str] = []
+
+    async def wait(name: str, urgent: bool) -> None:
+        assert await gate.acquire(urgent=urgent, timeout_s=5)
+        order.append(name)
+        gate.release()
+
+    waiters = [asyncio.create_task(wait("background", False))]
+    waiters += [asyncio.create_task(wait(f"request {i}", True)) for i in range(1, 6)]
+    await asyncio.sleep(0)
+    gate.release()
+    await asyncio.gather(*waiters)
+    assert URGENT_IN_A_ROW == 3
+    assert order == ["request 1", "request 2", "request 3", "background", "request 4", "request 5"]
 
 
 async def test_a_wait_that_runs_out_leaves_the_queue() -> None:
