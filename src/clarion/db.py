@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
-import weakref
-from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -18,7 +14,6 @@ from sqlalchemy.engine import Connection, ExceptionContext, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SATimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.util import await_
 
 from clarion.config import sqlite_file
 
@@ -63,20 +58,12 @@ class Timeouts:
     acquire_s: float
     statement_s: float
     lock_wait_s: float
-    # On SQLite, this engine's writes go before background writes queued in the same process.
-    writes_first: bool = False
 
     @classmethod
     def for_requests(cls, timeout_s: float) -> Timeouts:
         """API requests: every step bounded by `timeout_s` (waiting for the pool by half of it), so a
         database that is down or black-holed costs a request about `timeout_s`, then a 503."""
-        return cls(
-            connect_s=timeout_s,
-            acquire_s=timeout_s / 2,
-            statement_s=timeout_s,
-            lock_wait_s=timeout_s,
-            writes_first=True,
-        )
+        return cls(connect_s=timeout_s, acquire_s=timeout_s / 2, statement_s=timeout_s, lock_wait_s=timeout_s)
 
 
 # Background work (delivery, Swrve batches, the CLI): bounded, so that nothing waits forever on a
@@ -97,110 +84,6 @@ def _sqlite_pragmas(lock_wait_s: float) -> Callable[[Any, Any], None]:
         cursor.close()
 
     return on_connect
-
-
-# Statements that take SQLite's write lock (the first one of a transaction begins it).
-_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
-# Where a connection keeps the writer gate it holds until it is returned to the pool.
-_HELD_GATE = "clarion.sqlite_writer_gate"
-
-
-# While background writers wait, this many waiting requests go first, then one background writer: a
-# steady stream of API writes must not stop a campaign's sending (measured with strict priority: 32
-# connections of registrations let no outcome be recorded for 15 s).
-URGENT_IN_A_ROW = 3
-
-
-class WriterGate:
-    """One writer at a time, handed over on release without polling; waiting API requests go before
-    waiting background writers (each kind in arrival order), URGENT_IN_A_ROW at a time."""
-
-    def __init__(self) -> None:
-        self._held = False
-        self._waiting: tuple[deque[asyncio.Future[None]], deque[asyncio.Future[None]]] = (deque(), deque())
-        self._urgent_in_a_row = 0
-
-    async def acquire(self, *, urgent: bool, timeout_s: float) -> bool:
-        """Whether the gate was taken within `timeout_s`."""
-        if not self._held:
-            self._held = True
-            return True
-        queue = self._waiting[0 if urgent else 1]
-        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        queue.append(turn)
-        try:
-            await asyncio.wait_for(asyncio.shield(turn), timeout_s)
-            return True
-        except TimeoutError:
-            if turn.done():  # handed over just as the wait ran out: pass it on
-                self.release()
-            else:
-                queue.remove(turn)
-            return False
-        except asyncio.CancelledError:
-            if turn.done():
-                self.release()
-            elif turn in queue:
-                queue.remove(turn)
-            raise
-
-    def release(self) -> None:
-        urgent, background = self._waiting
-        first = urgent if self._urgent_in_a_row < URGENT_IN_A_ROW or not background else background
-        for queue in (first, background if first is urgent else urgent):
-            while queue:
-                turn = queue.popleft()
-                if not turn.done():
-                    self._urgent_in_a_row = self._urgent_in_a_row + 1 if queue is urgent else 0
-                    turn.set_result(None)  # the gate stays held: it passes to this waiter
-                    return
-        self._held = False
-        self._urgent_in_a_row = 0
-
-
-# One gate per SQLite file per event loop (tests run several loops in one process).
-_GATES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, WriterGate]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _gate(database: str) -> WriterGate:
-    gates = _GATES.setdefault(asyncio.get_running_loop(), {})
-    return gates.setdefault(database, WriterGate())
-
-
-def _serialize_writers(engine: AsyncEngine, database: str, timeouts: Timeouts) -> None:
-    """Writers of one SQLite file in this process take turns through a `WriterGate`, from their first
-    write until their connection goes back to the pool (after its commit or rollback).
-
-    SQLite has one write lock per file, and a writer that finds it taken polls for it: its busy handler
-    sleeps 1, 2, 5, 10 … 100 ms between tries. Under load (the API's requests beside the in-process
-    engine's ledger writes) most writers polled, a request's write waited up to its whole
-    `busy_timeout`, and the lock was often free while everyone slept (measured: p99 ≈ 1 s, 503s).
-    Through the gate the next writer starts the moment the previous one is done, and a request's write
-    (`Timeouts.writes_first`) goes before the queued background writes. SQLite's own lock and busy
-    timeout still guard against other processes. A writer that waits longer than its lock wait fails
-    as SQLite would have ("database is locked": a 503 for a request)."""
-    # Both engines of `clarion serve` (the API's and the in-process engine's) share one gate per file.
-    key = str(Path(database).resolve())
-
-    def before_write(conn: Connection, _cursor: Any, statement: str, *_args: Any) -> None:
-        if _HELD_GATE in conn.info or not statement.lstrip()[:7].upper().startswith(_WRITES):
-            return
-        gate = _gate(key)
-        if not await_(gate.acquire(urgent=timeouts.writes_first, timeout_s=timeouts.lock_wait_s)):
-            raise sqlite3.OperationalError("database is locked")
-        conn.info[_HELD_GATE] = gate
-
-    def release(_dbapi_connection: Any, record: Any, *_args: Any) -> None:
-        gate = record.info.pop(_HELD_GATE, None) if record is not None else None
-        if gate is not None:
-            gate.release()
-
-    event.listen(engine.sync_engine, "before_cursor_execute", before_write)
-    event.listen(engine.sync_engine.pool, "checkin", release)
-    event.listen(engine.sync_engine.pool, "invalidate", release)
-    event.listen(engine.sync_engine.pool, "soft_invalidate", release)
 
 
 def _driver(dbapi_connection: Any) -> Any:
@@ -245,9 +128,6 @@ def create_engine(url: str, *, pool_size: int = 10, timeouts: Timeouts | None = 
         pool_timeout = timeouts.acquire_s if timeouts else 30.0
         engine = create_async_engine(full, pool_size=pool_size, max_overflow=0, pool_timeout=pool_timeout)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas(lock_wait_s))
-        database = sqlite_file(url)
-        if database is not None:
-            _serialize_writers(engine, str(database), timeouts or ENGINE_TIMEOUTS)
         return engine
     if timeouts is None:
         return create_async_engine(full, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
