@@ -33,7 +33,8 @@ class Runtime:
         self.scheduler_wakeup.set()
 
 
-def runtime(request: Request) -> Runtime:
+async def runtime(request: Request) -> Runtime:
+    # async: FastAPI runs a plain `def` dependency in its thread pool, a thread hop on every request.
     rt: Runtime = request.app.state.runtime
     return rt
 

@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
-from bench.api_load import WrkResult, parse_wrk
+import json
+from dataclasses import asdict
+
+from bench.api_load import Phase, WrkResult, _phase, parse_wrk, summary
 from bench.delivery import Config, ProcessFigures, Result
 from bench.report import rss_table
 from bench.scale import Run, Samples
@@ -19,6 +22,33 @@ def test_wrk_result_line_sums_each_status_over_threads() -> None:
     assert result == WrkResult(7500, 15_000_000, 4100, 18000, 5000, 40000, 3, 0, {"200": 7497, "503": 3})
     assert result.per_s == 500.0
     assert parse_wrk("unable to connect to 127.0.0.1:1 Connection refused\n") is None
+
+
+def test_an_older_checkouts_run_comes_back_whole_and_is_summed_on_its_2xx_answers() -> None:
+    push = Phase(
+        "push at 500/s",
+        WrkResult(1000, 10_000_000, 9000, 30000, 10000, 50000, 0, 0, {"200": 1000}),
+        {"serve": 2.5},
+        "1.00 1.00 1.00",
+        "SENDING",
+        300,
+    )
+    register = Phase(
+        "registrations",
+        WrkResult(1200, 10_000_000, 8000, 40000, 9000, 60000, 200, 0, {"201": 1000, "503": 200}),
+        {"serve": 2.0},
+        "1.10 1.00 1.00",
+        "SENDING",
+        200,
+    )
+    sent = json.dumps([asdict(push), asdict(register)])  # what `--json` prints after "RUN "
+    back = [_phase(raw) for raw in json.loads(sent)]
+    assert back == [push, register]
+    table = summary([("sqlite", "before", back)])
+    # 2.5 ms of serve CPU per push; registrations: 1,000 answered 201 in 2.0 CPU-s = 500 per CPU-s, 2 ms each.
+    row = table.splitlines()[-1].split()
+    assert row[:7] == ["sqlite", "before", "100", "9.0", "30.0", "0", "2.50"]
+    assert row[7:11] == ["120", "40.0", "500", "2.00"]
 
 
 def _result(mode: str, n: int, rss_mb: list[float], cpu_s: float = 10.0, **figures: float) -> Result:

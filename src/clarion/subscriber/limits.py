@@ -99,7 +99,7 @@ def client_key(request: Request) -> str:
     return str(address)
 
 
-def limits(request: Request, rt: RuntimeDep) -> SubscriberLimits:
+async def limits(request: Request, rt: RuntimeDep) -> SubscriberLimits:
     """The serving app's limits, made on first use from its settings (kept in the app's state, so each
     app built by create_app has its own)."""
     state = request.app.state

@@ -32,7 +32,7 @@ from clarion.validation import openapi_body, parse_json, validate
 router = APIRouter(prefix="/sdk/v1", tags=["Subscriber self-service (Web SDK)"])
 
 
-def credentials(
+async def credentials(
     reg_id: str,
     app_key: Annotated[str, Query(min_length=1, max_length=64)],
     auth: Annotated[str | None, Header(alias=AUTH_HEADER)] = None,

@@ -47,7 +47,7 @@ async def caller(request: Request, rt: RuntimeDep, session: SessionDep) -> Calle
 CallerDep = Annotated[Caller, Depends(caller)]
 
 
-def require_admin(who: CallerDep) -> Caller:
+async def require_admin(who: CallerDep) -> Caller:
     if not who.is_admin:
         raise errors.Forbidden()
     return who

@@ -26,7 +26,7 @@ class PageAsked:
         return self.limit + 1
 
 
-def page_asked(limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None) -> PageAsked:
+async def page_asked(limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None) -> PageAsked:
     return PageAsked(limit, decode_cursor(cursor) or 0)
 
 

@@ -117,7 +117,7 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def subscriber_filter(
+async def subscriber_filter(
     platform: Platform | None = None,
     active: bool | None = None,
     tag: Name = None,
