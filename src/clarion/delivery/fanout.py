@@ -30,6 +30,8 @@ from clarion.db import Database, utcnow
 from clarion.delivery import journal
 from clarion.delivery.jobs import deliver_job, fanout_job
 from clarion.delivery.repository import LedgerRepository, SliceRange, SliceRepository
+from clarion.event import service as events
+from clarion.event.types import EventType
 from clarion.queue import Queue
 
 log = logging.getLogger("clarion.fanout")
@@ -83,6 +85,10 @@ async def plan(db: Database, queue: Queue, campaign_id: int, config: FanoutSetti
         campaign = await CampaignRepository(session).mark_started(campaign_id, now)
         if campaign is None:
             return 0
+        if campaign.started_at == now:  # the first plan, not a resumed one
+            await events.record(
+                session, campaign.app_id, EventType.CAMPAIGN_STARTED, {"campaign_id": str(campaign_id)}
+            )
         journal.started(campaign, now)
         slices = SliceRepository(session)
         to_do = await slices.undone(campaign_id)

@@ -19,6 +19,8 @@ from clarion.delivery.context import CampaignContext, ContextCache
 from clarion.delivery.lanes import SendLanes
 from clarion.delivery.recorder import FLUSH_ROWS, Job, Recorder
 from clarion.delivery.repository import Claimed, LedgerRepository
+from clarion.event import service as events
+from clarion.event.types import EventType
 from clarion.provider.base import Provider, Transmit
 from clarion.provider.outcome import Gone, Outcome, Retry
 
@@ -100,7 +102,10 @@ class Deliverer:
                 for platform in sorted(job.credentials_used):
                     await repo.checked(app_id, PROVIDER_FOR_PLATFORM[platform], now, None)
                 for platform, reason in sorted(job.credentials_failed.items()):
-                    await repo.checked(app_id, PROVIDER_FOR_PLATFORM[platform], now, reason)
+                    provider = PROVIDER_FOR_PLATFORM[platform]
+                    await repo.checked(app_id, provider, now, reason)
+                    data = {"provider": provider, "reason": reason}
+                    await events.record(session, app_id, EventType.CREDENTIALS_REJECTED, data)
         except SQLAlchemyError as exc:
             log.warning("app %s: credentials' last use not recorded: %s", app_id, exc)
 

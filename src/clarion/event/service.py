@@ -1,0 +1,315 @@
+"""Recording events with the change that causes them; webhook endpoints, replay and the feed.
+
+Every feature records through `record` (one event) or `record_many` (a batch of ledger outcomes), in
+its own transaction: the event commits with its cause or not at all. An app records events only when
+it has a webhook endpoint or its feed switched on, checked in that same transaction (one indexed
+query), so apps that want none pay one small query per batch and write nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from clarion import errors
+from clarion.db import Database, as_utc, utcnow
+from clarion.event import signing
+from clarion.event.repository import EndpointRepository, EventRepository, NewEvent
+from clarion.event.types import DELIVERY_EVENTS, EventType
+from clarion.models import AppEvent, WebhookEndpoint
+from clarion.netpolicy import AddressPolicy
+from clarion.secrets_box import box_of
+
+# Readers leave events younger than this unread: on PostgreSQL ids are taken at INSERT and become
+# visible at COMMIT, so a short transaction that took a smaller id may still be committing; the
+# recorder's transactions last milliseconds, so a second is a wide margin.
+SETTLE_S = 1.0
+FEED_PAGE = 100
+FEED_MAX_PAGE = 1000
+# How often a long-poll looks again.
+POLL_EVERY_S = 0.25
+# The longest a rotated-out secret keeps signing, and its default.
+ROTATION_MAX_S = 7 * 86400
+ROTATION_DEFAULT_S = 86400
+URL_CHARS = 2048
+# Events store the subscriber's row id (what the ledger has at hand: no look-up on the send path);
+# readers show its regId instead.
+SUBSCRIBER = "subscriber"
+
+
+def settled(now: datetime) -> datetime:
+    return now - timedelta(seconds=SETTLE_S)
+
+
+async def record(session: AsyncSession, app_id: int, type: EventType, data: dict[str, Any]) -> None:
+    """Record one event in the caller's transaction (nothing when the app wants no events)."""
+    await record_many(session, [(app_id, type, utcnow(), data)])
+
+
+async def wants(session: AsyncSession, app_id: int) -> bool:
+    """Whether the app records events (for a caller that must do work to describe one)."""
+    return bool(await EventRepository(session).wanting([app_id]))
+
+
+async def record_many(session: AsyncSession, rows: Sequence[NewEvent]) -> None:
+    """Record a batch of events in one INSERT, keeping only the apps that want events."""
+    if not rows:
+        return
+    repo = EventRepository(session)
+    wanting = await repo.wanting({row[0] for row in rows})
+    kept = [row for row in rows if row[0] in wanting]
+    if kept:
+        await repo.add(kept)
+
+
+def delivery_ended(
+    recipient: tuple[int, int, int, str], status: str, reason: str | None, at: datetime
+) -> list[NewEvent]:
+    """A ledger row's final state as events: (app, campaign, subscriber id, platform) and its status;
+    a gone address also deactivates its subscriber."""
+    app_id, campaign_id, subscriber_id, platform = recipient
+    type = DELIVERY_EVENTS.get(status)
+    if type is None:
+        return []
+    data = {
+        "campaign_id": str(campaign_id),
+        SUBSCRIBER: subscriber_id,
+        "platform": platform,
+        "status": status,
+        "reason": reason,
+    }
+    found: list[NewEvent] = [(app_id, type, at, data)]
+    if type is EventType.DELIVERY_GONE:
+        gone = {SUBSCRIBER: subscriber_id, "platform": platform, "reason": "gone"}
+        found.append((app_id, EventType.SUBSCRIBER_DEACTIVATED, at, gone))
+    return found
+
+
+def campaign_finished(app_id: int, campaign_id: int, at: datetime) -> NewEvent:
+    return (app_id, EventType.CAMPAIGN_FINISHED, at, {"campaign_id": str(campaign_id)})
+
+
+def event_body(event: AppEvent, reg_ids: dict[int, str]) -> dict[str, Any]:
+    """One event as webhooks and the feed show it: the subscriber named by its regId (/v1's `id`)."""
+    data = dict(event.data)
+    if SUBSCRIBER in data:
+        data = {"subscriber_id": reg_ids.get(data.pop(SUBSCRIBER)), **data}
+    return {
+        "id": str(event.id),
+        "type": event.type,
+        "timestamp": as_utc(event.occurred_at).isoformat().replace("+00:00", "Z"),
+        "data": data,
+    }
+
+
+async def bodies(session: AsyncSession, events: Sequence[AppEvent]) -> list[dict[str, Any]]:
+    """The events as shown, their subscribers' regIds looked up in one query (a deleted one: null)."""
+    ids = {event.data[SUBSCRIBER] for event in events if SUBSCRIBER in event.data}
+    reg_ids = await EventRepository(session).reg_ids(ids) if ids else {}
+    return [event_body(event, reg_ids) for event in events]
+
+
+# The feed.
+
+
+@dataclass(frozen=True, slots=True)
+class FeedPage:
+    events: list[dict[str, Any]]
+    next_cursor: str
+
+
+def parse_cursor(text: str | None) -> int:
+    if text is None or text == "":
+        return 0
+    if not text.isdigit() or len(text) > 19:
+        raise errors.InvalidField("after: a cursor is an event id this feed gave", field="after")
+    return int(text)
+
+
+async def feed(session: AsyncSession, app_id: int, after: int, limit: int) -> FeedPage:
+    """The app's events after the cursor, oldest first; the cursor to ask with next."""
+    events = await EventRepository(session).after(app_id, after, settled(utcnow()), limit)
+    cursor = events[-1].id if events else after
+    return FeedPage(await bodies(session, events), str(cursor))
+
+
+async def poll(db: Database, app_id: int, after: int, limit: int, wait_s: float) -> FeedPage:
+    """`feed`, waiting up to `wait_s` for an event when there is none yet (a long-poll). Each look is
+    its own short transaction: a snapshot held open would never see the events committed meanwhile."""
+    loop = asyncio.get_running_loop()
+    give_up_at = loop.time() + wait_s
+    while True:
+        async with db.session() as session:
+            page = await feed(session, app_id, after, limit)
+        if page.events or loop.time() >= give_up_at:
+            return page
+        await asyncio.sleep(min(POLL_EVERY_S, max(0.0, give_up_at - loop.time())))
+
+
+async def switch_feed(session: AsyncSession, app_id: int, on: bool) -> None:
+    await EventRepository(session).switch_feed(app_id, on, utcnow())
+
+
+async def feed_on(session: AsyncSession, app_id: int) -> bool:
+    return await EventRepository(session).feed_on(app_id)
+
+
+# Webhook endpoints.
+
+
+def check_url(url: str, policy: AddressPolicy) -> str:
+    """An http(s) URL without credentials; a literal address the outbound policy refuses is refused
+    now (a name is judged at every connection, after DNS, by provider/guard.py)."""
+    if len(url) > URL_CHARS:
+        raise errors.InvalidField(f"url: at most {URL_CHARS} characters", field="url")
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        _ = parts.port
+    except ValueError:
+        raise errors.InvalidField("url: not a URL", field="url") from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise errors.InvalidField("url: an http or https URL with a host", field="url")
+    if parts.username is not None or parts.password is not None:
+        raise errors.InvalidField("url: credentials in the URL are not accepted", field="url")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return url
+    if not policy.allows(host, address):
+        raise errors.InvalidField(
+            f"url: {address} is refused by the outbound address policy (CLARION_OUTBOUND_ALLOW)", field="url"
+        )
+    return url
+
+
+def check_types(types: Sequence[str]) -> list[str]:
+    known = {member.value for member in EventType}
+    for name in types:
+        if name not in known:
+            raise errors.InvalidField(f"event_types: unknown event type {name!r}", field="event_types")
+    return sorted(set(types))
+
+
+def _where(endpoint_app: int) -> str:
+    return f"webhook_endpoints:app:{endpoint_app}"
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    endpoint: WebhookEndpoint
+    secret: str
+
+
+async def create_endpoint(
+    session: AsyncSession,
+    app_id: int,
+    url: str,
+    types: Sequence[str],
+    description: str | None,
+    enabled: bool,
+    policy: AddressPolicy,
+) -> Created:
+    """A new endpoint, delivered the events recorded from now on; its secret is shown once."""
+    secret = signing.new_secret()
+    now = utcnow()
+    repo = EndpointRepository(session)
+    endpoint = WebhookEndpoint(
+        app_id=app_id,
+        url=check_url(url, policy),
+        description=description,
+        event_types=check_types(types),
+        enabled=enabled,
+        secret=box_of(session).seal(secret, _where(app_id)),
+        created_at=now,
+        cursor=await repo.last_event_id(app_id),
+        attempts=0,
+        next_attempt_at=now,
+    )
+    return Created(await repo.add(endpoint), secret)
+
+
+async def get_endpoint(session: AsyncSession, app_id: int, endpoint_id: int) -> WebhookEndpoint:
+    endpoint = await EndpointRepository(session).get(app_id, endpoint_id)
+    if endpoint is None:
+        raise errors.NotFound(f"There is no webhook endpoint {endpoint_id} in this app", field="webhook_id")
+    return endpoint
+
+
+async def endpoints(
+    session: AsyncSession, app_id: int, after: int | None, limit: int
+) -> list[WebhookEndpoint]:
+    return await EndpointRepository(session).listing(app_id, after, limit)
+
+
+async def update_endpoint(
+    session: AsyncSession, app_id: int, endpoint_id: int, changes: dict[str, Any], policy: AddressPolicy
+) -> WebhookEndpoint:
+    endpoint = await get_endpoint(session, app_id, endpoint_id)
+    if "url" in changes:
+        endpoint.url = check_url(changes["url"], policy)
+    if "event_types" in changes:
+        endpoint.event_types = check_types(changes["event_types"])
+    if "description" in changes:
+        endpoint.description = changes["description"]
+    if "enabled" in changes:
+        endpoint.enabled = changes["enabled"]
+        # Re-enabled: try at once, from a clean slate of failures.
+        endpoint.attempts, endpoint.failing_since, endpoint.next_attempt_at = 0, None, utcnow()
+    await session.flush()
+    return endpoint
+
+
+async def delete_endpoint(session: AsyncSession, app_id: int, endpoint_id: int) -> None:
+    await EndpointRepository(session).delete(await get_endpoint(session, app_id, endpoint_id))
+
+
+async def rotate_secret(
+    session: AsyncSession, app_id: int, endpoint_id: int, overlap_s: int
+) -> tuple[WebhookEndpoint, str]:
+    """A new secret; the current one keeps signing beside it for `overlap_s` (0: stops now)."""
+    if not 0 <= overlap_s <= ROTATION_MAX_S:
+        raise errors.InvalidField(f"overlap_s: from 0 to {ROTATION_MAX_S}", field="overlap_s")
+    endpoint = await get_endpoint(session, app_id, endpoint_id)
+    secret = signing.new_secret()
+    now = utcnow()
+    endpoint.previous_secret = endpoint.secret if overlap_s else None
+    endpoint.previous_until = now + timedelta(seconds=overlap_s) if overlap_s else None
+    endpoint.secret = box_of(session).seal(secret, _where(app_id))
+    await session.flush()
+    return endpoint, secret
+
+
+def signing_secrets(session: AsyncSession, endpoint: WebhookEndpoint, now: datetime) -> list[str]:
+    """The secrets that sign a request now: the current one, and the previous during its overlap."""
+    box = box_of(session)
+    found = [box.open(endpoint.secret, _where(endpoint.app_id))]
+    until = endpoint.previous_until
+    if endpoint.previous_secret is not None and until is not None and as_utc(until) > now:
+        found.append(box.open(endpoint.previous_secret, _where(endpoint.app_id)))
+    return found
+
+
+async def replay(
+    session: AsyncSession, app_id: int, endpoint_id: int, since: datetime, until: datetime
+) -> int:
+    """Send the app's events of [since, until) to the endpoint again (its filter applies); how many
+    events the range holds. A replay asked while one runs replaces it."""
+    if until <= since:
+        raise errors.InvalidField("until: after since", field="until")
+    endpoint = await get_endpoint(session, app_id, endpoint_id)
+    events = EventRepository(session)
+    found = await events.id_range(app_id, since, until)
+    if found is None:
+        return 0
+    endpoint.replay_from, endpoint.replay_to = found
+    endpoint.next_attempt_at = utcnow()
+    await session.flush()
+    return await events.count_between(app_id, *found)
