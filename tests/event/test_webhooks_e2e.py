@@ -14,7 +14,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from tests.e2e.conftest import engine_env
@@ -115,6 +117,14 @@ def _wait(predicate: Any, timeout_s: float = 30) -> None:
     raise AssertionError("timed out")
 
 
+def _sample(text: str, name: str, **labels: str) -> float:
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    raise AssertionError(f"no {name} {labels}")
+
+
 def _verify(secret: str, headers: dict[str, str], body: bytes) -> Any:
     return Webhook(secret).verify(body, headers)
 
@@ -185,6 +195,18 @@ def test_events_signed_batched_retried_and_replayed(
         # Batched: the first delivered request carried the two registrations' events at once or the
         # whole campaign; far fewer requests than events either way.
         assert len(receiver.delivered()) < len(events)
+        assert max(len(json.loads(body)["data"]["events"]) for _, body in receiver.delivered()) >= 2
+
+        # Metrics: per endpoint id (no URL in any label), and an outbox emptied.
+        scraped = httpx.get(f"{v1.server.url}/metrics", timeout=10).text
+        endpoint = str(hook["webhook_id"])
+        assert _sample(scraped, "clarion_webhook_requests_total", endpoint=endpoint, result="failed") == 2
+        delivered = _sample(scraped, "clarion_webhook_requests_total", endpoint=endpoint, result="delivered")
+        assert delivered == len(receiver.delivered())
+        assert _sample(scraped, "clarion_webhook_events_delivered_total", endpoint=endpoint) == len(events)
+        assert _sample(scraped, "clarion_outbox_depth") == 0
+        assert _sample(scraped, "clarion_outbox_oldest_age_seconds") == 0
+        assert "127.0.0.1" not in scraped
 
         # The feed: the same events in the same order, read with a cursor.
         first = own.get(f"{base}/events", params={"limit": 3}).json()

@@ -161,6 +161,11 @@ async def feed_on(session: AsyncSession, app_id: int) -> bool:
     return await EventRepository(session).feed_on(app_id)
 
 
+async def outbox(session: AsyncSession) -> tuple[int, datetime | None]:
+    """The outbox's depth (events waiting, once per endpoint) and its oldest waiting event's time."""
+    return await EventRepository(session).backlog()
+
+
 # Webhook endpoints.
 
 
