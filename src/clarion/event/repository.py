@@ -114,6 +114,12 @@ class EndpointRepository:
             query = query.where(WebhookEndpoint.id > after)
         return list((await self.session.scalars(query.order_by(WebhookEndpoint.id).limit(limit))).all())
 
+    async def change(self, endpoint: WebhookEndpoint, values: dict[str, Any]) -> WebhookEndpoint:
+        for name, value in values.items():
+            setattr(endpoint, name, value)
+        await self.session.flush()
+        return endpoint
+
     async def delete(self, endpoint: WebhookEndpoint) -> None:
         await self.session.delete(endpoint)
         await self.session.flush()

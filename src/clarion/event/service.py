@@ -258,18 +258,15 @@ async def update_endpoint(
     session: AsyncSession, app_id: int, endpoint_id: int, changes: dict[str, Any], policy: AddressPolicy
 ) -> WebhookEndpoint:
     endpoint = await get_endpoint(session, app_id, endpoint_id)
-    if "url" in changes:
-        endpoint.url = check_url(changes["url"], policy)
-    if "event_types" in changes:
-        endpoint.event_types = check_types(changes["event_types"])
-    if "description" in changes:
-        endpoint.description = changes["description"]
-    if "enabled" in changes:
-        endpoint.enabled = changes["enabled"]
-        # Re-enabled: try at once, from a clean slate of failures.
-        endpoint.attempts, endpoint.failing_since, endpoint.next_attempt_at = 0, None, utcnow()
-    await session.flush()
-    return endpoint
+    values = dict(changes)
+    if "url" in values:
+        values["url"] = check_url(values["url"], policy)
+    if "event_types" in values:
+        values["event_types"] = check_types(values["event_types"])
+    if "enabled" in values:
+        # Switched on or off: from a clean slate of failures, tried at once.
+        values.update(attempts=0, failing_since=None, next_attempt_at=utcnow())
+    return await EndpointRepository(session).change(endpoint, values)
 
 
 async def delete_endpoint(session: AsyncSession, app_id: int, endpoint_id: int) -> None:
@@ -284,12 +281,12 @@ async def rotate_secret(
         raise errors.InvalidField(f"overlap_s: from 0 to {ROTATION_MAX_S}", field="overlap_s")
     endpoint = await get_endpoint(session, app_id, endpoint_id)
     secret = signing.new_secret()
-    now = utcnow()
-    endpoint.previous_secret = endpoint.secret if overlap_s else None
-    endpoint.previous_until = now + timedelta(seconds=overlap_s) if overlap_s else None
-    endpoint.secret = box_of(session).seal(secret, _where(app_id))
-    await session.flush()
-    return endpoint, secret
+    values = {
+        "previous_secret": endpoint.secret if overlap_s else None,
+        "previous_until": utcnow() + timedelta(seconds=overlap_s) if overlap_s else None,
+        "secret": box_of(session).seal(secret, _where(app_id)),
+    }
+    return await EndpointRepository(session).change(endpoint, values), secret
 
 
 def signing_secrets(session: AsyncSession, endpoint: WebhookEndpoint, now: datetime) -> list[str]:
@@ -314,7 +311,7 @@ async def replay(
     found = await events.id_range(app_id, since, until)
     if found is None:
         return 0
-    endpoint.replay_from, endpoint.replay_to = found
-    endpoint.next_attempt_at = utcnow()
-    await session.flush()
-    return await events.count_between(app_id, *found)
+    first, last = found
+    values = {"replay_from": first, "replay_to": last, "next_attempt_at": utcnow()}
+    await EndpointRepository(session).change(endpoint, values)
+    return await events.count_between(app_id, first, last)

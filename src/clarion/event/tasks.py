@@ -40,6 +40,8 @@ IN_FLIGHT = 16
 LEASE_S = 120.0
 RETRY_MAX_S = 3600.0
 GIVE_UP_AFTER = timedelta(hours=24)
+# How often a worker looks for endpoints with events waiting: webhooks arrive within about this.
+CLAIM_EVERY_S = 0.5
 RETENTION_EVERY_S = 60.0
 RETENTION_BATCH = 5000
 REASON_CHARS = 255
@@ -226,7 +228,7 @@ def register(registry: Registry, settings: Settings, db: Database) -> WebhookTas
     tasks = WebhookTasks(settings, db, registry)
     registry.on_start(tasks.open)
     registry.on_reset(tasks.reset_leases)
-    registry.every("deliver webhooks", tasks.tick)
+    registry.every("deliver webhooks", tasks.tick, every_s=CLAIM_EVERY_S)
     registry.every("delete events past retention", tasks.retain, every_s=RETENTION_EVERY_S)
     registry.on_stop(tasks.close)
     return tasks
