@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import delete, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,6 +13,15 @@ from clarion.models import AppEvent, EventFeed, Subscriber, WebhookEndpoint
 
 # One event to write: (app id, type, when, data).
 NewEvent = tuple[int, str, datetime, dict[str, Any]]
+
+
+class Event(NamedTuple):
+    """One event as read."""
+
+    id: int
+    type: str
+    occurred_at: datetime
+    data: dict[str, Any]
 
 
 class EventRepository:
@@ -31,17 +40,34 @@ class EventRepository:
         values = [{"app_id": a, "type": t, "occurred_at": at, "data": d} for a, t, at, d in rows]
         await self.session.execute(insert(AppEvent), values)
 
-    async def after(
-        self, app_id: int, cursor: int, settled: datetime, limit: int, upto: int | None = None
-    ) -> list[AppEvent]:
-        """The app's events after `cursor` (up to `upto`) in order, none newer than `settled`."""
-        query = select(AppEvent).where(
-            AppEvent.app_id == app_id, AppEvent.id > cursor, AppEvent.occurred_at <= settled
-        )
+    def _after(self, app_id: int, cursor: int, settled: datetime, upto: int | None) -> list[Any]:
+        where = [AppEvent.app_id == app_id, AppEvent.id > cursor, AppEvent.occurred_at <= settled]
         if upto is not None:
-            query = query.where(AppEvent.id <= upto)
-        query = query.order_by(AppEvent.id).limit(limit)
-        return list((await self.session.scalars(query)).all())
+            where.append(AppEvent.id <= upto)
+        return where
+
+    async def after(
+        self,
+        app_id: int,
+        cursor: int,
+        settled: datetime,
+        limit: int,
+        upto: int | None = None,
+        types: Sequence[str] = (),
+    ) -> list[Event]:
+        """The app's events after `cursor` (up to `upto`, of `types` when given) in order, none newer
+        than `settled`; plain rows, not ORM objects (a batch reads hundreds)."""
+        where = self._after(app_id, cursor, settled, upto)
+        if types:
+            where.append(AppEvent.type.in_(list(types)))
+        columns = (AppEvent.id, AppEvent.type, AppEvent.occurred_at, AppEvent.data)
+        query = select(*columns).where(*where).order_by(AppEvent.id).limit(limit)
+        return [Event(*row) for row in (await self.session.execute(query)).all()]
+
+    async def last_id(self, app_id: int, cursor: int, settled: datetime, upto: int | None = None) -> int:
+        """The newest settled event id after `cursor` (`cursor` when there is none)."""
+        query = select(func.max(AppEvent.id)).where(*self._after(app_id, cursor, settled, upto))
+        return int(await self.session.scalar(query) or cursor)
 
     async def reg_ids(self, subscriber_ids: Iterable[int]) -> dict[int, str]:
         query = select(Subscriber.id, Subscriber.reg_id).where(Subscriber.id.in_(list(subscriber_ids)))
@@ -165,13 +191,17 @@ class EndpointRepository:
         )
         return (await self.session.scalars(query)).one_or_none()
 
-    async def release(self, endpoint_id: int, owner: str, values: dict[str, Any]) -> None:
-        """Write what the attempt changed and let go of the lease (unless it was lost meanwhile)."""
-        await self.session.execute(
+    async def release(
+        self, endpoint_id: int, owner: str, values: dict[str, Any], keep_until: datetime | None = None
+    ) -> bool:
+        """Write what the attempt changed and let go of the lease, or keep it until `keep_until` (more
+        to send at once); False when the lease was lost meanwhile (nothing written)."""
+        result = await self.session.execute(
             update(WebhookEndpoint)
             .where(WebhookEndpoint.id == endpoint_id, WebhookEndpoint.owner == owner)
-            .values(**values, owner=None, lease_until=None)
+            .values(**values, owner=owner if keep_until else None, lease_until=keep_until)
         )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def reset_leases(self) -> None:
         await self.session.execute(update(WebhookEndpoint).values(owner=None, lease_until=None))

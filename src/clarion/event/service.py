@@ -21,9 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from clarion import errors
 from clarion.db import Database, as_utc, utcnow
 from clarion.event import signing
-from clarion.event.repository import EndpointRepository, EventRepository, NewEvent
+from clarion.event.repository import EndpointRepository, Event, EventRepository, NewEvent
 from clarion.event.types import DELIVERY_EVENTS, EventType
-from clarion.models import AppEvent, WebhookEndpoint
+from clarion.models import WebhookEndpoint
 from clarion.netpolicy import AddressPolicy
 from clarion.secrets_box import box_of
 
@@ -96,7 +96,7 @@ def campaign_finished(app_id: int, campaign_id: int, at: datetime) -> NewEvent:
     return (app_id, EventType.CAMPAIGN_FINISHED, at, {"campaign_id": str(campaign_id)})
 
 
-def event_body(event: AppEvent, reg_ids: dict[int, str]) -> dict[str, Any]:
+def event_body(event: Event, reg_ids: dict[int, str]) -> dict[str, Any]:
     """One event as webhooks and the feed show it: the subscriber named by its regId (/v1's `id`)."""
     data = dict(event.data)
     if SUBSCRIBER in data:
@@ -109,7 +109,7 @@ def event_body(event: AppEvent, reg_ids: dict[int, str]) -> dict[str, Any]:
     }
 
 
-async def bodies(session: AsyncSession, events: Sequence[AppEvent]) -> list[dict[str, Any]]:
+async def bodies(session: AsyncSession, events: Sequence[Event]) -> list[dict[str, Any]]:
     """The events as shown, their subscribers' regIds looked up in one query (a deleted one: null)."""
     ids = {event.data[SUBSCRIBER] for event in events if SUBSCRIBER in event.data}
     reg_ids = await EventRepository(session).reg_ids(ids) if ids else {}
