@@ -109,7 +109,9 @@ class _Batch:
     per_job: Counter[Job] = field(default_factory=Counter)
     statuses: dict[Job, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     by_provider: Counter[tuple[str, str]] = field(default_factory=Counter)  # (platform, status)
-    events: list[NewEvent] = field(default_factory=list)  # webhooks' and the feed's (event/)
+    # Webhooks' and the feed's (event/): campaigns finished, and the delivery outcomes by campaign.
+    new_events: list[NewEvent] = field(default_factory=list)
+    outcomes: events.Outcomes = field(default_factory=dict)
 
     def completing(self) -> list[Job]:
         """The jobs whose last outcomes are in this batch."""
@@ -237,9 +239,13 @@ class Recorder:
                 campaign_id = job.context.campaign_id
                 if await ledger.complete_if_done(campaign_id, batch.now):
                     finished.append((campaign_id, await ledger.status_counts(campaign_id)))
-                    batch.events.append(events.campaign_finished(job.context.app_id, campaign_id, batch.now))
+                    batch.new_events.append(
+                        events.campaign_finished(job.context.app_id, campaign_id, batch.now)
+                    )
             # The batch's events, in this transaction: one INSERT (docs/webhooks.md).
-            await events.record_many(session, batch.events)
+            await events.record_many(
+                session, [*events.delivery_groups(batch.outcomes, batch.now), *batch.new_events]
+            )
         metrics.outcomes_recorded(batch.by_provider)
         for job, count in batch.per_job.items():
             job.unrecorded -= count
@@ -275,14 +281,13 @@ class Recorder:
                 if decision.status == DeliveryStatus.GONE:
                     batch.gone.append(recipient.subscriber_id)
                 context = job.context
-                batch.events.extend(
-                    events.delivery_ended(
-                        (context.app_id, context.campaign_id, recipient.subscriber_id, recipient.platform),
-                        decision.status,
-                        reason,
-                        batch.now,
-                    )
+                recipient_of = (
+                    context.app_id,
+                    context.campaign_id,
+                    recipient.subscriber_id,
+                    recipient.platform,
                 )
+                events.delivery_ended(batch.outcomes, recipient_of, decision.status, reason)
             batch.statuses[job][status] += 1
             batch.by_provider[(recipient.platform, status)] += 1
             if status != DeliveryStatus.SENT:

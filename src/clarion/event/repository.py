@@ -81,10 +81,6 @@ class EventRepository:
         first, last = (await self.session.execute(query)).one()
         return None if first is None else (int(first), int(last))
 
-    async def count_between(self, app_id: int, first: int, last: int) -> int:
-        query = select(func.count()).where(AppEvent.app_id == app_id, AppEvent.id.between(first, last))
-        return int(await self.session.scalar(query) or 0)
-
     async def delete_before(self, horizon: datetime, limit: int) -> int:
         """Up to `limit` events older than the horizon; how many."""
         oldest = select(AppEvent.id).where(AppEvent.occurred_at < horizon).order_by(AppEvent.id).limit(limit)

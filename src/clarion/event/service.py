@@ -22,7 +22,7 @@ from clarion import errors
 from clarion.db import Database, as_utc, utcnow
 from clarion.event import signing
 from clarion.event.repository import EndpointRepository, Event, EventRepository, NewEvent
-from clarion.event.types import DELIVERY_EVENTS, EventType
+from clarion.event.types import DELIVERY_EVENTS, DELIVERY_GROUP, EventType
 from clarion.models import WebhookEndpoint
 from clarion.netpolicy import AddressPolicy
 from clarion.secrets_box import box_of
@@ -33,6 +33,7 @@ from clarion.secrets_box import box_of
 SETTLE_S = 1.0
 FEED_PAGE = 100
 FEED_MAX_PAGE = 1000
+COUNT_PAGE = 1000
 # How often a long-poll looks again.
 POLL_EVERY_S = 0.25
 # The longest a rotated-out secret keeps signing, and its default.
@@ -69,51 +70,93 @@ async def record_many(session: AsyncSession, rows: Sequence[NewEvent]) -> None:
         await repo.add(kept)
 
 
+# The outcomes of one recorded batch, per (app, campaign): [subscriber row id, platform, status, reason].
+Outcomes = dict[tuple[int, int], list[list[Any]]]
+
+
 def delivery_ended(
-    recipient: tuple[int, int, int, str], status: str, reason: str | None, at: datetime
-) -> list[NewEvent]:
-    """A ledger row's final state as events: (app, campaign, subscriber id, platform) and its status;
-    a gone address also deactivates its subscriber."""
+    outcomes: Outcomes, recipient: tuple[int, int, int, str], status: str, reason: str | None
+) -> None:
+    """Note a ledger row's final state (app, campaign, subscriber row id, platform) for its events.
+
+    The send path's whole share of events: one list append per message."""
     app_id, campaign_id, subscriber_id, platform = recipient
-    type = DELIVERY_EVENTS.get(status)
-    if type is None:
-        return []
-    data = {
-        "campaign_id": str(campaign_id),
-        SUBSCRIBER: subscriber_id,
-        "platform": platform,
-        "status": status,
-        "reason": reason,
-    }
-    found: list[NewEvent] = [(app_id, type, at, data)]
-    if type is EventType.DELIVERY_GONE:
-        gone = {SUBSCRIBER: subscriber_id, "platform": platform, "reason": "gone"}
-        found.append((app_id, EventType.SUBSCRIBER_DEACTIVATED, at, gone))
-    return found
+    if status in DELIVERY_EVENTS:
+        outcomes.setdefault((app_id, campaign_id), []).append([subscriber_id, platform, status, reason])
+
+
+def delivery_groups(outcomes: Outcomes, at: datetime) -> list[NewEvent]:
+    """One outbox row per campaign of the batch (one INSERT row for up to 64 outcomes, not 64)."""
+    return [
+        (app_id, DELIVERY_GROUP, at, {"campaign_id": str(campaign_id), "outcomes": listed})
+        for (app_id, campaign_id), listed in outcomes.items()
+    ]
 
 
 def campaign_finished(app_id: int, campaign_id: int, at: datetime) -> NewEvent:
     return (app_id, EventType.CAMPAIGN_FINISHED, at, {"campaign_id": str(campaign_id)})
 
 
-def event_body(event: Event, reg_ids: dict[int, str]) -> dict[str, Any]:
-    """One event as webhooks and the feed show it: the subscriber named by its regId (/v1's `id`)."""
-    data = dict(event.data)
+def expand(row: Event) -> list[tuple[str, str, datetime, dict[str, Any]]]:
+    """An outbox row as its events: (id, type, time, data with the subscriber's row id), in order.
+    Ids are `ROW-N`: the row's id and the event's place in it."""
+    if row.type != DELIVERY_GROUP:
+        return [(f"{row.id}-0", row.type, row.occurred_at, row.data)]
+    found: list[tuple[str, str, datetime, dict[str, Any]]] = []
+    campaign_id = row.data["campaign_id"]
+    for subscriber_id, platform, status, reason in row.data["outcomes"]:
+        data = {"campaign_id": campaign_id, SUBSCRIBER: subscriber_id, "platform": platform}
+        found.append(
+            (
+                f"{row.id}-{len(found)}",
+                DELIVERY_EVENTS[status],
+                row.occurred_at,
+                {**data, "status": status, "reason": reason},
+            )
+        )
+        if status == "gone":
+            gone = {SUBSCRIBER: subscriber_id, "platform": platform, "reason": "gone"}
+            found.append((f"{row.id}-{len(found)}", EventType.SUBSCRIBER_DEACTIVATED, row.occurred_at, gone))
+    return found
+
+
+def stored_types(wanted: Sequence[str]) -> list[str]:
+    """The outbox rows' types that may hold events of the wanted types (none wanted: every type)."""
+    if not wanted:
+        return []
+    grouped = set(DELIVERY_EVENTS.values()) | {EventType.SUBSCRIBER_DEACTIVATED}
+    return sorted({*wanted, DELIVERY_GROUP} if grouped & set(wanted) else set(wanted))
+
+
+async def bodies(
+    session: AsyncSession, rows: Sequence[Event], wanted: Sequence[str], limit: int
+) -> tuple[int | None, list[dict[str, Any]]]:
+    """The rows' events as shown (of the wanted types; whole rows, until `limit` is reached), with
+    subscribers named by their regIds (/v1's `id`, one query; a deleted one: null); and the id of the
+    last row they cover (None: no row)."""
+    kept: list[tuple[str, str, datetime, dict[str, Any]]] = []
+    through = None
+    for row in rows:
+        if kept and len(kept) >= limit:
+            break
+        kept.extend(event for event in expand(row) if not wanted or event[1] in wanted)
+        through = row.id
+    ids = {data[SUBSCRIBER] for _, _, _, data in kept if SUBSCRIBER in data}
+    reg_ids = await EventRepository(session).reg_ids(ids) if ids else {}
+    return through, [_shown(event, reg_ids) for event in kept]
+
+
+def _shown(event: tuple[str, str, datetime, dict[str, Any]], reg_ids: dict[int, str]) -> dict[str, Any]:
+    event_id, type, at, data = event
     if SUBSCRIBER in data:
+        data = dict(data)
         data = {"subscriber_id": reg_ids.get(data.pop(SUBSCRIBER)), **data}
     return {
-        "id": str(event.id),
-        "type": event.type,
-        "timestamp": as_utc(event.occurred_at).isoformat().replace("+00:00", "Z"),
+        "id": event_id,
+        "type": type,
+        "timestamp": as_utc(at).isoformat().replace("+00:00", "Z"),
         "data": data,
     }
-
-
-async def bodies(session: AsyncSession, events: Sequence[Event]) -> list[dict[str, Any]]:
-    """The events as shown, their subscribers' regIds looked up in one query (a deleted one: null)."""
-    ids = {event.data[SUBSCRIBER] for event in events if SUBSCRIBER in event.data}
-    reg_ids = await EventRepository(session).reg_ids(ids) if ids else {}
-    return [event_body(event, reg_ids) for event in events]
 
 
 # The feed.
@@ -135,9 +178,9 @@ def parse_cursor(text: str | None) -> int:
 
 async def feed(session: AsyncSession, app_id: int, after: int, limit: int) -> FeedPage:
     """The app's events after the cursor, oldest first; the cursor to ask with next."""
-    events = await EventRepository(session).after(app_id, after, settled(utcnow()), limit)
-    cursor = events[-1].id if events else after
-    return FeedPage(await bodies(session, events), str(cursor))
+    rows = await EventRepository(session).after(app_id, after, settled(utcnow()), limit)
+    through, events = await bodies(session, rows, (), limit)
+    return FeedPage(events, str(after if through is None else through))
 
 
 async def poll(db: Database, app_id: int, after: int, limit: int, wait_s: float) -> FeedPage:
@@ -314,4 +357,13 @@ async def replay(
     first, last = found
     values = {"replay_from": first, "replay_to": last, "next_attempt_at": utcnow()}
     await EndpointRepository(session).change(endpoint, values)
-    return await events.count_between(app_id, first, last)
+    return await _count(events, app_id, first, last)
+
+
+async def _count(events: EventRepository, app_id: int, first: int, last: int) -> int:
+    """The events rows `first`..`last` hold (a page of rows at a time: a range may be large)."""
+    total, cursor = 0, first - 1
+    while rows := await events.after(app_id, cursor, utcnow(), COUNT_PAGE, upto=last):
+        total += sum(len(expand(row)) for row in rows)
+        cursor = rows[-1].id
+    return total

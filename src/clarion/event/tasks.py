@@ -34,6 +34,8 @@ log = logging.getLogger("clarion.webhooks")
 # Events per request: a 100,000-recipient campaign is 200 requests per endpoint, not 100,000
 # (≈ 250 bytes an event: ≈ 125 KB a request).
 BATCH_EVENTS = 500
+# Outbox rows read per request (a row of delivery outcomes holds up to 64 events).
+BATCH_ROWS = 500
 # Endpoints one process sends to at once, and how long it holds each (past the request timeout).
 IN_FLIGHT = 16
 LEASE_S = 120.0
@@ -134,7 +136,7 @@ class WebhookTasks:
         answer = await self.sender.post(url, signing.headers(msg_id, now, body, secrets), body.encode())
         if answer.failure is None:
             metrics.webhook_request(endpoint_id, "delivered", len(events))
-            full = len(events) == BATCH_EVENTS
+            full = len(events) >= BATCH_EVENTS
             return await self._release(endpoint_id, self._moved(through, replaying), keep=full) and full
         await self._release(endpoint_id, self._failed(endpoint, through, replaying, answer.failure))
         return False
@@ -150,17 +152,21 @@ class WebhookTasks:
             start, upto = endpoint.replay_from - 1, endpoint.replay_to
         else:
             start, upto = endpoint.cursor, None
-        settled = service.settled(now)
-        found = await events.after(endpoint.app_id, start, settled, BATCH_EVENTS, upto, endpoint.event_types)
-        if len(found) == BATCH_EVENTS or (found and not endpoint.event_types and upto is None):
-            through = found[-1].id
+        settled, wanted = service.settled(now), endpoint.event_types
+        types = service.stored_types(wanted)
+        rows = await events.after(endpoint.app_id, start, settled, BATCH_ROWS, upto, types)
+        last, found = await service.bodies(events.session, rows, wanted, BATCH_EVENTS)
+        if last is not None and (
+            last != rows[-1].id or len(rows) == BATCH_ROWS or (not types and upto is None)
+        ):
+            through = last  # more rows wait, or nothing was skipped by the filter
         elif upto is not None:
             through = upto  # the replay's range is done once this batch is delivered
-        elif endpoint.event_types:
+        elif types:
             through = await events.last_id(endpoint.app_id, start, settled)
         else:
             through = start
-        return through, await service.bodies(events.session, found)
+        return through, found
 
     def _moved(self, through: int, replaying: bool) -> dict[str, Any]:
         done: dict[str, Any] = {"attempts": 0, "failing_since": None, "next_attempt_at": self.clock()}

@@ -24,6 +24,10 @@ class EventType(StrEnum):
     CREDENTIALS_REJECTED = "credentials.rejected"
 
 
+# What the outbox stores for one recorded batch of one campaign's ledger outcomes: a single row whose
+# data lists them; readers expand it into one `delivery.*` event per outcome (docs/webhooks.md).
+DELIVERY_GROUP = "delivery.group"
+
 # A ledger row's final status -> its event (`rejected` is a failure the push service gave a reason for).
 DELIVERY_EVENTS = {
     "sent": EventType.DELIVERY_SENT,
