@@ -34,6 +34,7 @@ SETTLE_S = 1.0
 FEED_PAGE = 100
 FEED_MAX_PAGE = 1000
 COUNT_PAGE = 1000
+MAX_ID = 2**63 - 1  # a BIGINT
 # How often a long-poll looks again.
 POLL_EVERY_S = 0.25
 # The longest a rotated-out secret keeps signing, and its default.
@@ -171,8 +172,8 @@ class FeedPage:
 def parse_cursor(text: str | None) -> int:
     if text is None or text == "":
         return 0
-    if not text.isdigit() or len(text) > 19:
-        raise errors.InvalidField("after: a cursor is an event id this feed gave", field="after")
+    if not text.isascii() or not text.isdigit() or len(text) > 19 or int(text) > MAX_ID:
+        raise errors.InvalidField("after: a cursor is a `next_cursor` this feed gave", field="after")
     return int(text)
 
 
@@ -302,6 +303,9 @@ async def update_endpoint(
 ) -> WebhookEndpoint:
     endpoint = await get_endpoint(session, app_id, endpoint_id)
     values = dict(changes)
+    for name in ("url", "event_types", "enabled"):
+        if name in values and values[name] is None:
+            raise errors.InvalidField(f"{name}: may be left out, not null", field=name)
     if "url" in values:
         values["url"] = check_url(values["url"], policy)
     if "event_types" in values:
