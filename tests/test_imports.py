@@ -22,6 +22,7 @@ LAYERS: list[set[str]] = [
     {"migrations", "queue"},
     {"runtime", "worker", "pacing"},
     {"provider"},
+    {"event"},
     {"app_tenant"},
     {"audience"},
     {"campaign"},

@@ -11,6 +11,7 @@ import asyncio
 from clarion.config import Settings
 from clarion.db import ENGINE_TIMEOUTS, Database, Timeouts
 from clarion.delivery import tasks as delivery_tasks
+from clarion.event import tasks as event_tasks
 from clarion.queue import Queue
 from clarion.schedule import tasks as schedule_tasks
 from clarion.secrets_box import SecretBox, session_info
@@ -25,6 +26,7 @@ def background(settings: Settings, db: Database, queue: Queue, wakeup: asyncio.E
     delivery_tasks.register(runner, settings, db, queue)
     swrve_tasks.register(runner, settings, db, queue)
     schedule_tasks.register(runner, db)
+    event_tasks.register(runner, settings, db)
     return runner
 
 

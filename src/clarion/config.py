@@ -130,6 +130,13 @@ class Settings(BaseSettings):
     # own project). Kept by every worker together (docs/pacing.md); 0: no limit of Clarion's.
     fcm_rate_per_minute: int = Field(default=600_000, ge=0)
 
+    # Webhooks and the event feed (docs/webhooks.md): each request's total timeout, the first retry
+    # delay (doubling up to an hour; a batch is given up after 24 hours of failures), and how many
+    # days events are kept for replay and the feed.
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    webhook_retry_base_s: float = Field(default=5.0, gt=0)
+    event_retention_days: int = Field(default=7, ge=2)
+
     # Observability (docs/operations.md). Logs: `text` or `json` (unset: text on a terminal, else
     # JSON), at debug, info, warning or error.
     log_format: Literal["text", "json"] | None = None

@@ -80,6 +80,19 @@ CAMPAIGNS_STARTED = Counter("clarion_campaigns_started", "Campaign fan-outs star
 CAMPAIGNS_FINISHED = Counter(
     "clarion_campaigns_finished", "Campaigns that reached `sent` (nothing left pending)", registry=REGISTRY
 )
+# Labelled by endpoint id (a customer's URL never appears in a label): one series per endpoint.
+WEBHOOK_REQUESTS = Counter(
+    "clarion_webhook_requests",
+    "Webhook requests by endpoint id and result (delivered, failed, given_up)",
+    ["endpoint", "result"],
+    registry=REGISTRY,
+)
+WEBHOOK_EVENTS = Counter(
+    "clarion_webhook_events_delivered",
+    "Events delivered to webhook endpoints, by endpoint id",
+    ["endpoint"],
+    registry=REGISTRY,
+)
 SCHEDULER_LAG = Histogram(
     "clarion_scheduler_lag_seconds",
     "From a campaign's due time to the start of its fan-out",
@@ -203,6 +216,13 @@ def outcomes_recorded(counts: Mapping[tuple[str, str], int]) -> None:
 
 def paced(waited_s: float) -> None:
     PACING_WAIT.inc(waited_s)
+
+
+def webhook_request(endpoint_id: int, result: str, events: int) -> None:
+    label = str(endpoint_id)
+    WEBHOOK_REQUESTS.labels(label, result).inc()
+    if result == "delivered":
+        WEBHOOK_EVENTS.labels(label).inc(events)
 
 
 def token_refreshed(provider: str, *, ok: bool) -> None:

@@ -546,3 +546,69 @@ class PacingBucket(Base):
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     # Seconds since the epoch: when the next message may go (a rate), or until when none may (a hold).
     next_at: Mapped[float] = mapped_column(Float)
+
+
+class AppEvent(Base):
+    """What happened in an app (migration 0024): the outbox webhooks deliver from and the event feed reads.
+
+    Written in the transaction of the change that causes it, only for apps that want events (a webhook
+    endpoint or the feed switched on). `id` orders an app's events; readers leave the newest second
+    unread so that on PostgreSQL a transaction committing a smaller id late is not passed over."""
+
+    __tablename__ = "app_events"
+    __table_args__ = (
+        Index("ix_app_events_app", "app_id", "id"),
+        Index("ix_app_events_occurred", "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(32))
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class EventFeed(Base):
+    """An app whose event feed is switched on (`PUT /v1/apps/{app}/events/feed`): events are recorded
+    for it even with no webhook endpoint."""
+
+    __tablename__ = "event_feeds"
+
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class WebhookEndpoint(Base):
+    """A customer URL that receives an app's events, batched and signed (Standard Webhooks).
+
+    Delivery walks the app's events in order with `cursor` (the last event id delivered or given up);
+    a replay walks `replay_from`..`replay_to` first. Whoever claims the row (`owner`, `lease_until`)
+    sends its next batch, so any number of workers share the endpoints."""
+
+    __tablename__ = "webhook_endpoints"
+    __table_args__ = (
+        Index("ix_webhook_endpoints_app", "app_id"),
+        Index("ix_webhook_endpoints_due", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(String(255))
+    # Event types delivered; empty: every type.
+    event_types: Mapped[list[str]] = mapped_column(JSON)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Sealed (secrets_box); during a rotation the previous secret signs too until previous_until.
+    secret: Mapped[str] = mapped_column(Text)
+    previous_secret: Mapped[str | None] = mapped_column(Text)
+    previous_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    cursor: Mapped[int] = mapped_column(BigInteger, default=0)
+    replay_from: Mapped[int | None] = mapped_column(BigInteger)
+    replay_to: Mapped[int | None] = mapped_column(BigInteger)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    failing_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(String(255))
+    owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,8 +1,8 @@
 """`GET /metrics` of `clarion serve`, and the HTTP API's request metrics (an ASGI middleware).
 
 Besides the process's own metrics (clarion.metrics), a scrape reads the deployment's state from the
-database: campaigns by status and the ledger's backlog. They describe every process at once, so
-only `serve` exports them (a worker's /metrics has its own process's counters only).
+database: campaigns by status, the ledger's backlog and the event outbox's. They describe every
+process at once, so only `serve` exports them (a worker's /metrics has its own process's counters only).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from clarion import errors, metrics
 from clarion.campaign.repository import CampaignRepository
 from clarion.db import as_utc, utcnow
 from clarion.delivery.repository import LedgerRepository
+from clarion.event import service as events
 from clarion.models import CampaignStatus
 from clarion.runtime import Runtime, RuntimeDep
 
@@ -48,9 +49,25 @@ async def _deployment(rt: Runtime) -> list[Metric]:
         async with rt.db.session() as session:
             by_status = await CampaignRepository(session).count_by_status()
             pending, oldest_due = await LedgerRepository(session).backlog(now)
+            outbox = await events.outbox(session)
     except Exception:  # a scrape during an outage: the outage is logged and alerted elsewhere
         return []
-    return list(_families(by_status, pending, oldest_due, now))
+    return [*_families(by_status, pending, oldest_due, now), *_outbox(outbox, now)]
+
+
+def _outbox(outbox: tuple[int, datetime | None], now: datetime) -> Iterator[Metric]:
+    depth, oldest = outbox
+    yield GaugeMetricFamily(
+        "clarion_outbox_depth",
+        "Events recorded and not yet delivered to an enabled webhook endpoint (once per endpoint)",
+        value=depth,
+    )
+    age_s = 0.0 if oldest is None else max(0.0, (now - as_utc(oldest)).total_seconds())
+    yield GaugeMetricFamily(
+        "clarion_outbox_oldest_age_seconds",
+        "Age of the oldest event not yet delivered to an enabled webhook endpoint (0: none waits)",
+        value=age_s,
+    )
 
 
 def _families(

@@ -10,6 +10,8 @@ from clarion import errors
 from clarion.campaign.repository import CampaignRepository
 from clarion.db import utcnow
 from clarion.delivery.repository import LedgerRepository
+from clarion.event import service as events
+from clarion.event.types import EventType
 from clarion.models import App, Campaign
 
 
@@ -27,4 +29,5 @@ async def cancel(session: AsyncSession, app: App, campaign_id: int) -> Campaign:
     if not await campaigns.cancel(app.id, campaign_id, now):
         raise errors.CampaignFinished()
     await LedgerRepository(session).cancel_pending(campaign_id, now)
+    await events.record(session, app.id, EventType.CAMPAIGN_CANCELLED, {"campaign_id": str(campaign_id)})
     return campaign

@@ -33,6 +33,8 @@ from clarion.db import Database, utcnow
 from clarion.delivery import journal
 from clarion.delivery.jobs import deliver_job, fanout_job
 from clarion.delivery.repository import LedgerRepository, SliceRange, SliceRepository
+from clarion.event import service as events
+from clarion.event.types import EventType
 from clarion.models import App, Campaign
 from clarion.queue import Queue
 
@@ -90,6 +92,10 @@ async def plan(db: Database, queue: Queue, campaign_id: int, config: FanoutSetti
         campaign = await CampaignRepository(session).mark_started(campaign_id, now)
         if campaign is None or found is None:
             return 0
+        if campaign.started_at == now:  # the first plan, not a resumed one
+            await events.record(
+                session, campaign.app_id, EventType.CAMPAIGN_STARTED, {"campaign_id": str(campaign_id)}
+            )
         journal.started(campaign, now)
         await _plan_release(session, campaign, found[1])
         slices = SliceRepository(session)

@@ -37,6 +37,8 @@ from clarion.delivery import journal, policy
 from clarion.delivery.context import CampaignContext
 from clarion.delivery.failures import FailureLog
 from clarion.delivery.repository import Claimed, LedgerRepository
+from clarion.event import service as events
+from clarion.event.repository import NewEvent
 from clarion.models import DeliveryStatus
 from clarion.provider.outcome import CHANNEL_PREFIX, Delivered, Gone, Outcome, Rejected
 
@@ -107,6 +109,9 @@ class _Batch:
     per_job: Counter[Job] = field(default_factory=Counter)
     statuses: dict[Job, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     by_provider: Counter[tuple[str, str]] = field(default_factory=Counter)  # (platform, status)
+    # Webhooks' and the feed's (event/): campaigns finished, and the delivery outcomes by campaign.
+    new_events: list[NewEvent] = field(default_factory=list)
+    outcomes: events.Outcomes = field(default_factory=dict)
 
     def completing(self) -> list[Job]:
         """The jobs whose last outcomes are in this batch."""
@@ -230,9 +235,17 @@ class Recorder:
             await ledger.retry_later(batch.retries, batch.now)
             await ledger.deactivate(batch.gone, batch.now)
             finished = []
-            for campaign_id in {job.context.campaign_id for job in completing if not job.retried}:
+            for job in {job.context.campaign_id: job for job in completing if not job.retried}.values():
+                campaign_id = job.context.campaign_id
                 if await ledger.complete_if_done(campaign_id, batch.now):
                     finished.append((campaign_id, await ledger.status_counts(campaign_id)))
+                    batch.new_events.append(
+                        events.campaign_finished(job.context.app_id, campaign_id, batch.now)
+                    )
+            # The batch's events, in this transaction: one INSERT (docs/webhooks.md).
+            await events.record_many(
+                session, [*events.delivery_groups(batch.outcomes, batch.now), *batch.new_events]
+            )
         metrics.outcomes_recorded(batch.by_provider)
         for job, count in batch.per_job.items():
             job.unrecorded -= count
@@ -267,6 +280,14 @@ class Recorder:
                 batch.finals[(decision.status, reason)].append(recipient.delivery_id)
                 if decision.status == DeliveryStatus.GONE:
                     batch.gone.append(recipient.subscriber_id)
+                context = job.context
+                recipient_of = (
+                    context.app_id,
+                    context.campaign_id,
+                    recipient.subscriber_id,
+                    recipient.platform,
+                )
+                events.delivery_ended(batch.outcomes, recipient_of, decision.status, reason)
             batch.statuses[job][status] += 1
             batch.by_provider[(recipient.platform, status)] += 1
             if status != DeliveryStatus.SENT:

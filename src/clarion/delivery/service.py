@@ -27,6 +27,8 @@ from clarion.delivery.lanes import SendLanes
 from clarion.delivery.pace import Pacer
 from clarion.delivery.recorder import FLUSH_ROWS, Job, Recorder
 from clarion.delivery.repository import Claimed, LedgerRepository
+from clarion.event import service as events
+from clarion.event.types import EventType
 from clarion.models import CampaignStatus
 from clarion.provider.base import Provider, Transmit
 from clarion.provider.outcome import Gone, Outcome, Retry
@@ -59,9 +61,15 @@ async def _cap(
     over = await ledger.over_cap(context.campaign_id, subscriber_ids, context.frequency_cap, since)
     if not over:
         return claimed
-    capped = [recipient.delivery_id for recipient in claimed if recipient.subscriber_id in over]
-    await ledger.cap(capped, now, CAPPED)
+    capped = [recipient for recipient in claimed if recipient.subscriber_id in over]
+    await ledger.cap([recipient.delivery_id for recipient in capped], now, CAPPED)
     metrics.CAPPED.inc(len(capped))
+    # Their `delivery.capped` events, in the transaction that ends their rows (docs/webhooks.md).
+    outcomes: events.Outcomes = {}
+    for recipient in capped:
+        key = (context.app_id, context.campaign_id, recipient.subscriber_id, recipient.platform)
+        events.delivery_ended(outcomes, key, "capped", CAPPED)
+    await events.record_many(ledger.session, events.delivery_groups(outcomes, now))
     return [recipient for recipient in claimed if recipient.subscriber_id not in over]
 
 
@@ -217,7 +225,10 @@ class Deliverer:
                 for platform in sorted(job.credentials_used):
                     await repo.checked(app_id, PROVIDER_FOR_PLATFORM[platform], now, None)
                 for platform, reason in sorted(job.credentials_failed.items()):
-                    await repo.checked(app_id, PROVIDER_FOR_PLATFORM[platform], now, reason)
+                    provider = PROVIDER_FOR_PLATFORM[platform]
+                    await repo.checked(app_id, provider, now, reason)
+                    data = {"provider": provider, "reason": reason}
+                    await events.record(session, app_id, EventType.CREDENTIALS_REJECTED, data)
         except SQLAlchemyError as exc:
             log.warning("app %s: credentials' last use not recorded: %s", app_id, exc)
 

@@ -251,9 +251,10 @@ class SubscriberRepository:
         )
         return (await self.session.execute(query)).first() is not None
 
-    async def add_event(self, campaign_id: int, subscriber_id: int, kind: str, at: datetime) -> None:
+    async def add_event(self, campaign_id: int, subscriber_id: int, kind: str, at: datetime) -> bool:
+        """False when it was counted already."""
         row = {"campaign_id": campaign_id, "subscriber_id": subscriber_id, "type": kind, "created_at": at}
-        await insert_ignore(self.session, Event.__table__, [row])
+        return await insert_ignore(self.session, Event.__table__, [row]) == 1
 
     async def deactivate(self, subscriber_ids: Sequence[int], now: datetime) -> None:
         """Their addresses are gone (the push service said so): no campaign reaches them any more."""

@@ -20,6 +20,8 @@ from clarion.campaign import service as campaigns
 from clarion.campaign.repository import CampaignRepository
 from clarion.campaign.schemas import AudienceSpec, CampaignCreate, Content
 from clarion.db import utcnow
+from clarion.event import service as events
+from clarion.event.types import EventType
 from clarion.models import App, Campaign, Subscriber
 from clarion.subscriber import endpoint, proof
 from clarion.subscriber import service as subscribers
@@ -147,6 +149,9 @@ async def resubscribe(
         subscriber, new.endpoint, new_hash, keys, utcnow()
     ):
         raise taken  # a registration of the same endpoint won a race
+    if moving:
+        data = {events.SUBSCRIBER: subscriber.id, "platform": subscriber.platform}
+        await events.record(session, subscriber.app_id, EventType.SUBSCRIBER_TOKEN_REPLACED, data)
     return await _view(session, subscriber)
 
 

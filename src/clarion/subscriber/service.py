@@ -17,6 +17,8 @@ from clarion.app_tenant import service as apps
 from clarion.attributes import MAX_ATTRIBUTES, check_changes, check_language, too_many
 from clarion.campaign.repository import CampaignRepository
 from clarion.db import as_utc, utcnow
+from clarion.event import service as events
+from clarion.event.types import ENGAGEMENT_EVENTS, EventType
 from clarion.models import App, Subscriber
 from clarion.subscriber import endpoint, proof
 from clarion.subscriber.proof import AUTH_HEADER, SubscriptionCredentials
@@ -104,6 +106,11 @@ async def register(
             raise errors.Unavailable("The subscriber could not be stored; try again")
         _check_same_subscription(raced, body, held_proof)
         return Registration(raced.reg_id, created=False)
+    if await events.wants(session, app.id):
+        stored = await repo.by_address(app.id, subscriber.address_hash)
+        assert stored is not None, "inserted in this transaction"
+        data = {events.SUBSCRIBER: stored.id, "platform": stored.platform}
+        await events.record(session, app.id, EventType.SUBSCRIBER_CREATED, data)
     return Registration(subscriber.reg_id, created=True)
 
 
@@ -194,6 +201,12 @@ async def find(session: AsyncSession, app: App, reg_id: str) -> Subscriber | Non
 async def unsubscribe(session: AsyncSession, creds: SubscriptionCredentials) -> None:
     _, subscriber = await proof.authorise(session, creds, _no_such_subscriber)
     await SubscriberRepository(session).unsubscribe(subscriber, utcnow())
+    await deactivated(session, subscriber, "unsubscribed")
+
+
+async def deactivated(session: AsyncSession, subscriber: Subscriber, reason: str) -> None:
+    data = {events.SUBSCRIBER: subscriber.id, "platform": subscriber.platform, "reason": reason}
+    await events.record(session, subscriber.app_id, EventType.SUBSCRIBER_DEACTIVATED, data)
 
 
 def _no_such_subscriber() -> errors.ClarionError:
@@ -287,7 +300,13 @@ async def record_event(session: AsyncSession, app: App, body: EventCreate, held_
             raise errors.CampaignPastRetention(field="campaign_id")
         raise errors.InvalidField("There is no campaign with this id", field="campaign_id")
     # Counted once per subscriber, campaign and type: a repeated report is ignored.
-    await SubscriberRepository(session).add_event(campaign_id, subscriber.id, body.type, utcnow())
+    if await SubscriberRepository(session).add_event(campaign_id, subscriber.id, body.type, utcnow()):
+        data = {
+            "campaign_id": str(campaign_id),
+            events.SUBSCRIBER: subscriber.id,
+            "platform": subscriber.platform,
+        }
+        await events.record(session, app.id, ENGAGEMENT_EVENTS[body.type], data)
 
 
 def _no_subscriber_field() -> errors.ClarionError:
@@ -381,6 +400,7 @@ async def deactivate(session: AsyncSession, app: App, reg_id: str) -> Shown:
     """No campaign reaches it any more, until the device registers again."""
     subscriber = await _existing(session, app, reg_id)
     await SubscriberRepository(session).unsubscribe(subscriber, utcnow())
+    await deactivated(session, subscriber, "deactivated")
     return await show(session, app, reg_id)
 
 

@@ -9,7 +9,16 @@ from fastapi import APIRouter
 from fastapi.routing import APIRoute
 
 from clarion.api_docs import ErrorBody
-from clarion.v1 import apps, campaigns, credentials, push_campaigns, schedules, segments, subscribers
+from clarion.v1 import (
+    apps,
+    campaigns,
+    credentials,
+    push_campaigns,
+    schedules,
+    segments,
+    subscribers,
+    webhooks,
+)
 
 _ERRORS = {
     401: "No credentials, or wrong ones",
@@ -37,3 +46,4 @@ router.include_router(subscribers.router)
 router.include_router(segments.router)
 router.include_router(push_campaigns.router)
 router.include_router(schedules.router)
+router.include_router(webhooks.router)

@@ -2,7 +2,7 @@
 shared limiter's table, and the index frequency capping reads a subscriber's recent sends through
 
 Revision ID: 0021
-Revises: 0017
+Revises: 0020
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 content (#17)
 
 Revision ID: 0022
-Revises: 0017
+Revises: 0021
 """
 
 from __future__ import annotations
