@@ -6,6 +6,7 @@ renewed while it runs (delivery.recorder).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -72,7 +73,7 @@ class Deliverer:
 
     async def run(self, campaign_id: int, delivery_ids: Sequence[int], owner: str) -> int:
         """Deliver one job; returns how many recipients were attempted, once all are recorded."""
-        now = utcnow()
+        now, claimed_at = utcnow(), asyncio.get_running_loop().time()
         async with self.db.session() as session:
             lease_until = now + timedelta(seconds=self.lease_s)
             claimed = await LedgerRepository(session).claim(delivery_ids, owner, now, lease_until)
@@ -80,6 +81,7 @@ class Deliverer:
         if not claimed or context is None:
             return 0
         job = Job(self.recorder, context, claimed, owner)
+        job.lease_ends = claimed_at + self.lease_s  # from before the claim: never later than the ledger's
         self.recorder.hold(job)
         try:
             await self._send_all(job)
