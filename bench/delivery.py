@@ -66,6 +66,8 @@ class Config:
     analyze: bool = True
     profile_dir: Path | None = None
     baselines: bool = True
+    # The interpreter that runs Clarion (another checkout's venv, to compare two versions in one run).
+    python: str = sys.executable
 
     @property
     def label(self) -> str:
@@ -229,9 +231,9 @@ def clarion_env(config: Config, database_url: str, queue_url: str) -> dict[str, 
     return env
 
 
-def cli(env: dict[str, str], *args: str) -> str:
+def cli(env: dict[str, str], *args: str, python: str = sys.executable) -> str:
     done = subprocess.run(
-        [sys.executable, "-m", "clarion.cli", *args],
+        [python, "-m", "clarion.cli", *args],
         env={**os.environ, **env},
         capture_output=True,
         check=False,
@@ -244,20 +246,23 @@ def cli(env: dict[str, str], *args: str) -> str:
 
 def create_app(config: Config, env: dict[str, str]) -> dict[str, str]:
     if config.mode != "sqlite":
-        cli(env, "db", "upgrade")  # `apps create` migrates SQLite itself, not PostgreSQL
-    created: dict[str, str] = json.loads(cli(env, "apps", "create", "bench", "--plan", "unlimited", "--json"))
+        cli(env, "db", "upgrade", python=config.python)  # `apps create` migrates SQLite, not PostgreSQL
+    created: dict[str, str] = json.loads(
+        cli(env, "apps", "create", "bench", "--plan", "unlimited", "--json", python=config.python)
+    )
     return created
 
 
 def start_clarion(config: Config, group: ProcessGroup, env: dict[str, str]) -> tuple[str, list[Child]]:
     port = loopback.free_port()
-    serve = group.start_python("serve", "clarion.cli", "serve", "--port", str(port), env=env)
+    serve = group.start("serve", [config.python, "-m", "clarion.cli", "serve", "--port", str(port)], env)
     url = f"http://127.0.0.1:{port}"
     wait_healthy(serve, url)
     clarion = [serve]
     if config.mode != "sqlite":
         for index in range(config.workers):
-            clarion.append(group.start_python(f"worker-{index + 1}", "clarion.cli", "worker", env=env))
+            args = [config.python, "-m", "clarion.cli", "worker"]
+            clarion.append(group.start(f"worker-{index + 1}", args, env))
         for worker in clarion[1:]:
             processes.wait_for_line(worker, " running", STARTUP_S)
     return url, clarion

@@ -20,10 +20,11 @@ The same writer looks every `renew_s` at the leases of the rows the live jobs of
 hold, so leases can be short: a dead worker's rows are taken over one short lease after its last
 renewal, while a slow but live worker keeps its own however long a job takes. A job's rows are
 renewed only when their lease would otherwise lapse before the look after next (less than two
-`renew_s` left): so it never lapses while its worker lives (each look leaves at least `renew_s`), and
-a job that ends within half a lease of its claim is never renewed. Renewing every held row at every
-look rewrote each row's lease (and its index entry) once more every 2 s however soon its job ended:
-on the loaded 2-core machine, with 2,000 rows held for ~3 s, one more write per recipient.
+`renew_s` left), so it never lapses while its worker lives (each look leaves at least `renew_s`),
+and a job that ends within `lease_s - 2 * renew_s` of its claim (4 s by default) is never renewed.
+Renewing every held row at every look rewrote each row's lease (and its index entry) once more
+every 2 s however soon its job ended: on the loaded 2-core machine, with 2,000 rows held for about
+3 s, about one more write per recipient.
 """
 
 from __future__ import annotations
