@@ -29,6 +29,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--mode", choices=("sqlite", "postgres-redis"), default="sqlite")
     parser.add_argument("--baseline-sample", type=int, default=5_000, help="messages per concurrent baseline")
     parser.add_argument("--quiet-wait", type=float, default=5.0, help="seconds to wait for an idle machine")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="SQLite: count serve's instructions under callgrind (slow: --n near 500; no yardsticks)",
+    )
     return parser.parse_args(argv)
 
 
@@ -42,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         baseline_sample=args.baseline_sample,
         quiet_wait_s=args.quiet_wait,
         baselines=False,
+        instructions=args.instructions,
     )
     versions = {"base": replace(common, python=args.base), "this": common}
     results: dict[str, list[Result]] = {"base": [], "this": []}
@@ -50,18 +56,28 @@ def main(argv: list[str] | None = None) -> int:
             order = ["base", "this"] if round_no % 2 == 0 else ["this", "base"]
             for name in order:
                 config = versions[name]
-                if round_no == args.rounds - 1 and name == "this":
+                if round_no == args.rounds - 1 and name == "this" and not args.instructions:
                     config = replace(config, baselines=True)
                 print(f"-- round {round_no + 1}, {name}: {config.label}", flush=True)
                 result = delivery.run(config)
                 results[name].append(result)
                 print(_line(name, result), flush=True)
-    print(summary(results))
+    print(instructions_summary(results) if args.instructions else summary(results))
     return 0
+
+
+def instructions_summary(results: dict[str, list[Result]]) -> str:
+    lines = ["== side by side, instructions of clarion serve per message, push to SENT (base / this)"]
+    for index, (b, t) in enumerate(zip(results["base"], results["this"], strict=False)):
+        per_b, per_t = b.instructions / b.config.n, t.instructions / t.config.n
+        lines.append(f"  round {index + 1}: {per_b:,.0f} / {per_t:,.0f} = {per_b / per_t:.2f}x fewer")
+    return "\n".join(lines)
 
 
 def _line(name: str, r: Result) -> str:
     main_s = sum(p.main_thread_cpu_s for p in r.clarion)
+    if r.config.instructions:
+        return f"   {name}: {r.instructions / r.config.n:,.0f} instructions per message ({r.instructions:,})"
     return (
         f"   {name}: {r.per_cpu_s:,.0f} msg per Clarion CPU-s ({r.clarion_cpu_s:.2f} CPU-s, main thread "
         f"{main_s:.2f}), {r.per_s:,.0f} msg/s, other work {r.other_cpu_s:.1f} CPU-s"
