@@ -75,7 +75,7 @@ def _new_row(campaign_id: int, now: datetime, queued_until: datetime) -> dict[st
 
 class Claimed(NamedTuple):
     """A claimed ledger row with its subscriber; a tuple, made straight from the claim's result row
-    (a frozen dataclass cost ≈ 1.5 µs more per recipient to build)."""
+    (a ten-field frozen dataclass took 8.0 µs to build against the tuple's 0.6, timeit, loaded machine)."""
 
     delivery_id: int
     attempts: int
@@ -112,8 +112,9 @@ def _ids_value(postgres: bool, ids: Sequence[int]) -> list[int] | str:
 
 # The statements run for every job and every batch of outcomes are built once per dialect and run
 # with their values bound: building one anew cost its construction plus SQLAlchemy's cache-key walk
-# on every execution (≈ 5 % of a worker's event loop, py-spy --gil); a statement object kept
-# memoizes its key. The bound names differ from the columns' (SQLAlchemy reserves those in SET).
+# on every execution (statement compilation and cache keys: ≈ 5 % of the GIL-holding samples of
+# `clarion serve` in a campaign, py-spy --gil); a statement object kept memoizes its key. The bound
+# names differ from the columns' (SQLAlchemy reserves those in SET).
 @functools.cache
 def _claim_statement(postgres: bool) -> Update:
     d = _deliveries.c
