@@ -19,12 +19,12 @@ campaign were sent and not yet recorded when `clarion serve` was SIGKILLed (chao
 The same writer looks every `renew_s` at the leases of the rows the live jobs of this process still
 hold, so leases can be short: a dead worker's rows are taken over one short lease after its last
 renewal, while a slow but live worker keeps its own however long a job takes. A job's rows are
-renewed only when their lease would otherwise lapse before the look after next (less than two
-`renew_s` left), so it never lapses while its worker lives (each look leaves at least `renew_s`),
-and a job that ends within `lease_s - 2 * renew_s` of its claim (4 s by default) is never renewed.
-Renewing every held row at every look rewrote each row's lease (and its index entry) once more
-every 2 s however soon its job ended: on the loaded 2-core machine, with 2,000 rows held for about
-3 s, about one more write per recipient.
+renewed only when less than three `renew_s` of their lease is left: each look then leaves at least
+two renewal periods (4 s by default) before a lease could lapse, and a job that ends within
+`lease_s - 3 * renew_s` of its claim (2 s by default) is never renewed, a longer one every other
+look. Renewing every held row at every look rewrote each row's lease (and its index entry) once
+more every 2 s however soon its job ended: on the loaded 2-core machine, with 2,000 rows held for
+about 3 s, about one more write per recipient.
 """
 
 from __future__ import annotations
@@ -289,8 +289,8 @@ class Recorder:
     async def _renew(self) -> None:
         loop = asyncio.get_running_loop()
         renewed_at = loop.time()
-        # Those whose lease would lapse before the look after next (see the module's docstring).
-        due = [job for job in self._held if job.unrecorded and job.lease_ends - renewed_at < 2 * self.renew_s]
+        # Those with less than three renewal periods of their lease left (the module's docstring).
+        due = [job for job in self._held if job.unrecorded and job.lease_ends - renewed_at < 3 * self.renew_s]
         by_owner: dict[str, list[int]] = defaultdict(list)
         for job in due:
             by_owner[job.owner].extend(job.ids)
