@@ -66,6 +66,12 @@ class Config:
     analyze: bool = True
     profile_dir: Path | None = None
     baselines: bool = True
+    # The interpreter that runs Clarion (another checkout's venv, to compare two versions in one run).
+    python: str = sys.executable
+    # Count the instructions `clarion serve` executes for the campaign (SQLite only): it runs under
+    # valgrind's callgrind, instrumented only from the push until SENT. Tens of times slower, but
+    # the count repeats within a few per cent on a machine whose CPU time does not (bench.compare).
+    instructions: bool = False
 
     @property
     def label(self) -> str:
@@ -89,6 +95,7 @@ class Result:
     setup_s: float = 0.0
     wall_s: float = 0.0  # POST /api/v3/push -> the push service accepts the N-th message
     sent_s: float = 0.0  # POST /api/v3/push -> the campaign reads SENT
+    instructions: int = 0  # Config.instructions: what serve executed from the push to SENT
     clarion: list[ProcessFigures] = field(default_factory=list)
     push_service_cpu_s: float = 0.0
     postgres_cpu_s: float = 0.0
@@ -190,7 +197,9 @@ def run(config: Config, watch: Watch | None = None) -> Result:
         with watch(stage, database_url, queue_url) if watch else contextlib.nullcontext():
             campaign_id = _measure_campaign(config, result, stage)
         for child in clarion:
-            group.stop(child, timeout_s=30)
+            group.stop(child, timeout_s=60 if config.instructions else 30)
+        if config.instructions:
+            result.instructions = callgrind_total(work / "callgrind.out")
 
         if config.baselines:
             campaign = storage.sent_campaign(database_url, env["CLARION_SECRET_KEY"], campaign_id)
@@ -229,9 +238,9 @@ def clarion_env(config: Config, database_url: str, queue_url: str) -> dict[str, 
     return env
 
 
-def cli(env: dict[str, str], *args: str) -> str:
+def cli(env: dict[str, str], *args: str, python: str = sys.executable) -> str:
     done = subprocess.run(
-        [sys.executable, "-m", "clarion.cli", *args],
+        [python, "-m", "clarion.cli", *args],
         env={**os.environ, **env},
         capture_output=True,
         check=False,
@@ -244,27 +253,42 @@ def cli(env: dict[str, str], *args: str) -> str:
 
 def create_app(config: Config, env: dict[str, str]) -> dict[str, str]:
     if config.mode != "sqlite":
-        cli(env, "db", "upgrade")  # `apps create` migrates SQLite itself, not PostgreSQL
-    created: dict[str, str] = json.loads(cli(env, "apps", "create", "bench", "--plan", "unlimited", "--json"))
+        cli(env, "db", "upgrade", python=config.python)  # `apps create` migrates SQLite, not PostgreSQL
+    created: dict[str, str] = json.loads(
+        cli(env, "apps", "create", "bench", "--plan", "unlimited", "--json", python=config.python)
+    )
     return created
 
 
 def start_clarion(config: Config, group: ProcessGroup, env: dict[str, str]) -> tuple[str, list[Child]]:
     port = loopback.free_port()
-    serve = group.start_python("serve", "clarion.cli", "serve", "--port", str(port), env=env)
+    command = [config.python, "-m", "clarion.cli", "serve", "--port", str(port)]
+    if config.instructions:
+        out = group.log_dir / "callgrind.out"
+        command = [
+            "valgrind",
+            "--tool=callgrind",
+            "--instr-atstart=no",
+            f"--callgrind-out-file={out}",
+            *command,
+        ]
+        env = {**env, "CLARION_REQUEST_TIMEOUT_S": "120", "CLARION_DELIVERY_LEASE_S": "60"}
+        env["CLARION_DELIVERY_RENEW_S"] = "5"
+    serve = group.start("serve", command, env)
     url = f"http://127.0.0.1:{port}"
-    wait_healthy(serve, url)
+    wait_healthy(serve, url, STARTUP_S * (5 if config.instructions else 1))
     clarion = [serve]
     if config.mode != "sqlite":
         for index in range(config.workers):
-            clarion.append(group.start_python(f"worker-{index + 1}", "clarion.cli", "worker", env=env))
+            args = [config.python, "-m", "clarion.cli", "worker"]
+            clarion.append(group.start(f"worker-{index + 1}", args, env))
         for worker in clarion[1:]:
             processes.wait_for_line(worker, " running", STARTUP_S)
     return url, clarion
 
 
-def wait_healthy(serve: Child, url: str) -> None:
-    deadline = time.monotonic() + STARTUP_S
+def wait_healthy(serve: Child, url: str, startup_s: float = STARTUP_S) -> None:
+    deadline = time.monotonic() + startup_s
     while time.monotonic() < deadline:
         if serve.proc.poll() is not None:
             raise RuntimeError(f"clarion serve exited:\n{serve.log_tail()}")
@@ -317,6 +341,8 @@ def _measure_campaign(config: Config, result: Result, stage: Stage) -> int:
         for child in stage.clarion:
             profilers.attach(child)
     processes.wait_for_quiet(config.quiet_wait_s)
+    if config.instructions:
+        _callgrind(stage.clarion[0].pid, "-i", "on")
     before = _snapshot(stage)
     pushed_at = time.time()
     status, answer = loopback.request("POST", f"{stage.server_url}/api/v3/push", CAMPAIGN, stage.auth)
@@ -325,6 +351,8 @@ def _measure_campaign(config: Config, result: Result, stage: Stage) -> int:
     campaign_id = int(answer["id"])
     stats = _wait_accepted(config.n, before.push_stats["accepted"], stage)
     _wait_sent(stage, campaign_id)
+    if config.instructions:
+        _callgrind(stage.clarion[0].pid, "-i", "off")
     result.sent_s = time.time() - pushed_at
     after = _snapshot(stage)
     result.wall_s = stats["last_at"] - pushed_at
@@ -342,6 +370,21 @@ def _measure_campaign(config: Config, result: Result, stage: Stage) -> int:
         for summary in profilers.finish():
             print(f"  profile: {summary}", flush=True)
     return campaign_id
+
+
+def _callgrind(pid: int, *args: str) -> None:
+    subprocess.run(["callgrind_control", *args, str(pid)], check=True, capture_output=True, timeout=120)
+
+
+def callgrind_total(out: Path) -> int:
+    """The instructions callgrind counted (the `totals:` lines), over every thread and every dump
+    (switching instrumentation off dumps what was counted so far into `out.1`, `out.2`, ...)."""
+    total = 0
+    for dump in out.parent.glob(f"{out.name}*"):
+        for line in dump.read_text().splitlines():
+            if line.startswith("totals:"):
+                total += int(line.split()[1])
+    return total
 
 
 def _account_others(result: Result, before: Snapshot, after: Snapshot) -> None:

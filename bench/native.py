@@ -247,8 +247,9 @@ async def run(fcm_fake: Fake, apns_fake: Fake, args: argparse.Namespace) -> None
 # --- end to end: clarion serve ------------------------------------------------------------------------
 
 
-def _native_app(env: dict[str, str], work: Path, provider: str, credential: dict[str, Any]) -> dict[str, str]:
-    config = delivery.Config(mode="sqlite")
+def _native_app(
+    config: delivery.Config, env: dict[str, str], work: Path, provider: str, credential: dict[str, Any]
+) -> dict[str, str]:
     app = delivery.create_app(config, env)
     if provider == "fcm":
         (work / "account.json").write_text(json.dumps(credential["account"]))
@@ -257,7 +258,7 @@ def _native_app(env: dict[str, str], work: Path, provider: str, credential: dict
         (work / "key.p8").write_text(credential["key_pem"])
         args = ["--apns-key", str(work / "key.p8"), "--apns-key-id", credential["key_id"]]
         args += ["--apns-team-id", credential["team_id"], "--apns-topic", credential["topic"]]
-    delivery.cli(env, "apps", "credentials", app["app_key"], *args)
+    delivery.cli(env, "apps", "credentials", app["app_key"], *args, python=config.python)
     return app
 
 
@@ -283,10 +284,10 @@ def _campaign(server_url: str, app: dict[str, str], fake: Fake, n: int, pid: int
     )
 
 
-def end_to_end(fcm_fake: Fake, apns_fake: Fake, n: int) -> None:
+def end_to_end(fcm_fake: Fake, apns_fake: Fake, n: int, python: str = sys.executable) -> None:
     with tempfile.TemporaryDirectory(prefix="clarion-native-") as tmp, contextlib.ExitStack() as stack:
         work = Path(tmp)
-        config = delivery.Config(mode="sqlite", n=n)
+        config = delivery.Config(mode="sqlite", n=n, python=python)
         database_url, queue_url = delivery.open_storage(config, work, stack)
         group = ProcessGroup(work)
         stack.callback(group.close)
@@ -294,8 +295,8 @@ def end_to_end(fcm_fake: Fake, apns_fake: Fake, n: int) -> None:
         env["CLARION_FCM_URL"] = fcm_fake.info["origin"]
         env["CLARION_APNS_URL"] = apns_fake.info["origin"]
         env["CLARION_CA_FILE"] = apns_fake.info["ca_file"]
-        android = _native_app(env, work, "fcm", fcm_fake.info)
-        ios = _native_app(env, work, "apns", apns_fake.info)
+        android = _native_app(config, env, work, "fcm", fcm_fake.info)
+        ios = _native_app(config, env, work, "apns", apns_fake.info)
         tokens: list[str] = fcm_fake.info["tokens"][:n]
         storage.bulk_devices(database_url, android["app_key"], [storage.Device("android", t) for t in tokens])
         devices = [storage.Device("ios", f"{index:064x}") for index in range(n)]
@@ -303,7 +304,8 @@ def end_to_end(fcm_fake: Fake, apns_fake: Fake, n: int) -> None:
         server_url, clarion = delivery.start_clarion(config, group, env)
         pid = clarion[0].pid
         print(
-            f"end to end: clarion serve (SQLite, in-process workers), one campaign of {n:,} each", flush=True
+            f"end to end: clarion serve (SQLite, in-process workers; {python}), one campaign of {n:,} each",
+            flush=True,
         )
         print(row("FCM", _campaign(server_url, android, fcm_fake, n, pid)), flush=True)
         print(row("APNs", _campaign(server_url, ios, apns_fake, n, pid)), flush=True)
@@ -315,10 +317,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--in-flight", type=int, default=64, help="sends at a time (worker lanes)")
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--e2e", action="store_true", help="through clarion serve (SQLite) instead")
+    parser.add_argument(
+        "--base",
+        metavar="PYTHON",
+        help="--e2e: also run another checkout's Clarion (its venv's python), alternating, --runs times each",
+    )
     args = parser.parse_args(argv)
     devices = max(FCM_DEVICES, args.n) if args.e2e else FCM_DEVICES
     with fake_process(FCM_SERVER, str(devices)) as fcm_fake, fake_process(APNS_SERVER) as apns_fake:
-        if args.e2e:
+        if args.e2e and args.base:
+            for _ in range(args.runs):
+                end_to_end(fcm_fake, apns_fake, args.n, args.base)
+                end_to_end(fcm_fake, apns_fake, args.n)
+        elif args.e2e:
             end_to_end(fcm_fake, apns_fake, args.n)
         else:
             uvloop.run(run(fcm_fake, apns_fake, args))

@@ -16,6 +16,8 @@ MIN_SCALING = 1.8
 MAX_RSS_GROWTH_MB = 50.0
 # Issue 12: Clarion end to end, per core, at least this many times the best concurrent baseline.
 MIN_BASELINE_RATIO = 1.5
+# Issue 12: end to end per core at least this share of the crypto-only figure.
+MIN_CRYPTO_RATIO_12 = 0.65
 
 
 def _rate(per_s: float) -> str:

@@ -37,6 +37,9 @@ class RetryAt:
 
 Decision = Final | RetryAt
 
+# Most outcomes are this one: made once, not once per message.
+SENT = Final(DeliveryStatus.SENT)
+
 
 def backoff_s(attempts: int, base_s: float, max_s: float, rng: random.Random | None = None) -> float:
     """Exponential back-off with jitter: uniform between half the base delay and the exponential ceiling.
@@ -75,7 +78,7 @@ def decide(
     or, still before it, how far past it the next attempt could come.
     """
     if isinstance(outcome, Delivered):
-        return Final(DeliveryStatus.SENT)
+        return SENT
     if isinstance(outcome, Gone):
         return Final(DeliveryStatus.GONE, outcome.reason)
     if isinstance(outcome, Rejected):

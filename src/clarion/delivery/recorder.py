@@ -16,9 +16,15 @@ machine each turn waited ~70 ms for a window's encryption, so 1,000 outcomes of 
 campaign were sent and not yet recorded when `clarion serve` was SIGKILLed (chaos suite, `kill-serve`:
 871 re-sent). Waiting also hands the loop back to the recorder, so its writes stay short.
 
-The same writer renews, every `renew_s`, the lease of every row a live job of this process still
-holds, so leases can be short: a dead worker's rows are taken over one short lease after its last
-renewal, while a slow but live worker keeps its own however long a job takes.
+The same writer looks every `renew_s` at the leases of the rows the live jobs of this process still
+hold, so leases can be short: a dead worker's rows are taken over one short lease after its last
+renewal, while a slow but live worker keeps its own however long a job takes. A job's rows are
+renewed only when less than three `renew_s` of their lease is left: each look then leaves at least
+two renewal periods (4 s by default) before a lease could lapse, and a job that ends within
+`lease_s - 3 * renew_s` of its claim (2 s by default) is never renewed, a longer one every other
+look. Renewing every held row at every look rewrote each row's lease (and its index entry) once
+more every 2 s however soon its job ended: on the loaded 2-core machine, with 2,000 rows held for
+about 3 s, about one more write per recipient.
 """
 
 from __future__ import annotations
@@ -66,6 +72,8 @@ class Job:
         self.context = context
         self.claimed = claimed
         self.owner = owner
+        # When (the event loop's clock) the rows' lease lapses, from the claim or the last renewal.
+        self.lease_ends = asyncio.get_running_loop().time() + recorder.lease_s
         self.ids = [recipient.delivery_id for recipient in claimed]
         self.unreported = len(claimed)  # outcomes not yet handed to the recorder
         self.unrecorded = len(claimed)  # outcomes not yet committed
@@ -300,10 +308,13 @@ class Recorder:
         return [delivery_id for job in self._held if job.unrecorded for delivery_id in job.ids]
 
     async def _renew(self) -> None:
+        loop = asyncio.get_running_loop()
+        renewed_at = loop.time()
+        # Those with less than three renewal periods of their lease left (the module's docstring).
+        due = [job for job in self._held if job.unrecorded and job.lease_ends - renewed_at < 3 * self.renew_s]
         by_owner: dict[str, list[int]] = defaultdict(list)
-        for job in self._held:
-            if job.unrecorded:
-                by_owner[job.owner].extend(job.ids)
+        for job in due:
+            by_owner[job.owner].extend(job.ids)
         if not by_owner:
             return
         lease_until = utcnow() + timedelta(seconds=self.lease_s)
@@ -317,6 +328,8 @@ class Recorder:
                 log.warning("renewing the leases of delivery rows failed (%s); trying again", exc)
             self._renewal_failing = True
             return
+        for job in due:
+            job.lease_ends = renewed_at + self.lease_s
         self._renewal_failing = False
 
 

@@ -10,7 +10,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -165,7 +164,7 @@ class Deliverer:
 
     async def run(self, campaign_id: int, delivery_ids: Sequence[int], owner: str) -> int:
         """Deliver one job; returns how many recipients were attempted, once all are recorded."""
-        now = utcnow()
+        now, claimed_at = utcnow(), asyncio.get_running_loop().time()
         async with self.db.session() as session:
             lease_until = now + timedelta(seconds=self.lease_s)
             ledger = LedgerRepository(session)
@@ -181,6 +180,7 @@ class Deliverer:
         if not claimed:
             return 0
         job = PacedJob(self.pacer, self.recorder, context, claimed, owner)
+        job.lease_ends = claimed_at + self.lease_s  # from before the claim: never later than the ledger's
         self.recorder.hold(job)
         try:
             await self._send_all(job, send_at)
@@ -294,4 +294,4 @@ async def _with_profiles(
 ) -> list[Claimed]:
     """The job's recipients with what their personal content is made of (only for such a campaign)."""
     profiles = await ledger.profiles([r.subscriber_id for r in claimed], templates=personal.templated)
-    return [replace(r, profile=profiles.get(r.subscriber_id)) for r in claimed]
+    return [r._replace(profile=profiles.get(r.subscriber_id)) for r in claimed]

@@ -7,9 +7,9 @@ for Web Push and APNs (docs/architecture.md, "HTTP client"): one HTTP stack for 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlencode
 
 from pyreqwest.client import Client, ClientBuilder
@@ -67,8 +67,9 @@ def reqwest_client(
     ).build()
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
+class Answer(NamedTuple):
+    """A push service's answer (a tuple: one is made per message)."""
+
     status: int
     body: bytes  # at most MAX_READ_BYTES of it
     retry_after: str | None
