@@ -16,7 +16,7 @@ from clarion.runtime import RuntimeDep, SessionDep
 from clarion.subscriber import limits, service
 from clarion.subscriber.limits import LimitsDep
 from clarion.subscriber.proof import AUTH_HEADER, SubscriptionCredentials
-from clarion.subscriber.schemas import EventCreate, SubscriberCreate
+from clarion.subscriber.schemas import EventCreate, Registered, SubscriberCreate
 from clarion.validation import openapi_body, parse_json, validate
 
 router = APIRouter(prefix="/sdk/v1", tags=["Subscriber API"])
@@ -24,7 +24,17 @@ router = APIRouter(prefix="/sdk/v1", tags=["Subscriber API"])
 ProofHeader = Annotated[str | None, Header(alias=AUTH_HEADER)]
 
 
-@router.post("/subscribers", openapi_extra=openapi_body(SubscriberCreate), status_code=201)
+# 201 for a new subscriber; 200 for an address the app knows already (docs/sdk.md, "Registering again").
+_REGISTERED = {200: {"description": "Registered again: the same regId", "model": Registered}}
+
+
+@router.post(
+    "/subscribers",
+    openapi_extra=openapi_body(SubscriberCreate),
+    status_code=201,
+    response_model=Registered,
+    responses=_REGISTERED,  # type: ignore[arg-type]
+)
 async def register(
     request: Request, rt: RuntimeDep, session: SessionDep, limit: LimitsDep, held: ProofHeader = None
 ) -> JSONResponse:
