@@ -13,6 +13,7 @@ from clarion.db import ENGINE_TIMEOUTS, Database, Timeouts
 from clarion.delivery import tasks as delivery_tasks
 from clarion.queue import Queue
 from clarion.secrets_box import SecretBox, session_info
+from clarion.subscriber import tasks as subscriber_tasks
 from clarion.swrve import tasks as swrve_tasks
 from clarion.worker.runner import Runner
 
@@ -23,6 +24,7 @@ def background(settings: Settings, db: Database, queue: Queue, wakeup: asyncio.E
     )
     delivery_tasks.register(runner, settings, db, queue)
     swrve_tasks.register(runner, settings, db, queue)
+    subscriber_tasks.register(runner, settings, db)
     return runner
 
 

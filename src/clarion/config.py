@@ -126,6 +126,13 @@ class Settings(BaseSettings):
     # into its counters and deleted (statistics unchanged; engagement events for it are refused from
     # then on). 0 keeps every row forever.
     ledger_retention_days: int = Field(default=30, ge=0)
+    # Token hygiene (docs/token-hygiene.md): a periodic job deactivates subscribers that this many
+    # campaigns in a row could not reach (0: never), and Android (FCM) subscribers not registered again
+    # for this many days (FCM's own horizon: it expires tokens inactive for 270 days; 0: never); it runs
+    # every hygiene_every_s.
+    hygiene_failure_streak: int = Field(default=5, ge=0)
+    fcm_inactive_days: int = Field(default=270, ge=0)
+    hygiene_every_s: float = Field(default=3600.0, gt=0)
 
     # Observability (docs/operations.md). Logs: `text` or `json` (unset: text on a terminal, else
     # JSON), at debug, info, warning or error.

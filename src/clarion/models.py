@@ -107,6 +107,12 @@ class App(Base):
     vapid_subject: Mapped[str | None] = mapped_column(String(255))
     # The IANA zone of subscribers that gave none (migration 0017); NULL: UTC.
     default_timezone: Mapped[str | None] = mapped_column(String(64))
+    # The app's VAPID identity refused by a push service (BadJwtToken, VapidPkHashMismatch; migration
+    # 0025): since when, why, and which service's origin; NULL: not failing. Cleared when the subject
+    # changes. Web recipients at that origin are not sent to while it is set (docs/token-hygiene.md).
+    vapid_failing_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    vapid_failing_reason: Mapped[str | None] = mapped_column(String(255))
+    vapid_failing_origin: Mapped[str | None] = mapped_column(String(255))
 
 
 class Subscriber(Base):
@@ -144,6 +150,12 @@ class Subscriber(Base):
     # (migration 0017); NULL: unknown, so the app's default zone and the campaign's default language.
     timezone: Mapped[str | None] = mapped_column(String(64))
     language: Mapped[str | None] = mapped_column(String(16))
+    # Campaigns in a row that could not reach this device (migration 0025): bumped by a delivery that
+    # ended `expired` or `failed` after the push service kept failing, reset by one `sent`. The hygiene
+    # job deactivates a subscriber at CLARION_HYGIENE_FAILURE_STREAK (docs/token-hygiene.md).
+    failure_streak: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Why the hygiene job deactivated it (`failures` or `inactive`); NULL for any other reason.
+    deactivated_reason: Mapped[str | None] = mapped_column(String(32))
 
 
 class AppCredential(Base):
@@ -163,6 +175,10 @@ class AppCredential(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_failure: Mapped[str | None] = mapped_column(String(255))
+    # Refused by the provider as credentials (migration 0025): set once, by the first refusal, and
+    # cleared when they are replaced or pass /v1's test; while set, nothing is sent with them.
+    failing_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    failing_reason: Mapped[str | None] = mapped_column(String(255))
 
 
 class Tag(Base):

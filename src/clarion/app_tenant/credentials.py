@@ -118,6 +118,9 @@ async def listing(session: AsyncSession, app: App) -> list[dict[str, Any]]:
             "last_used_at": as_utc(row.last_used_at) if row.last_used_at else None,
             "last_failed_at": as_utc(row.last_failed_at) if row.last_failed_at else None,
             "last_failure": row.last_failure,
+            "failing": None
+            if row.failing_since is None
+            else {"since": as_utc(row.failing_since), "reason": row.failing_reason},
         }
         for row, data in await CredentialRepository(session).rows(app.id)
     ]
@@ -144,4 +147,6 @@ async def test(session: AsyncSession, settings: Settings, app: App, provider: st
         raise errors.NotFound(f"This app has no {provider} credentials", field="provider")
     failure = await check(settings, provider, data)
     await repo.checked(app.id, provider, utcnow(), failure)
+    if failure is None:  # they work again (the provider's side was fixed): sends resume
+        await repo.clear_failing(app.id, provider)
     return failure

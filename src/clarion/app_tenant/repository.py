@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion.app_tenant.security import hash_secret
 from clarion.db import insert_ignore, utcnow
-from clarion.models import App, AppCredential
+from clarion.models import App, AppCredential, Subscriber
 from clarion.secrets_box import SecretBox, box_of
 from clarion.validation import storable
 
@@ -141,7 +141,33 @@ class AppRepository:
             "vapid_subject": vapid_subject,
         }
         given = {column: value for column, value in values.items() if value is not None}
-        await self._write(app, {column: None if value == "" else value for column, value in given.items()})
+        written: dict[str, object] = {
+            column: None if value == "" else value for column, value in given.items()
+        }
+        if "vapid_subject" in written:  # a new identity: a refusal of the old one no longer holds
+            written.update(vapid_failing_since=None, vapid_failing_reason=None, vapid_failing_origin=None)
+        await self._write(app, written)
+
+    async def flag_vapid_failing(self, app_id: int, origin: str, now: datetime, reason: str) -> bool:
+        """Mark the app's VAPID identity as refused by the push service at `origin`, unless it is
+        flagged already; True when this call flagged it (the once a refusal is reported)."""
+        result = await self.session.execute(
+            update(App)
+            .where(App.id == app_id, App.vapid_failing_since.is_(None))
+            .values(vapid_failing_since=now, vapid_failing_reason=reason[:255], vapid_failing_origin=origin)
+            .execution_options(synchronize_session=False)
+        )
+        return getattr(result, "rowcount", 0) == 1
+
+    async def has_subscribers_at(self, app_id: int, origin: str) -> bool:
+        """Whether an active web subscriber of the app has its endpoint at this push service origin."""
+        query = select(Subscriber.id).where(
+            Subscriber.app_id == app_id,
+            Subscriber.platform == "web",
+            Subscriber.active.is_(True),
+            Subscriber.address.startswith(f"{origin}/", autoescape=True),
+        )
+        return (await self.session.execute(query.limit(1))).first() is not None
 
     async def keep_identity_key(self, app: App, key: str) -> None:
         """Store the app's identity key, given in clear, sealed."""
@@ -188,6 +214,9 @@ class CredentialRepository:
         else:
             existing.data = data
             existing.updated_at = utcnow()
+            # New credentials: the refusal of the old ones says nothing about these.
+            existing.failing_since = None
+            existing.failing_reason = None
 
     async def for_app(self, app_id: int) -> dict[str, dict[str, Any]]:
         """The app's credentials by provider, opened."""
@@ -222,6 +251,43 @@ class CredentialRepository:
             .values(values)
             .execution_options(synchronize_session=False)
         )
+
+    async def flag_failing(self, app_id: int, provider: str, now: datetime, reason: str) -> bool:
+        """Mark the credentials as refused by their provider, unless they are flagged already; True
+        when this call flagged them (the once a refusal is reported)."""
+        result = await self.session.execute(
+            update(AppCredential)
+            .where(
+                AppCredential.app_id == app_id,
+                AppCredential.provider == provider,
+                AppCredential.failing_since.is_(None),
+            )
+            .values(failing_since=now, failing_reason=reason[:255])
+            .execution_options(synchronize_session=False)
+        )
+        return getattr(result, "rowcount", 0) == 1
+
+    async def clear_failing(self, app_id: int, provider: str) -> None:
+        await self.session.execute(
+            update(AppCredential)
+            .where(AppCredential.app_id == app_id, AppCredential.provider == provider)
+            .values(failing_since=None, failing_reason=None)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def failing(self, app_id: int) -> dict[str, str]:
+        """The app's refused credentials: provider (fcm, apns, wns, adm, or `web <origin>` for its
+        VAPID identity at one push service) -> the reason."""
+        native = select(AppCredential.provider, AppCredential.failing_reason).where(
+            AppCredential.app_id == app_id, AppCredential.failing_since.is_not(None)
+        )
+        found = {str(p): str(r or "") for p, r in (await self.session.execute(native)).all()}
+        vapid = select(App.vapid_failing_origin, App.vapid_failing_reason).where(
+            App.id == app_id, App.vapid_failing_since.is_not(None)
+        )
+        for origin, reason in (await self.session.execute(vapid)).all():
+            found[f"web {origin}"] = str(reason or "")
+        return found
 
 
 class StoredSecretRepository:

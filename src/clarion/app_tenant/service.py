@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,8 @@ from clarion.models import App
 from clarion.provider.webpush import generate_vapid_keys
 from clarion.secrets_box import box_of
 from clarion.validation import clickable_url_problem, http_url_problem, storable
+
+log = logging.getLogger("clarion.app_tenant")
 
 PLANS = ("free", "unlimited")
 # Gravitec: "For Free plan only 10 push campaigns per day are available through API."
@@ -125,6 +128,7 @@ async def update(
     _check_site_settings(site_url, default_icon)
     if vapid_subject:
         _check_vapid_subject(vapid_subject)
+        await _refuse_placeholder_for_apple(session, app, vapid_subject)
     if identity_secret_key is not None:
         await _keep_identity_key(session, app, identity_secret_key)
     if identity_verification and identity_key(session, app) is None:
@@ -155,6 +159,62 @@ def _check_vapid_subject(subject: str) -> None:
         raise errors.InvalidField(
             "vapid_subject: must be a mailto: or https: URI of at most 255 characters", field="vapid_subject"
         )
+
+
+# Apple's Web Push service: its endpoints' origin, where a placeholder subject is answered 403 BadJwtToken.
+APPLE_WEB_PUSH = "https://web.push.apple.com"
+# Domains reserved for examples and tests (RFC 2606, RFC 6761) and local names: no one reads mail there.
+_PLACEHOLDER_DOMAINS = ("localhost", "example.com", "example.net", "example.org")
+_PLACEHOLDER_SUFFIXES = (
+    ".localhost",
+    ".local",
+    ".example",
+    ".test",
+    ".invalid",
+    ".internal",
+    ".example.com",
+    ".example.net",
+    ".example.org",
+)
+
+
+def placeholder_problem(subject: str) -> str | None:
+    """Why a VAPID subject is a placeholder no push service operator can reach (None: it is not)."""
+    scheme, _, rest = subject.partition(":")
+    if scheme.lower() == "mailto":
+        host = rest.rpartition("@")[2]
+    else:
+        host = rest.removeprefix("//").split("/", 1)[0].rsplit("@", 1)[-1].split(":", 1)[0]
+    host = host.lower().rstrip(".")
+    if not host or "." not in host and host != "localhost":
+        return f"{host or 'no domain'} is not a public domain"
+    if host in _PLACEHOLDER_DOMAINS or host.endswith(_PLACEHOLDER_SUFFIXES):
+        return f"{host} is a placeholder domain"
+    if host.replace(".", "").isdigit() or host.startswith("["):
+        return f"{host} is an address, not a domain"
+    return None
+
+
+def vapid_subject_warning(subject: str | None) -> str | None:
+    """The warning an app with a placeholder subject is shown (None: no warning)."""
+    problem = None if subject is None else placeholder_problem(subject)
+    if problem is None:
+        return None
+    return (
+        f"vapid_subject: {problem}; Apple's push service refuses such a subject (403 BadJwtToken), so "
+        "Safari subscribers would receive nothing"
+    )
+
+
+async def _refuse_placeholder_for_apple(session: AsyncSession, app: App, subject: str) -> None:
+    """A placeholder subject is refused for an app with Safari subscribers (Apple would refuse every
+    message to them), and accepted with a warning (`vapid_subject_warning`) otherwise."""
+    warning = vapid_subject_warning(subject)
+    if warning is None:
+        return
+    if await AppRepository(session).has_subscribers_at(app.id, APPLE_WEB_PUSH):
+        raise errors.InvalidField(f"{warning}, and this app has Safari subscribers", field="vapid_subject")
+    log.warning("app %s: %s", app.app_key, warning, extra={"app_key": app.app_key})
 
 
 def _check_site_settings(site_url: str | None, default_icon: str | None) -> None:
@@ -218,6 +278,14 @@ def summary(app: App) -> dict[str, Any]:
         "site_url": app.site_url,
         "default_icon": app.default_icon,
         "vapid_subject": app.vapid_subject,
+        "vapid_subject_warning": vapid_subject_warning(app.vapid_subject),
+        "vapid_failing": None
+        if app.vapid_failing_since is None
+        else {
+            "since": as_utc(app.vapid_failing_since).isoformat(),
+            "origin": app.vapid_failing_origin,
+            "reason": app.vapid_failing_reason,
+        },
         "vapid_public_key": app.vapid_public_key,
         "created_at": as_utc(app.created_at).isoformat(),
     }

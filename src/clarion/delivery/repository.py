@@ -284,6 +284,11 @@ class LedgerRepository:
         """Deactivate the subscribers whose address is gone, through their own repository."""
         await SubscriberRepository(self.session).deactivate(subscriber_ids, now)
 
+    async def note_reach(self, reached: Sequence[int], unreached: Sequence[int]) -> None:
+        """Subscribers' campaigns in a row not reached (the hygiene job's count), through their own
+        repository."""
+        await SubscriberRepository(self.session).note_reach(reached, unreached)
+
     async def pending_ids(self, campaign_id: int) -> list[int]:
         query = select(Delivery.id).where(
             Delivery.campaign_id == campaign_id, Delivery.status == DeliveryStatus.PENDING

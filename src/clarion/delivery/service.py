@@ -15,7 +15,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from clarion.app_tenant.credentials import PROVIDER_FOR_PLATFORM
 from clarion.app_tenant.repository import CredentialRepository
 from clarion.db import Database, utcnow
-from clarion.delivery.context import CampaignContext, ContextCache
+from clarion.delivery import credentials, policy
+from clarion.delivery.context import ContextCache
 from clarion.delivery.lanes import SendLanes
 from clarion.delivery.recorder import FLUSH_ROWS, Job, Recorder
 from clarion.delivery.repository import Claimed, LedgerRepository
@@ -50,6 +51,7 @@ class Deliverer:
         # The process's requests in flight, shared by its jobs: `concurrency` of them at most.
         self._lanes = SendLanes(concurrency)
         self._contexts = ContextCache()
+        self._refused = credentials.RefusedCredentials()
         self.recorder = Recorder(
             db,
             retry_base_s=retry_base_s,
@@ -77,6 +79,8 @@ class Deliverer:
             lease_until = now + timedelta(seconds=self.lease_s)
             claimed = await LedgerRepository(session).claim(delivery_ids, owner, now, lease_until)
             context = await self._contexts.get(session, campaign_id) if claimed else None
+            if context is not None:
+                await self._refused.load(session, context.app_id)
         if not claimed or context is None:
             return 0
         job = Job(self.recorder, context, claimed, owner)
@@ -88,7 +92,17 @@ class Deliverer:
             self.recorder.release(job)
         if job.credentials_used or job.credentials_failed:
             await self._note_credentials(context.app_id, job)
+        if job.credentials_refused:
+            await self._flag_refused(context.app_id, job.credentials_refused)
         return len(claimed)
+
+    async def _flag_refused(self, app_id: int, refusals: dict[str, str]) -> None:
+        """Known here at once; flagged in the database once (best effort, as `_note_credentials`)."""
+        self._refused.note(app_id, refusals)
+        try:
+            await credentials.credentials_rejected(self.db, app_id, refusals)
+        except SQLAlchemyError as exc:
+            log.warning("app %s: refused credentials not flagged: %s", app_id, exc)
 
     async def _note_credentials(self, app_id: int, job: Job) -> None:
         """When the app's native credentials were last taken, or refused and why (shown by /v1); one
@@ -119,21 +133,33 @@ class Deliverer:
         now = utcnow()
         window: list[tuple[int, Transmit]] = []
         for index in range(start, min(start + PREPARE_WINDOW, len(job.claimed))):
-            prepared = self._prepare(job.context, job.claimed[index], now)
+            prepared = self._prepare(job, job.claimed[index], now)
             if isinstance(prepared, Outcome):
                 job.done(index, prepared)
             else:
                 window.append((index, prepared))
         return window
 
-    def _prepare(self, context: CampaignContext, recipient: Claimed, now: datetime) -> Outcome | Transmit:
+    def _prepare(self, job: Job, recipient: Claimed, now: datetime) -> Outcome | Transmit:
+        context = job.context
         if now >= context.expires_at and context.ttl_s > 0:
-            return Retry("the TTL ran out before the attempt")
+            return Retry(policy.TTL_RAN_OUT)
         if context.give_up_at is not None and now >= context.give_up_at:
-            return Retry("the time limit ran out before the attempt")
+            return Retry(policy.TIME_LIMIT_RAN_OUT)
         if not recipient.active:
             return Gone(UNSUBSCRIBED)
         provider = self.providers.get(recipient.platform)
         if provider is None:
             return Retry(f"no sender for platform {recipient.platform}")
+        refused = self._refusal(job, recipient)
+        if refused is not None:
+            return refused
         return provider.prepare(context, recipient, now)
+
+    def _refusal(self, job: Job, recipient: Claimed) -> Outcome | None:
+        """Credentials known to be refused are not used again (delivery/credentials.py)."""
+        if not job.credentials_refused and not self._refused.any(job.context.app_id):
+            return None  # the common case, without working out the recipient's push service
+        key = credentials.key_of(recipient.platform, recipient.address)
+        reason = job.credentials_refused.get(key) or self._refused.refusal(job.context.app_id, key)
+        return None if reason is None else credentials.not_sent(key, reason)

@@ -44,6 +44,9 @@ _MAX_CACHED_ORIGINS = 1024
 _TOPIC = re.compile(r"[A-Za-z0-9_-]{1,32}")  # RFC 8030 §5.4: at most 32 URL-safe base64 characters
 _JWT_HEADER = "eyJ0eXAiOiJKV1QiLCJhbGciOiJFUzI1NiJ9"  # {"typ":"JWT","alg":"ES256"}
 _URLSAFE_TO_STD = bytes.maketrans(b"-_", b"+/")
+# Apple's Web Push reasons ("Sending web push notifications in web apps and browsers") that refuse
+# the app's VAPID token or key rather than the subscription.
+_VAPID_REFUSED = re.compile(rb"\b(BadJwtToken|VapidPkHashMismatch)\b")
 
 
 def b64url_encode(data: bytes) -> str:
@@ -394,6 +397,10 @@ def _outcome(status: int, retry_after: str | None, body: bytes) -> Outcome:
         return Gone(reason)
     if status == 429 or 500 <= status < 600:
         return Retry(reason, parse_retry_after(retry_after, datetime.now(UTC)))
+    if status in (400, 401, 403) and _VAPID_REFUSED.search(body[: REASON_CHARS * 4]):
+        # The app's VAPID identity, not this subscription: Apple answers 403 BadJwtToken to a
+        # placeholder subject and 400 VapidPkHashMismatch to a key that is not the subscription's.
+        return Rejected(f"channel: {reason}", credentials=True)
     return Rejected(reason)
 
 

@@ -34,6 +34,10 @@ def _tagged(app_id: int, name: str) -> Select[int]:
     )
 
 
+# A registration starts the device's record afresh: no failures counted, no hygiene verdict.
+_FRESH: dict[str, object] = {"failure_streak": 0, "deactivated_reason": None}
+
+
 class SubscriberRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -95,7 +99,7 @@ class SubscriberRepository:
     ) -> None:
         """A registration again: active from now, with the keys (p256dh, auth) and the ids given (None:
         unchanged)."""
-        values: dict[str, object] = {"active": True, "updated_at": now, "registered_at": now}
+        values: dict[str, object] = {"active": True, "updated_at": now, "registered_at": now, **_FRESH}
         if keys is not None:
             values["p256dh"], values["auth"] = keys
         if user_id is not None:
@@ -124,6 +128,7 @@ class SubscriberRepository:
             "active": True,
             "updated_at": now,
             "registered_at": now,
+            **_FRESH,
         }
         try:
             await self._write(subscriber, values)
@@ -204,6 +209,69 @@ class SubscriberRepository:
             .values(active=False, updated_at=now)
             .execution_options(synchronize_session=False)
         )
+
+    async def note_reach(self, reached: Sequence[int], unreached: Sequence[int]) -> None:
+        """One more campaign in a row that could not reach `unreached`; `reached` start again at 0."""
+        if unreached:
+            await self.session.execute(
+                update(Subscriber)
+                .where(Subscriber.id.in_(unreached))
+                .values(failure_streak=Subscriber.failure_streak + 1)
+                .execution_options(synchronize_session=False)
+            )
+        if reached:
+            await self.session.execute(
+                update(Subscriber)
+                .where(Subscriber.id.in_(reached), Subscriber.failure_streak > 0)
+                .values(failure_streak=0)
+                .execution_options(synchronize_session=False)
+            )
+
+    async def failing_streaks(self, at_least: int, limit: int) -> list[int]:
+        """Active subscribers that failed `at_least` campaigns in a row (the hygiene job's first rule)."""
+        query = select(Subscriber.id).where(
+            Subscriber.active.is_(True), Subscriber.failure_streak >= at_least
+        )
+        return list((await self.session.execute(query.order_by(Subscriber.id).limit(limit))).scalars())
+
+    async def inactive_since(self, platform: str, before: datetime, limit: int) -> list[int]:
+        """Active subscribers of `platform` last registered before `before` (the second rule)."""
+        seen = func.coalesce(Subscriber.registered_at, Subscriber.created_at)
+        query = select(Subscriber.id).where(
+            Subscriber.active.is_(True), Subscriber.platform == platform, seen < before
+        )
+        return list((await self.session.execute(query.order_by(Subscriber.id).limit(limit))).scalars())
+
+    async def retire(self, subscriber_ids: Sequence[int], reason: str, now: datetime) -> list[int]:
+        """Deactivate these subscribers (those still active) for the hygiene job's `reason`; returns the
+        ones it deactivated."""
+        if not subscriber_ids:
+            return []
+        found = select(Subscriber.id).where(Subscriber.id.in_(subscriber_ids), Subscriber.active.is_(True))
+        ids = list((await self.session.execute(found)).scalars())
+        if ids:
+            await self.session.execute(
+                update(Subscriber)
+                .where(Subscriber.id.in_(ids))
+                .values(active=False, deactivated_reason=reason, updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
+        return ids
+
+    async def hygiene_counts(self, app_id: int) -> dict[str, int]:
+        """The app's subscribers the hygiene job deactivated, by reason, and the active ones that have
+        failed at least one campaign in a row (`failing`)."""
+        query = (
+            select(Subscriber.deactivated_reason, func.count())
+            .where(Subscriber.app_id == app_id, Subscriber.deactivated_reason.is_not(None))
+            .group_by(Subscriber.deactivated_reason)
+        )
+        counts = {str(reason): int(count) for reason, count in (await self.session.execute(query)).all()}
+        failing = select(func.count()).where(
+            Subscriber.app_id == app_id, Subscriber.active.is_(True), Subscriber.failure_streak > 0
+        )
+        counts["failing"] = int((await self.session.execute(failing)).scalar_one())
+        return counts
 
     async def known_addresses(self, app_id: int, hashes: Collection[str]) -> dict[str, Known]:
         """The app's subscribers at these address hashes, by hash (only what an import compares)."""

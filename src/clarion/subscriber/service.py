@@ -358,3 +358,9 @@ async def deactivate(session: AsyncSession, app: App, reg_id: str) -> Shown:
 async def delete(session: AsyncSession, app: App, reg_id: str) -> None:
     """The subscriber with its tags, its ledger rows and its engagement events."""
     await SubscriberRepository(session).delete_one(await _existing(session, app, reg_id))
+
+
+async def hygiene_counts(session: AsyncSession, app_id: int) -> dict[str, int]:
+    """What the token hygiene job did to the app's subscribers, by reason, and how many active ones
+    have failed at least one campaign in a row (`failing`)."""
+    return await SubscriberRepository(session).hygiene_counts(app_id)

@@ -53,6 +53,12 @@ class AppUpdate(Body):
     )
 
 
+class VapidFailing(BaseModel):
+    since: datetime
+    origin: str
+    reason: str
+
+
 class AppRead(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -68,6 +74,8 @@ class AppRead(BaseModel):
                     "site_url": "https://news.example.com",
                     "default_icon": None,
                     "vapid_subject": "mailto:push@news.example.com",
+                    "vapid_subject_warning": None,
+                    "vapid_failing": None,
                     "created_at": "2026-01-01T00:00:00+00:00",
                 }
             ]
@@ -84,6 +92,13 @@ class AppRead(BaseModel):
     site_url: str | None
     default_icon: str | None
     vapid_subject: str | None
+    vapid_subject_warning: str | None = Field(
+        description="Why the app's own VAPID subject is a placeholder Apple would refuse (None: it is not)"
+    )
+    vapid_failing: VapidFailing | None = Field(
+        description="A push service refused the app's VAPID identity (BadJwtToken, VapidPkHashMismatch): web "
+        "subscribers at that origin are not sent to until the subject changes"
+    )
     created_at: datetime
 
 

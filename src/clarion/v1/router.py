@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from fastapi.routing import APIRoute
 
 from clarion.api_docs import ErrorBody
-from clarion.v1 import apps, campaigns, credentials, push_campaigns, segments, subscribers
+from clarion.v1 import apps, campaigns, credentials, hygiene, push_campaigns, segments, subscribers
 
 _ERRORS = {
     401: "No credentials, or wrong ones",
@@ -36,3 +36,4 @@ router.include_router(credentials.router)
 router.include_router(subscribers.router)
 router.include_router(segments.router)
 router.include_router(push_campaigns.router)
+router.include_router(hygiene.router)

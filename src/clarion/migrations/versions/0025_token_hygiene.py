@@ -1,0 +1,42 @@
+"""token hygiene: credentials flagged as failing, subscribers' failure streaks and why the hygiene job
+deactivated them (issue #18)
+
+Revision ID: 0025
+Revises: 0017
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0025"
+down_revision = "0017"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("app_credentials", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("failing_since", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("failing_reason", sa.String(255), nullable=True))
+    with op.batch_alter_table("apps", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("vapid_failing_since", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("vapid_failing_reason", sa.String(255), nullable=True))
+        batch_op.add_column(sa.Column("vapid_failing_origin", sa.String(255), nullable=True))
+    with op.batch_alter_table("subscribers", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("failure_streak", sa.Integer(), nullable=False, server_default="0"))
+        batch_op.add_column(sa.Column("deactivated_reason", sa.String(32), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("subscribers", schema=None) as batch_op:
+        batch_op.drop_column("deactivated_reason")
+        batch_op.drop_column("failure_streak")
+    with op.batch_alter_table("apps", schema=None) as batch_op:
+        batch_op.drop_column("vapid_failing_origin")
+        batch_op.drop_column("vapid_failing_reason")
+        batch_op.drop_column("vapid_failing_since")
+    with op.batch_alter_table("app_credentials", schema=None) as batch_op:
+        batch_op.drop_column("failing_reason")
+        batch_op.drop_column("failing_since")
