@@ -186,7 +186,7 @@ def placeholder_problem(subject: str) -> str | None:
     else:
         host = rest.removeprefix("//").split("/", 1)[0].rsplit("@", 1)[-1].split(":", 1)[0]
     host = host.lower().rstrip(".")
-    if not host or "." not in host and host != "localhost":
+    if not host or ("." not in host and host != "localhost"):
         return f"{host or 'no domain'} is not a public domain"
     if host in _PLACEHOLDER_DOMAINS or host.endswith(_PLACEHOLDER_SUFFIXES):
         return f"{host} is a placeholder domain"

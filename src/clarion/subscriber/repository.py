@@ -87,6 +87,7 @@ class SubscriberRepository:
 
     async def insert_if_absent(self, subscriber: Subscriber) -> bool:
         row = {c.key: getattr(subscriber, c.key) for c in Subscriber.__table__.columns if c.key != "id"}
+        row["failure_streak"] = row["failure_streak"] or 0  # an unsaved object holds None, not the default
         return await insert_ignore(self.session, Subscriber.__table__, [row]) == 1
 
     async def reactivate(
