@@ -156,6 +156,25 @@ class Subscriber(Base):
     failure_streak: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Why the hygiene job deactivated it (`failures` or `inactive`); NULL for any other reason.
     deactivated_reason: Mapped[str | None] = mapped_column(String(32))
+    # The VAPID key its subscription was made with (migration 0025): a `vapid_keys` row, an app's key
+    # before a rotation; NULL: the app's current key. Its messages are signed with that key.
+    vapid_key_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class VapidKey(Base):
+    """An app's VAPID key pair from before a rotation (migration 0025), kept while an active subscription
+    made with it remains (docs/token-hygiene.md, "VAPID key rotation"); the current pair is the app's."""
+
+    __tablename__ = "vapid_keys"
+    __table_args__ = (Index("ix_vapid_key_app", "app_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    public_key: Mapped[str] = mapped_column(String(128))
+    private_pem: Mapped[str] = mapped_column(Text)  # sealed (secrets_box)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # When it stopped being the app's current key.
+    retired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class AppCredential(Base):

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion import errors
 from clarion.app_tenant import service as apps
-from clarion.app_tenant.repository import CredentialRepository, vapid_where
+from clarion.app_tenant.repository import CredentialRepository, VapidKeyRepository, vapid_where
 from clarion.config import Settings
 from clarion.db import as_utc, utcnow
 from clarion.models import App
@@ -82,6 +82,12 @@ async def for_app(session: AsyncSession, app_id: int) -> dict[str, dict[str, Any
 def vapid_private_pem(session: AsyncSession, app: App) -> str:
     """The app's VAPID private key in clear (the delivery engine's one read of it, cached per campaign)."""
     return box_of(session).open(app.vapid_private_pem, vapid_where(app.app_key))
+
+
+async def retired_vapid_keys(session: AsyncSession, app: App) -> dict[int, tuple[str, str]]:
+    """The app's VAPID keys from before a rotation, in clear: id -> (private PEM, public key); the
+    delivery engine's one read of them (subscriptions made with one are signed with it)."""
+    return await VapidKeyRepository(session).opened(app)
 
 
 def vapid_subject(app: App) -> str | None:

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion.app_tenant.security import hash_secret
 from clarion.db import insert_ignore, utcnow
-from clarion.models import App, AppCredential, Subscriber
+from clarion.models import App, AppCredential, Subscriber, VapidKey
 from clarion.secrets_box import SecretBox, box_of
 from clarion.validation import storable
 
@@ -38,6 +38,11 @@ def vapid_where(app_key: str) -> str:
 
 def identity_where(app_key: str) -> str:
     return app_secret_where("identity_secret_key", app_key)
+
+
+def vapid_key_where(app_key: str, public_key: str) -> str:
+    """What a retired VAPID private key is sealed to: its app and its public key."""
+    return f"vapid_keys.private_pem:{app_key}:{public_key}"
 
 
 def credential_where(app_id: int, provider: str) -> str:
@@ -199,6 +204,84 @@ class AppRepository:
         )
 
 
+class VapidKeyRepository:
+    """An app's VAPID keys from before its rotations, and which subscriptions still use them."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def rotate(self, app: App, private_pem: str, public_key: str, now: datetime) -> int:
+        """Keep the app's current pair as a retired key, mark the web subscribers made with it, and make
+        (private_pem, public_key) current; returns the retired key's id."""
+        box = box_of(self.session)
+        retired = VapidKey(
+            app_id=app.id,
+            public_key=app.vapid_public_key,
+            private_pem=box.seal(
+                box.open(app.vapid_private_pem, vapid_where(app.app_key)),
+                vapid_key_where(app.app_key, app.vapid_public_key),
+            ),
+            created_at=app.created_at,
+            retired_at=now,
+        )
+        self.session.add(retired)
+        await self.session.flush()
+        await self.session.execute(
+            update(Subscriber)
+            .where(
+                Subscriber.app_id == app.id, Subscriber.platform == "web", Subscriber.vapid_key_id.is_(None)
+            )
+            .values(vapid_key_id=retired.id)
+            .execution_options(synchronize_session=False)
+        )
+        sealed = box.seal(private_pem, vapid_where(app.app_key))
+        await self.session.execute(
+            update(App)
+            .where(App.id == app.id)
+            .values(
+                vapid_private_pem=sealed,
+                vapid_public_key=public_key,
+                vapid_failing_since=None,
+                vapid_failing_reason=None,
+                vapid_failing_origin=None,
+            )
+        )
+        return retired.id
+
+    async def retired(self, app_id: int) -> list[VapidKey]:
+        query = select(VapidKey).where(VapidKey.app_id == app_id).order_by(VapidKey.id)
+        return list((await self.session.execute(query)).scalars())
+
+    async def opened(self, app: App) -> dict[int, tuple[str, str]]:
+        """The app's retired keys, opened: id -> (private PEM, public key); the delivery engine's read."""
+        box = box_of(self.session)
+        return {
+            key.id: (box.open(key.private_pem, vapid_key_where(app.app_key, key.public_key)), key.public_key)
+            for key in await self.retired(app.id)
+        }
+
+    async def key_id(self, app_id: int, public_key: str) -> int | None:
+        query = select(VapidKey.id).where(VapidKey.app_id == app_id, VapidKey.public_key == public_key)
+        return (await self.session.execute(query.limit(1))).scalar_one_or_none()
+
+    async def usage(self, app_id: int) -> dict[int | None, int]:
+        """Active web subscribers per key id (None: the current key)."""
+        query = (
+            select(Subscriber.vapid_key_id, func.count())
+            .where(Subscriber.app_id == app_id, Subscriber.platform == "web", Subscriber.active.is_(True))
+            .group_by(Subscriber.vapid_key_id)
+        )
+        return {key: int(count) for key, count in (await self.session.execute(query)).all()}
+
+    async def drop_unused(self) -> int:
+        """Delete every retired key no active subscription uses any more; how many."""
+        used = select(Subscriber.id).where(
+            Subscriber.vapid_key_id == VapidKey.id, Subscriber.active.is_(True)
+        )
+        result = await self.session.execute(delete(VapidKey).where(~used.exists()))
+        return int(getattr(result, "rowcount", 0) or 0)
+
+
 class CredentialRepository:
     """Native provider credentials, one row per app and provider."""
 
@@ -318,6 +401,24 @@ class StoredSecretRepository:
             update(App)
             .where(App.id == app_id)
             .values({App.__table__.c[column]: stored})
+            .execution_options(synchronize_session=False)
+        )
+
+    async def vapid_keys(self) -> list[tuple[int, str, str, str]]:
+        """(id, app key, public key, stored private key) of every retired VAPID key, locked."""
+        query = (
+            select(VapidKey.id, App.app_key, VapidKey.public_key, VapidKey.private_pem)
+            .join(App, App.id == VapidKey.app_id)
+            .order_by(VapidKey.id)
+            .with_for_update()
+        )
+        return [(row[0], row[1], row[2], row[3]) for row in await self.session.execute(query)]
+
+    async def set_vapid_key(self, key_id: int, stored: str) -> None:
+        await self.session.execute(
+            update(VapidKey)
+            .where(VapidKey.id == key_id)
+            .values(private_pem=stored)
             .execution_options(synchronize_session=False)
         )
 

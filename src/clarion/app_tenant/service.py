@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion import errors
 from clarion.app_tenant import security
-from clarion.app_tenant.repository import AppRepository, identity_where
+from clarion.app_tenant.repository import AppRepository, VapidKeyRepository, identity_where
 from clarion.db import as_utc, utcnow
 from clarion.models import App
 from clarion.provider.webpush import generate_vapid_keys
@@ -243,6 +243,59 @@ async def rotate_secret(session: AsyncSession, app: App) -> str:
     secret = security.new_secret()
     await AppRepository(session).set_secret_hash(app, security.hash_secret(secret))
     return secret
+
+
+async def rotate_vapid(session: AsyncSession, app: App) -> dict[str, Any]:
+    """A new VAPID key pair for the app. Subscriptions made with the old key keep being signed with it
+    (the old key is kept, and dropped once no active subscription uses it); the Web SDK re-subscribes
+    each browser with the new key on its next page view. Returns the progress (`vapid_progress`)."""
+    private_pem, public_key = generate_vapid_keys()
+    await VapidKeyRepository(session).rotate(app, private_pem, public_key, utcnow())
+    await session.refresh(app)
+    return await vapid_progress(session, app)
+
+
+async def vapid_progress(session: AsyncSession, app: App) -> dict[str, Any]:
+    """How far the app's subscriptions have moved to its current VAPID key: active web subscribers per
+    key, the current one first."""
+    repo = VapidKeyRepository(session)
+    usage = await repo.usage(app.id)
+    keys: list[dict[str, Any]] = [
+        {
+            "key_id": None,
+            "public_key": app.vapid_public_key,
+            "current": True,
+            "retired_at": None,
+            "subscribers": usage.get(None, 0),
+        }
+    ]
+    for key in await repo.retired(app.id):
+        keys.append(
+            {
+                "key_id": key.id,
+                "public_key": key.public_key,
+                "current": False,
+                "retired_at": as_utc(key.retired_at).isoformat(),
+                "subscribers": usage.get(key.id, 0),
+            }
+        )
+    return {"keys": keys, "subscribers": sum(usage.values()), "on_current_key": usage.get(None, 0)}
+
+
+async def drop_unused_vapid_keys(session: AsyncSession) -> int:
+    """Forget every app's retired VAPID keys that no active subscription uses any more; how many."""
+    return await VapidKeyRepository(session).drop_unused()
+
+
+async def vapid_key_id(session: AsyncSession, app: App, public_key: str | None, field: str) -> int | None:
+    """Which of the app's VAPID keys a browser subscribed with: None for the current one (or when it
+    does not say), a retired key's id, else a 422 naming `field`."""
+    if public_key is None or public_key == app.vapid_public_key:
+        return None
+    found = await VapidKeyRepository(session).key_id(app.id, public_key)
+    if found is None:
+        raise errors.InvalidField(f"{field}: not one of this app's VAPID keys", field=field)
+    return found
 
 
 async def rotate_identity_key(session: AsyncSession, app: App) -> str:

@@ -84,6 +84,7 @@ class Claimed:
     registered_at: datetime | None
     params: dict[str, Any] | None
     active: bool  # False: it unsubscribed (or went) since the fan-out added its row
+    vapid_key_id: int | None = None  # the retired VAPID key its subscription was made with (None: current)
 
 
 class LedgerRepository:
@@ -201,12 +202,13 @@ class LedgerRepository:
                 s.registered_at,
                 d.params,
                 s.active,
+                s.vapid_key_id,
             )
             .join_from(_deliveries, _subscribers, s.id == d.subscriber_id)
             .where(self._one_of(d.id, taken_ids))
             .order_by(d.id)
         )
-        # As plain tuples: SQLAlchemy's typing of a ten-column select does not line up with Claimed.
+        # As plain tuples: SQLAlchemy's typing of an eleven-column select does not line up with Claimed.
         return [Claimed(*tuple(row)) for row in (await self.session.execute(query)).all()]
 
     async def finish(

@@ -318,14 +318,17 @@ class WebPushProvider:
     def __init__(self, clients: GuardedClients, subject: str) -> None:
         self._clients = clients
         self._subject = subject
-        # Per app and subject: an app whose subject changed gets a new signer (and new tokens).
-        self._signers: dict[tuple[int, str], VapidSigner] = {}
+        # Per app, subject and key: an app whose subject changed gets a new signer (and new tokens), and
+        # after a rotation each subscription is signed with the key it was made with.
+        self._signers: dict[tuple[int, str, str], VapidSigner] = {}
 
-    def _signer(self, campaign: Campaign) -> VapidSigner:
-        key = (campaign.app_id, campaign.vapid_subject or self._subject)
+    def _signer(self, campaign: Campaign, key_id: int | None) -> VapidSigner:
+        subject = campaign.vapid_subject or self._subject
+        private_pem, public_key = campaign.vapid_key(key_id)
+        key = (campaign.app_id, subject, public_key)
         signer = self._signers.get(key)
         if signer is None:
-            signer = VapidSigner(campaign.vapid_private_pem, campaign.vapid_public_key, key[1])
+            signer = VapidSigner(private_pem, public_key, subject)
             self._signers[key] = signer
         return signer
 
@@ -345,7 +348,7 @@ class WebPushProvider:
             urgency=campaign.urgency,
             topic=topic,
         )
-        prepared = prepare(self._signer(campaign), request)
+        prepared = prepare(self._signer(campaign, recipient.vapid_key_id), request)
         if isinstance(prepared, Rejected):
             return prepared
         return functools.partial(transmit_guarded, self._clients, prepared)

@@ -97,10 +97,13 @@ class SubscriberRepository:
         keys: tuple[str, str] | None,
         user_id: str | None,
         external_user_id: str | None,
+        vapid_key: tuple[int | None] | None = None,
     ) -> None:
-        """A registration again: active from now, with the keys (p256dh, auth) and the ids given (None:
-        unchanged)."""
+        """A registration again: active from now, with the keys (p256dh, auth), the ids and the VAPID key
+        id (a 1-tuple) given (None: unchanged)."""
         values: dict[str, object] = {"active": True, "updated_at": now, "registered_at": now, **_FRESH}
+        if vapid_key is not None:
+            values["vapid_key_id"] = vapid_key[0]
         if keys is not None:
             values["p256dh"], values["auth"] = keys
         if user_id is not None:
@@ -116,7 +119,13 @@ class SubscriberRepository:
         await self._write(subscriber, {"alias": alias, "updated_at": now})
 
     async def move_address(
-        self, subscriber: Subscriber, address: str, address_hash: str, keys: tuple[str, str], now: datetime
+        self,
+        subscriber: Subscriber,
+        address: str,
+        address_hash: str,
+        keys: tuple[str, str],
+        now: datetime,
+        vapid_key_id: int | None = None,
     ) -> bool:
         """Move the subscriber onto a new address and keys, active from now; False (and nothing written)
         when another subscriber of the app holds the address (the caller then ends the transaction with an
@@ -129,6 +138,7 @@ class SubscriberRepository:
             "active": True,
             "updated_at": now,
             "registered_at": now,
+            "vapid_key_id": vapid_key_id,
             **_FRESH,
         }
         try:

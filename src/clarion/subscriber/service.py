@@ -67,10 +67,11 @@ async def register(
     address = address_of(body, push_hosts)
     verify_identity(session, app, body)  # before anything is written: a refused binding binds nothing
     repo = SubscriberRepository(session)
+    key_id = await apps.vapid_key_id(session, app, body.vapid_public_key, "vapid_public_key")
     existing = await repo.by_address(app.id, address_hash(address))
     if existing is not None:
         _check_same_subscription(existing, body, held_proof)
-        await _refresh(repo, existing, body)
+        await _refresh(repo, existing, body, key_id)
         return Registration(existing.reg_id, created=False)
     now = utcnow()
     keys = body.subscription.keys if body.subscription else None
@@ -89,6 +90,7 @@ async def register(
         created_at=now,
         updated_at=now,
         registered_at=now,
+        vapid_key_id=key_id,
     )
     if not await repo.insert_if_absent(subscriber):
         # A concurrent registration of the same address won the race: answer as a registration again.
@@ -144,10 +146,14 @@ def _check_same_subscription(existing: Subscriber, body: SubscriberCreate, held_
         )
 
 
-async def _refresh(repo: SubscriberRepository, subscriber: Subscriber, body: SubscriberCreate) -> None:
+async def _refresh(
+    repo: SubscriberRepository, subscriber: Subscriber, body: SubscriberCreate, key_id: int | None
+) -> None:
     sub = body.subscription
     keys = (sub.keys.p256dh, sub.keys.auth) if sub is not None else None
-    await repo.reactivate(subscriber, utcnow(), keys, body.user_id, body.external_user_id)
+    # The key a browser says it subscribed with replaces the one on record; no word leaves it.
+    vapid_key = (key_id,) if body.vapid_public_key is not None else None
+    await repo.reactivate(subscriber, utcnow(), keys, body.user_id, body.external_user_id, vapid_key)
 
 
 async def active_counts(session: AsyncSession) -> dict[int, int]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from clarion import metrics
+from clarion.app_tenant import service as apps
 from clarion.config import Settings
 from clarion.db import Database, utcnow
 from clarion.queue import Registry
@@ -102,6 +103,17 @@ class Hygiene:
 
     async def tick(self) -> None:
         await run_pass(self.db, self.rules, self.clock())
+        await drop_retired_vapid_keys(self.db)
+
+
+async def drop_retired_vapid_keys(db: Database) -> int:
+    """A VAPID key from before a rotation goes once no active subscription was made with it (its last
+    browser re-subscribed with the new key, unsubscribed or went)."""
+    async with db.session() as session:
+        dropped = await apps.drop_unused_vapid_keys(session)
+    if dropped:
+        log.info("VAPID key rotation: %s retired keys no subscription uses any more were dropped", dropped)
+    return dropped
 
 
 def register(registry: Registry, settings: Settings, db: Database) -> Hygiene:

@@ -177,6 +177,36 @@ async def rotate_secret(app: ScopedAppDep, session: SessionDep) -> SecretRotated
     return SecretRotated(app_key=app.app_key, app_secret=await apps.rotate_secret(session, app))
 
 
+class VapidKeyRead(BaseModel):
+    key_id: int | None = Field(description="null: the app's current key")
+    public_key: str
+    current: bool
+    retired_at: datetime | None
+    subscribers: int = Field(description="Active web subscribers whose subscription was made with this key")
+
+
+class VapidProgress(BaseModel):
+    """How far the app's subscriptions have moved to its current VAPID key."""
+
+    keys: list[VapidKeyRead]
+    subscribers: int
+    on_current_key: int
+
+
+@router.post("/{app_key}/rotate-vapid")
+async def rotate_vapid(app: ScopedAppDep, session: SessionDep) -> VapidProgress:
+    """A new VAPID key pair. Subscriptions made with the old key keep being signed with it; the Web SDK
+    re-subscribes each browser with the new one on its next page view; the old key is dropped once no
+    active subscription uses it."""
+    return VapidProgress.model_validate(await apps.rotate_vapid(session, app))
+
+
+@router.get("/{app_key}/vapid-keys")
+async def vapid_keys(app: ScopedAppDep, session: SessionDep) -> VapidProgress:
+    """The app's VAPID keys (the current one first) and the active web subscribers on each."""
+    return VapidProgress.model_validate(await apps.vapid_progress(session, app))
+
+
 @router.post("/{app_key}/rotate-identity-key")
 async def rotate_identity_key(app: ScopedAppDep, session: SessionDep) -> SecretRotated:
     """A new identity key (Swrve's Identity API, and the HMAC key of identity verification)."""
