@@ -204,3 +204,41 @@ async def test_a_placeholder_vapid_subject_is_refused_with_safari_subscribers_an
         None,
         None,
     )
+
+
+async def test_a_retired_vapid_key_is_dropped_once_no_active_subscription_uses_it(
+    settings: Settings, db: Database, fake: FakePushService
+) -> None:
+    keys = await create_app(settings)
+    sub = fake.new_subscription(application_server_key=keys.vapid_public_key)
+    async with db.session() as session:
+        app = await apps.by_key(session, keys.app_key)
+        row = web_subscriber_row(app.id, "reg-old-key", sub.endpoint, sub.p256dh, sub.auth, utcnow())
+        session.add(Subscriber(**row))
+    async with db.session() as session:
+        app = await apps.by_key(session, keys.app_key)
+        rotated = await apps.rotate_vapid(session, app)
+        with pytest.raises(errors.InvalidField) as unknown:
+            await apps.vapid_key_id(session, app, "BOgus", "vapid_public_key")
+        retired_id = rotated["keys"][1]["key_id"]
+        assert await apps.vapid_key_id(session, app, keys.vapid_public_key, "vapid_public_key") == retired_id
+        assert await apps.vapid_key_id(session, app, app.vapid_public_key, "vapid_public_key") is None
+    kept = await hygiene.drop_retired_vapid_keys(db)
+    async with db.session() as session:
+        await session.execute(
+            update(Subscriber).where(Subscriber.reg_id == "reg-old-key").values(active=False)
+        )
+    dropped = await hygiene.drop_retired_vapid_keys(db)
+    async with db.session() as session:
+        after = await apps.vapid_progress(session, await apps.by_key(session, keys.app_key))
+
+    assert (unknown.value.field, unknown.value.message) == (
+        "vapid_public_key",
+        "vapid_public_key: not one of this app's VAPID keys",
+    )
+    assert [(k["public_key"], k["current"], k["subscribers"]) for k in rotated["keys"]] == [
+        (rotated["keys"][0]["public_key"], True, 0),
+        (keys.vapid_public_key, False, 1),
+    ]
+    assert (kept, dropped) == (0, 1)
+    assert [k["current"] for k in after["keys"]] == [True]
