@@ -263,11 +263,12 @@ def cmd_apps_show(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_apps_rotate_vapid(args: argparse.Namespace, settings: Settings) -> int:
     from clarion.app_tenant import service
+    from clarion.subscriber import service as subscribers
 
     async def work(db: Database) -> dict[str, Any]:
         async with db.session() as session:
             app = await service.by_key(session, args.app_key)
-            return await service.rotate_vapid(session, app)
+            return await subscribers.rotate_vapid(session, app)
 
     _print(asyncio.run(_with_db(settings, work)), args.json)
     return 0

@@ -20,6 +20,7 @@ from clarion.config import Settings
 from clarion.db import Database
 from clarion.models import App
 from clarion.secrets_box import MARKER, SecretBox, SecretsUnavailable, new_key, parse_keys, sealed_key_id
+from clarion.subscriber import service as subscriber_service
 from tests.conftest import make_settings
 from tests.test_cli import clarion
 
@@ -298,7 +299,7 @@ async def test_rotating_the_secret_key_reseals_retired_vapid_keys(database_url: 
         created = await _app_with_secrets(db)
         old_pem, _ = await _opened(db, created.app_key)
         async with db.session() as session:
-            await apps.rotate_vapid(session, await apps.by_key(session, created.app_key))
+            await subscriber_service.rotate_vapid(session, await apps.by_key(session, created.app_key))
 
         key_id, report = await secrets.rotate(db)
 

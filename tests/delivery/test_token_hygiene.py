@@ -16,6 +16,7 @@ from clarion.config import Settings
 from clarion.db import Database, utcnow
 from clarion.delivery.service import Deliverer
 from clarion.models import App, Campaign, Delivery, Subscriber
+from clarion.subscriber import service as subscriber_service
 from clarion.subscriber import tasks as hygiene
 from tests.conftest import make_settings
 from tests.delivery.test_recorder import OWNER, _deliverer, _web_ledger
@@ -217,7 +218,7 @@ async def test_a_retired_vapid_key_is_dropped_once_no_active_subscription_uses_i
         session.add(Subscriber(**row))
     async with db.session() as session:
         app = await apps.by_key(session, keys.app_key)
-        rotated = await apps.rotate_vapid(session, app)
+        rotated = await subscriber_service.rotate_vapid(session, app)
         with pytest.raises(errors.InvalidField) as unknown:
             await apps.vapid_key_id(session, app, "BOgus", "vapid_public_key")
         retired_id = rotated["keys"][1]["key_id"]

@@ -211,8 +211,8 @@ class VapidKeyRepository:
         self.session = session
 
     async def rotate(self, app: App, private_pem: str, public_key: str, now: datetime) -> int:
-        """Keep the app's current pair as a retired key, mark the web subscribers made with it, and make
-        (private_pem, public_key) current; returns the retired key's id."""
+        """Keep the app's current pair as a retired key and make (private_pem, public_key) current; returns
+        the retired key's id (the subscriber feature marks the subscriptions made with it)."""
         box = box_of(self.session)
         retired = VapidKey(
             app_id=app.id,
@@ -226,14 +226,6 @@ class VapidKeyRepository:
         )
         self.session.add(retired)
         await self.session.flush()
-        await self.session.execute(
-            update(Subscriber)
-            .where(
-                Subscriber.app_id == app.id, Subscriber.platform == "web", Subscriber.vapid_key_id.is_(None)
-            )
-            .values(vapid_key_id=retired.id)
-            .execution_options(synchronize_session=False)
-        )
         sealed = box.seal(private_pem, vapid_where(app.app_key))
         await self.session.execute(
             update(App)

@@ -245,14 +245,11 @@ async def rotate_secret(session: AsyncSession, app: App) -> str:
     return secret
 
 
-async def rotate_vapid(session: AsyncSession, app: App) -> dict[str, Any]:
-    """A new VAPID key pair for the app. Subscriptions made with the old key keep being signed with it
-    (the old key is kept, and dropped once no active subscription uses it); the Web SDK re-subscribes
-    each browser with the new key on its next page view. Returns the progress (`vapid_progress`)."""
+async def retire_vapid_key(session: AsyncSession, app: App) -> int:
+    """A new VAPID key pair for the app, the current one kept as a retired key; returns its id (the
+    subscriber feature's `rotate_vapid` marks the subscriptions made with it)."""
     private_pem, public_key = generate_vapid_keys()
-    await VapidKeyRepository(session).rotate(app, private_pem, public_key, utcnow())
-    await session.refresh(app)
-    return await vapid_progress(session, app)
+    return await VapidKeyRepository(session).rotate(app, private_pem, public_key, utcnow())
 
 
 async def vapid_progress(session: AsyncSession, app: App) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from clarion.console.web import (
 from clarion.console.web import site as _site
 from clarion.models import App
 from clarion.runtime import RuntimeDep, SessionDep
+from clarion.subscriber import service as subscribers
 from clarion.validation import PathId
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -261,7 +262,7 @@ async def rotate_vapid(
     """A new VAPID key pair; subscriptions made with the old one keep being signed with it (as /v1's)."""
     service.require(me.operator.role, "manage")
     site = await _site(session, app_key)
-    await apps.rotate_vapid(session, site)
+    await subscribers.rotate_vapid(session, site)
     return await _settings(request, session, me, site, "integration", rotated=True)
 
 

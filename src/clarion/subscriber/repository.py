@@ -238,6 +238,17 @@ class SubscriberRepository:
                 .execution_options(synchronize_session=False)
             )
 
+    async def mark_vapid_key(self, app_id: int, key_id: int) -> None:
+        """The app's web subscribers on its current VAPID key were made with `key_id`, just retired."""
+        await self.session.execute(
+            update(Subscriber)
+            .where(
+                Subscriber.app_id == app_id, Subscriber.platform == "web", Subscriber.vapid_key_id.is_(None)
+            )
+            .values(vapid_key_id=key_id)
+            .execution_options(synchronize_session=False)
+        )
+
     async def failing_streaks(self, at_least: int, limit: int) -> list[int]:
         """Active subscribers that failed `at_least` campaigns in a row (the hygiene job's first rule)."""
         query = select(Subscriber.id).where(

@@ -7,6 +7,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -370,3 +371,12 @@ async def hygiene_counts(session: AsyncSession, app_id: int) -> dict[str, int]:
     """What the token hygiene job did to the app's subscribers, by reason, and how many active ones
     have failed at least one campaign in a row (`failing`)."""
     return await SubscriberRepository(session).hygiene_counts(app_id)
+
+
+async def rotate_vapid(session: AsyncSession, app: App) -> dict[str, Any]:
+    """A new VAPID key pair for the app. Subscriptions made with the old key keep being signed with it
+    (the old key is kept, and dropped once no active subscription uses it); the Web SDK re-subscribes
+    each browser with the new key on its next page view. Returns the progress (`vapid_progress`)."""
+    retired_id = await apps.retire_vapid_key(session, app)
+    await SubscriberRepository(session).mark_vapid_key(app.id, retired_id)
+    return await apps.vapid_progress(session, app)

@@ -13,6 +13,7 @@ from clarion import errors
 from clarion.app_tenant import service as apps
 from clarion.models import App
 from clarion.runtime import SessionDep
+from clarion.subscriber import service as subscribers
 from clarion.v1.access import AdminDep, CallerDep, ScopedAppDep
 from clarion.v1.body import Body
 from clarion.v1.idempotency import OnceDep
@@ -198,7 +199,7 @@ async def rotate_vapid(app: ScopedAppDep, session: SessionDep) -> VapidProgress:
     """A new VAPID key pair. Subscriptions made with the old key keep being signed with it; the Web SDK
     re-subscribes each browser with the new one on its next page view; the old key is dropped once no
     active subscription uses it."""
-    return VapidProgress.model_validate(await apps.rotate_vapid(session, app))
+    return VapidProgress.model_validate(await subscribers.rotate_vapid(session, app))
 
 
 @router.get("/{app_key}/vapid-keys")
