@@ -496,6 +496,8 @@ def _summary(created: dict[str, Any], name: str, plan: str) -> dict[str, Any]:
         "quiet_start": None,
         "quiet_end": None,
         "quiet_mode": "hold",
+        "vapid_subject_warning": None,
+        "vapid_failing": None,
         "vapid_public_key": created["vapid_public_key"],
     }
 

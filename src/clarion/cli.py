@@ -266,6 +266,19 @@ def cmd_apps_show(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_apps_rotate_vapid(args: argparse.Namespace, settings: Settings) -> int:
+    from clarion.app_tenant import service
+    from clarion.subscriber import service as subscribers
+
+    async def work(db: Database) -> dict[str, Any]:
+        async with db.session() as session:
+            app = await service.by_key(session, args.app_key)
+            return await subscribers.rotate_vapid(session, app)
+
+    _print(asyncio.run(_with_db(settings, work)), args.json)
+    return 0
+
+
 def cmd_apps_delete(args: argparse.Namespace, settings: Settings) -> int:
     from clarion.app_tenant import service
 
@@ -681,6 +694,15 @@ def _add_app_commands(commands: Any) -> None:
     delete.add_argument("--yes", action="store_true", help="do not ask to type the app's name to confirm")
     _json_option(delete)
     delete.set_defaults(handler=cmd_apps_delete)
+
+    rotate = apps.add_parser(
+        "rotate-vapid",
+        help="give an app a new VAPID key pair; subscriptions made with the old one keep working, and the "
+        "Web SDK moves each browser to the new one on its next page view",
+    )
+    _app_key(rotate)
+    _json_option(rotate)
+    rotate.set_defaults(handler=cmd_apps_rotate_vapid)
 
     _add_apps_update(apps)
     _add_apps_credentials(apps)

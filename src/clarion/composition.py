@@ -15,6 +15,7 @@ from clarion.event import tasks as event_tasks
 from clarion.queue import Queue
 from clarion.schedule import tasks as schedule_tasks
 from clarion.secrets_box import SecretBox, session_info
+from clarion.subscriber import tasks as subscriber_tasks
 from clarion.swrve import tasks as swrve_tasks
 from clarion.worker.runner import Runner
 
@@ -27,6 +28,7 @@ def background(settings: Settings, db: Database, queue: Queue, wakeup: asyncio.E
     swrve_tasks.register(runner, settings, db, queue)
     schedule_tasks.register(runner, db)
     event_tasks.register(runner, settings, db)
+    subscriber_tasks.register(runner, settings, db)
     return runner
 
 

@@ -136,6 +136,13 @@ class Settings(BaseSettings):
     webhook_timeout_s: float = Field(default=10.0, gt=0)
     webhook_retry_base_s: float = Field(default=5.0, gt=0)
     event_retention_days: int = Field(default=7, ge=2)
+    # Token hygiene (docs/token-hygiene.md): a periodic job deactivates subscribers that this many
+    # campaigns in a row could not reach (0: never), and Android (FCM) subscribers not registered again
+    # for this many days (FCM's own horizon: it expires tokens inactive for 270 days; 0: never); it runs
+    # every hygiene_every_s.
+    hygiene_failure_streak: int = Field(default=5, ge=0)
+    fcm_inactive_days: int = Field(default=270, ge=0)
+    hygiene_every_s: float = Field(default=3600.0, gt=0)
 
     # Observability (docs/operations.md). Logs: `text` or `json` (unset: text on a terminal, else
     # JSON), at debug, info, warning or error.

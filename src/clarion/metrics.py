@@ -70,6 +70,20 @@ TOKEN_REFRESHES = Counter(
     ["provider", "result"],
     registry=REGISTRY,
 )
+CREDENTIALS_REJECTED = Counter(
+    "clarion_credentials_rejected",
+    "App credentials a provider refused, flagged as failing (once per refusal, not per message), by provider"
+    " (fcm, apns, wns, adm, webpush)",
+    ["provider"],
+    registry=REGISTRY,
+)
+SUBSCRIBERS_DEACTIVATED = Counter(
+    "clarion_subscribers_deactivated",
+    "Subscribers the hygiene job deactivated, by reason (failures: failed too many campaigns in a row;"
+    " inactive: past the provider's horizon)",
+    ["reason"],
+    registry=REGISTRY,
+)
 FANOUT_RECIPIENTS = Counter(
     "clarion_fanout_recipients", "Recipients added to the ledger by campaign fan-outs", registry=REGISTRY
 )
@@ -227,6 +241,14 @@ def webhook_request(endpoint_id: int, result: str, events: int) -> None:
 
 def token_refreshed(provider: str, *, ok: bool) -> None:
     TOKEN_REFRESHES.labels(provider, "ok" if ok else "failed").inc()
+
+
+def credentials_rejected(provider: str) -> None:
+    CREDENTIALS_REJECTED.labels(provider).inc()
+
+
+def subscribers_deactivated(reason: str, count: int) -> None:
+    SUBSCRIBERS_DEACTIVATED.labels(reason).inc(count)
 
 
 def dependency_changed(dependency: str, *, up: bool) -> None:

@@ -122,6 +122,12 @@ class App(Base):
     # notifications per subscriber in any frequency_cap_period_s; NULL: no cap.
     frequency_cap: Mapped[int | None] = mapped_column(Integer)
     frequency_cap_period_s: Mapped[int | None] = mapped_column(Integer)
+    # The app's VAPID identity refused by a push service (BadJwtToken, VapidPkHashMismatch; migration
+    # 0025): since when, why, and which service's origin; NULL: not failing. Cleared when the subject
+    # changes. Web recipients at that origin are not sent to while it is set (docs/token-hygiene.md).
+    vapid_failing_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    vapid_failing_reason: Mapped[str | None] = mapped_column(String(255))
+    vapid_failing_origin: Mapped[str | None] = mapped_column(String(255))
 
 
 class Subscriber(Base):
@@ -159,6 +165,31 @@ class Subscriber(Base):
     # (migration 0017); NULL: unknown, so the app's default zone and the campaign's default language.
     timezone: Mapped[str | None] = mapped_column(String(64))
     language: Mapped[str | None] = mapped_column(String(16))
+    # Campaigns in a row that could not reach this device (migration 0025): bumped by a delivery that
+    # ended `expired` or `failed` after the push service kept failing, reset by one `sent`. The hygiene
+    # job deactivates a subscriber at CLARION_HYGIENE_FAILURE_STREAK (docs/token-hygiene.md).
+    failure_streak: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Why the hygiene job deactivated it (`failures` or `inactive`); NULL for any other reason.
+    deactivated_reason: Mapped[str | None] = mapped_column(String(32))
+    # The VAPID key its subscription was made with (migration 0025): a `vapid_keys` row, an app's key
+    # before a rotation; NULL: the app's current key. Its messages are signed with that key.
+    vapid_key_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class VapidKey(Base):
+    """An app's VAPID key pair from before a rotation (migration 0025), kept while an active subscription
+    made with it remains (docs/token-hygiene.md, "VAPID key rotation"); the current pair is the app's."""
+
+    __tablename__ = "vapid_keys"
+    __table_args__ = (Index("ix_vapid_key_app", "app_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    public_key: Mapped[str] = mapped_column(String(128))
+    private_pem: Mapped[str] = mapped_column(Text)  # sealed (secrets_box)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # When it stopped being the app's current key.
+    retired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class AppCredential(Base):
@@ -178,6 +209,10 @@ class AppCredential(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_failure: Mapped[str | None] = mapped_column(String(255))
+    # Refused by the provider as credentials (migration 0025): set once, by the first refusal, and
+    # cleared when they are replaced or pass /v1's test; while set, nothing is sent with them.
+    failing_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    failing_reason: Mapped[str | None] = mapped_column(String(255))
 
 
 class Tag(Base):

@@ -20,6 +20,7 @@ from clarion.config import Settings
 from clarion.db import Database
 from clarion.models import App
 from clarion.secrets_box import MARKER, SecretBox, SecretsUnavailable, new_key, parse_keys, sealed_key_id
+from clarion.subscriber import service as subscriber_service
 from tests.conftest import make_settings
 from tests.test_cli import clarion
 
@@ -289,3 +290,25 @@ async def test_a_campaign_still_signs_with_the_opened_vapid_key(db: Database) ->
         serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
     )
     assert base64.urlsafe_b64encode(public).decode().rstrip("=") == created.vapid_public_key
+
+
+async def test_rotating_the_secret_key_reseals_retired_vapid_keys(database_url: str, tmp_path: Path) -> None:
+    settings = _sqlite_settings(database_url, tmp_path)
+    db = open_database(settings)
+    try:
+        created = await _app_with_secrets(db)
+        old_pem, _ = await _opened(db, created.app_key)
+        async with db.session() as session:
+            await subscriber_service.rotate_vapid(session, await apps.by_key(session, created.app_key))
+
+        key_id, report = await secrets.rotate(db)
+
+        assert report.as_dict() == {"checked": 4, "encrypted": 0, "reencrypted": 4}
+        async with db.session() as session:
+            app = await apps.by_key(session, created.app_key)
+            retired = await credentials.retired_vapid_keys(session, app)
+            raw = (await session.execute(text("SELECT private_pem FROM vapid_keys"))).scalars().all()
+        assert [pem for pem, _ in retired.values()] == [old_pem]
+        assert [sealed_key_id(value) for value in raw] == [key_id]
+    finally:
+        await db.dispose()

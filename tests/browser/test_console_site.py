@@ -506,3 +506,31 @@ def test_a_push_api_campaigns_page_lists_its_batches_with_their_reports(
         f"{user or '(no user)'}: {reason}" for user, reason in entries
     ]
     assert admin.check("push-campaign") == []
+
+
+def test_integration_tab_rotates_the_vapid_key_and_shows_the_migration(
+    admin: Console, push_service: FakePushService
+) -> None:
+    page = admin.page
+    app_key = _new_site(admin, "Rotating news")
+    status = admin.goto(f"/console/sites/{app_key}/settings/integration")
+    assert status == 200, page.content()[:3000]
+    old_key = page.inner_text("#vapid-key")
+    assert page.locator("[data-vapid-progress]").count() == 0
+    register(admin.url, push_service, app_key, old_key)
+    with page.expect_navigation():
+        page.click("text=Rotate the VAPID key")
+    new_key = page.inner_text("#vapid-key")
+    assert new_key != old_key
+    assert page.inner_text(".alert.success").startswith("The site has a new VAPID key.")
+    assert page.inner_text("[data-vapid-progress]") == "0 of 1 active web subscribers use the current key."
+    # A browser that subscribed again with the new key (the Web SDK says which key it used).
+    register(admin.url, push_service, app_key, new_key, vapid_public_key=new_key)
+    admin.goto(f"/console/sites/{app_key}/settings/integration")
+    assert page.inner_text("[data-vapid-progress]") == "1 of 2 active web subscribers use the current key."
+    rows = [row.split("\t") for row in page.inner_text("table tbody").splitlines()]
+    assert [(row[0], row[-1]) for row in rows] == [
+        (f"{new_key[:16]}… (current)", "1"),
+        (f"{old_key[:16]}…", "1"),
+    ]
+    assert admin.check("settings-vapid-rotation") == []

@@ -394,3 +394,59 @@ def test_set_attributes_and_the_browser_language_reach_the_server(visit: Visit) 
         f"{server.url}/v1/apps/{server.app_key}/subscribers/{reg_id}/attributes", auth=server.auth, timeout=10
     )
     assert answer.json() == {"attributes": {"city": "Paris", "first_name": "Ada"}}
+def test_a_vapid_key_rotation_keeps_old_subscriptions_and_moves_each_browser_on_its_next_page_view(
+    visit: Visit, artifacts: Path
+) -> None:
+    server, fake, page = visit.server, visit.fake, visit.page
+    visit.open_demo()
+    reg_id = visit.subscribe()
+    visit.sdk("setAlias", "rotating")
+    visit.sdk("setTags", ["Kept"])
+    own = httpx.Client(base_url=f"{server.url}/v1", auth=(server.app_key, server.app_secret), timeout=10)
+    rotated = own.post(f"/apps/{server.app_key}/rotate-vapid")
+    assert rotated.status_code == 200, rotated.text
+    old_key, new_key = server.vapid_public_key, rotated.json()["keys"][0]["public_key"]
+    assert rotated.json()["keys"][1]["public_key"] == old_key
+    assert (rotated.json()["subscribers"], rotated.json()["on_current_key"]) == (1, 0)
+    push = {
+        "payload": {"message": "rotating", "redirect_url": "https://example.com/"},
+        "audience": {"aliases": ["rotating"]},
+    }
+
+    # Not yet moved: the push service, which checks every VAPID token against the key the subscription
+    # was made with, takes a message signed with the old key.
+    server.push(push)
+    [_] = visit.received(1)
+    assert fake.received_for(visit.subscription.sub_id)[0].headers["authorization"].endswith(f"k={old_key}")
+
+    # The next page view: the SDK sees the subscription was made with another key, subscribes again with
+    # the new one (the push service hands out a new subscription) and keeps its regId, alias and tags.
+    renewed = fake.new_subscription(application_server_key=new_key)
+    page.evaluate(
+        "(json) => localStorage.setItem('clarion-test-push-next', JSON.stringify(json))", renewed.to_json()
+    )
+    visit.open_demo()
+
+    def moved() -> bool:
+        answer = httpx.get(
+            f"{server.url}/sdk/v1/subscribers/{reg_id}",
+            params={"app_key": server.app_key},
+            headers={AUTH_HEADER: renewed.auth},
+            timeout=10,
+        )
+        return answer.status_code == 200
+
+    wait_until(moved, "the subscriber to move to the subscription made with the new key")
+    assert page.evaluate("window.__fakePush.subscribedWith()") == new_key
+    assert visit.sdk("getSubscription")["regId"] == reg_id
+    assert visit.sdk("getTags") == ["Kept"]
+    server.push(push)
+    [_] = visit.received(1, renewed)
+    assert fake.received_for(renewed.sub_id)[0].headers["authorization"].endswith(f"k={new_key}")
+    progress = own.get(f"/apps/{server.app_key}/vapid-keys").json()
+    assert [(k["public_key"], k["current"], k["subscribers"]) for k in progress["keys"]] == [
+        (new_key, True, 1),
+        (old_key, False, 0),
+    ]
+    assert (progress["subscribers"], progress["on_current_key"]) == (1, 1)
+    page.screenshot(path=str(artifacts / "demo-vapid-rotated.png"), full_page=True)

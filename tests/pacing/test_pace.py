@@ -46,7 +46,7 @@ def _context(campaign_id: int, rate_per_minute: int | None = None) -> CampaignCo
 
 
 def _row(n: int, platform: str, address: str = "token", *, paced: bool = False) -> Claimed:
-    return Claimed(n, 1, n, platform, address, None, None, None, None, True, paced)
+    return Claimed(n, 1, n, platform, address, None, None, None, None, True, paced=paced)
 
 
 def _relative(schedule: Schedule | None) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:

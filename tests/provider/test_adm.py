@@ -219,7 +219,7 @@ async def test_401_after_a_refresh_fails_the_channel(fake: FakeAdm, client: AdmC
     outcome = await client.send(registration, PLAIN)
 
     assert outcome == Rejected(
-        "channel: credentials refused after a token refresh (HTTP 401: AccessTokenExpired)"
+        "channel: credentials refused after a token refresh (HTTP 401: AccessTokenExpired)", credentials=True
     )
     assert len(fake.token_grants) == 2
 
@@ -232,7 +232,7 @@ async def test_wrong_secret_fails_the_channel(
     outcome = await client.send(fake.new_registration(), PLAIN)
 
     assert outcome == Rejected(
-        "channel: token endpoint: HTTP 401: invalid_client: Client authentication failed"
+        "channel: token endpoint: HTTP 401: invalid_client: Client authentication failed", credentials=True
     )
     assert fake.requests == [Request("POST", "/auth/o2/token")]
 

@@ -375,7 +375,8 @@ async def test_provider_token_refused_twice_fails_the_channel(
 
     result = await client.send(token, MESSAGE)
 
-    assert result == Rejected(f"channel: HTTP 403: {reason}")
+    # A key refused even when freshly signed condemns the credentials; an expired token is the channel's.
+    assert result == Rejected(f"channel: HTTP 403: {reason}", credentials=reason == "InvalidProviderToken")
     assert len(fake.received_for(token)) == 2
 
 
@@ -412,7 +413,7 @@ async def test_token_signed_with_another_key_fails_the_channel(fake: FakeApns) -
     finally:
         await apns.close()
 
-    assert result == Rejected("channel: HTTP 403: InvalidProviderToken")
+    assert result == Rejected("channel: HTTP 403: InvalidProviderToken", credentials=True)
     assert fake.errors == [Failure(token, 403, "InvalidProviderToken")] * 2
 
 
@@ -424,7 +425,7 @@ async def test_wrong_key_id_or_team_fails_the_channel(fake: FakeApns, key_id: st
     finally:
         await apns.close()
 
-    assert result == Rejected("channel: HTTP 403: InvalidProviderToken")
+    assert result == Rejected("channel: HTTP 403: InvalidProviderToken", credentials=True)
 
 
 def test_key_must_be_a_p256_private_key() -> None:

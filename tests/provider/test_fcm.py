@@ -282,7 +282,8 @@ async def test_401_after_a_refresh_fails_the_channel_not_the_token(fake: FakeFcm
     assert outcome == Rejected(
         "channel: credentials refused after a token refresh (HTTP 401: UNAUTHENTICATED: Request had "
         "invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid "
-        "authentication credential.)"
+        "authentication credential.)",
+        credentials=True,
     )
     assert len(fake.token_grants) == 2
     assert len(fake.received) == 2
@@ -295,7 +296,9 @@ async def test_refused_service_account_fails_the_channel(fake: FakeFcm, http: Cl
     first = await client.send(fake.new_token(), PLAIN)
     second = await client.send(fake.new_token(), PLAIN)
 
-    assert first == Rejected("channel: token endpoint: invalid_grant: Invalid JWT Signature.")
+    assert first == Rejected(
+        "channel: token endpoint: invalid_grant: Invalid JWT Signature.", credentials=True
+    )
     assert second == first  # remembered for a moment: the endpoint is not asked again at once
     assert fake.requests == [Request("POST", "/token")]
     assert fake.errors == [
@@ -380,7 +383,7 @@ UNAUTHENTICATED_TEXT = "Permission 'cloudmessaging.messages.create' denied"
             fcm_error("INTERNAL", retry_after="3"),
             Retry("HTTP 500: INTERNAL: Internal error encountered.", 3.0),
         ),
-        (fcm_error("SENDER_ID_MISMATCH"), Gone("HTTP 403: SENDER_ID_MISMATCH: SenderId mismatch")),
+        (fcm_error("SENDER_ID_MISMATCH"), Rejected("HTTP 403: SENDER_ID_MISMATCH: SenderId mismatch")),
         (
             google_error(403, "PERMISSION_DENIED", UNAUTHENTICATED_TEXT, []),
             Rejected(f"channel: HTTP 403: PERMISSION_DENIED: {UNAUTHENTICATED_TEXT}"),
@@ -423,7 +426,7 @@ async def test_device_states_of_the_fake_map_like_fcms(fake: FakeFcm, client: Fc
 
     assert outcomes == [
         Gone("HTTP 404: UNREGISTERED: Requested entity was not found."),
-        Gone("HTTP 403: SENDER_ID_MISMATCH: SenderId mismatch"),
+        Rejected("HTTP 403: SENDER_ID_MISMATCH: SenderId mismatch"),
         Gone(f"HTTP 400: INVALID_ARGUMENT: {TOKEN_INVALID}"),
     ]
 

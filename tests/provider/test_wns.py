@@ -242,7 +242,9 @@ async def test_401_after_a_refresh_fails_the_channel(fake: FakeWns, client: WnsC
 
     outcome = await client.send(channel, PLAIN)
 
-    assert outcome == Rejected("channel: credentials refused after a token refresh (HTTP 401: Token expired)")
+    assert outcome == Rejected(
+        "channel: credentials refused after a token refresh (HTTP 401: Token expired)", credentials=True
+    )
     assert len(fake.token_grants) == 2
 
 
@@ -254,7 +256,8 @@ async def test_403_after_a_refresh_fails_the_channel(fake: FakeWns, client: WnsC
 
     assert outcome == Rejected(
         "channel: credentials refused after a token refresh "
-        "(HTTP 403: The cloud service is not authorized to send to this URI)"
+        "(HTTP 403: The cloud service is not authorized to send to this URI)",
+        credentials=True,
     )
     assert len(fake.token_grants) == 2
     assert len(fake.received) == 2
@@ -268,7 +271,7 @@ async def test_wrong_secret_fails_the_channel(
     outcome = await client.send(channel, PLAIN)
 
     assert outcome == Rejected(
-        "channel: token endpoint: HTTP 401: invalid_client: Client authentication failed"
+        "channel: token endpoint: HTTP 401: invalid_client: Client authentication failed", credentials=True
     )
     assert fake.requests == [Request("POST", "/accesstoken.srf")]
     assert fake.errors == [

@@ -20,7 +20,7 @@ def test_created_app_is_shown_listed_and_updated(v1: V1) -> None:
         "app_id", "app_key", "name", "plan", "batch_push", "identity_verification",
         "vapid_public_key", "site_url", "default_icon", "vapid_subject", "created_at", "app_secret",
         "identity_secret_key", "default_timezone", "quiet_start", "quiet_end", "quiet_mode",
-        "frequency_cap", "frequency_cap_period_s",
+        "frequency_cap", "frequency_cap_period_s", "vapid_subject_warning", "vapid_failing",
     }  # fmt: skip
     assert (app["name"], app["plan"], app["batch_push"]) == ("News", "unlimited", True)
     assert (app["site_url"], app["default_icon"], app["vapid_subject"]) == (None, None, None)

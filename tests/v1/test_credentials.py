@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from clarion.provider.apns import origin_for
 from tests.v1.conftest import V1, basic, wait_for
 
-NEVER_SET = {"last_used_at": None, "last_failed_at": None, "last_failure": None}
+NEVER_SET = {"last_used_at": None, "last_failed_at": None, "last_failure": None, "failing": None}
 
 
 def _pem(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> str:

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion import errors
 from clarion.app_tenant import service as apps
-from clarion.app_tenant.repository import CredentialRepository, vapid_where
+from clarion.app_tenant.repository import CredentialRepository, VapidKeyRepository, vapid_where
 from clarion.config import Settings
 from clarion.db import as_utc, utcnow
 from clarion.models import App
@@ -84,6 +84,12 @@ def vapid_private_pem(session: AsyncSession, app: App) -> str:
     return box_of(session).open(app.vapid_private_pem, vapid_where(app.app_key))
 
 
+async def retired_vapid_keys(session: AsyncSession, app: App) -> dict[int, tuple[str, str]]:
+    """The app's VAPID keys from before a rotation, in clear: id -> (private PEM, public key); the
+    delivery engine's one read of them (subscriptions made with one are signed with it)."""
+    return await VapidKeyRepository(session).opened(app)
+
+
 def vapid_subject(app: App) -> str | None:
     """The `sub` of the app's VAPID tokens: its own, else its site URL when that is https (a page a
     push service's operator can reach it by); None leaves the server's CLARION_VAPID_SUBJECT."""
@@ -118,6 +124,9 @@ async def listing(session: AsyncSession, app: App) -> list[dict[str, Any]]:
             "last_used_at": as_utc(row.last_used_at) if row.last_used_at else None,
             "last_failed_at": as_utc(row.last_failed_at) if row.last_failed_at else None,
             "last_failure": row.last_failure,
+            "failing": None
+            if row.failing_since is None
+            else {"since": as_utc(row.failing_since), "reason": row.failing_reason},
         }
         for row, data in await CredentialRepository(session).rows(app.id)
     ]
@@ -144,4 +153,6 @@ async def test(session: AsyncSession, settings: Settings, app: App, provider: st
         raise errors.NotFound(f"This app has no {provider} credentials", field="provider")
     failure = await check(settings, provider, data)
     await repo.checked(app.id, provider, utcnow(), failure)
+    if failure is None:  # they work again (the provider's side was fixed): sends resume
+        await repo.clear_failing(app.id, provider)
     return failure

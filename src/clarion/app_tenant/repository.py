@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion.app_tenant.security import hash_secret
 from clarion.db import insert_ignore, utcnow
-from clarion.models import App, AppCredential
+from clarion.models import App, AppCredential, Subscriber, VapidKey
 from clarion.secrets_box import SecretBox, box_of
 from clarion.validation import storable
 
@@ -38,6 +38,11 @@ def vapid_where(app_key: str) -> str:
 
 def identity_where(app_key: str) -> str:
     return app_secret_where("identity_secret_key", app_key)
+
+
+def vapid_key_where(app_key: str, public_key: str) -> str:
+    """What a retired VAPID private key is sealed to: its app and its public key."""
+    return f"vapid_keys.private_pem:{app_key}:{public_key}"
 
 
 def credential_where(app_id: int, provider: str) -> str:
@@ -147,11 +152,36 @@ class AppRepository:
             "frequency_cap_period_s": frequency_cap_period_s,
         }
         given = {column: value for column, value in values.items() if value is not None}
-        cleared: dict[str, object] = {c: None if v == "" else v for c, v in given.items()}
+        written: dict[str, object] = {
+            column: None if value == "" else value for column, value in given.items()
+        }
         for column in ("frequency_cap", "frequency_cap_period_s"):
-            if cleared.get(column) == 0:
-                cleared[column] = None
-        await self._write(app, cleared)
+            if written.get(column) == 0:
+                written[column] = None
+        if "vapid_subject" in written:  # a new identity: a refusal of the old one no longer holds
+            written.update(vapid_failing_since=None, vapid_failing_reason=None, vapid_failing_origin=None)
+        await self._write(app, written)
+
+    async def flag_vapid_failing(self, app_id: int, origin: str, now: datetime, reason: str) -> bool:
+        """Mark the app's VAPID identity as refused by the push service at `origin`, unless it is
+        flagged already; True when this call flagged it (the once a refusal is reported)."""
+        result = await self.session.execute(
+            update(App)
+            .where(App.id == app_id, App.vapid_failing_since.is_(None))
+            .values(vapid_failing_since=now, vapid_failing_reason=reason[:255], vapid_failing_origin=origin)
+            .execution_options(synchronize_session=False)
+        )
+        return getattr(result, "rowcount", 0) == 1
+
+    async def has_subscribers_at(self, app_id: int, origin: str) -> bool:
+        """Whether an active web subscriber of the app has its endpoint at this push service origin."""
+        query = select(Subscriber.id).where(
+            Subscriber.app_id == app_id,
+            Subscriber.platform == "web",
+            Subscriber.active.is_(True),
+            Subscriber.address.startswith(f"{origin}/", autoescape=True),
+        )
+        return (await self.session.execute(query.limit(1))).first() is not None
 
     async def keep_identity_key(self, app: App, key: str) -> None:
         """Store the app's identity key, given in clear, sealed."""
@@ -183,6 +213,76 @@ class AppRepository:
         )
 
 
+class VapidKeyRepository:
+    """An app's VAPID keys from before its rotations, and which subscriptions still use them."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def rotate(self, app: App, private_pem: str, public_key: str, now: datetime) -> int:
+        """Keep the app's current pair as a retired key and make (private_pem, public_key) current; returns
+        the retired key's id (the subscriber feature marks the subscriptions made with it)."""
+        box = box_of(self.session)
+        retired = VapidKey(
+            app_id=app.id,
+            public_key=app.vapid_public_key,
+            private_pem=box.seal(
+                box.open(app.vapid_private_pem, vapid_where(app.app_key)),
+                vapid_key_where(app.app_key, app.vapid_public_key),
+            ),
+            created_at=app.created_at,
+            retired_at=now,
+        )
+        self.session.add(retired)
+        await self.session.flush()
+        sealed = box.seal(private_pem, vapid_where(app.app_key))
+        await self.session.execute(
+            update(App)
+            .where(App.id == app.id)
+            .values(
+                vapid_private_pem=sealed,
+                vapid_public_key=public_key,
+                vapid_failing_since=None,
+                vapid_failing_reason=None,
+                vapid_failing_origin=None,
+            )
+        )
+        return retired.id
+
+    async def retired(self, app_id: int) -> list[VapidKey]:
+        query = select(VapidKey).where(VapidKey.app_id == app_id).order_by(VapidKey.id)
+        return list((await self.session.execute(query)).scalars())
+
+    async def opened(self, app: App) -> dict[int, tuple[str, str]]:
+        """The app's retired keys, opened: id -> (private PEM, public key); the delivery engine's read."""
+        box = box_of(self.session)
+        return {
+            key.id: (box.open(key.private_pem, vapid_key_where(app.app_key, key.public_key)), key.public_key)
+            for key in await self.retired(app.id)
+        }
+
+    async def key_id(self, app_id: int, public_key: str) -> int | None:
+        query = select(VapidKey.id).where(VapidKey.app_id == app_id, VapidKey.public_key == public_key)
+        return (await self.session.execute(query.limit(1))).scalar_one_or_none()
+
+    async def usage(self, app_id: int) -> dict[int | None, int]:
+        """Active web subscribers per key id (None: the current key)."""
+        query = (
+            select(Subscriber.vapid_key_id, func.count())
+            .where(Subscriber.app_id == app_id, Subscriber.platform == "web", Subscriber.active.is_(True))
+            .group_by(Subscriber.vapid_key_id)
+        )
+        return {key: int(count) for key, count in (await self.session.execute(query)).all()}
+
+    async def drop_unused(self) -> int:
+        """Delete every retired key no active subscription uses any more; how many."""
+        used = select(Subscriber.id).where(
+            Subscriber.vapid_key_id == VapidKey.id, Subscriber.active.is_(True)
+        )
+        result = await self.session.execute(delete(VapidKey).where(~used.exists()))
+        return int(getattr(result, "rowcount", 0) or 0)
+
+
 class CredentialRepository:
     """Native provider credentials, one row per app and provider."""
 
@@ -198,6 +298,9 @@ class CredentialRepository:
         else:
             existing.data = data
             existing.updated_at = utcnow()
+            # New credentials: the refusal of the old ones says nothing about these.
+            existing.failing_since = None
+            existing.failing_reason = None
 
     async def for_app(self, app_id: int) -> dict[str, dict[str, Any]]:
         """The app's credentials by provider, opened."""
@@ -233,6 +336,43 @@ class CredentialRepository:
             .execution_options(synchronize_session=False)
         )
 
+    async def flag_failing(self, app_id: int, provider: str, now: datetime, reason: str) -> bool:
+        """Mark the credentials as refused by their provider, unless they are flagged already; True
+        when this call flagged them (the once a refusal is reported)."""
+        result = await self.session.execute(
+            update(AppCredential)
+            .where(
+                AppCredential.app_id == app_id,
+                AppCredential.provider == provider,
+                AppCredential.failing_since.is_(None),
+            )
+            .values(failing_since=now, failing_reason=reason[:255])
+            .execution_options(synchronize_session=False)
+        )
+        return getattr(result, "rowcount", 0) == 1
+
+    async def clear_failing(self, app_id: int, provider: str) -> None:
+        await self.session.execute(
+            update(AppCredential)
+            .where(AppCredential.app_id == app_id, AppCredential.provider == provider)
+            .values(failing_since=None, failing_reason=None)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def failing(self, app_id: int) -> dict[str, str]:
+        """The app's refused credentials: provider (fcm, apns, wns, adm, or `web <origin>` for its
+        VAPID identity at one push service) -> the reason."""
+        native = select(AppCredential.provider, AppCredential.failing_reason).where(
+            AppCredential.app_id == app_id, AppCredential.failing_since.is_not(None)
+        )
+        found = {str(p): str(r or "") for p, r in (await self.session.execute(native)).all()}
+        vapid = select(App.vapid_failing_origin, App.vapid_failing_reason).where(
+            App.id == app_id, App.vapid_failing_since.is_not(None)
+        )
+        for origin, reason in (await self.session.execute(vapid)).all():
+            found[f"web {origin}"] = str(reason or "")
+        return found
+
 
 class StoredSecretRepository:
     """Every stored secret as stored, for the start-up pass and rotation (app_tenant/secrets.py)."""
@@ -262,6 +402,24 @@ class StoredSecretRepository:
             update(App)
             .where(App.id == app_id)
             .values({App.__table__.c[column]: stored})
+            .execution_options(synchronize_session=False)
+        )
+
+    async def vapid_keys(self) -> list[tuple[int, str, str, str]]:
+        """(id, app key, public key, stored private key) of every retired VAPID key, locked."""
+        query = (
+            select(VapidKey.id, App.app_key, VapidKey.public_key, VapidKey.private_pem)
+            .join(App, App.id == VapidKey.app_id)
+            .order_by(VapidKey.id)
+            .with_for_update()
+        )
+        return [(row[0], row[1], row[2], row[3]) for row in await self.session.execute(query)]
+
+    async def set_vapid_key(self, key_id: int, stored: str) -> None:
+        await self.session.execute(
+            update(VapidKey)
+            .where(VapidKey.id == key_id)
+            .values(private_pem=stored)
             .execution_options(synchronize_session=False)
         )
 

@@ -14,6 +14,7 @@ from clarion.app_tenant.repository import (
     open_credential,
     seal_credential,
     stored_sealed_text,
+    vapid_key_where,
 )
 from clarion.db import Database
 from clarion.secrets_box import (
@@ -52,6 +53,20 @@ async def _reseal_app_secrets(
             _count(report, stored)
 
 
+async def _reseal_vapid_keys(
+    repo: StoredSecretRepository, box: SecretBox, report: ResealReport, rotate: bool
+) -> None:
+    """The apps' VAPID private keys from before a rotation (still signing older subscriptions)."""
+    for key_id, app_key, public_key, stored in await repo.vapid_keys():
+        report.checked += 1
+        where = vapid_key_where(app_key, public_key)
+        plaintext = box.open(stored, where)
+        if box.is_current(stored) or not rotate:
+            continue
+        await repo.set_vapid_key(key_id, box.seal(plaintext, where))
+        _count(report, stored)
+
+
 async def _reseal_credentials(
     repo: StoredSecretRepository, box: SecretBox, report: ResealReport, rotate: bool
 ) -> None:
@@ -78,6 +93,7 @@ async def reseal(session: AsyncSession, *, rotate: bool) -> ResealReport:
     box, repo, report = box_of(session), StoredSecretRepository(session), ResealReport()
     await _reseal_app_secrets(repo, box, report, rotate)
     await _reseal_credentials(repo, box, report, rotate)
+    await _reseal_vapid_keys(repo, box, report, rotate)
     return report
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,12 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion import errors, validation
 from clarion.app_tenant import security
-from clarion.app_tenant.repository import AppRepository, identity_where
+from clarion.app_tenant.repository import AppRepository, VapidKeyRepository, identity_where
 from clarion.db import as_utc, utcnow
 from clarion.models import App
 from clarion.provider.webpush import generate_vapid_keys
 from clarion.secrets_box import box_of
 from clarion.validation import clickable_url_problem, http_url_problem, storable
+
+log = logging.getLogger("clarion.app_tenant")
 
 PLANS = ("free", "unlimited")
 # Quiet hours: notifications held until the window ends, or dropped (docs/scheduling.md).
@@ -134,6 +137,7 @@ async def update(
     _check_site_settings(site_url, default_icon)
     if vapid_subject:
         _check_vapid_subject(vapid_subject)
+        await _refuse_placeholder_for_apple(session, app, vapid_subject)
     timing = _timing(app, default_timezone, quiet_start, quiet_end, quiet_mode)
     if identity_secret_key is not None:
         await _keep_identity_key(session, app, identity_secret_key)
@@ -221,6 +225,62 @@ def _check_vapid_subject(subject: str) -> None:
         )
 
 
+# Apple's Web Push service: its endpoints' origin, where a placeholder subject is answered 403 BadJwtToken.
+APPLE_WEB_PUSH = "https://web.push.apple.com"
+# Domains reserved for examples and tests (RFC 2606, RFC 6761) and local names: no one reads mail there.
+_PLACEHOLDER_DOMAINS = ("localhost", "example.com", "example.net", "example.org")
+_PLACEHOLDER_SUFFIXES = (
+    ".localhost",
+    ".local",
+    ".example",
+    ".test",
+    ".invalid",
+    ".internal",
+    ".example.com",
+    ".example.net",
+    ".example.org",
+)
+
+
+def placeholder_problem(subject: str) -> str | None:
+    """Why a VAPID subject is a placeholder no push service operator can reach (None: it is not)."""
+    scheme, _, rest = subject.partition(":")
+    if scheme.lower() == "mailto":
+        host = rest.rpartition("@")[2]
+    else:
+        host = rest.removeprefix("//").split("/", 1)[0].rsplit("@", 1)[-1].split(":", 1)[0]
+    host = host.lower().rstrip(".")
+    if not host or ("." not in host and host != "localhost"):
+        return f"{host or 'no domain'} is not a public domain"
+    if host in _PLACEHOLDER_DOMAINS or host.endswith(_PLACEHOLDER_SUFFIXES):
+        return f"{host} is a placeholder domain"
+    if host.replace(".", "").isdigit() or host.startswith("["):
+        return f"{host} is an address, not a domain"
+    return None
+
+
+def vapid_subject_warning(subject: str | None) -> str | None:
+    """The warning an app with a placeholder subject is shown (None: no warning)."""
+    problem = None if subject is None else placeholder_problem(subject)
+    if problem is None:
+        return None
+    return (
+        f"vapid_subject: {problem}; Apple's push service refuses such a subject (403 BadJwtToken), so "
+        "Safari subscribers would receive nothing"
+    )
+
+
+async def _refuse_placeholder_for_apple(session: AsyncSession, app: App, subject: str) -> None:
+    """A placeholder subject is refused for an app with Safari subscribers (Apple would refuse every
+    message to them), and accepted with a warning (`vapid_subject_warning`) otherwise."""
+    warning = vapid_subject_warning(subject)
+    if warning is None:
+        return
+    if await AppRepository(session).has_subscribers_at(app.id, APPLE_WEB_PUSH):
+        raise errors.InvalidField(f"{warning}, and this app has Safari subscribers", field="vapid_subject")
+    log.warning("app %s: %s", app.app_key, warning, extra={"app_key": app.app_key})
+
+
 def _check_site_settings(site_url: str | None, default_icon: str | None) -> None:
     """The site's address and its default icon (a Gravitec icon's rules: an http(s) URL of a .jpg,
     .jpeg or .png picture)."""
@@ -247,6 +307,56 @@ async def rotate_secret(session: AsyncSession, app: App) -> str:
     secret = security.new_secret()
     await AppRepository(session).set_secret_hash(app, security.hash_secret(secret))
     return secret
+
+
+async def retire_vapid_key(session: AsyncSession, app: App) -> int:
+    """A new VAPID key pair for the app, the current one kept as a retired key; returns its id (the
+    subscriber feature's `rotate_vapid` marks the subscriptions made with it)."""
+    private_pem, public_key = generate_vapid_keys()
+    return await VapidKeyRepository(session).rotate(app, private_pem, public_key, utcnow())
+
+
+async def vapid_progress(session: AsyncSession, app: App) -> dict[str, Any]:
+    """How far the app's subscriptions have moved to its current VAPID key: active web subscribers per
+    key, the current one first."""
+    repo = VapidKeyRepository(session)
+    usage = await repo.usage(app.id)
+    keys: list[dict[str, Any]] = [
+        {
+            "key_id": None,
+            "public_key": app.vapid_public_key,
+            "current": True,
+            "retired_at": None,
+            "subscribers": usage.get(None, 0),
+        }
+    ]
+    for key in await repo.retired(app.id):
+        keys.append(
+            {
+                "key_id": key.id,
+                "public_key": key.public_key,
+                "current": False,
+                "retired_at": as_utc(key.retired_at).isoformat(),
+                "subscribers": usage.get(key.id, 0),
+            }
+        )
+    return {"keys": keys, "subscribers": sum(usage.values()), "on_current_key": usage.get(None, 0)}
+
+
+async def drop_unused_vapid_keys(session: AsyncSession) -> int:
+    """Forget every app's retired VAPID keys that no active subscription uses any more; how many."""
+    return await VapidKeyRepository(session).drop_unused()
+
+
+async def vapid_key_id(session: AsyncSession, app: App, public_key: str | None, field: str) -> int | None:
+    """Which of the app's VAPID keys a browser subscribed with: None for the current one (or when it
+    does not say), a retired key's id, else a 422 naming `field`."""
+    if public_key is None or public_key == app.vapid_public_key:
+        return None
+    found = await VapidKeyRepository(session).key_id(app.id, public_key)
+    if found is None:
+        raise errors.InvalidField(f"{field}: not one of this app's VAPID keys", field=field)
+    return found
 
 
 async def rotate_identity_key(session: AsyncSession, app: App) -> str:
@@ -288,6 +398,14 @@ def summary(app: App) -> dict[str, Any]:
         "quiet_mode": app.quiet_mode or "hold",
         "frequency_cap": app.frequency_cap,
         "frequency_cap_period_s": app.frequency_cap_period_s,
+        "vapid_subject_warning": vapid_subject_warning(app.vapid_subject),
+        "vapid_failing": None
+        if app.vapid_failing_since is None
+        else {
+            "since": as_utc(app.vapid_failing_since).isoformat(),
+            "origin": app.vapid_failing_origin,
+            "reason": app.vapid_failing_reason,
+        },
         "vapid_public_key": app.vapid_public_key,
         "created_at": as_utc(app.created_at).isoformat(),
     }

@@ -34,6 +34,7 @@ from clarion.console.web import (
 from clarion.console.web import site as _site
 from clarion.models import App
 from clarion.runtime import RuntimeDep, SessionDep
+from clarion.subscriber import service as subscribers
 from clarion.validation import PathId
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -128,6 +129,10 @@ async def _settings(
     request: Request, session: SessionDep, me: SignedIn, site: App, tab: str, status: int = 200, **extra: Any
 ) -> HTMLResponse:
     identity = apps.identity_key(session, site) if tab == "integration" else None
+    if tab == "integration":
+        extra.update(
+            vapid=await apps.vapid_progress(session, site), vapid_failing=apps.summary(site)["vapid_failing"]
+        )
     if tab == "plan":
         extra.update(plan=pages.plan(site, await campaigns.api_campaigns_today(session, site)))
     if tab == "providers":
@@ -263,6 +268,17 @@ async def rotate_secret(
     site = await _site(session, app_key)
     secret = await apps.rotate_secret(session, site)
     return await _settings(request, session, me, site, "rest-api", secret=secret)
+
+
+@router.post("/sites/{app_key}/rotate-vapid")
+async def rotate_vapid(
+    request: Request, app_key: str, session: SessionDep, me: MeDep, form: FormDep
+) -> Response:
+    """A new VAPID key pair; subscriptions made with the old one keep being signed with it (as /v1's)."""
+    service.require(me.operator.role, "manage")
+    site = await _site(session, app_key)
+    await subscribers.rotate_vapid(session, site)
+    return await _settings(request, session, me, site, "integration", rotated=True)
 
 
 @router.post("/sites/{app_key}/delete")

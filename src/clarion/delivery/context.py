@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -66,6 +66,16 @@ class CampaignContext:
         if shown is self.notification:
             return self
         return replace(self, notification=shown, payload=content.web_payload(shown))
+    # The app's VAPID keys from before a rotation: id -> (private PEM, public key).
+    retired_vapid_keys: dict[int, tuple[str, str]] = field(default_factory=dict)
+
+    def vapid_key(self, key_id: int | None) -> tuple[str, str]:
+        """The key a subscription was made with; the current one when it is (or its key was dropped)."""
+        if key_id is not None:
+            retired = self.retired_vapid_keys.get(key_id)
+            if retired is not None:
+                return retired
+        return self.vapid_private_pem, self.vapid_public_key
 
     def remaining_ttl_s(self, now: datetime) -> int:
         """On a retry the push service is told what is left of the TTL, not the whole of it."""
@@ -124,6 +134,7 @@ async def load(session: AsyncSession, campaign_id: int) -> CampaignContext | Non
         frequency_cap=_cap(campaign, app),
         frequency_cap_period_s=app.frequency_cap_period_s,
         personal=Personal.build(notification, campaign.personalization),
+        retired_vapid_keys=await credentials.retired_vapid_keys(session, app),
     )
 
 

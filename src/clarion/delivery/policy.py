@@ -21,6 +21,24 @@ MAX_ATTEMPTS = 10_000
 # The spec's own words (swrve-batch-push-api.txt, warning table): the Swrve report shows it as it is.
 TIME_LIMIT_REASON = "Exceeded time limit by {} ms"
 MILLISECOND = timedelta(milliseconds=1)
+# Retries the Deliverer decides before any request (Clarion's own backlog or setup, not the device's):
+# a campaign that ends on one of them does not count against the device (docs/token-hygiene.md).
+TTL_RAN_OUT = "the TTL ran out before the attempt"
+TIME_LIMIT_RAN_OUT = "the time limit ran out before the attempt"
+NOT_ATTEMPTED = frozenset({TTL_RAN_OUT, TIME_LIMIT_RAN_OUT})
+
+
+def unreached(outcome: Outcome, decision: Final) -> bool:
+    """Whether a final decision means the push service kept failing to take the message for this
+    device until it was given up (`expired` at the TTL, or `failed` at the backstop): what the hygiene
+    job counts in a row. Not a cancel, a batch's time limit, nor a retry decided before any request."""
+    return (
+        decision.status in (DeliveryStatus.EXPIRED, DeliveryStatus.FAILED)
+        and isinstance(outcome, Retry)
+        and decision.reason == outcome.reason
+        and outcome.reason not in NOT_ATTEMPTED
+        and not outcome.reason.startswith("no sender for platform")
+    )
 
 
 @dataclass(frozen=True, slots=True)

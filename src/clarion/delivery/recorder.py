@@ -39,7 +39,7 @@ from datetime import datetime, timedelta
 
 from clarion import metrics
 from clarion.db import Database, utcnow
-from clarion.delivery import journal, policy
+from clarion.delivery import credentials, journal, policy
 from clarion.delivery.context import CampaignContext
 from clarion.delivery.failures import FailureLog
 from clarion.delivery.repository import Claimed, LedgerRepository
@@ -83,14 +83,26 @@ class Job:
         # Native platforms whose credentials a push service took (used) or refused (failed, with why).
         self.credentials_used: set[str] = set()
         self.credentials_failed: dict[str, str] = {}
+        # Credentials refused as such (credentials.key_of -> the first reason): flagged after the job,
+        # and the job's other recipients there are not sent to.
+        self.credentials_refused: dict[str, str] = {}
 
     def done(self, index: int, outcome: Outcome) -> asyncio.Future[None]:
         """Hand an outcome to the recorder; returns what resolves once it is recorded (or given up)."""
-        platform = self.claimed[index].platform
+        recipient = self.claimed[index]
+        platform = recipient.platform
+        if isinstance(outcome, Rejected) and outcome.credentials:
+            self.credentials_refused.setdefault(
+                credentials.key_of(platform, recipient.address), outcome.reason
+            )
         if platform != "web":  # Web Push has no credentials of the app's to report on
             if isinstance(outcome, Delivered | Gone):
                 self.credentials_used.add(platform)
-            elif isinstance(outcome, Rejected) and outcome.reason.startswith(CHANNEL_PREFIX):
+            elif (
+                isinstance(outcome, Rejected)
+                and outcome.reason.startswith(CHANNEL_PREFIX)
+                and not outcome.reason.startswith(credentials.NOT_SENT_PREFIX)
+            ):
                 self.credentials_failed[platform] = outcome.reason
         self.unreported -= 1
         return self.recorder.add(self, index, outcome, last=self.unreported == 0)
@@ -114,6 +126,9 @@ class _Batch:
     )
     retries: list[tuple[int, datetime, str]] = field(default_factory=list)
     gone: list[int] = field(default_factory=list)
+    # Subscribers this batch reached (`sent`) and ones a campaign gave up on (policy.unreached).
+    reached: list[int] = field(default_factory=list)
+    unreached: list[int] = field(default_factory=list)
     per_job: Counter[Job] = field(default_factory=Counter)
     statuses: dict[Job, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     by_provider: Counter[tuple[str, str]] = field(default_factory=Counter)  # (platform, status)
@@ -242,6 +257,7 @@ class Recorder:
                 await ledger.finish(ids, status, batch.now, reason)
             await ledger.retry_later(batch.retries, batch.now)
             await ledger.deactivate(batch.gone, batch.now)
+            await ledger.note_reach(batch.reached, batch.unreached)
             finished = []
             for job in {job.context.campaign_id: job for job in completing if not job.retried}.values():
                 campaign_id = job.context.campaign_id
@@ -288,6 +304,10 @@ class Recorder:
                 batch.finals[(decision.status, reason)].append(recipient.delivery_id)
                 if decision.status == DeliveryStatus.GONE:
                     batch.gone.append(recipient.subscriber_id)
+                elif decision.status == DeliveryStatus.SENT:
+                    batch.reached.append(recipient.subscriber_id)
+                elif policy.unreached(outcome, decision):
+                    batch.unreached.append(recipient.subscriber_id)
                 context = job.context
                 recipient_of = (
                     context.app_id,

@@ -91,6 +91,7 @@ class Claimed(NamedTuple):
     registered_at: datetime | None
     params: dict[str, Any] | None
     active: bool  # False: it unsubscribed (or went) since the fan-out added its row
+    vapid_key_id: int | None = None  # the retired VAPID key its subscription was made with (None: current)
     paced: bool = False  # its send time was given already (delivery.pace): it goes without another
     # What its personal content is made of (campaign/personal.py): loaded only for a campaign that has some.
     profile: Profile | None = None
@@ -148,7 +149,7 @@ def _claimed_rows(postgres: bool) -> Select[Any]:
     d, s = _deliveries.c, _subscribers.c
     return (
         select(d.id, d.attempts, s.id, s.platform, s.address, s.p256dh, s.auth, s.registered_at)
-        .add_columns(d.params, s.active, case((d.last_error == PACED_REASON, True), else_=False))
+        .add_columns(d.params, s.active, s.vapid_key_id, case((d.last_error == PACED_REASON, True), else_=False))
         .join_from(_deliveries, _subscribers, s.id == d.subscriber_id)
         .where(_ids_in(d.id, postgres, "ids"))
         .order_by(d.id)
@@ -357,7 +358,8 @@ class LedgerRepository:
         rows = await self.session.execute(
             _claimed_rows(self._postgres), {"ids": _ids_value(self._postgres, taken_ids)}
         )
-        return [Claimed._make(row) for row in rows.all()]
+        # Claimed(*row), not _make: the fields after the selected ones keep their defaults.
+        return [Claimed(*row) for row in rows.all()]
 
     async def profiles(self, subscriber_ids: Sequence[int], *, templates: bool) -> dict[int, Profile]:
         """The recipients' languages, and for templates their aliases, tags and attributes: one
@@ -528,6 +530,11 @@ class LedgerRepository:
     async def deactivate(self, subscriber_ids: Sequence[int], now: datetime) -> None:
         """Deactivate the subscribers whose address is gone, through their own repository."""
         await SubscriberRepository(self.session).deactivate(subscriber_ids, now)
+
+    async def note_reach(self, reached: Sequence[int], unreached: Sequence[int]) -> None:
+        """Subscribers' campaigns in a row not reached (the hygiene job's count), through their own
+        repository."""
+        await SubscriberRepository(self.session).note_reach(reached, unreached)
 
     async def pending_ids(self, campaign_id: int) -> list[int]:
         query = select(Delivery.id).where(

@@ -21,7 +21,8 @@ from clarion.app_tenant.repository import CredentialRepository
 from clarion.campaign.personal import Personal
 from clarion.campaign.repository import CampaignRepository
 from clarion.db import Database, utcnow
-from clarion.delivery.context import CampaignContext, ContextCache
+from clarion.delivery import credentials, policy
+from clarion.delivery.context import ContextCache
 from clarion.delivery.lanes import SendLanes
 from clarion.delivery.pace import Pacer
 from clarion.delivery.recorder import FLUSH_ROWS, Job, Recorder
@@ -140,6 +141,7 @@ class Deliverer:
         self._contexts = ContextCache()
         self._campaigns = CampaignStates()
         self.pacer = pacer
+        self._refused = credentials.RefusedCredentials()
         self.recorder = Recorder(
             db,
             retry_base_s=retry_base_s,
@@ -174,6 +176,8 @@ class Deliverer:
                 claimed = await _cap(ledger, context, claimed, now)
             if context is not None and context.personal is not None:
                 claimed = await _with_profiles(ledger, context.personal, claimed)
+            if context is not None:
+                await self._refused.load(session, context.app_id)
         if not claimed or context is None:
             return 0
         claimed, send_at = await self._pace(context, claimed)
@@ -189,6 +193,8 @@ class Deliverer:
             self.recorder.release(job)
         if job.credentials_used or job.credentials_failed:
             await self._note_credentials(context.app_id, job)
+        if job.credentials_refused:
+            await self._flag_refused(context.app_id, job.credentials_refused)
         return len(claimed)
 
     async def _pace(
@@ -214,6 +220,13 @@ class Deliverer:
         rows = [(claimed[index].delivery_id, datetime.fromtimestamp(at, UTC)) for index, at in later]
         async with self.db.session() as session:
             await LedgerRepository(session).defer(rows, utcnow())
+    async def _flag_refused(self, app_id: int, refusals: dict[str, str]) -> None:
+        """Known here at once; flagged in the database once (best effort, as `_note_credentials`)."""
+        self._refused.note(app_id, refusals)
+        try:
+            await credentials.credentials_rejected(self.db, app_id, refusals)
+        except SQLAlchemyError as exc:
+            log.warning("app %s: refused credentials not flagged: %s", app_id, exc)
 
     async def _note_credentials(self, app_id: int, job: Job) -> None:
         """When the app's native credentials were last taken, or refused and why (shown by /v1); one
@@ -264,18 +277,19 @@ class Deliverer:
         now = utcnow()
         window: list[tuple[int, Transmit]] = []
         for index in range(start, min(start + PREPARE_WINDOW, len(job.claimed))):
-            prepared = self._prepare(job.context, job.claimed[index], now)
+            prepared = self._prepare(job, job.claimed[index], now)
             if isinstance(prepared, Outcome):
                 job.done(index, prepared)
             else:
                 window.append((index, prepared))
         return window
 
-    def _prepare(self, context: CampaignContext, recipient: Claimed, now: datetime) -> Outcome | Transmit:
+    def _prepare(self, job: Job, recipient: Claimed, now: datetime) -> Outcome | Transmit:
+        context = job.context
         if now >= context.expires_at and context.ttl_s > 0:
-            return Retry("the TTL ran out before the attempt")
+            return Retry(policy.TTL_RAN_OUT)
         if context.give_up_at is not None and now >= context.give_up_at:
-            return Retry("the time limit ran out before the attempt")
+            return Retry(policy.TIME_LIMIT_RAN_OUT)
         if not recipient.active:
             return Gone(UNSUBSCRIBED)
         if self.pacer is not None and (until := self.pacer.held_until(context.app_id, recipient)):
@@ -283,10 +297,22 @@ class Deliverer:
         provider = self.providers.get(recipient.platform)
         if provider is None:
             return Retry(f"no sender for platform {recipient.platform}")
+        refused = self._refusal(job, recipient)
+        if refused is not None:
+            return refused
         own = context.render_for(recipient)
         if isinstance(own, Outcome):
             return own
         return provider.prepare(own, recipient, now)
+
+
+    def _refusal(self, job: Job, recipient: Claimed) -> Outcome | None:
+        """Credentials known to be refused are not used again (delivery/credentials.py)."""
+        if not job.credentials_refused and not self._refused.any(job.context.app_id):
+            return None  # the common case, without working out the recipient's push service
+        key = credentials.key_of(recipient.platform, recipient.address)
+        reason = job.credentials_refused.get(key) or self._refused.refusal(job.context.app_id, key)
+        return None if reason is None else credentials.not_sent(key, reason)
 
 
 async def _with_profiles(

@@ -50,6 +50,11 @@ PRIORITY_POWER_CONSIDERATE = "5"  # Apple: the only priority allowed for backgro
 _GONE_REASONS = frozenset({"BadDeviceToken", "DeviceTokenNotForTopic"})
 # 403 reasons a freshly signed provider token may cure.
 _RENEW_REASONS = frozenset({"ExpiredProviderToken", "InvalidProviderToken"})
+# 403 reasons that condemn the app's key (still refused after a fresh signature) or its environment:
+# the credential is flagged as failing (docs/token-hygiene.md).
+_CREDENTIAL_REASONS = frozenset(
+    {"InvalidProviderToken", "BadCertificateEnvironment", "BadCertificate", "MissingProviderToken"}
+)
 _REASON_CHARS = 200
 
 
@@ -363,7 +368,7 @@ def outcome(
         return Retry(text, parse_retry_after(retry_after, datetime.now(UTC)))
     if status == 403:
         # The provider token or the key behind it: every token of this app would fail alike.
-        return Rejected(f"channel: {text}")
+        return Rejected(f"channel: {text}", credentials=reason in _CREDENTIAL_REASONS)
     return Rejected(text)
 
 

@@ -56,6 +56,10 @@ _RESERVED_DATA_PREFIXES = ("google.", "gcm.")
 _FCM_ERROR = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
 _BAD_REQUEST = "type.googleapis.com/google.rpc.BadRequest"
 _TARGET_FIELD = "message.token"
+# ErrorCode reference: the token is no longer valid (the app was uninstalled, the token expired or
+# was never valid for FCM). NOT_FOUND counts only as an FcmError code about the message: a bare
+# google.rpc NOT_FOUND is the project's URL, the app's setup (a `channel:` refusal).
+_GONE_CODES = frozenset({"UNREGISTERED", "NOT_FOUND"})
 
 
 class FcmClient:
@@ -128,7 +132,8 @@ class FcmClient:
             or _oauth_code(answer.body) in _RETRYABLE_OAUTH_ERRORS
         ):
             raise TokenUnavailable(Retry(reason))
-        raise TokenUnavailable(Rejected(f"channel: {reason}"))
+        # Google refused the service account's grant (invalid_grant: a deleted or disabled key).
+        raise TokenUnavailable(Rejected(f"channel: {reason}", credentials=True))
 
     def _assertion(self) -> str:
         issued_at = int(time.time())
@@ -254,7 +259,7 @@ def fcm_outcome(status: int, retry_after: str | None, body: bytes) -> Outcome | 
     reason = http_reason(status, ": ".join(part for part in (code, text) if part))
     if status == 401:
         return Unauthorized(reason)
-    if code in ("UNREGISTERED", "SENDER_ID_MISMATCH"):
+    if code in _GONE_CODES and (code != "NOT_FOUND" or _FCM_ERROR.encode() in body):
         return Gone(reason)
     if code == "INVALID_ARGUMENT":
         # Only a complaint about the token itself condemns it; anything else is this payload's fault.
@@ -264,6 +269,10 @@ def fcm_outcome(status: int, retry_after: str | None, body: bytes) -> Outcome | 
         return Retry(reason, max(QUOTA_RETRY_MIN_S, after_s or 0.0))
     if code in ("UNAVAILABLE", "INTERNAL") or 500 <= status < 600:
         return Retry(reason, after_s)
+    if code == "SENDER_ID_MISMATCH":
+        # The token belongs to another Firebase project: permanent for this token, but a wrong service
+        # account makes every token answer so, and deactivating them all would lose the audience.
+        return Rejected(reason)
     if status in (403, 404):
         # PERMISSION_DENIED or a project that is not there: the app's FCM setup, not this device.
         return Rejected(f"channel: {reason}")

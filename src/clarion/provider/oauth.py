@@ -111,7 +111,9 @@ class TokenCache:
             return exc.outcome
         if isinstance(result, Unauthorized):
             # A fresh token refused too: the app's credentials are bad, not the device's token.
-            return Rejected(f"channel: credentials refused after a token refresh ({result.reason})")
+            return Rejected(
+                f"channel: credentials refused after a token refresh ({result.reason})", credentials=True
+            )
         return result
 
 
@@ -131,7 +133,8 @@ async def fetch_client_credentials(
     reason = f"token endpoint: {http_reason(answer.status, oauth_error(answer.body))}"
     if answer.status == 429 or 500 <= answer.status < 600:
         raise TokenUnavailable(Retry(reason, parse_retry_after(answer.retry_after, datetime.now(UTC))))
-    raise TokenUnavailable(Rejected(f"channel: {reason}"))
+    # The token endpoint refused the client id and secret (invalid_client and the like).
+    raise TokenUnavailable(Rejected(f"channel: {reason}", credentials=True))
 
 
 async def request_token(client: Client, token_url: str, form: dict[str, str]) -> Answer:

@@ -28,6 +28,10 @@ class Gone:
 @dataclass(frozen=True, slots=True)
 class Rejected:
     reason: str
+    # The push service refused the app's credentials themselves (a token endpoint's refusal, APNs'
+    # InvalidProviderToken, Web Push's BadJwtToken): the credential is flagged as failing, once, and
+    # the rest of the campaign's recipients on that provider are not sent to (docs/token-hygiene.md).
+    credentials: bool = False
 
 
 Outcome = Delivered | Retry | Gone | Rejected

@@ -44,6 +44,9 @@ _MAX_CACHED_ORIGINS = 1024
 _TOPIC = re.compile(r"[A-Za-z0-9_-]{1,32}")  # RFC 8030 §5.4: at most 32 URL-safe base64 characters
 _JWT_HEADER = "eyJ0eXAiOiJKV1QiLCJhbGciOiJFUzI1NiJ9"  # {"typ":"JWT","alg":"ES256"}
 _URLSAFE_TO_STD = bytes.maketrans(b"-_", b"+/")
+# Apple's Web Push reasons ("Sending web push notifications in web apps and browsers") that refuse
+# the app's VAPID token or key rather than the subscription.
+_VAPID_REFUSED = re.compile(rb"\b(BadJwtToken|VapidPkHashMismatch)\b")
 
 
 def b64url_encode(data: bytes) -> str:
@@ -316,14 +319,17 @@ class WebPushProvider:
     def __init__(self, clients: GuardedClients, subject: str) -> None:
         self._clients = clients
         self._subject = subject
-        # Per app and subject: an app whose subject changed gets a new signer (and new tokens).
-        self._signers: dict[tuple[int, str], VapidSigner] = {}
+        # Per app, subject and key: an app whose subject changed gets a new signer (and new tokens), and
+        # after a rotation each subscription is signed with the key it was made with.
+        self._signers: dict[tuple[int, str, str], VapidSigner] = {}
 
-    def _signer(self, campaign: Campaign) -> VapidSigner:
-        key = (campaign.app_id, campaign.vapid_subject or self._subject)
+    def _signer(self, campaign: Campaign, key_id: int | None) -> VapidSigner:
+        subject = campaign.vapid_subject or self._subject
+        private_pem, public_key = campaign.vapid_key(key_id)
+        key = (campaign.app_id, subject, public_key)
         signer = self._signers.get(key)
         if signer is None:
-            signer = VapidSigner(campaign.vapid_private_pem, campaign.vapid_public_key, key[1])
+            signer = VapidSigner(private_pem, public_key, subject)
             self._signers[key] = signer
         return signer
 
@@ -343,7 +349,7 @@ class WebPushProvider:
             urgency=campaign.urgency,
             topic=topic,
         )
-        prepared = prepare(self._signer(campaign), request)
+        prepared = prepare(self._signer(campaign, recipient.vapid_key_id), request)
         if isinstance(prepared, Rejected):
             return prepared
         return functools.partial(transmit_guarded, self._clients, prepared)
@@ -399,6 +405,10 @@ def _outcome(status: int, retry_after: str | None, body: bytes) -> Outcome:
         return Gone(reason)
     if status == 429 or 500 <= status < 600:
         return Retry(reason, parse_retry_after(retry_after, datetime.now(UTC)))
+    if status in (400, 401, 403) and _VAPID_REFUSED.search(body[: REASON_CHARS * 4]):
+        # The app's VAPID identity, not this subscription: Apple answers 403 BadJwtToken to a
+        # placeholder subject and 400 VapidPkHashMismatch to a key that is not the subscription's.
+        return Rejected(f"channel: {reason}", credentials=True)
     return Rejected(reason)
 
 

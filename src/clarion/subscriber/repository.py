@@ -36,6 +36,10 @@ def _tagged(app_id: int, name: str) -> Select[int]:
     )
 
 
+# A registration starts the device's record afresh: no failures counted, no hygiene verdict.
+_FRESH: dict[str, object] = {"failure_streak": 0, "deactivated_reason": None}
+
+
 class SubscriberRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -85,6 +89,7 @@ class SubscriberRepository:
 
     async def insert_if_absent(self, subscriber: Subscriber) -> bool:
         row = {c.key: getattr(subscriber, c.key) for c in Subscriber.__table__.columns if c.key != "id"}
+        row["failure_streak"] = row["failure_streak"] or 0  # an unsaved object holds None, not the default
         return await insert_ignore(self.session, Subscriber.__table__, [row]) == 1
 
     async def reactivate(
@@ -94,10 +99,13 @@ class SubscriberRepository:
         keys: tuple[str, str] | None,
         user_id: str | None,
         external_user_id: str | None,
+        vapid_key: tuple[int | None] | None = None,
     ) -> None:
-        """A registration again: active from now, with the keys (p256dh, auth) and the ids given (None:
-        unchanged)."""
-        values: dict[str, object] = {"active": True, "updated_at": now, "registered_at": now}
+        """A registration again: active from now, with the keys (p256dh, auth), the ids and the VAPID key
+        id (a 1-tuple) given (None: unchanged)."""
+        values: dict[str, object] = {"active": True, "updated_at": now, "registered_at": now, **_FRESH}
+        if vapid_key is not None:
+            values["vapid_key_id"] = vapid_key[0]
         if keys is not None:
             values["p256dh"], values["auth"] = keys
         if user_id is not None:
@@ -120,7 +128,13 @@ class SubscriberRepository:
         await self._write(subscriber, {"alias": alias, "updated_at": now})
 
     async def move_address(
-        self, subscriber: Subscriber, address: str, address_hash: str, keys: tuple[str, str], now: datetime
+        self,
+        subscriber: Subscriber,
+        address: str,
+        address_hash: str,
+        keys: tuple[str, str],
+        now: datetime,
+        vapid_key_id: int | None = None,
     ) -> bool:
         """Move the subscriber onto a new address and keys, active from now; False (and nothing written)
         when another subscriber of the app holds the address (the caller then ends the transaction with an
@@ -133,6 +147,8 @@ class SubscriberRepository:
             "active": True,
             "updated_at": now,
             "registered_at": now,
+            "vapid_key_id": vapid_key_id,
+            **_FRESH,
         }
         try:
             await self._write(subscriber, values)
@@ -266,6 +282,80 @@ class SubscriberRepository:
             .values(active=False, updated_at=now)
             .execution_options(synchronize_session=False)
         )
+
+    async def note_reach(self, reached: Sequence[int], unreached: Sequence[int]) -> None:
+        """One more campaign in a row that could not reach `unreached`; `reached` start again at 0."""
+        if unreached:
+            await self.session.execute(
+                update(Subscriber)
+                .where(Subscriber.id.in_(unreached))
+                .values(failure_streak=Subscriber.failure_streak + 1)
+                .execution_options(synchronize_session=False)
+            )
+        if reached:
+            await self.session.execute(
+                update(Subscriber)
+                .where(Subscriber.id.in_(reached), Subscriber.failure_streak > 0)
+                .values(failure_streak=0)
+                .execution_options(synchronize_session=False)
+            )
+
+    async def mark_vapid_key(self, app_id: int, key_id: int) -> None:
+        """The app's web subscribers on its current VAPID key were made with `key_id`, just retired."""
+        await self.session.execute(
+            update(Subscriber)
+            .where(
+                Subscriber.app_id == app_id, Subscriber.platform == "web", Subscriber.vapid_key_id.is_(None)
+            )
+            .values(vapid_key_id=key_id)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def failing_streaks(self, at_least: int, limit: int) -> list[int]:
+        """Active subscribers that failed `at_least` campaigns in a row (the hygiene job's first rule)."""
+        query = select(Subscriber.id).where(
+            Subscriber.active.is_(True), Subscriber.failure_streak >= at_least
+        )
+        return list((await self.session.execute(query.order_by(Subscriber.id).limit(limit))).scalars())
+
+    async def inactive_since(self, platform: str, before: datetime, limit: int) -> list[int]:
+        """Active subscribers of `platform` last registered before `before` (the second rule)."""
+        seen = func.coalesce(Subscriber.registered_at, Subscriber.created_at)
+        query = select(Subscriber.id).where(
+            Subscriber.active.is_(True), Subscriber.platform == platform, seen < before
+        )
+        return list((await self.session.execute(query.order_by(Subscriber.id).limit(limit))).scalars())
+
+    async def retire(self, subscriber_ids: Sequence[int], reason: str, now: datetime) -> list[int]:
+        """Deactivate these subscribers (those still active) for the hygiene job's `reason`; returns the
+        ones it deactivated."""
+        if not subscriber_ids:
+            return []
+        found = select(Subscriber.id).where(Subscriber.id.in_(subscriber_ids), Subscriber.active.is_(True))
+        ids = list((await self.session.execute(found)).scalars())
+        if ids:
+            await self.session.execute(
+                update(Subscriber)
+                .where(Subscriber.id.in_(ids))
+                .values(active=False, deactivated_reason=reason, updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
+        return ids
+
+    async def hygiene_counts(self, app_id: int) -> dict[str, int]:
+        """The app's subscribers the hygiene job deactivated, by reason, and the active ones that have
+        failed at least one campaign in a row (`failing`)."""
+        query = (
+            select(Subscriber.deactivated_reason, func.count())
+            .where(Subscriber.app_id == app_id, Subscriber.deactivated_reason.is_not(None))
+            .group_by(Subscriber.deactivated_reason)
+        )
+        counts = {str(reason): int(count) for reason, count in (await self.session.execute(query)).all()}
+        failing = select(func.count()).where(
+            Subscriber.app_id == app_id, Subscriber.active.is_(True), Subscriber.failure_streak > 0
+        )
+        counts["failing"] = int((await self.session.execute(failing)).scalar_one())
+        return counts
 
     async def known_addresses(self, app_id: int, hashes: Collection[str]) -> dict[str, Known]:
         """The app's subscribers at these address hashes, by hash (only what an import compares)."""

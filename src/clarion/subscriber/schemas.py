@@ -31,6 +31,8 @@ class SubscriberCreate(BaseModel):
     app_key: str = Field(min_length=1, max_length=64)
     platform: Literal["web", "android", "ios", "adm", "wns"]
     subscription: WebSubscription | None = None
+    # The app's VAPID public key the browser subscribed with (the Web SDK sends it); absent: the current.
+    vapid_public_key: str | None = Field(default=None, min_length=1, max_length=128)
     token: str | None = Field(default=None, min_length=1, max_length=4096)
     user_id: str | None = Field(default=None, min_length=1, max_length=255)
     external_user_id: str | None = Field(default=None, min_length=1, max_length=255)

@@ -52,6 +52,8 @@ class Resubscription(BaseModel):
     model_config = ConfigDict(strict=True)
 
     subscription: WebSubscription
+    # The app's VAPID public key the new subscription was made with; absent: the current one.
+    vapid_public_key: str | None = Field(default=None, min_length=1, max_length=128)
 
 
 class TestNotificationCreate(BaseModel):

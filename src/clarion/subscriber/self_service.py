@@ -128,7 +128,7 @@ async def resubscribe(
     session: AsyncSession, creds: SubscriptionCredentials, body: Resubscription, push_hosts: frozenset[str]
 ) -> SubscriberView:
     """Move a subscriber onto the browser's new subscription, keeping its regId, alias and tags."""
-    _, subscriber = await authorise(session, creds)
+    app, subscriber = await authorise(session, creds)
     new = body.subscription
     # The same checks as a registration (subscriber.service).
     endpoint.check_push_url(new.endpoint, push_hosts, "subscription.endpoint")
@@ -145,8 +145,9 @@ async def resubscribe(
     if moving and await SubscriberRepository(session).by_address(subscriber.app_id, new_hash) is not None:
         raise taken
     keys = (new.keys.p256dh, new.keys.auth)
+    key_id = await apps.vapid_key_id(session, app, body.vapid_public_key, "vapid_public_key")
     if not await SubscriberRepository(session).move_address(
-        subscriber, new.endpoint, new_hash, keys, utcnow()
+        subscriber, new.endpoint, new_hash, keys, utcnow(), key_id
     ):
         raise taken  # a registration of the same endpoint won a race
     if moving:

@@ -74,10 +74,11 @@ async def register(
     language = None if body.language is None else check_language(body.language)
     verify_identity(session, app, body)  # before anything is written: a refused binding binds nothing
     repo = SubscriberRepository(session)
+    key_id = await apps.vapid_key_id(session, app, body.vapid_public_key, "vapid_public_key")
     existing = await repo.by_address(app.id, address_hash(address))
     if existing is not None:
         _check_same_subscription(existing, body, held_proof)
-        await _refresh(repo, existing, body)
+        await _refresh(repo, existing, body, key_id)
         return Registration(existing.reg_id, created=False)
     now = utcnow()
     keys = body.subscription.keys if body.subscription else None
@@ -98,6 +99,7 @@ async def register(
         registered_at=now,
         timezone=body.timezone,
         language=language,
+        vapid_key_id=key_id,
     )
     if not await repo.insert_if_absent(subscriber):
         # A concurrent registration of the same address won the race: answer as a registration again.
@@ -158,11 +160,15 @@ def _check_same_subscription(existing: Subscriber, body: SubscriberCreate, held_
         )
 
 
-async def _refresh(repo: SubscriberRepository, subscriber: Subscriber, body: SubscriberCreate) -> None:
+async def _refresh(
+    repo: SubscriberRepository, subscriber: Subscriber, body: SubscriberCreate, key_id: int | None
+) -> None:
     sub = body.subscription
     keys = (sub.keys.p256dh, sub.keys.auth) if sub is not None else None
     now = utcnow()
-    await repo.reactivate(subscriber, now, keys, body.user_id, body.external_user_id)
+    # The key a browser says it subscribed with replaces the one on record; no word leaves it.
+    vapid_key = (key_id,) if body.vapid_public_key is not None else None
+    await repo.reactivate(subscriber, now, keys, body.user_id, body.external_user_id, vapid_key)
     if body.timezone is not None and body.timezone != subscriber.timezone:
         await repo.set_timezone(subscriber, body.timezone, now)
     if body.language is not None:  # checked by `register`; absent: the language known stays
@@ -407,3 +413,18 @@ async def deactivate(session: AsyncSession, app: App, reg_id: str) -> Shown:
 async def delete(session: AsyncSession, app: App, reg_id: str) -> None:
     """The subscriber with its tags, its ledger rows and its engagement events."""
     await SubscriberRepository(session).delete_one(await _existing(session, app, reg_id))
+
+
+async def hygiene_counts(session: AsyncSession, app_id: int) -> dict[str, int]:
+    """What the token hygiene job did to the app's subscribers, by reason, and how many active ones
+    have failed at least one campaign in a row (`failing`)."""
+    return await SubscriberRepository(session).hygiene_counts(app_id)
+
+
+async def rotate_vapid(session: AsyncSession, app: App) -> dict[str, Any]:
+    """A new VAPID key pair for the app. Subscriptions made with the old key keep being signed with it
+    (the old key is kept, and dropped once no active subscription uses it); the Web SDK re-subscribes
+    each browser with the new key on its next page view. Returns the progress (`vapid_progress`)."""
+    retired_id = await apps.retire_vapid_key(session, app)
+    await SubscriberRepository(session).mark_vapid_key(app.id, retired_id)
+    return await apps.vapid_progress(session, app)

@@ -13,6 +13,7 @@ from clarion import errors
 from clarion.app_tenant import service as apps
 from clarion.models import App
 from clarion.runtime import SessionDep
+from clarion.subscriber import service as subscribers
 from clarion.v1.access import AdminDep, CallerDep, ScopedAppDep
 from clarion.v1.body import Body
 from clarion.v1.idempotency import OnceDep
@@ -75,6 +76,12 @@ class AppUpdate(Body):
     )
 
 
+class VapidFailing(BaseModel):
+    since: datetime
+    origin: str
+    reason: str
+
+
 class AppRead(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -92,6 +99,8 @@ class AppRead(BaseModel):
                     "vapid_subject": "mailto:push@news.example.com",
                     "frequency_cap": 3,
                     "frequency_cap_period_s": 86400,
+                    "vapid_subject_warning": None,
+                    "vapid_failing": None,
                     "created_at": "2026-01-01T00:00:00+00:00",
                 }
             ]
@@ -114,6 +123,13 @@ class AppRead(BaseModel):
     quiet_mode: str
     frequency_cap: int | None = Field(description="Non-transactional notifications per subscriber per period")
     frequency_cap_period_s: int | None
+    vapid_subject_warning: str | None = Field(
+        description="Why the app's own VAPID subject is a placeholder Apple would refuse (None: it is not)"
+    )
+    vapid_failing: VapidFailing | None = Field(
+        description="A push service refused the app's VAPID identity (BadJwtToken, VapidPkHashMismatch): web "
+        "subscribers at that origin are not sent to until the subject changes"
+    )
     created_at: datetime
 
 
@@ -190,6 +206,36 @@ async def delete_app(
 async def rotate_secret(app: ScopedAppDep, session: SessionDep) -> SecretRotated:
     """A new app secret; the old one is refused from this answer on."""
     return SecretRotated(app_key=app.app_key, app_secret=await apps.rotate_secret(session, app))
+
+
+class VapidKeyRead(BaseModel):
+    key_id: int | None = Field(description="null: the app's current key")
+    public_key: str
+    current: bool
+    retired_at: datetime | None
+    subscribers: int = Field(description="Active web subscribers whose subscription was made with this key")
+
+
+class VapidProgress(BaseModel):
+    """How far the app's subscriptions have moved to its current VAPID key."""
+
+    keys: list[VapidKeyRead]
+    subscribers: int
+    on_current_key: int
+
+
+@router.post("/{app_key}/rotate-vapid")
+async def rotate_vapid(app: ScopedAppDep, session: SessionDep) -> VapidProgress:
+    """A new VAPID key pair. Subscriptions made with the old key keep being signed with it; the Web SDK
+    re-subscribes each browser with the new one on its next page view; the old key is dropped once no
+    active subscription uses it."""
+    return VapidProgress.model_validate(await subscribers.rotate_vapid(session, app))
+
+
+@router.get("/{app_key}/vapid-keys")
+async def vapid_keys(app: ScopedAppDep, session: SessionDep) -> VapidProgress:
+    """The app's VAPID keys (the current one first) and the active web subscribers on each."""
+    return VapidProgress.model_validate(await apps.vapid_progress(session, app))
 
 
 @router.post("/{app_key}/rotate-identity-key")

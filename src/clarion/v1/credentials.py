@@ -43,6 +43,11 @@ class ClientCredentialsIn(Body):
     client_secret: str = Field(min_length=1, max_length=255)
 
 
+class CredentialFailing(BaseModel):
+    since: datetime
+    reason: str
+
+
 class CredentialRead(BaseModel):
     model_config = ConfigDict(
         extra="allow",  # the provider's identifiers: project_id, client_email, key_id, team_id, topic, …
@@ -56,6 +61,7 @@ class CredentialRead(BaseModel):
                     "last_used_at": None,
                     "last_failed_at": None,
                     "last_failure": None,
+                    "failing": None,
                 }
             ]
         },
@@ -66,6 +72,10 @@ class CredentialRead(BaseModel):
     last_used_at: datetime | None
     last_failed_at: datetime | None
     last_failure: str | None
+    failing: CredentialFailing | None = Field(
+        description="The provider refused these credentials: nothing is sent with them until they are "
+        "replaced or pass the test"
+    )
 
 
 class CredentialList(BaseModel):

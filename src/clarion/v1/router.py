@@ -13,6 +13,7 @@ from clarion.v1 import (
     apps,
     campaigns,
     credentials,
+    hygiene,
     push_campaigns,
     schedules,
     segments,
@@ -47,3 +48,4 @@ router.include_router(segments.router)
 router.include_router(push_campaigns.router)
 router.include_router(schedules.router)
 router.include_router(webhooks.router)
+router.include_router(hygiene.router)

@@ -146,7 +146,13 @@
 
   function register(state, subscription) {
     const body = Object.assign(
-      {app_key: state.appKey, platform: 'web', subscription: subscription, timezone: timeZone()},
+      {
+        app_key: state.appKey,
+        platform: 'web',
+        subscription: subscription,
+        timezone: timeZone(),
+        vapid_public_key: state.vapidPublicKey,
+      },
       identityFields(),
       languageField()
     );
@@ -162,7 +168,7 @@
       try {
         const moved = await request(
           state.server, 'POST', '/subscribers/' + encodeURIComponent(state.regId) + '/resubscribe',
-          {appKey: state.appKey, auth: state.auth, body: {subscription: subscription}}
+          {appKey: state.appKey, auth: state.auth, body: {subscription: subscription, vapid_public_key: state.vapidPublicKey}}
         );
         return moved.regId;
       } catch (error) {
@@ -293,6 +299,12 @@
       state.vapidPublicKey = config.vapidPublicKey;
       await saveState(state);
       await followTimeZone(state);
+      try {
+        await moveToCurrentKey(state);
+      } catch (error) {
+        // The page works on; the next page view tries again, and the old key keeps signing meanwhile.
+        global.console.warn('[Clarion] moving the subscription to the new VAPID key failed:', error.message || error);
+      }
       return {appKey: config.appKey, vapidPublicKey: config.vapidPublicKey};
     })();
     return initializing;
@@ -312,6 +324,24 @@
     } catch (error) {
       // The next init tries again.
     }
+  // After the app's VAPID key was rotated, a browser subscribed with the old key is subscribed again
+  // with the new one on its next page view, keeping its regId (with its alias and tags); until then the
+  // server signs its messages with the old key.
+  async function moveToCurrentKey(state) {
+    if (!state.regId || !supported() || global.Notification.permission !== 'granted') return;
+    const registration = await existingRegistration(config);
+    if (!registration) return;
+    const key = base64UrlToBytes(config.vapidPublicKey);
+    const current = await registration.pushManager.getSubscription();
+    if (!current || sameBytes(current.options && current.options.applicationServerKey, key)) return;
+    await current.unsubscribe();
+    const subscription = await registration.pushManager.subscribe({userVisibleOnly: true, applicationServerKey: key});
+    const json = subscription.toJSON();
+    state.regId = await registerOrMove(state, json);
+    state.auth = json.keys.auth;
+    state.endpoint = json.endpoint;
+    state.p256dh = json.keys.p256dh;
+    await saveState(state);
   }
 
   async function subscribe() {

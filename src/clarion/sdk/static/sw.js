@@ -207,6 +207,14 @@
     return Uint8Array.from(raw, function (char) { return char.charCodeAt(0); });
   }
 
+  // The application server key a subscription was made with, as the server names it (base64url).
+  function keyOf(subscription) {
+    const buffer = subscription.options && subscription.options.applicationServerKey;
+    if (!buffer) return undefined;
+    const text = btoa(String.fromCharCode.apply(null, new Uint8Array(buffer)));
+    return text.replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+  }
+
   async function renew(event) {
     const state = await loadState();
     if (!state.server || !state.appKey || !state.regId || !state.auth) return false;
@@ -222,17 +230,19 @@
       subscription = await worker.registration.pushManager.subscribe({userVisibleOnly: true, applicationServerKey: key});
     }
     const json = subscription.toJSON();
+    // Which of the app's keys signs its messages: an app that rotated its key keeps the old one for it.
+    const vapidKey = keyOf(subscription);
     let regId;
     try {
       // Authorised by the old subscription's secret: the regId keeps its alias and tags.
       const moved = await request(state, 'POST', '/subscribers/' + encodeURIComponent(state.regId) + '/resubscribe', {
-        appKey: state.appKey, auth: state.auth, body: {subscription: json},
+        appKey: state.appKey, auth: state.auth, body: {subscription: json, vapid_public_key: vapidKey},
       });
       regId = moved.regId;
     } catch (error) {
       if (error.status !== 401 && error.status !== 422) throw error;
       const registered = await request(state, 'POST', '/subscribers', {
-        body: {app_key: state.appKey, platform: 'web', subscription: json},
+        body: {app_key: state.appKey, platform: 'web', subscription: json, vapid_public_key: vapidKey},
       });
       regId = registered.regId;
     }
