@@ -394,6 +394,8 @@ def test_set_attributes_and_the_browser_language_reach_the_server(visit: Visit) 
         f"{server.url}/v1/apps/{server.app_key}/subscribers/{reg_id}/attributes", auth=server.auth, timeout=10
     )
     assert answer.json() == {"attributes": {"city": "Paris", "first_name": "Ada"}}
+
+
 def test_a_vapid_key_rotation_keeps_old_subscriptions_and_moves_each_browser_on_its_next_page_view(
     visit: Visit, artifacts: Path
 ) -> None:

@@ -66,6 +66,7 @@ class CampaignContext:
         if shown is self.notification:
             return self
         return replace(self, notification=shown, payload=content.web_payload(shown))
+
     # The app's VAPID keys from before a rotation: id -> (private PEM, public key).
     retired_vapid_keys: dict[int, tuple[str, str]] = field(default_factory=dict)
 

@@ -149,7 +149,9 @@ def _claimed_rows(postgres: bool) -> Select[Any]:
     d, s = _deliveries.c, _subscribers.c
     return (
         select(d.id, d.attempts, s.id, s.platform, s.address, s.p256dh, s.auth, s.registered_at)
-        .add_columns(d.params, s.active, s.vapid_key_id, case((d.last_error == PACED_REASON, True), else_=False))
+        .add_columns(
+            d.params, s.active, s.vapid_key_id, case((d.last_error == PACED_REASON, True), else_=False)
+        )
         .join_from(_deliveries, _subscribers, s.id == d.subscriber_id)
         .where(_ids_in(d.id, postgres, "ids"))
         .order_by(d.id)

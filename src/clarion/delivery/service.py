@@ -22,7 +22,7 @@ from clarion.campaign.personal import Personal
 from clarion.campaign.repository import CampaignRepository
 from clarion.db import Database, utcnow
 from clarion.delivery import credentials, policy
-from clarion.delivery.context import ContextCache
+from clarion.delivery.context import CampaignContext, ContextCache
 from clarion.delivery.lanes import SendLanes
 from clarion.delivery.pace import Pacer
 from clarion.delivery.recorder import FLUSH_ROWS, Job, Recorder
@@ -220,6 +220,7 @@ class Deliverer:
         rows = [(claimed[index].delivery_id, datetime.fromtimestamp(at, UTC)) for index, at in later]
         async with self.db.session() as session:
             await LedgerRepository(session).defer(rows, utcnow())
+
     async def _flag_refused(self, app_id: int, refusals: dict[str, str]) -> None:
         """Known here at once; flagged in the database once (best effort, as `_note_credentials`)."""
         self._refused.note(app_id, refusals)
@@ -304,7 +305,6 @@ class Deliverer:
         if isinstance(own, Outcome):
             return own
         return provider.prepare(own, recipient, now)
-
 
     def _refusal(self, job: Job, recipient: Claimed) -> Outcome | None:
         """Credentials known to be refused are not used again (delivery/credentials.py)."""
