@@ -492,6 +492,8 @@ def _summary(created: dict[str, Any], name: str, plan: str) -> dict[str, Any]:
         "site_url": None,
         "default_icon": None,
         "vapid_subject": None,
+        "frequency_cap": None,
+        "frequency_cap_period_s": None,
         "vapid_public_key": created["vapid_public_key"],
     }
 
