@@ -498,6 +498,8 @@ def _summary(created: dict[str, Any], name: str, plan: str) -> dict[str, Any]:
         "quiet_mode": "hold",
         "vapid_subject_warning": None,
         "vapid_failing": None,
+        "frequency_cap": None,
+        "frequency_cap_period_s": None,
         "vapid_public_key": created["vapid_public_key"],
     }
 

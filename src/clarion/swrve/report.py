@@ -157,6 +157,7 @@ async def counters(session: AsyncSession, push_campaign_id: int, *, app: App | N
         "name": push.name,
         "platform": push.platform,
         "batches": batches,
-        "delivery": {status.value: by_status.get(status, 0) for status in DeliveryStatus},
+        # A batch is transactional, never frequency-capped: its counters keep their shape.
+        "delivery": {s.value: by_status.get(s, 0) for s in DeliveryStatus if s != DeliveryStatus.CAPPED},
         "engagement": {key: by_event.get(key, 0) for key in ("received", "clicked", "closed")},
     }
