@@ -35,6 +35,8 @@ class CampaignContext:
     expires_at: datetime
     # No attempt after this (a Swrve batch's execution time limit), whatever the TTL still allows.
     give_up_at: datetime | None = None
+    # The declarative form of `payload` (Declarative Web Push), None when the campaign has no URL.
+    declarative: bytes | None = None
 
     def remaining_ttl_s(self, now: datetime) -> int:
         """On a retry the push service is told what is left of the TTL, not the whole of it."""
@@ -50,6 +52,10 @@ class CampaignContext:
     def web_payload(self, message: Notification | None) -> bytes:
         """What a browser's service worker receives: the campaign's, or a batch recipient's own."""
         return self.payload if message is None else content.web_payload(message)
+
+    def declarative_payload(self, message: Notification | None) -> bytes | None:
+        """The declarative form of `web_payload`'s, for the subscriptions that are sent it."""
+        return self.declarative if message is None else content.declarative_payload(message)
 
 
 async def load(session: AsyncSession, campaign_id: int) -> CampaignContext | None:
@@ -85,6 +91,7 @@ async def load(session: AsyncSession, campaign_id: int) -> CampaignContext | Non
         credentials=await credentials.for_app(session, app.id),
         expires_at=started_at + timedelta(seconds=campaign.ttl_s),
         give_up_at=None if deadline is None else as_utc(deadline),
+        declarative=content.declarative_payload(notification),
     )
 
 
