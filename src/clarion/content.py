@@ -119,6 +119,18 @@ def web_fields(notification: Notification) -> dict[str, Any]:
     return fields
 
 
+def display_tag(campaign_id: int | str, collapse_key: str | None) -> str:
+    """The tag a campaign's notification is shown under and its Web Push Topic: its collapse key (push_tag),
+    else one of its own, the default Clarion's service worker gives too; so that an update or retraction
+    (campaign/follow_up.py) can name it."""
+    return collapse_key if collapse_key is not None else f"clarion-{campaign_id}"
+
+
+def retract_fields(campaign_id: str, tag: str) -> dict[str, Any]:
+    """What Clarion's service worker receives to close a shown notification (a campaign retracted)."""
+    return {"campaign_id": campaign_id, "retract": True, "tag": tag}
+
+
 def web_payload(notification: Notification) -> bytes:
     return _json(web_fields(notification))
 
@@ -176,6 +188,10 @@ def declarative_payload(notification: Notification) -> bytes | None:
     """`declarative_fields` as the bytes Web Push encrypts; None when the notification has no URL."""
     fields = declarative_fields(notification)
     return None if fields is None else _json(fields)
+
+
+def retract_payload(campaign_id: str, tag: str) -> bytes:
+    return _json(retract_fields(campaign_id, tag))
 
 
 def _json(fields: dict[str, Any]) -> bytes:

@@ -151,6 +151,14 @@ class CampaignFinished(ClarionError):
     message = "This campaign has finished: there is nothing to cancel"
 
 
+class CampaignNotSent(ClarionError):
+    """/v1: updating or retracting a campaign that has not started sending (cancel it, or wait)."""
+
+    code = "campaign_not_sent"
+    status = 409
+    message = "This campaign has sent nothing yet: there is nothing to update or retract"
+
+
 class IdempotencyConflict(ClarionError):
     """/v1: an Idempotency-Key used before, within its 24 hours, with another request."""
 

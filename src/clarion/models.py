@@ -201,6 +201,7 @@ class Campaign(Base):
     __table_args__ = (
         Index("ix_campaign_due", "status", "send_at"),
         Index("ix_campaign_app_created", "app_id", "created_at"),
+        Index("ix_campaign_follows", "follows_id"),
     )
 
     # Time-ordered 64-bit ids of the vendor's shape (ids.py), whichever surface creates the campaign;
@@ -243,6 +244,15 @@ class Campaign(Base):
     # What preparing its pictures found (pictures/service.py): NULL until they were prepared, then a
     # list of warnings ({"field", "url", "reason"}), empty when every picture was processed.
     picture_warnings: Mapped[list[dict[str, str]] | None] = mapped_column(JSON(none_as_null=True))
+    # A follow-up (campaign/follow_up.py): the campaign it updates or retracts, sent to the subscribers
+    # that campaign reached, under its id and tag so that a shown notification is replaced or closed.
+    follows_id: Mapped[int | None] = mapped_column(BigId)
+    follow_up: Mapped[str | None] = mapped_column(String(16))  # a FollowUp: update | retract
+
+
+class FollowUp(StrEnum):
+    UPDATE = "update"
+    RETRACT = "retract"
 
 
 class Picture(Base):

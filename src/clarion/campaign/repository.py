@@ -98,6 +98,11 @@ class CampaignRepository:
         )  # the session's copy of the campaign shows the change
         return getattr(result, "rowcount", 0) == 1
 
+    async def follow_ups(self, campaign_id: int) -> list[Campaign]:
+        """The updates and retractions of a campaign, oldest first."""
+        query = select(Campaign).where(Campaign.follows_id == campaign_id).order_by(Campaign.id)
+        return list((await self.session.execute(query)).scalars())
+
     async def recent(self, app_id: int, limit: int) -> list[Campaign]:
         """The app's newest campaigns first."""
         query = (

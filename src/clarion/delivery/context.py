@@ -14,6 +14,7 @@ from clarion.app_tenant import credentials
 from clarion.campaign.repository import CampaignRepository
 from clarion.content import Notification
 from clarion.db import as_utc, utcnow
+from clarion.models import FollowUp
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,34 +66,55 @@ async def load(session: AsyncSession, campaign_id: int) -> CampaignContext | Non
     campaign, app = found
     deadline = await CampaignRepository(session).batch_deadline(campaign)
     started_at = as_utc(campaign.started_at or campaign.send_at or utcnow())
+    # A follow-up (an update or retraction) goes out under the campaign it follows: its id (events are
+    # counted there) and its tag, so that what is shown or still queued under that tag is replaced.
+    shown_id = campaign.follows_id if campaign.follows_id is not None else campaign.id
     notification = replace(
         content.decode(campaign.payload),
-        campaign_id=str(campaign.id),
+        campaign_id=str(shown_id),
         ttl_s=campaign.ttl_s,
         # push_tag doubles as the collapse key (RFC 8030 Topic, FCM collapse_key, apns-collapse-id):
         # a newer campaign with the same tag replaces an older one still waiting for an offline device.
-        collapse_key=campaign.push_tag,
+        # A follow-up without one takes its campaign's own tag (content.display_tag).
+        collapse_key=campaign.push_tag
+        if campaign.follows_id is None
+        else content.display_tag(shown_id, campaign.push_tag),
         display_time_s=campaign.display_time_s,
         # A visible notification goes at high priority unless the campaign asked for less.
         high_priority=campaign.urgency in ("normal", "high"),
     )
+    payload, declarative = content.web_payload(notification), content.declarative_payload(notification)
+    if campaign.follow_up == FollowUp.RETRACT:
+        notification, payload = _retraction(notification)
+        declarative = None  # a declarative message is always shown: a retraction has nothing to show
     return CampaignContext(
         campaign_id=campaign.id,
         app_id=app.id,
         notification=notification,
-        payload=content.web_payload(notification),
+        payload=payload,
         ttl_s=campaign.ttl_s,
         started_at=started_at,
         urgency=campaign.urgency,
-        topic=campaign.push_tag,
+        # Every campaign's messages carry a Topic (RFC 8030 §5.4), so that its follow-up replaces one
+        # still waiting at the push service.
+        topic=content.display_tag(shown_id, notification.collapse_key),
         vapid_private_pem=credentials.vapid_private_pem(session, app),
         vapid_public_key=app.vapid_public_key,
         vapid_subject=credentials.vapid_subject(app),
         credentials=await credentials.for_app(session, app.id),
         expires_at=started_at + timedelta(seconds=campaign.ttl_s),
         give_up_at=None if deadline is None else as_utc(deadline),
-        declarative=content.declarative_payload(notification),
+        declarative=declarative,
     )
+
+
+def _retraction(notification: Notification) -> tuple[Notification, bytes]:
+    """A retraction: for native apps a silent data message naming what to remove, for Clarion's
+    service worker the message that closes the notification shown under the tag."""
+    tag = content.display_tag(notification.campaign_id, notification.collapse_key)
+    data = {"clarion_retract": notification.campaign_id, "tag": tag}
+    silent = replace(notification, silent=True, data=data)
+    return silent, content.retract_payload(notification.campaign_id, tag)
 
 
 class ContextCache:

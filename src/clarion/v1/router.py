@@ -9,13 +9,13 @@ from fastapi import APIRouter
 from fastapi.routing import APIRoute
 
 from clarion.api_docs import ErrorBody
-from clarion.v1 import apps, campaigns, credentials, push_campaigns, segments, subscribers
+from clarion.v1 import apps, campaigns, credentials, follow_ups, push_campaigns, segments, subscribers
 
 _ERRORS = {
     401: "No credentials, or wrong ones",
     403: "An app's credentials on an admin-only operation",
     404: "No such app (or another app's), campaign or credential",
-    409: "Idempotency-Key reused with another body, or a campaign that has finished",
+    409: "Idempotency-Key reused with another body, a campaign that has finished, or one not sent yet",
     422: "A field is invalid: `field` names it",
     429: "The free plan's quota",
 }
@@ -32,6 +32,7 @@ def operation_id(route: APIRoute) -> str:
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES, generate_unique_id_function=operation_id)
 router.include_router(apps.router)
 router.include_router(campaigns.router)
+router.include_router(follow_ups.router)
 router.include_router(credentials.router)
 router.include_router(subscribers.router)
 router.include_router(segments.router)

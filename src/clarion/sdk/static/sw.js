@@ -165,8 +165,35 @@
     };
     if (data.icon) options.icon = data.icon;
     if (data.image) options.image = data.image;
-    if (data.tag) options.tag = data.tag;
+    // Every notification has a tag (its campaign's own without a push_tag, as the server's
+    // content.display_tag), so that an update of the campaign replaces it.
+    options.tag = shownTag(data);
     return options;
+  }
+
+  function shownTag(data) {
+    return data.tag || 'clarion-' + data.campaign_id;
+  }
+
+  // A retraction (content.retract_fields): {campaign_id, retract: true, tag}. It closes what is shown
+  // under the tag for that campaign, shows nothing, and is not counted as received.
+  function retraction(event) {
+    if (!event.data) return null;
+    try {
+      const data = event.data.json();
+      return data && data.retract === true && data.campaign_id !== undefined ? data : null;
+    } catch (error) {
+      return null;
+    }
+  }
+
+  async function retract(data) {
+    const shown = await worker.registration.getNotifications({tag: shownTag(data)});
+    shown.forEach(function (notification) {
+      const ours = notification.data && notification.data.clarion;
+      if (ours && String(notification.data.campaign_id) === String(data.campaign_id)) notification.close();
+    });
+    return true;
   }
 
   async function closeLater(campaignId, seconds) {
@@ -180,6 +207,8 @@
   }
 
   function handlePush(event) {
+    const retracted = retraction(event);
+    if (retracted) return extend(event, retract(retracted));
     const data = clarionPayload(event);
     if (!data) return Promise.resolve(false); // not Clarion's: a site's own worker handles it
     const shown = worker.registration.showNotification(data.title, notificationOptions(data)).then(function () {
