@@ -146,3 +146,44 @@ def test_what_cannot_be_updated_or_retracted(v1: V1, fake: FakePushService) -> N
             "field": "campaign_id",
         },
     )
+
+
+def test_on_android_an_update_replaces_by_tag_and_a_retraction_is_a_data_message(v1: V1) -> None:
+    app = v1.new_app()
+    account = v1.fcm.new_service_account("follow")
+    device = v1.fcm.new_token("follow")
+    registered = httpx.post(
+        f"{v1.server.url}/sdk/v1/subscribers",
+        json={"app_key": app["app_key"], "platform": "android", "token": device},
+        timeout=10,
+    )
+    assert registered.status_code == 201, registered.text
+    base = f"/apps/{app['app_key']}"
+    with v1.client(basic(app)) as own:
+        own.put(f"{base}/credentials/fcm", json={"service_account": account})
+        body = {"payload": PAYLOAD, "push_tag": "story-1"}
+        campaign_id = own.post(f"{base}/campaigns", json=body).json()["campaign_id"]
+        wait_for(own, f"{base}/campaigns/{campaign_id}", "sent")
+        update_id = own.post(f"{base}/campaigns/{campaign_id}/update", json={"payload": NEW}).json()
+        wait_for(own, f"{base}/campaigns/{update_id['campaign_id']}", "sent")
+        retract_id = own.post(f"{base}/campaigns/{campaign_id}/retract").json()
+        wait_for(own, f"{base}/campaigns/{retract_id['campaign_id']}", "sent")
+    original, update, retraction = (r.message for r in v1.fcm.received_for(device))
+    assert (original["android"]["collapse_key"], original["android"]["notification"]["tag"]) == (
+        "story-1",
+        "story-1",
+    )
+    assert (update["android"]["collapse_key"], update["android"]["notification"]["tag"]) == (
+        "story-1",
+        "story-1",
+    )
+    assert update["notification"] == {"title": "Corrected", "body": "Hello again"}
+    assert (update["data"]["campaign_id"], update["data"]["url"]) == (
+        campaign_id,
+        "https://example.com/news/2",
+    )
+    assert ("notification" in retraction, "notification" in retraction["android"]) == (False, False)
+    assert {k: retraction["data"][k] for k in ("clarion_retract", "tag")} == {
+        "clarion_retract": campaign_id,
+        "tag": "story-1",
+    }
