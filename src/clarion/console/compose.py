@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from clarion import errors
-from clarion.campaign.schemas import PLATFORMS, AudienceSpec, CampaignCreate
+from clarion.campaign.schemas import PLATFORMS, AudienceSpec, CampaignCreate, Content
 from clarion.campaign.service import chosen_platforms
 from clarion.gravitec import push_body
 
@@ -106,6 +106,12 @@ def platforms(form: Mapping[str, str]) -> tuple[str, ...] | None:
 def parse(form: Mapping[str, str]) -> CampaignCreate:
     spec = push_body.parse(body(form))
     return replace(spec, audience=replace(spec.audience, platforms=platforms(form)))
+
+
+def parse_content(form: Mapping[str, str]) -> Content:
+    """The campaign page's update form (the same payload inputs as compose), checked as the API checks
+    an update's payload."""
+    return push_body.parse_content({"payload": body(form)["payload"]})
 
 
 def parse_audience(form: Mapping[str, str]) -> AudienceSpec:
