@@ -286,6 +286,7 @@ CATALOGUE: tuple[type[ClarionError], ...] = (
     Unauthorized,
     Forbidden,
     CampaignFinished,
+    CampaignNotSent,
     IdempotencyConflict,
     IdentityNotVerified,
     BodyTooLarge,

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from clarion.campaign.variants import AbTest
 from clarion.models import CampaignStatus
 
 # The platforms subscribers are on (the subscriber API's `platform`).
@@ -60,6 +61,8 @@ class CampaignCreate:
     push_tag: str | None = None
     is_transactional: bool = False
     urgency: str = "normal"
+    # A/B variants (campaign/variants.py): the variants' contents replace `content` per recipient.
+    ab_test: AbTest | None = None
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from clarion.app_tenant import service as apps
 from clarion.app_tenant.repository import AppRepository
 from clarion.audience.repository import AudienceRepository
 from clarion.audience.service import recipients
-from clarion.campaign import payload
+from clarion.campaign import payload, variants
 from clarion.campaign.repository import CampaignReportRepository, CampaignRepository
 from clarion.campaign.schemas import (
     PLATFORMS,
@@ -128,6 +128,7 @@ async def create(
             f"payload: the notification must fit {payload.MAX_PAYLOAD_BYTES} bytes once encoded",
             field="payload",
         )
+    stored_variants = _variants(spec)
     audience, targets = await _audience(session, app, spec.audience)
     if api_quota:
         await _check_quota(session, app)
@@ -147,7 +148,31 @@ async def create(
         fanout_done=False,
         counts_toward_quota=api_quota,
     )
+    if spec.ab_test is not None:
+        campaign.variants = stored_variants
+        campaign.holdout_percent = spec.ab_test.split.holdout_percent
+        campaign.winner_after_s = spec.ab_test.winner_after_s
     return await CampaignRepository(session).add(campaign, targets)
+
+
+def _variants(spec: CampaignCreate) -> list[dict[str, Any]] | None:
+    """An A/B campaign's variants as stored: each its percent and its notification (content.encode)."""
+    if spec.ab_test is None:
+        return None
+    stored = []
+    for index, (percent, shown) in enumerate(
+        zip(spec.ab_test.split.percents, spec.ab_test.contents, strict=True)
+    ):
+        if not payload.fits(shown, spec.display_time_s, spec.push_tag):
+            field = f"ab_test.variants[{index}].payload"
+            raise errors.InvalidField(
+                f"{field}: the notification must fit {payload.MAX_PAYLOAD_BYTES} bytes once encoded",
+                field=field,
+            )
+        stored.append(
+            {"percent": percent, "payload": content.encode(_notification(replace(spec, content=shown)))}
+        )
+    return stored
 
 
 def _notification(spec: CampaignCreate) -> content.Notification:
@@ -256,6 +281,20 @@ async def get(session: AsyncSession, app: App, campaign_id: int) -> Campaign:
     if campaign is None:
         raise errors.NotFound(f"There is no campaign {campaign_id} in this app", field="campaign_id")
     return campaign
+
+
+async def variant_funnel(session: AsyncSession, campaign: Campaign) -> list[dict[str, Any]] | None:
+    """An A/B campaign's funnel per group (campaign/variants.py); None for a campaign without variants."""
+    if campaign.variants is None:
+        return None
+    reports = CampaignReportRepository(session)
+    return variants.funnel_rows(
+        [v["percent"] for v in campaign.variants],
+        campaign.holdout_percent or 0,
+        campaign.winner_after_s is not None,
+        await reports.variant_ledger(campaign.id),
+        await reports.variant_events(campaign.id),
+    )
 
 
 async def funnel(session: AsyncSession, campaign: Campaign) -> Funnel:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,7 +14,7 @@ from clarion.app_tenant import credentials
 from clarion.campaign.repository import CampaignRepository
 from clarion.content import Notification
 from clarion.db import as_utc, utcnow
-from clarion.models import FollowUp
+from clarion.models import REST_GROUP, FollowUp
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +38,13 @@ class CampaignContext:
     give_up_at: datetime | None = None
     # The declarative form of `payload` (Declarative Web Push), None when the campaign has no URL.
     declarative: bytes | None = None
+    # An A/B campaign's variants (campaign/variants.py), by number: this context with its content.
+    variants: dict[int, CampaignContext] = field(default_factory=dict)
+
+    def variant(self, group: int) -> CampaignContext:
+        """The context of a recipient's A/B group: its variant's (the rest's: the winner's, `group` less
+        REST_GROUP)."""
+        return self.variants.get(group % REST_GROUP, self)
 
     def remaining_ttl_s(self, now: datetime) -> int:
         """On a retry the push service is told what is left of the TTL, not the whole of it."""
@@ -87,7 +94,7 @@ async def load(session: AsyncSession, campaign_id: int) -> CampaignContext | Non
     if campaign.follow_up == FollowUp.RETRACT:
         notification, payload = _retraction(notification)
         declarative = None  # a declarative message is always shown: a retraction has nothing to show
-    return CampaignContext(
+    loaded = CampaignContext(
         campaign_id=campaign.id,
         app_id=app.id,
         notification=notification,
@@ -106,6 +113,28 @@ async def load(session: AsyncSession, campaign_id: int) -> CampaignContext | Non
         give_up_at=None if deadline is None else as_utc(deadline),
         declarative=declarative,
     )
+    return _with_variants(loaded, campaign.variants or [])
+
+
+def _with_variants(loaded: CampaignContext, stored: list[dict[str, Any]]) -> CampaignContext:
+    """Each variant's content in place of the campaign's, its payloads built once, as the campaign's."""
+    for number, variant in enumerate(stored, start=1):
+        shown = replace(
+            content.decode(variant["payload"]),
+            campaign_id=loaded.notification.campaign_id,
+            ttl_s=loaded.notification.ttl_s,
+            collapse_key=loaded.notification.collapse_key,
+            display_time_s=loaded.notification.display_time_s,
+            high_priority=loaded.notification.high_priority,
+        )
+        loaded.variants[number] = replace(
+            loaded,
+            notification=shown,
+            payload=content.web_payload(shown),
+            declarative=content.declarative_payload(shown),
+            variants={},
+        )
+    return loaded
 
 
 def _retraction(notification: Notification) -> tuple[Notification, bytes]:

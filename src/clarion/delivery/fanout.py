@@ -25,7 +25,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from clarion import metrics
 from clarion.audience import service as audiences
 from clarion.audience.repository import AudienceRepository
+from clarion.campaign import variants as ab
 from clarion.campaign.repository import CampaignRepository
+from clarion.campaign.variants import Split
 from clarion.db import Database, utcnow
 from clarion.delivery import journal
 from clarion.delivery.jobs import deliver_job, fanout_job
@@ -140,6 +142,7 @@ class _Pages:
         bounds: SliceRange,
         condition: audiences.Recipients,
         cursor: int,
+        split: Split | None,
     ) -> None:
         self.db = db
         self.campaign_id = campaign_id
@@ -148,6 +151,7 @@ class _Pages:
         self.bounds = bounds
         self.condition = condition
         self.cursor = cursor
+        self.split = split  # an A/B campaign's: each row's group is decided as it is added
         self._renew_at = time.monotonic() + config.lease_s / 2
 
     async def add(self, *, last: bool) -> list[int] | None:
@@ -162,7 +166,7 @@ class _Pages:
                     self.condition, self.cursor, self.config.chunk_size, self.bounds.last_id
                 )
                 delivery_ids, highest = await ledger.add_page(
-                    self.campaign_id, page, now, self.config.queued_until(now)
+                    self.campaign_id, page, now, self.config.queued_until(now), self.split
                 )
                 if delivery_ids and last:
                     await SliceRepository(session).release(
@@ -195,8 +199,9 @@ class _Pages:
 
 async def _claim(
     db: Database, campaign_id: int, slice_id: int, config: FanoutSettings
-) -> tuple[SliceRange, audiences.Recipients, int] | None:
-    """The slice's range, its audience and its cursor (the ledger's), once this worker holds it."""
+) -> tuple[SliceRange, audiences.Recipients, int, Split | None] | None:
+    """The slice's range, its audience, its cursor (the ledger's) and its campaign's A/B split, once
+    this worker holds it."""
     now = utcnow()
     async with db.session() as session:
         lease_until = now + timedelta(seconds=config.lease_s)
@@ -206,7 +211,11 @@ async def _claim(
             return None
         condition = await AudienceRepository(session).recipients(campaign, config.platforms)
         cursor = await LedgerRepository(session).fanout_cursor(campaign_id, bounds.first_id, bounds.last_id)
-        return bounds, condition, cursor
+        split = ab.split_of(
+            None if campaign.variants is None else [v["percent"] for v in campaign.variants],
+            campaign.holdout_percent,
+        )
+        return bounds, condition, cursor, split
 
 
 async def _finish_slice(session: AsyncSession, campaign_id: int, slice_id: int, owner: str) -> None:

@@ -11,22 +11,26 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Select,
+    SmallInteger,
     Table,
+    and_,
     any_,
     bindparam,
     case,
     delete,
+    false,
     func,
     insert,
     literal,
     literal_column,
+    null,
     or_,
     select,
     text,
@@ -35,10 +39,15 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from clarion.campaign import variants as ab
 from clarion.campaign.repository import CampaignRepository
+from clarion.campaign.variants import Split
 from clarion.db import insert_ignore, insert_ignore_from
 from clarion.models import (
     CANCELLED_REASON,
+    HOLDOUT_GROUP,
+    HOLDOUT_REASON,
+    REST_GROUP,
     Campaign,
     CampaignStatus,
     Delivery,
@@ -72,6 +81,45 @@ def _new_row(campaign_id: int, now: datetime, queued_until: datetime) -> dict[st
     }
 
 
+# When a rest waiting for its A/B winner is due: never, until the winner is picked (then now).
+_WAITING = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+def _grouped(
+    campaign_id: int, subscriber_id: ColumnElement[int], split: Split, now: datetime, queued_until: datetime
+) -> dict[str, ColumnElement[Any]]:
+    """An A/B campaign's new rows (campaign/variants.py): each recipient's group from its bucket, the
+    holdout ended at once (`expired`, reason holdout: sent nothing), the rest left pending until the
+    winner is picked (neither due nor swept)."""
+    d = _deliveries.c
+    at = (
+        ((subscriber_id * literal(ab.MULTIPLIER, BigInteger) + ab.salt(campaign_id)) % ab.RING)
+        * ab.PERCENT
+        // ab.RING  # floor division: SQLAlchemy's / would be a true division
+    )
+    bounds = split.bounds()
+    held = [upper for upper, number in bounds if number == HOLDOUT_GROUP]
+    in_holdout = and_(at >= held[0] - split.holdout_percent, at < held[0]) if held else false()
+    waits = at >= (bounds[-1][0] if bounds else 0)
+    group = case(
+        *((at < upper, literal(number, SmallInteger())) for upper, number in bounds),
+        else_=literal(REST_GROUP, SmallInteger()),
+    )
+    due = case((waits, literal(_WAITING, d.next_attempt_at.type)), else_=literal(now, d.next_attempt_at.type))
+    return {
+        "variant": group,
+        "status": case(
+            (in_holdout, literal(DeliveryStatus.EXPIRED, d.status.type)),
+            else_=literal(DeliveryStatus.PENDING, d.status.type),
+        ),
+        "last_error": case((in_holdout, literal(HOLDOUT_REASON, d.last_error.type)), else_=null()),
+        "next_attempt_at": due,
+        "lease_until": case(
+            (waits, literal(_WAITING, d.lease_until.type)), else_=literal(queued_until, d.lease_until.type)
+        ),
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class Claimed:
     delivery_id: int
@@ -84,6 +132,7 @@ class Claimed:
     registered_at: datetime | None
     params: dict[str, Any] | None
     active: bool  # False: it unsubscribed (or went) since the fan-out added its row
+    variant: int | None  # an A/B campaign's group (campaign/variants.py)
 
 
 class LedgerRepository:
@@ -119,7 +168,12 @@ class LedgerRepository:
         return first_id - 1 if highest is None else int(highest)
 
     async def add_page(
-        self, campaign_id: int, page: Select[int], now: datetime, queued_until: datetime
+        self,
+        campaign_id: int,
+        page: Select[int],
+        now: datetime,
+        queued_until: datetime,
+        split: Split | None = None,
     ) -> tuple[list[int], int | None]:
         """Add a page of the audience (a query of subscriber ids) to the ledger in one statement.
 
@@ -137,11 +191,16 @@ class LedgerRepository:
         d = _deliveries.c
         new = _new_row(campaign_id, now, queued_until)
         subscriber_ids = page.subquery()
-        rows = select(
-            subscriber_ids.c.id, *(literal(value, d[name].type) for name, value in new.items())
-        ).where(self._sending(campaign_id))  # SQLite needs a WHERE before ON CONFLICT anyway
+        values: dict[str, ColumnElement[Any]] = {
+            name: literal(value, d[name].type) for name, value in new.items()
+        }
+        if split is not None:
+            values.update(_grouped(campaign_id, subscriber_ids.c.id, split, now, queued_until))
+        rows = select(subscriber_ids.c.id, *values.values()).where(
+            self._sending(campaign_id)
+        )  # SQLite needs a WHERE before ON CONFLICT anyway
         # Only while the campaign is sending: a page of a cancelled campaign adds nobody.
-        columns = ["subscriber_id", *new]
+        columns = ["subscriber_id", *values]
         statement = insert_ignore_from(self.session, _deliveries, columns, rows).returning(
             d.id, d.subscriber_id
         )
@@ -164,6 +223,21 @@ class LedgerRepository:
         rows = [{**new, "subscriber_id": sid, "params": params} for sid, params in recipients]
         for start in range(0, len(rows), ADD_ROWS_CHUNK):
             await insert_ignore(self.session, _deliveries, rows[start : start + ADD_ROWS_CHUNK])
+
+    async def release_rest(self, campaign_id: int, winner: int, now: datetime) -> int:
+        """An A/B campaign's rest made due with the winner's content (REST_GROUP + winner); the sweep
+        queues the rows, whose lease lapses now. How many rows."""
+        d = _deliveries.c
+        result = await self.session.execute(
+            update(_deliveries)
+            .where(
+                d.campaign_id == campaign_id,
+                d.variant == REST_GROUP,
+                d.status == DeliveryStatus.PENDING,
+            )
+            .values(variant=REST_GROUP + winner, next_attempt_at=now, lease_until=now, updated_at=now)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def claim(
         self, delivery_ids: Sequence[int], owner: str, now: datetime, lease_until: datetime
@@ -201,6 +275,7 @@ class LedgerRepository:
                 s.registered_at,
                 d.params,
                 s.active,
+                d.variant,
             )
             .join_from(_deliveries, _subscribers, s.id == d.subscriber_id)
             .where(self._one_of(d.id, taken_ids))

@@ -136,4 +136,6 @@ class Deliverer:
         provider = self.providers.get(recipient.platform)
         if provider is None:
             return Retry(f"no sender for platform {recipient.platform}")
+        if recipient.variant is not None:  # an A/B campaign: the recipient's variant's content
+            context = context.variant(recipient.variant)
         return provider.prepare(context, recipient, now)
