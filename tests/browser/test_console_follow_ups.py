@@ -26,11 +26,14 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def editor(browser: Browser, server: tuple[Processes, Server]) -> Iterator[Console]:
+def editor(
+    browser: Browser, server: tuple[Processes, Server], request: pytest.FixtureRequest
+) -> Iterator[Console]:
     procs, running = server
-    create_operator(procs, "follow-ups@example.com", "editor")
+    email = f"{request.node.name[:40].replace('_', '-')}@example.com"
+    create_operator(procs, email, "editor")
     opened = Console.open(browser, running.url)
-    opened.sign_in("follow-ups@example.com")
+    opened.sign_in(email)
     try:
         yield opened
     finally:
@@ -97,3 +100,51 @@ def test_an_editor_updates_then_retracts_a_sent_campaign(
     assert [line.split(" · ")[0] for line in listed] == [f"Update {update_id}", f"Retraction {retract_id}"]
     assert listed[0].endswith("“First”")
     assert editor.check("campaign-follow-ups") == []
+
+
+def test_an_ab_campaign_page_shows_each_variants_funnel(
+    editor: Console, server: tuple[Processes, Server], push_service: FakePushService
+) -> None:
+    procs, running = server
+    created = json.loads(procs.cli("apps", "create", "A/B news", "--plan", "unlimited", "--json"))
+    auth = (created["app_key"], created["app_secret"])
+    for _ in range(12):
+        register(running.url, push_service, created["app_key"], created["vapid_public_key"])
+    ab_test = {
+        "variants": [
+            {
+                "percent": 40,
+                "payload": {"title": "Short", "message": "m", "redirect_url": "https://e.example/"},
+            },
+            {
+                "percent": 40,
+                "payload": {"title": "Long", "message": "m", "redirect_url": "https://e.example/"},
+            },
+        ],
+        "holdout_percent": 20,
+    }
+    answer = httpx.post(
+        f"{running.url}/v1/apps/{created['app_key']}/campaigns",
+        json={"ab_test": ab_test},
+        auth=auth,
+        timeout=10,
+    )
+    assert answer.status_code == 201, answer.text
+    campaign_id = answer.json()["campaign_id"]
+    _wait_sent(running.url, auth, campaign_id)
+    groups = httpx.get(
+        f"{running.url}/v1/apps/{created['app_key']}/campaigns/{campaign_id}/variants", auth=auth
+    ).json()
+
+    editor.goto(f"/console/sites/{created['app_key']}/campaigns/{campaign_id}")
+    rows = [row.split("\t") for row in editor.page.locator("table.variants tbody tr").all_inner_texts()]
+    assert rows == [
+        [label, f"{g['percent']} %", str(g["audience"]), str(g["sent"]), "0", "0", "0", "0.0 %"]
+        for label, g in zip(
+            ("Variant 1: “Short”", "Variant 2: “Long”", "Holdout (sent nothing)"),
+            groups["groups"],
+            strict=True,
+        )
+    ]
+    assert sum(int(row[2]) for row in rows) == 12
+    assert editor.check("campaign-variants") == []

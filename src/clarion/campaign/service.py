@@ -26,7 +26,15 @@ from clarion.campaign.schemas import (
     SegmentTerm,
 )
 from clarion.db import as_utc, utcnow
-from clarion.models import CANCELLED_REASON, App, Campaign, CampaignStatus, DeliveryStatus, Segment
+from clarion.models import (
+    CANCELLED_REASON,
+    HOLDOUT_REASON,
+    App,
+    Campaign,
+    CampaignStatus,
+    DeliveryStatus,
+    Segment,
+)
 from clarion.validation import MAX_ID, ascii_int, storable
 
 # Tag names (and their case-folded forms) are at most 255 symbols (Gravitec v3).
@@ -301,6 +309,8 @@ async def funnel(session: AsyncSession, campaign: Campaign) -> Funnel:
     counts: Counter[str] = Counter()
     failed_by: Counter[str] = Counter()
     for status, reason, n in await CampaignReportRepository(session).ledger(campaign.id):
+        if status == DeliveryStatus.EXPIRED and reason == HOLDOUT_REASON:
+            continue  # an A/B holdout: never meant to be sent (its figures: variant_funnel)
         if status == DeliveryStatus.EXPIRED and reason == CANCELLED_REASON:
             status = "cancelled"
         elif status in (DeliveryStatus.REJECTED, DeliveryStatus.FAILED):

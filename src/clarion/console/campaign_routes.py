@@ -142,6 +142,7 @@ async def _campaign_page(
         statuses=pages.OUTCOME_STATUSES,
         series=await pages.series(session, found),
         follow_ups=await follow_up.of(session, found),
+        variant_groups=await campaigns.variant_funnel(session, found),
         **extra,
     )
 
