@@ -155,11 +155,10 @@ async def create(
         created_at=now,
         fanout_done=False,
         counts_toward_quota=api_quota,
+        variants=stored_variants,
+        holdout_percent=None if spec.ab_test is None else spec.ab_test.split.holdout_percent,
+        winner_after_s=None if spec.ab_test is None else spec.ab_test.winner_after_s,
     )
-    if spec.ab_test is not None:
-        campaign.variants = stored_variants
-        campaign.holdout_percent = spec.ab_test.split.holdout_percent
-        campaign.winner_after_s = spec.ab_test.winner_after_s
     return await CampaignRepository(session).add(campaign, targets)
 
 
