@@ -99,6 +99,9 @@ class Settings(BaseSettings):
 
     # VAPID `sub` claim (RFC 8292 §2.1): a contact for the push service operator.
     vapid_subject: str = "mailto:admin@localhost"
+    # Which Web Push subscriptions are sent the declarative form (docs/declarative-web-push.md): "auto"
+    # those at Apple's push service, "declarative" every one, "classic" none.
+    web_push_form: Literal["auto", "declarative", "classic"] = "auto"
     # Delivery engine tuning; the defaults suit one machine.
     worker_jobs: int = Field(default=4, ge=1)
     worker_concurrency: int = Field(default=64, ge=1)

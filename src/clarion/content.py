@@ -119,5 +119,80 @@ def web_fields(notification: Notification) -> dict[str, Any]:
     return fields
 
 
+def display_tag(campaign_id: int | str, collapse_key: str | None) -> str:
+    """The tag a campaign's notification is shown under and its Web Push Topic: its collapse key (push_tag),
+    else one of its own, the default Clarion's service worker gives too; so that an update or retraction
+    (campaign/follow_up.py) can name it."""
+    return collapse_key if collapse_key is not None else f"clarion-{campaign_id}"
+
+
+def retract_fields(campaign_id: str, tag: str) -> dict[str, Any]:
+    """What Clarion's service worker receives to close a shown notification (a campaign retracted)."""
+    return {"campaign_id": campaign_id, "retract": True, "tag": tag}
+
+
 def web_payload(notification: Notification) -> bytes:
-    return json.dumps(web_fields(notification), ensure_ascii=False, separators=(",", ":")).encode()
+    return _json(web_fields(notification))
+
+
+# Declarative Web Push (W3C Push API, "declarative push message"; WebKit's explainer): the value of the
+# `web_push` member that marks a push message as declarative, the RFC's number.
+DECLARATIVE_MAGIC = 8030
+
+
+def declarative_fields(notification: Notification) -> dict[str, Any] | None:
+    """The declarative form of the notification (docs/declarative-web-push.md maps every field), or
+    None when it has none: a declarative message must say where a tap leads (`navigate`).
+
+    `mutable` is set so that a browser with Clarion's service worker still hands it the push event
+    (Safari then shows what the worker shows, and the worker counts it received); Clarion's own fields
+    that have no declarative member ride in `notification.data`, which the worker reads back."""
+    if notification.url is None:
+        return None
+    shown: dict[str, Any] = {
+        "title": notification.title or "",
+        "body": notification.message,
+        "navigate": notification.url,
+        "data": _declarative_data(notification),
+    }
+    for name, value in (("icon", notification.icon), ("image", notification.image)):
+        if value is not None:
+            shown[name] = value
+    if notification.collapse_key is not None:
+        shown["tag"] = notification.collapse_key
+    actions = [
+        {"action": f"button-{index}", "title": b.title, "navigate": b.action}
+        for index, b in enumerate(b for b in notification.buttons if b.action)
+    ]
+    if actions:
+        shown["actions"] = actions
+    if notification.display_time_s == 0:
+        shown["requireInteraction"] = True
+    fields: dict[str, Any] = {"web_push": DECLARATIVE_MAGIC, "notification": shown, "mutable": True}
+    if notification.badge is not None:
+        fields["app_badge"] = notification.badge
+    return fields
+
+
+def _declarative_data(notification: Notification) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "campaign_id": notification.campaign_id,
+        "display_time": notification.display_time_s,
+    }
+    if notification.data:
+        data["data"] = notification.data
+    return data
+
+
+def declarative_payload(notification: Notification) -> bytes | None:
+    """`declarative_fields` as the bytes Web Push encrypts; None when the notification has no URL."""
+    fields = declarative_fields(notification)
+    return None if fields is None else _json(fields)
+
+
+def retract_payload(campaign_id: str, tag: str) -> bytes:
+    return _json(retract_fields(campaign_id, tag))
+
+
+def _json(fields: dict[str, Any]) -> bytes:
+    return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()

@@ -175,6 +175,14 @@ class CampaignNotPaused(ClarionError):
     message = "Only a paused campaign can be resumed"
 
 
+class CampaignNotSent(ClarionError):
+    """/v1: updating or retracting a campaign that has not started sending (cancel it, or wait)."""
+
+    code = "campaign_not_sent"
+    status = 409
+    message = "This campaign has sent nothing yet: there is nothing to update or retract"
+
+
 class IdempotencyConflict(ClarionError):
     """/v1: an Idempotency-Key used before, within its 24 hours, with another request."""
 
@@ -305,6 +313,7 @@ CATALOGUE: tuple[type[ClarionError], ...] = (
     ScheduleFinished,
     CampaignNotSending,
     CampaignNotPaused,
+    CampaignNotSent,
     IdempotencyConflict,
     IdentityNotVerified,
     BodyTooLarge,

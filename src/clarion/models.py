@@ -16,6 +16,7 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -303,6 +304,7 @@ class Campaign(Base):
         Index("ix_campaign_due", "status", "send_at"),
         Index("ix_campaign_app_created", "app_id", "created_at"),
         Index("ux_campaign_occurrence", "schedule_id", "occurrence_at", unique=True),
+        Index("ix_campaign_follows", "follows_id"),
     )
 
     # Time-ordered 64-bit ids of the vendor's shape (ids.py), whichever surface creates the campaign;
@@ -362,6 +364,28 @@ class Campaign(Base):
     # "default_language": tag | None, "languages": {tag: content}}. NULL: one content for everyone
     # (campaigns.payload), as for every Gravitec, Swrve and test campaign.
     personalization: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    # A follow-up (campaign/follow_up.py): the campaign it updates or retracts, sent to the subscribers
+    # that campaign reached, under its id and tag so that a shown notification is replaced or closed.
+    follows_id: Mapped[int | None] = mapped_column(BigId)
+    follow_up: Mapped[str | None] = mapped_column(String(16))  # a FollowUp: update | retract
+    # An A/B test (campaign/variants.py): [{"percent", "payload"}] per variant (payload: content.encode),
+    # the holdout's percent, when the winner goes to the rest (seconds after the start) and which won.
+    variants: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON(none_as_null=True))
+    holdout_percent: Mapped[int | None] = mapped_column(SmallInteger)
+    winner_after_s: Mapped[int | None] = mapped_column(Integer)
+    winner_variant: Mapped[int | None] = mapped_column(SmallInteger)
+
+
+# deliveries.variant of an A/B campaign's rest (the recipients in no variant and not held out).
+REST_GROUP = 10
+HOLDOUT_GROUP = 0
+# deliveries.last_error of a held-out recipient (status expired: nothing is ever sent to it).
+HOLDOUT_REASON = "holdout"
+
+
+class FollowUp(StrEnum):
+    UPDATE = "update"
+    RETRACT = "retract"
 
 
 class Picture(Base):
@@ -415,6 +439,10 @@ class Delivery(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     # Per-recipient content (a Swrve batch's merged parameters and the user it was addressed as).
     params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # An A/B campaign's group (campaign/variants.py): 1-4 a variant, 0 the holdout (sent nothing),
+    # REST_GROUP the rest waiting for the winner, REST_GROUP + k the rest sent the winner, variant k.
+    # NULL for every other campaign.
+    variant: Mapped[int | None] = mapped_column(SmallInteger)
 
 
 class FanoutSlice(Base):

@@ -18,7 +18,15 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, exists, false, func, not_, or_, select, true, union
 from sqlalchemy.orm import aliased
 
-from clarion.models import CampaignTarget, Subscriber, SubscriberAttribute, SubscriberTag, Tag
+from clarion.models import (
+    CampaignTarget,
+    Delivery,
+    DeliveryStatus,
+    Subscriber,
+    SubscriberAttribute,
+    SubscriberTag,
+    Tag,
+)
 
 
 def _listed(
@@ -224,7 +232,20 @@ def recipients(
         return _listed(campaign_id, _LISTED_BY[kind], eligible, values)
     if kind in ("tags", "tags_segment"):
         return _tagged_audience(app_id, audience, platforms, tag_ids)
+    if kind == "follow_up":
+        return and_(
+            _eligible(Subscriber, app_id, platforms, attributes), _reached(int(audience["campaign_id"]))
+        )
     return _eligible(Subscriber, app_id, platforms, attributes)
+
+
+def _reached(campaign_id: int) -> ColumnElement[bool]:
+    """Subscribers a campaign was sent to (a follow-up's audience): its ledger rows with status `sent`,
+    read through the ledger's (campaign_id, subscriber_id) index."""
+    reached = select(Delivery.subscriber_id).where(
+        Delivery.campaign_id == campaign_id, Delivery.status == DeliveryStatus.SENT
+    )
+    return Subscriber.id.in_(reached.scalar_subquery())
 
 
 def page(condition: Recipients, after_id: int, size: int, upto: int | None = None) -> Select[int]:

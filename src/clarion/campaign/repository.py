@@ -114,6 +114,29 @@ class CampaignRepository:
         query = select(Campaign.status).where(Campaign.id == campaign_id)
         return (await self.session.execute(query)).scalar_one_or_none()
 
+    async def follow_ups(self, campaign_id: int) -> list[Campaign]:
+        """The updates and retractions of a campaign, oldest first."""
+        query = select(Campaign).where(Campaign.follows_id == campaign_id).order_by(Campaign.id)
+        return list((await self.session.execute(query)).scalars())
+
+    async def waiting_for_winner(self) -> list[Campaign]:
+        """Sending A/B campaigns whose rest still waits for the winner."""
+        query = select(Campaign).where(
+            Campaign.status == CampaignStatus.SENDING,
+            Campaign.winner_after_s.is_not(None),
+            Campaign.winner_variant.is_(None),
+        )
+        return list((await self.session.execute(query)).scalars())
+
+    async def set_winner(self, campaign_id: int, winner: int) -> bool:
+        """Record the winner once: False when another scheduler recorded one first."""
+        result = await self.session.execute(
+            update(Campaign)
+            .where(Campaign.id == campaign_id, Campaign.winner_variant.is_(None))
+            .values(winner_variant=winner)
+        )
+        return getattr(result, "rowcount", 0) == 1
+
     async def recent(self, app_id: int, limit: int) -> list[Campaign]:
         """The app's newest campaigns first."""
         query = (
@@ -459,6 +482,28 @@ class CampaignReportRepository:
         if not transactional:
             query = query.where(Campaign.is_transactional.is_(False))
         return list((await self.session.execute(query)).scalars())
+
+    async def variant_ledger(self, campaign_id: int) -> list[tuple[int | None, str, int]]:
+        """(A/B group, status, count) of the campaign's ledger rows (campaign/variants.py)."""
+        query = (
+            select(Delivery.variant, Delivery.status, func.count())
+            .where(Delivery.campaign_id == campaign_id)
+            .group_by(Delivery.variant, Delivery.status)
+        )
+        return [(v, str(s), int(n)) for v, s, n in (await self.session.execute(query)).all()]
+
+    async def variant_events(self, campaign_id: int) -> list[tuple[int | None, str, int]]:
+        """(A/B group, event type, count): each event joined to its recipient's ledger row."""
+        query = (
+            select(Delivery.variant, Event.type, func.count())
+            .join(
+                Delivery,
+                (Delivery.campaign_id == Event.campaign_id) & (Delivery.subscriber_id == Event.subscriber_id),
+            )
+            .where(Event.campaign_id == campaign_id)
+            .group_by(Delivery.variant, Event.type)
+        )
+        return [(v, str(t), int(n)) for v, t, n in (await self.session.execute(query)).all()]
 
     async def ledger(self, campaign_id: int) -> list[tuple[str, str | None, int]]:
         """(status, reason, count) of the campaign's ledger rows; the reason only where it classifies

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from clarion.campaign.variants import AbTest
 from clarion.models import CampaignStatus
 
 # The platforms subscribers are on (the subscriber API's `platform`).
@@ -92,6 +93,8 @@ class CampaignCreate:
     past_zones: Literal["tomorrow", "now"] = "tomorrow"
     rate_per_minute: int | None = None  # None: unthrottled (docs/pacing.md)
     personalization: Personalization | None = None
+    # A/B variants (campaign/variants.py): the variants' contents replace `content` per recipient.
+    ab_test: AbTest | None = None
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from clarion.app_tenant import service as apps
 from clarion.app_tenant.repository import AppRepository
 from clarion.audience.repository import AudienceRepository
 from clarion.audience.service import recipients
-from clarion.campaign import payload, personal
+from clarion.campaign import payload, personal, variants
 from clarion.campaign.repository import CampaignReportRepository, CampaignRepository
 from clarion.campaign.schemas import (
     PLATFORMS,
@@ -26,7 +26,15 @@ from clarion.campaign.schemas import (
     SegmentTerm,
 )
 from clarion.db import as_utc, utcnow
-from clarion.models import CANCELLED_REASON, App, Campaign, CampaignStatus, DeliveryStatus, Segment
+from clarion.models import (
+    CANCELLED_REASON,
+    HOLDOUT_REASON,
+    App,
+    Campaign,
+    CampaignStatus,
+    DeliveryStatus,
+    Segment,
+)
 from clarion.validation import MAX_ID, ascii_int, storable
 
 # Tag names (and their case-folded forms) are at most 255 symbols (Gravitec v3).
@@ -117,7 +125,7 @@ async def api_campaigns_today(session: AsyncSession, app: App) -> int:
 
 async def _checked(
     session: AsyncSession, app: App, spec: CampaignCreate
-) -> tuple[CampaignCreate, dict[str, Any], list[str], dict[str, Any] | None]:
+) -> tuple[CampaignCreate, dict[str, Any], list[str], dict[str, Any] | None, list[dict[str, Any]] | None]:
     """The campaign's rules (before it is stored): its payload fits, its templates compile, its audience
     resolves; with what campaigns.personalization stores."""
     if spec.local_time is not None:
@@ -130,8 +138,9 @@ async def _checked(
             field="payload",
         )
     personalization = _personalization(spec)
+    stored_variants = _variants(spec)
     audience, targets = await _audience(session, app, spec.audience)
-    return spec, audience, targets, personalization
+    return spec, audience, targets, personalization, stored_variants
 
 
 async def validate(session: AsyncSession, app: App, spec: CampaignCreate) -> None:
@@ -152,7 +161,7 @@ async def create(
     the site's default icon, if the app has one (Gravitec: "Not specifying an icon will set the
     default icon of the site"); it is stored in the campaign, so a later change of the default does
     not change a campaign already made. `occurrence`: the (schedule id, occurrence) it starts."""
-    spec, audience, targets, personalization = await _checked(session, app, spec)
+    spec, audience, targets, personalization, stored_variants = await _checked(session, app, spec)
     if api_quota:
         await _check_quota(session, app)
     now = utcnow()
@@ -176,6 +185,9 @@ async def create(
         schedule_id=None if occurrence is None else occurrence[0],
         occurrence_at=None if occurrence is None else occurrence[1],
         personalization=personalization,
+        variants=stored_variants,
+        holdout_percent=None if spec.ab_test is None else spec.ab_test.split.holdout_percent,
+        winner_after_s=None if spec.ab_test is None else spec.ab_test.winner_after_s,
     )
     return await CampaignRepository(session).add(campaign, targets)
 
@@ -198,6 +210,26 @@ def _personalization(spec: CampaignCreate) -> dict[str, Any] | None:
     if templates:
         personal.check(contents)
     return personal.stored(templates, chosen.default_language, languages)
+
+
+def _variants(spec: CampaignCreate) -> list[dict[str, Any]] | None:
+    """An A/B campaign's variants as stored: each its percent and its notification (content.encode)."""
+    if spec.ab_test is None:
+        return None
+    stored = []
+    for index, (percent, shown) in enumerate(
+        zip(spec.ab_test.split.percents, spec.ab_test.contents, strict=True)
+    ):
+        if not payload.fits(shown, spec.display_time_s, spec.push_tag):
+            field = f"ab_test.variants[{index}].payload"
+            raise errors.InvalidField(
+                f"{field}: the notification must fit {payload.MAX_PAYLOAD_BYTES} bytes once encoded",
+                field=field,
+            )
+        stored.append(
+            {"percent": percent, "payload": content.encode(_notification(replace(spec, content=shown)))}
+        )
+    return stored
 
 
 def _notification(spec: CampaignCreate) -> content.Notification:
@@ -309,10 +341,26 @@ async def get(session: AsyncSession, app: App, campaign_id: int) -> Campaign:
     return campaign
 
 
+async def variant_funnel(session: AsyncSession, campaign: Campaign) -> list[dict[str, Any]] | None:
+    """An A/B campaign's funnel per group (campaign/variants.py); None for a campaign without variants."""
+    if campaign.variants is None:
+        return None
+    reports = CampaignReportRepository(session)
+    return variants.funnel_rows(
+        [v["percent"] for v in campaign.variants],
+        campaign.holdout_percent or 0,
+        campaign.winner_after_s is not None,
+        await reports.variant_ledger(campaign.id),
+        await reports.variant_events(campaign.id),
+    )
+
+
 async def funnel(session: AsyncSession, campaign: Campaign) -> Funnel:
     counts: Counter[str] = Counter()
     failed_by: Counter[str] = Counter()
     for status, reason, n in await CampaignReportRepository(session).ledger(campaign.id):
+        if status == DeliveryStatus.EXPIRED and reason == HOLDOUT_REASON:
+            continue  # an A/B holdout: never meant to be sent (its figures: variant_funnel)
         if status == DeliveryStatus.EXPIRED and reason == CANCELLED_REASON:
             status = "cancelled"
         elif status in (DeliveryStatus.REJECTED, DeliveryStatus.FAILED):

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 
 from clarion import errors
+from clarion.campaign import follow_up
 from clarion.campaign import service as campaigns
 from clarion.console import compose, pages, service
 from clarion.console.service import SignedIn
@@ -16,7 +17,7 @@ from clarion.console.web import FormDep, MeDep, site_page
 from clarion.console.web import site as _site
 from clarion.delivery import cancel, pause
 from clarion.gravitec import push_body
-from clarion.models import App
+from clarion.models import App, Campaign
 from clarion.runtime import RuntimeDep, SessionDep, wake_scheduler_after_commit
 from clarion.subscriber import service as subscribers
 from clarion.subscriber import transfer
@@ -114,17 +115,65 @@ async def campaign(
 ) -> HTMLResponse:
     site = await _site(session, app_key)
     found = await campaigns.get(session, site, campaign_id)
+    return await _campaign_page(request, session, me, site, found, status=status, after=after)
+
+
+async def _campaign_page(
+    request: Request,
+    session: SessionDep,
+    me: SignedIn,
+    site: App,
+    found: Campaign,
+    code: int = 200,
+    *,
+    status: str = "",
+    after: int | None = None,
+    **extra: Any,
+) -> HTMLResponse:
     return site_page(
         request,
         me,
         site,
         "campaign",
+        code,
         campaign=found,
         counters=await pages.counters(session, found),
         outcomes=await pages.outcomes(session, found, status, after),
         statuses=pages.OUTCOME_STATUSES,
         series=await pages.series(session, found),
+        follow_ups=await follow_up.of(session, found),
+        variant_groups=await campaigns.variant_funnel(session, found),
+        **extra,
     )
+
+
+@router.post("/sites/{app_key}/campaigns/{campaign_id}/update")
+async def update_campaign(
+    request: Request, app_key: str, campaign_id: PathId, session: SessionDep, me: MeDep, form: FormDep
+) -> Response:
+    """The campaign page's update form: new content for everyone the campaign reached (docs/follow-ups.md)."""
+    service.require(me.operator.role, "edit")
+    site = await _site(session, app_key)
+    try:
+        made = await follow_up.update(session, site, campaign_id, compose.parse_content(form))
+    except errors.InvalidField as invalid:
+        found = await campaigns.get(session, site, campaign_id)
+        problem = {compose.input_of(invalid.field): invalid.message}
+        return await _campaign_page(
+            request, session, me, site, found, 422, update_errors=problem, values=form
+        )
+    wake_scheduler_after_commit(session)
+    return RedirectResponse(f"/console/sites/{app_key}/campaigns/{made.id}", status_code=303)
+
+
+@router.post("/sites/{app_key}/campaigns/{campaign_id}/retract")
+async def retract_campaign(
+    app_key: str, campaign_id: PathId, session: SessionDep, me: MeDep, form: FormDep
+) -> Response:
+    service.require(me.operator.role, "edit")
+    made = await follow_up.retract(session, await _site(session, app_key), campaign_id)
+    wake_scheduler_after_commit(session)
+    return RedirectResponse(f"/console/sites/{app_key}/campaigns/{made.id}", status_code=303)
 
 
 @router.get("/sites/{app_key}/campaigns/{campaign_id}/series")

@@ -14,7 +14,7 @@ from typing import Any
 
 from clarion import errors
 from clarion.campaign import personal
-from clarion.campaign.schemas import PLATFORMS, AudienceSpec, CampaignCreate, Personalization
+from clarion.campaign.schemas import PLATFORMS, AudienceSpec, CampaignCreate, Content, Personalization
 from clarion.campaign.service import chosen_platforms
 from clarion.gravitec import push_body
 
@@ -131,6 +131,12 @@ def parse(form: Mapping[str, str]) -> CampaignCreate:
         personalization=Personalization(templates=True),
         rate_per_minute=rate_per_minute(form),
     )
+
+
+def parse_content(form: Mapping[str, str]) -> Content:
+    """The campaign page's update form (the same payload inputs as compose), checked as the API checks
+    an update's payload."""
+    return push_body.parse_content({"payload": body(form)["payload"]})
 
 
 def parse_audience(form: Mapping[str, str]) -> AudienceSpec:

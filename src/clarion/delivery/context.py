@@ -17,7 +17,7 @@ from clarion.campaign.timing import ReleasePlan
 from clarion.content import Notification
 from clarion.db import as_utc, utcnow
 from clarion.delivery.repository import Claimed
-from clarion.models import App, Campaign
+from clarion.models import REST_GROUP, App, Campaign, FollowUp
 from clarion.provider.outcome import Rejected
 
 # The reason class of a recipient whose template failed (the ledger's reason starts with it).
@@ -78,6 +78,16 @@ class CampaignContext:
                 return retired
         return self.vapid_private_pem, self.vapid_public_key
 
+    # The declarative form of `payload` (Declarative Web Push), None when the campaign has no URL.
+    declarative: bytes | None = None
+    # An A/B campaign's variants (campaign/variants.py), by number: this context with its content.
+    variants: dict[int, CampaignContext] = field(default_factory=dict)
+
+    def variant(self, group: int) -> CampaignContext:
+        """The context of a recipient's A/B group: its variant's (the rest's: the winner's, `group` less
+        REST_GROUP)."""
+        return self.variants.get(group % REST_GROUP, self)
+
     def remaining_ttl_s(self, now: datetime) -> int:
         """On a retry the push service is told what is left of the TTL, not the whole of it."""
         return min(self.ttl_s, max(0, int((self.expires_at - now).total_seconds())))
@@ -93,6 +103,10 @@ class CampaignContext:
         """What a browser's service worker receives: the campaign's, or a batch recipient's own."""
         return self.payload if message is None else content.web_payload(message)
 
+    def declarative_payload(self, message: Notification | None) -> bytes | None:
+        """The declarative form of `web_payload`'s, for the subscriptions that are sent it."""
+        return self.declarative if message is None else content.declarative_payload(message)
+
 
 async def load(session: AsyncSession, campaign_id: int) -> CampaignContext | None:
     found = await CampaignRepository(session).get_with_app(campaign_id)
@@ -105,26 +119,38 @@ async def load(session: AsyncSession, campaign_id: int) -> CampaignContext | Non
         # Released zone by zone: the TTL runs from the last release, so the last zone gets all of it
         # (each message is still told at most the TTL: remaining_ttl_s).
         started_at = max(started_at, ReleasePlan.from_json(campaign.release_plan).last_at)
+    # A follow-up (an update or retraction) goes out under the campaign it follows: its id (events are
+    # counted there) and its tag, so that what is shown or still queued under that tag is replaced.
+    shown_id = campaign.follows_id if campaign.follows_id is not None else campaign.id
     notification = replace(
         content.decode(campaign.payload),
-        campaign_id=str(campaign.id),
+        campaign_id=str(shown_id),
         ttl_s=campaign.ttl_s,
         # push_tag doubles as the collapse key (RFC 8030 Topic, FCM collapse_key, apns-collapse-id):
         # a newer campaign with the same tag replaces an older one still waiting for an offline device.
-        collapse_key=campaign.push_tag,
+        # A follow-up without one takes its campaign's own tag (content.display_tag).
+        collapse_key=campaign.push_tag
+        if campaign.follows_id is None
+        else content.display_tag(shown_id, campaign.push_tag),
         display_time_s=campaign.display_time_s,
         # A visible notification goes at high priority unless the campaign asked for less.
         high_priority=campaign.urgency in ("normal", "high"),
     )
-    return CampaignContext(
+    payload, declarative = content.web_payload(notification), content.declarative_payload(notification)
+    if campaign.follow_up == FollowUp.RETRACT:
+        notification, payload = _retraction(notification)
+        declarative = None  # a declarative message is always shown: a retraction has nothing to show
+    loaded = CampaignContext(
         campaign_id=campaign.id,
         app_id=app.id,
         notification=notification,
-        payload=content.web_payload(notification),
+        payload=payload,
         ttl_s=campaign.ttl_s,
         started_at=started_at,
         urgency=campaign.urgency,
-        topic=campaign.push_tag,
+        # Every campaign's messages carry a Topic (RFC 8030 §5.4), so that its follow-up replaces one
+        # still waiting at the push service.
+        topic=content.display_tag(shown_id, notification.collapse_key),
         vapid_private_pem=credentials.vapid_private_pem(session, app),
         vapid_public_key=app.vapid_public_key,
         vapid_subject=credentials.vapid_subject(app),
@@ -136,7 +162,41 @@ async def load(session: AsyncSession, campaign_id: int) -> CampaignContext | Non
         frequency_cap_period_s=app.frequency_cap_period_s,
         personal=Personal.build(notification, campaign.personalization),
         retired_vapid_keys=await credentials.retired_vapid_keys(session, app),
+        declarative=declarative,
     )
+    return _with_variants(loaded, campaign.variants or [])
+
+
+def _with_variants(loaded: CampaignContext, stored: list[dict[str, Any]]) -> CampaignContext:
+    """Each variant's content in place of the campaign's, its payloads built once, as the campaign's."""
+    for number, variant in enumerate(stored, start=1):
+        shown = replace(
+            content.decode(variant["payload"]),
+            campaign_id=loaded.notification.campaign_id,
+            ttl_s=loaded.notification.ttl_s,
+            collapse_key=loaded.notification.collapse_key,
+            display_time_s=loaded.notification.display_time_s,
+            high_priority=loaded.notification.high_priority,
+        )
+        loaded.variants[number] = replace(
+            loaded,
+            notification=shown,
+            payload=content.web_payload(shown),
+            declarative=content.declarative_payload(shown),
+            variants={},
+            # A variant's content is its own: no per-language texts or templates (docs/ab-variants.md).
+            personal=None,
+        )
+    return loaded
+
+
+def _retraction(notification: Notification) -> tuple[Notification, bytes]:
+    """A retraction: for native apps a silent data message naming what to remove, for Clarion's
+    service worker the message that closes the notification shown under the tag."""
+    tag = content.display_tag(notification.campaign_id, notification.collapse_key)
+    data = {"clarion_retract": notification.campaign_id, "tag": tag}
+    silent = replace(notification, silent=True, data=data)
+    return silent, content.retract_payload(notification.campaign_id, tag)
 
 
 def _cap(campaign: Campaign, app: App) -> int | None:

@@ -27,8 +27,10 @@ from clarion import metrics
 from clarion.audience import service as audiences
 from clarion.audience.repository import AudienceRepository
 from clarion.campaign import timing
+from clarion.campaign import variants as ab
 from clarion.campaign.repository import CampaignRepository
 from clarion.campaign.timing import ReleasePlan
+from clarion.campaign.variants import Split
 from clarion.db import Database, utcnow
 from clarion.delivery import journal
 from clarion.delivery.jobs import deliver_job, fanout_job
@@ -172,6 +174,7 @@ class _Pages:
         condition: audiences.Recipients,
         cursor: int,
         release: ReleasePlan | None,
+        split: Split | None,
     ) -> None:
         self.db = db
         self.campaign_id = campaign_id
@@ -181,6 +184,7 @@ class _Pages:
         self.condition = condition
         self.cursor = cursor
         self.release = release
+        self.split = split  # an A/B campaign's: each row's group is decided as it is added
         self._renew_at = time.monotonic() + config.lease_s / 2
 
     async def add(self, *, last: bool) -> list[int] | None:
@@ -196,7 +200,7 @@ class _Pages:
                     self.condition, self.cursor, self.config.chunk_size, self.bounds.last_id
                 )
                 delivery_ids, highest = await ledger.add_page(
-                    self.campaign_id, page, now, self.config.queued_until(now), self.release
+                    self.campaign_id, page, now, self.config.queued_until(now), self.release, self.split
                 )
                 added = highest is not None
                 if added and last:
@@ -230,9 +234,9 @@ class _Pages:
 
 async def _claim(
     db: Database, campaign_id: int, slice_id: int, config: FanoutSettings
-) -> tuple[SliceRange, audiences.Recipients, int, ReleasePlan | None] | None:
-    """The slice's range, its audience, its cursor (the ledger's) and the campaign's release plan,
-    once this worker holds it."""
+) -> tuple[SliceRange, audiences.Recipients, int, ReleasePlan | None, Split | None] | None:
+    """The slice's range, its audience, its cursor (the ledger's), the campaign's release plan and its
+    A/B split, once this worker holds it."""
     now = config.clock()
     async with db.session() as session:
         lease_until = now + timedelta(seconds=config.lease_s)
@@ -243,7 +247,11 @@ async def _claim(
         condition = await AudienceRepository(session).recipients(campaign, config.platforms)
         cursor = await LedgerRepository(session).fanout_cursor(campaign_id, bounds.first_id, bounds.last_id)
         plan = campaign.release_plan
-        return bounds, condition, cursor, None if plan is None else ReleasePlan.from_json(plan)
+        split = ab.split_of(
+            None if campaign.variants is None else [v["percent"] for v in campaign.variants],
+            campaign.holdout_percent,
+        )
+        return bounds, condition, cursor, None if plan is None else ReleasePlan.from_json(plan), split
 
 
 async def _finish_slice(

@@ -11,23 +11,27 @@ import functools
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Select,
+    SmallInteger,
     Table,
     Update,
+    and_,
     any_,
     bindparam,
     case,
     delete,
+    false,
     func,
     insert,
     literal,
     literal_column,
+    null,
     or_,
     select,
     text,
@@ -36,14 +40,19 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from clarion.campaign import variants as ab
 from clarion.campaign.personal import Profile
 from clarion.campaign.repository import CampaignRepository
 from clarion.campaign.timing import ReleasePlan
+from clarion.campaign.variants import Split
 from clarion.db import insert_ignore, insert_ignore_from
 from clarion.models import (
     CANCELLED_REASON,
+    HOLDOUT_GROUP,
+    HOLDOUT_REASON,
     PACED_REASON,
     QUIET_HOURS_REASON,
+    REST_GROUP,
     Campaign,
     CampaignStatus,
     Delivery,
@@ -77,6 +86,53 @@ def _new_row(campaign_id: int, now: datetime, queued_until: datetime) -> dict[st
     }
 
 
+# When a rest waiting for its A/B winner is due: never, until the winner is picked (then now).
+_WAITING = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+def _split_of(
+    campaign_id: int, subscriber_id: ColumnElement[int], split: Split
+) -> tuple[ColumnElement[Any], ColumnElement[bool], ColumnElement[bool]]:
+    """An A/B campaign's new row's group from its subscriber's bucket (campaign/variants.py), whether it
+    is in the holdout, and whether it waits for the winner (the rest)."""
+    at = (
+        ((subscriber_id * literal(ab.MULTIPLIER, BigInteger) + ab.salt(campaign_id)) % ab.RING)
+        * ab.PERCENT
+        // ab.RING  # floor division: SQLAlchemy's / would be a true division
+    )
+    bounds = split.bounds()
+    held = [upper for upper, number in bounds if number == HOLDOUT_GROUP]
+    in_holdout = and_(at >= held[0] - split.holdout_percent, at < held[0]) if held else false()
+    waits = at >= (bounds[-1][0] if bounds else 0)
+    group = case(
+        *((at < upper, literal(number, SmallInteger())) for upper, number in bounds),
+        else_=literal(REST_GROUP, SmallInteger()),
+    )
+    return group, in_holdout, waits
+
+
+def _grouped(
+    campaign_id: int, subscriber_id: ColumnElement[int], split: Split, now: datetime, queued_until: datetime
+) -> dict[str, ColumnElement[Any]]:
+    """An A/B campaign's new rows: each recipient's group, the holdout ended at once (`expired`, reason
+    holdout: sent nothing), the rest left pending until the winner is picked (neither due nor swept)."""
+    d = _deliveries.c
+    group, in_holdout, waits = _split_of(campaign_id, subscriber_id, split)
+    due = case((waits, literal(_WAITING, d.next_attempt_at.type)), else_=literal(now, d.next_attempt_at.type))
+    return {
+        "variant": group,
+        "status": case(
+            (in_holdout, literal(DeliveryStatus.EXPIRED, d.status.type)),
+            else_=literal(DeliveryStatus.PENDING, d.status.type),
+        ),
+        "last_error": case((in_holdout, literal(HOLDOUT_REASON, d.last_error.type)), else_=null()),
+        "next_attempt_at": due,
+        "lease_until": case(
+            (waits, literal(_WAITING, d.lease_until.type)), else_=literal(queued_until, d.lease_until.type)
+        ),
+    }
+
+
 class Claimed(NamedTuple):
     """A claimed ledger row with its subscriber; a tuple, made straight from the claim's result row
     (a ten-field frozen dataclass took 8.0 µs to build against the tuple's 0.6, timeit, loaded machine)."""
@@ -91,6 +147,7 @@ class Claimed(NamedTuple):
     registered_at: datetime | None
     params: dict[str, Any] | None
     active: bool  # False: it unsubscribed (or went) since the fan-out added its row
+    variant: int | None = None  # an A/B campaign's group (campaign/variants.py)
     vapid_key_id: int | None = None  # the retired VAPID key its subscription was made with (None: current)
     paced: bool = False  # its send time was given already (delivery.pace): it goes without another
     # What its personal content is made of (campaign/personal.py): loaded only for a campaign that has some.
@@ -218,6 +275,7 @@ class LedgerRepository:
         now: datetime,
         queued_until: datetime,
         release: ReleasePlan | None = None,
+        split: Split | None = None,
     ) -> tuple[list[int], int | None]:
         """Add a page of the audience (a query of subscriber ids) to the ledger in one statement.
 
@@ -234,15 +292,20 @@ class LedgerRepository:
             # for a campaign (7.7 -> 18 CPU-s at N=100,000). Plan each page for its own cursor.
             await self.session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
         if release is not None:
-            return await self._add_released_page(campaign_id, page, now, queued_until, release)
+            return await self._add_released_page(campaign_id, page, now, queued_until, release, split)
         d = _deliveries.c
         new = _new_row(campaign_id, now, queued_until)
         subscriber_ids = page.subquery()
-        rows = select(
-            subscriber_ids.c.id, *(literal(value, d[name].type) for name, value in new.items())
-        ).where(self._sending(campaign_id))  # SQLite needs a WHERE before ON CONFLICT anyway
+        values: dict[str, ColumnElement[Any]] = {
+            name: literal(value, d[name].type) for name, value in new.items()
+        }
+        if split is not None:
+            values.update(_grouped(campaign_id, subscriber_ids.c.id, split, now, queued_until))
+        rows = select(subscriber_ids.c.id, *values.values()).where(
+            self._sending(campaign_id)
+        )  # SQLite needs a WHERE before ON CONFLICT anyway
         # Only while the campaign is sending: a page of a cancelled campaign adds nobody.
-        columns = ["subscriber_id", *new]
+        columns = ["subscriber_id", *values]
         statement = insert_ignore_from(self.session, _deliveries, columns, rows).returning(
             d.id, d.subscriber_id
         )
@@ -251,12 +314,20 @@ class LedgerRepository:
         return sorted(int(delivery_id) for delivery_id, _ in added), highest
 
     async def _add_released_page(
-        self, campaign_id: int, page: Select[int], now: datetime, queued_until: datetime, plan: ReleasePlan
+        self,
+        campaign_id: int,
+        page: Select[int],
+        now: datetime,
+        queued_until: datetime,
+        plan: ReleasePlan,
+        split: Split | None,
     ) -> tuple[list[int], int | None]:
         """`add_page` for a campaign with a release plan: each row's due time (and, for a zone that quiet
         hours drop, its final state) is a CASE on its subscriber's zone, in the same one statement.
         Rows due later are left unqueued (no owner, lease until their release): the sweep queues them
-        then. Returns the rows due now, and the highest subscriber added."""
+        then. An A/B campaign's groups are decided as in `add_page`: the holdout ends at once, the rest
+        waits for the winner (then it is due at once, whatever its zone). Returns the rows due now, and
+        the highest subscriber added."""
         d, s = _deliveries.c, _subscribers.c
         subscriber_ids = page.subquery()
         zone = s.timezone
@@ -283,10 +354,22 @@ class LedgerRepository:
         kept = [z for _, zones in plan.groups for z in zones]
         if plan.default_dropped:
             dropped = or_(dropped, zone.is_(None), zone.not_in(kept) if kept else literal(True))
+        group: ColumnElement[Any] = literal(None, d.variant.type)
+        in_holdout: ColumnElement[bool] = literal(False)
+        if split is not None:
+            group, in_holdout, waits = _split_of(campaign_id, subscriber_ids.c.id, split)
+            due = case((waits, at(_WAITING)), else_=due)
+            lease = case((waits, at(_WAITING)), else_=lease)
         status = case(
-            (dropped, literal(DeliveryStatus.EXPIRED.value)), else_=literal(DeliveryStatus.PENDING.value)
+            (in_holdout, literal(DeliveryStatus.EXPIRED.value)),
+            (dropped, literal(DeliveryStatus.EXPIRED.value)),
+            else_=literal(DeliveryStatus.PENDING.value),
         )
-        reason = case((dropped, literal(QUIET_HOURS_REASON)), else_=literal(None, d.last_error.type))
+        reason = case(
+            (in_holdout, literal(HOLDOUT_REASON)),
+            (dropped, literal(QUIET_HOURS_REASON)),
+            else_=literal(None, d.last_error.type),
+        )
         rows = (
             select(
                 subscriber_ids.c.id,
@@ -297,6 +380,7 @@ class LedgerRepository:
                 due,
                 at(now).label("updated_at"),
                 reason,
+                group,
             )
             .select_from(subscriber_ids.join(_subscribers, s.id == subscriber_ids.c.id))
             .where(self._sending(campaign_id))
@@ -310,6 +394,7 @@ class LedgerRepository:
             "next_attempt_at",
             "updated_at",
             "last_error",
+            "variant",
         ]
         ready = (d.status == DeliveryStatus.PENDING) & (d.next_attempt_at <= at(now))
         statement = insert_ignore_from(self.session, _deliveries, columns, rows).returning(
@@ -334,6 +419,21 @@ class LedgerRepository:
         rows = [{**new, "subscriber_id": sid, "params": params} for sid, params in recipients]
         for start in range(0, len(rows), ADD_ROWS_CHUNK):
             await insert_ignore(self.session, _deliveries, rows[start : start + ADD_ROWS_CHUNK])
+
+    async def release_rest(self, campaign_id: int, winner: int, now: datetime) -> int:
+        """An A/B campaign's rest made due with the winner's content (REST_GROUP + winner); the sweep
+        queues the rows, whose lease lapses now. How many rows."""
+        d = _deliveries.c
+        result = await self.session.execute(
+            update(_deliveries)
+            .where(
+                d.campaign_id == campaign_id,
+                d.variant == REST_GROUP,
+                d.status == DeliveryStatus.PENDING,
+            )
+            .values(variant=REST_GROUP + winner, next_attempt_at=now, lease_until=now, updated_at=now)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def claim(
         self,

@@ -301,6 +301,8 @@ class Deliverer:
         refused = self._refusal(job, recipient)
         if refused is not None:
             return refused
+        if recipient.variant is not None:  # an A/B campaign: the recipient's variant's content
+            context = context.variant(recipient.variant)
         own = context.render_for(recipient)
         if isinstance(own, Outcome):
             return own

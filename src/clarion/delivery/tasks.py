@@ -18,7 +18,7 @@ from clarion import outage
 from clarion.campaign.repository import CampaignRepository
 from clarion.config import Settings
 from clarion.db import Database, utcnow
-from clarion.delivery import fanout, journal
+from clarion.delivery import fanout, journal, winner
 from clarion.delivery.jobs import DELIVER, FANOUT, deliver_jobs, fanout_job
 from clarion.delivery.pace import Pacer
 from clarion.delivery.repository import LedgerRepository, SliceRepository
@@ -35,6 +35,8 @@ log = logging.getLogger("clarion.delivery")
 # Queued rows are left alone by the sweeper this long: a job waits in a busy queue for a while.
 QUEUE_GRACE_FACTOR = 10
 SWEEP_EVERY_S = 1.0
+# How often a scheduler looks for A/B winners that are due (delivery/winner.py): a second late at most.
+WINNER_EVERY_S = 1.0
 SWEEP_BATCH = 5000
 # Campaigns claimed per scheduler tick.
 START_BATCH = 16
@@ -203,6 +205,9 @@ class DeliveryTasks:
             for job in deliver_jobs(campaign_id, ids, self.settings.chunk_size):
                 await self.queue.put(job)
 
+    async def send_winners(self) -> None:
+        await winner.send_winners(self.db)
+
     async def deliver(self, job: Job) -> None:
         assert self.deliverer is not None
         await self.deliverer.run(int(job.key), job.ids, self.owner)
@@ -281,6 +286,7 @@ def register(registry: Registry, settings: Settings, db: Database, queue: Queue)
     registry.on_queue_lost(tasks.release_queued)
     registry.every("start due campaigns", tasks.start_due)
     registry.every("sweep the ledger", tasks.sweep, every_s=SWEEP_EVERY_S)
+    registry.every("send the A/B winners", tasks.send_winners, every_s=WINNER_EVERY_S)
     retention = Retention(settings, registry, fold_step(db), "ledger retention")
     registry.every("fold the ledger past retention", retention.tick, every_s=FOLD_EVERY_S)
     registry.handle(FANOUT, tasks.fan_out)

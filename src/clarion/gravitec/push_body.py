@@ -181,6 +181,12 @@ def _content(data: dict[str, Any]) -> Content:
     )
 
 
+def parse_content(data: dict[str, Any]) -> Content:
+    """Only a body's `payload`, under the same rules (an update of a sent campaign's content)."""
+    _known_keys(data, ("payload",))
+    return _content(data)
+
+
 def _names(value: Any, field: str, *, limit: int | None = None) -> tuple[str, ...]:
     if not isinstance(value, list) or not value:
         raise _invalid(field, "must be a non-empty array")

@@ -60,6 +60,8 @@ class Campaign(Protocol):
 
     def web_payload(self, message: Notification | None) -> bytes: ...
 
+    def declarative_payload(self, message: Notification | None) -> bytes | None: ...
+
 
 class Recipient(Protocol):
     """One device of the campaign's audience (delivery's Claimed ledger row)."""

@@ -39,7 +39,7 @@ def build_providers(settings: Settings) -> dict[str, Provider]:
         return GuardedClients(policy, builder)
 
     providers: dict[str, Provider] = {
-        "web": webpush.WebPushProvider(guarded(), settings.vapid_subject),
+        "web": webpush.WebPushProvider(guarded(), settings.vapid_subject, settings.web_push_form),
         "android": fcm.FcmProvider(http(), base_url=settings.fcm_url),
         "ios": apns.ApnsProvider(
             base_url=settings.apns_url,

@@ -11,7 +11,7 @@ import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives import hashes, serialization
@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pyreqwest.client import Client
 from pyreqwest.exceptions import BuilderError, RequestError
 
+from clarion.content import Notification
 from clarion.provider.base import REHEARSED, Campaign, Recipient, Transmit
 from clarion.provider.guard import GuardedClients
 from clarion.provider.httpio import REASON_CHARS, http_reason, post, reqwest_client, transport_reason
@@ -40,6 +41,13 @@ VAPID_LIFETIME_S = 12 * 3600
 VAPID_RENEW_MARGIN_S = 3600
 # Endpoints come from subscribers, so the set of origins is not ours to bound; cap the cache.
 _MAX_CACHED_ORIGINS = 1024
+
+# Which subscriptions get the declarative form (CLARION_WEB_PUSH_FORM; docs/declarative-web-push.md):
+# "auto" sends it to Apple's push service only, whose browsers (Safari 18.4+) show it without a worker.
+WebPushForm = Literal["auto", "declarative", "classic"]
+WEB_PUSH_FORMS: tuple[WebPushForm, ...] = ("auto", "declarative", "classic")
+# Safari's subscriptions, on macOS, iOS and iPadOS alike, are endpoints of this one push service.
+APPLE_PUSH_PREFIX = "https://web.push.apple.com/"
 
 _TOPIC = re.compile(r"[A-Za-z0-9_-]{1,32}")  # RFC 8030 §5.4: at most 32 URL-safe base64 characters
 _JWT_HEADER = "eyJ0eXAiOiJKV1QiLCJhbGciOiJFUzI1NiJ9"  # {"typ":"JWT","alg":"ES256"}
@@ -316,9 +324,10 @@ class WebPushProvider:
     encrypt a window of recipients back to back before it sends any (see `prepare` above).
     """
 
-    def __init__(self, clients: GuardedClients, subject: str) -> None:
+    def __init__(self, clients: GuardedClients, subject: str, form: WebPushForm = "auto") -> None:
         self._clients = clients
         self._subject = subject
+        self._form = form
         # Per app, subject and key: an app whose subject changed gets a new signer (and new tokens), and
         # after a rotation each subscription is signed with the key it was made with.
         self._signers: dict[tuple[int, str, str], VapidSigner] = {}
@@ -344,7 +353,7 @@ class WebPushProvider:
             endpoint=recipient.address,
             p256dh=recipient.p256dh,
             auth=recipient.auth,
-            payload=campaign.web_payload(own),
+            payload=self._payload(campaign, own, recipient.address),
             ttl_s=ttl_s,
             urgency=campaign.urgency,
             topic=topic,
@@ -354,6 +363,16 @@ class WebPushProvider:
             return prepared
         return functools.partial(transmit_guarded, self._clients, prepared)
 
+    def _payload(self, campaign: Campaign, own: Notification | None, endpoint: str) -> bytes:
+        """The declarative form where this subscription is sent it and the notification has one that
+        fits, else the classic payload that Clarion's service worker (or a site's own) reads."""
+        if wants_declarative(self._form, endpoint):
+            declarative = campaign.declarative_payload(own)
+            # Its member names make it a little longer: one that does not fit goes classic instead.
+            if declarative is not None and len(declarative) <= MAX_PLAINTEXT_BYTES:
+                return declarative
+        return campaign.web_payload(own)
+
     def rehearse(self, campaign: Campaign, recipient: Recipient, now: datetime) -> Outcome:
         # prepare is the whole message (encrypted, VAPID-signed); only the POST is left.
         prepared = self.prepare(campaign, recipient, now)
@@ -361,6 +380,11 @@ class WebPushProvider:
 
     async def close(self) -> None:
         await self._clients.aclose()
+
+
+def wants_declarative(form: WebPushForm, endpoint: str) -> bool:
+    """Whether a subscription at `endpoint` is sent the declarative form under CLARION_WEB_PUSH_FORM."""
+    return form == "declarative" or (form == "auto" and endpoint.startswith(APPLE_PUSH_PREFIX))
 
 
 def _request_problem(request: WebPushRequest) -> str | None:

@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from clarion import content, errors, validation
 from clarion.campaign import personal
 from clarion.campaign import service as campaigns
-from clarion.campaign.schemas import AudienceSpec, CampaignCreate
+from clarion.campaign import variants as ab
+from clarion.campaign.schemas import AudienceSpec, CampaignCreate, Content
 from clarion.campaign.timing import ReleasePlan
 from clarion.db import as_utc
 from clarion.delivery.cancel import cancel
@@ -114,6 +115,35 @@ class AudienceQuery(Body):
         return replace(chosen, platforms=platforms, attributes=personalized.conditions(conditions))
 
 
+class VariantIn(Body):
+    percent: int = Field(description="Whole percent of the audience (1-100)")
+    payload: PayloadIn
+
+
+class AbTestIn(Body):
+    """A/B variants (docs/ab-variants.md): 2-4 variants, each its own content and percent; a holdout
+    that is sent nothing; the rest (what the percents leave) sent the winner after `winner_after`."""
+
+    variants: list[VariantIn] = Field(min_length=2, max_length=4)
+    holdout_percent: int = Field(0, description="Percent sent nothing (0-99)")
+    winner_after: int | None = Field(None, description="Seconds after the start; needs a rest")
+
+    def parse(self, ttl_s: int) -> ab.AbTest:
+        contents = tuple(self._content(index, v.payload) for index, v in enumerate(self.variants))
+        split, _bodies, winner_after = ab.parse(self.model_dump(exclude_none=True), ttl_s)
+        return ab.AbTest(split, contents, winner_after)
+
+    @staticmethod
+    def _content(index: int, payload: PayloadIn) -> Content:
+        try:
+            return push_body.parse_content({"payload": payload.model_dump(exclude_none=True)})
+        except errors.InvalidField as invalid:
+            field = f"ab_test.variants[{index}].{invalid.field}"
+            raise errors.InvalidField(
+                invalid.message.replace(str(invalid.field), field, 1), field=field
+            ) from None
+
+
 class CampaignIn(AudienceQuery):
     """A campaign: the Gravitec v3 push body (its rules, checked by the same code), with `send_at` as
     an ISO time, plus `platforms`."""
@@ -134,7 +164,10 @@ class CampaignIn(AudienceQuery):
             ]
         },
     )
-    payload: PayloadIn
+    payload: PayloadIn | None = Field(
+        None, description="Required, unless `ab_test` gives the variants' contents"
+    )
+    ab_test: AbTestIn | None = None
     send_at: datetime | None = Field(None, description="When to send (absent: now); must be in the future")
     ttl: int | None = Field(None, description="Seconds a push service keeps it (0-2419200; default 28800)")
     display_time: int | None = Field(None, description="Seconds a browser shows it (default 60)")
@@ -165,10 +198,20 @@ class CampaignIn(AudienceQuery):
             exclude_none=True,
             exclude={
                 "platforms", "attributes", "send_at", "default_language", "languages",
-                "local_time", "past_zones", "rate_per_minute",
+                "local_time", "past_zones", "rate_per_minute", "ab_test",
             },
         )  # fmt: skip
-        urls = personal.template_urls(body["payload"])
+        ab_test = None
+        if self.ab_test is not None:
+            if self.payload is not None:
+                raise errors.InvalidField(
+                    "payload: give either payload or ab_test, not both", field="payload"
+                )
+            ab_test = self.ab_test
+            # The first variant stands for the campaign where one content is shown (its history).
+            body["payload"] = ab_test.variants[0].payload.model_dump(exclude_none=True)
+        # Absent (neither payload nor ab_test): the push body's own rule answers 422 naming it.
+        urls = personal.template_urls(body["payload"]) if isinstance(body.get("payload"), dict) else {}
         if self.send_at is not None:
             when = self.send_at if self.send_at.tzinfo else self.send_at.replace(tzinfo=UTC)
             body["send_date"] = int(when.timestamp() * 1000)
@@ -188,7 +231,7 @@ class CampaignIn(AudienceQuery):
         chosen = personalized.personalization(shown, self.default_language, languages)
         narrowed = self.spec()
         audience = replace(spec.audience, platforms=narrowed.platforms, attributes=narrowed.attributes)
-        return replace(
+        spec = replace(
             spec,
             content=shown,
             audience=audience,
@@ -197,6 +240,7 @@ class CampaignIn(AudienceQuery):
             past_zones=self.past_zones,
             rate_per_minute=self.rate_per_minute,
         )
+        return spec if ab_test is None else replace(spec, ab_test=ab_test.parse(spec.ttl_s))
 
 
 class ButtonRead(BaseModel):
@@ -399,6 +443,42 @@ async def resume_campaign(campaign_id: PathId, app: ScopedAppDep, session: Sessi
 
 
 OutcomeStatus = Literal["pending", "sent", "gone", "rejected", "expired", "failed", "cancelled", "capped"]
+
+
+class VariantRead(BaseModel):
+    group: str = Field(description="1-4 a variant, `holdout` (sent nothing), `rest` (sent the winner)")
+    percent: int
+    audience: int
+    pending: int
+    sent: int
+    failed: int = Field(description="Not sent: gone, rejected, failed or expired")
+    received: int
+    clicked: int
+    closed: int
+    click_rate: float = Field(description="clicked / sent")
+
+
+class VariantsRead(BaseModel):
+    campaign_id: str
+    winner: int | None = Field(description="The variant sent to the rest, once picked")
+    winner_after: int | None
+    groups: list[VariantRead]
+
+
+@router.get("/campaigns/{campaign_id}/variants")
+async def campaign_variants(campaign_id: PathId, app: ScopedAppDep, session: SessionDep) -> VariantsRead:
+    """An A/B campaign's funnel per variant, holdout and rest (docs/ab-variants.md); a campaign without
+    variants answers 404."""
+    campaign = await campaigns.get(session, app, campaign_id)
+    groups = await campaigns.variant_funnel(session, campaign)
+    if groups is None:
+        raise errors.NotFound(f"Campaign {campaign_id} has no A/B variants", field="campaign_id")
+    return VariantsRead(
+        campaign_id=str(campaign.id),
+        winner=campaign.winner_variant,
+        winner_after=campaign.winner_after_s,
+        groups=[VariantRead(**g) for g in groups],
+    )
 
 
 @router.get("/campaigns/{campaign_id}/outcomes")

@@ -13,6 +13,7 @@ from clarion.v1 import (
     apps,
     campaigns,
     credentials,
+    follow_ups,
     hygiene,
     push_campaigns,
     schedules,
@@ -25,7 +26,8 @@ _ERRORS = {
     401: "No credentials, or wrong ones",
     403: "An app's credentials on an admin-only operation",
     404: "No such app (or another app's), campaign or credential",
-    409: "Idempotency-Key reused with another body, or a campaign or schedule that has finished",
+    409: "Idempotency-Key reused with another body, a campaign or schedule that has finished, or a campaign"
+    " not sent yet",
     422: "A field is invalid: `field` names it",
     429: "The free plan's quota",
 }
@@ -42,6 +44,7 @@ def operation_id(route: APIRoute) -> str:
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES, generate_unique_id_function=operation_id)
 router.include_router(apps.router)
 router.include_router(campaigns.router)
+router.include_router(follow_ups.router)
 router.include_router(credentials.router)
 router.include_router(subscribers.router)
 router.include_router(segments.router)

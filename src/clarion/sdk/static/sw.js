@@ -21,6 +21,8 @@
   // Chromium ends a service worker event after 5 minutes: a notification is closed by the worker only
   // when its display_time is shorter than this, and otherwise left to the user.
   const MAX_DISPLAY_HOLD_S = 240;
+  // The `web_push` member of a declarative push message (W3C Push API; RFC 8030's number).
+  const DECLARATIVE_MAGIC = 8030;
   const standalone = worker.location.pathname.endsWith(API_PATH + '/sw.js');
 
   // --- the shared state in IndexedDB (the same code is in clarion.js) --------------------------------
@@ -115,7 +117,7 @@
 
   // --- push --------------------------------------------------------------------------------------------
 
-  // The payload Clarion sends (campaign/payload.py): campaign_id, title, message, icon, image,
+  // The payload Clarion sends (content.web_fields): campaign_id, title, message, icon, image,
   // redirect_url, buttons [{title, url}], display_time (seconds; 0 = until the user acts), tag.
   function clarionPayload(event) {
     if (!event.data) return null;
@@ -125,8 +127,32 @@
     } catch (error) {
       return null;
     }
+    if (data && typeof data === 'object' && data.web_push === DECLARATIVE_MAGIC) data = fromDeclarative(data);
     const ours = data && typeof data === 'object' && data.campaign_id !== undefined && typeof data.title === 'string';
     return ours ? data : null;
+  }
+
+  // A declarative push message (Declarative Web Push, docs/declarative-web-push.md) read back into the
+  // payload above: Safari shows it by itself, every other browser hands it to this worker.
+
+  function fromDeclarative(message) {
+    const shown = message.notification;
+    const ours = shown && typeof shown === 'object' && shown.data && typeof shown.data === 'object' ? shown.data : null;
+    if (!ours || ours.campaign_id === undefined) return null; // not Clarion's
+    const actions = Array.isArray(shown.actions) ? shown.actions : [];
+    const data = {
+      campaign_id: ours.campaign_id,
+      title: shown.title,
+      message: shown.body || '',
+      icon: shown.icon || null,
+      image: shown.image || null,
+      redirect_url: shown.navigate,
+      buttons: actions.map(function (action) { return {title: action.title, url: action.navigate}; }),
+      display_time: typeof ours.display_time === 'number' ? ours.display_time : 0,
+      tag: shown.tag || null,
+    };
+    if (ours.data !== undefined) data.data = ours.data;
+    return data;
   }
 
   function notificationOptions(data) {
@@ -139,8 +165,35 @@
     };
     if (data.icon) options.icon = data.icon;
     if (data.image) options.image = data.image;
-    if (data.tag) options.tag = data.tag;
+    // Every notification has a tag (its campaign's own without a push_tag, as the server's
+    // content.display_tag), so that an update of the campaign replaces it.
+    options.tag = shownTag(data);
     return options;
+  }
+
+  function shownTag(data) {
+    return data.tag || 'clarion-' + data.campaign_id;
+  }
+
+  // A retraction (content.retract_fields): {campaign_id, retract: true, tag}. It closes what is shown
+  // under the tag for that campaign, shows nothing, and is not counted as received.
+  function retraction(event) {
+    if (!event.data) return null;
+    try {
+      const data = event.data.json();
+      return data && data.retract === true && data.campaign_id !== undefined ? data : null;
+    } catch (error) {
+      return null;
+    }
+  }
+
+  async function retract(data) {
+    const shown = await worker.registration.getNotifications({tag: shownTag(data)});
+    shown.forEach(function (notification) {
+      const ours = notification.data && notification.data.clarion;
+      if (ours && String(notification.data.campaign_id) === String(data.campaign_id)) notification.close();
+    });
+    return true;
   }
 
   async function closeLater(campaignId, seconds) {
@@ -154,6 +207,8 @@
   }
 
   function handlePush(event) {
+    const retracted = retraction(event);
+    if (retracted) return extend(event, retract(retracted));
     const data = clarionPayload(event);
     if (!data) return Promise.resolve(false); // not Clarion's: a site's own worker handles it
     const shown = worker.registration.showNotification(data.title, notificationOptions(data)).then(function () {
