@@ -15,7 +15,8 @@ from clarion.app_tenant import service as apps
 from clarion.config import Settings
 from clarion.db import Database, utcnow
 from clarion.delivery.service import Deliverer
-from clarion.models import App, Campaign, Delivery, Subscriber
+from clarion.event import service as event_service
+from clarion.models import App, AppEvent, Campaign, Delivery, Subscriber
 from clarion.subscriber import service as subscriber_service
 from clarion.subscriber import tasks as hygiene
 from tests.conftest import make_settings
@@ -148,6 +149,10 @@ async def test_the_hygiene_job_deactivates_streaks_and_inactive_android_devices_
             .where(Subscriber.id == ids[2])
             .values(platform="android", registered_at=now - timedelta(days=200))
         )
+        app_id = (
+            await session.execute(select(Subscriber.app_id).where(Subscriber.id == ids[0]))
+        ).scalar_one()
+        await event_service.switch_feed(session, app_id, True)  # so the app records its events
     rules = hygiene.HygieneRules(failure_streak=5, fcm_inactive_days=270)
     before = metrics.SUBSCRIBERS_DEACTIVATED.labels("inactive")._value.get()
 
@@ -170,6 +175,16 @@ async def test_the_hygiene_job_deactivates_streaks_and_inactive_android_devices_
     assert metrics.SUBSCRIBERS_DEACTIVATED.labels("inactive")._value.get() - before == 1
     off = await hygiene.run_pass(db, hygiene.HygieneRules(0, 0), now + timedelta(days=999))
     assert off == {"failures": 0, "inactive": 0}
+    # Each deactivation is announced once, in its own transaction (docs/webhooks.md).
+    async with db.session() as session:
+        announced = (await session.execute(select(AppEvent.type, AppEvent.data).order_by(AppEvent.id))).all()
+    assert [tuple(row) for row in announced] == [
+        ("subscriber.deactivated", {"subscriber": ids[0], "platform": "web", "reason": "hygiene: failures"}),
+        (
+            "subscriber.deactivated",
+            {"subscriber": ids[2], "platform": "android", "reason": "hygiene: inactive"},
+        ),
+    ]
 
 
 async def test_a_placeholder_vapid_subject_is_refused_with_safari_subscribers_and_warned_otherwise(

@@ -26,6 +26,8 @@ from clarion.app_tenant.credentials import PROVIDER_FOR_PLATFORM
 from clarion.app_tenant.repository import AppRepository, CredentialRepository
 from clarion.db import Database, utcnow
 from clarion.delivery.failures import origin_of
+from clarion.event import service as events
+from clarion.event.types import EventType
 from clarion.provider.outcome import CHANNEL_PREFIX, Rejected
 
 log = logging.getLogger("clarion.delivery")
@@ -94,6 +96,10 @@ async def credentials_rejected(db: Database, app_id: int, refusals: Mapping[str,
                 fresh = await CredentialRepository(session).flag_failing(app_id, key, now, reason)
             if fresh:
                 flagged.append(key)
+                # Announced once, with the flag (docs/webhooks.md): `provider` as the metric names it.
+                provider = "webpush" if key.startswith(WEB) else key
+                data = {"provider": provider, "reason": reason}
+                await events.record(session, app_id, EventType.CREDENTIALS_REJECTED, data)
     for key in flagged:
         provider = "webpush" if key.startswith(WEB) else key
         metrics.credentials_rejected(provider)

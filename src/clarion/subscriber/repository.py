@@ -326,6 +326,18 @@ class SubscriberRepository:
         )
         return list((await self.session.execute(query.order_by(Subscriber.id).limit(limit))).scalars())
 
+    async def owners(self, subscriber_ids: Sequence[int]) -> dict[int, tuple[int, str]]:
+        """Each subscriber's app and platform (what its events name)."""
+        if not subscriber_ids:
+            return {}
+        query = select(Subscriber.id, Subscriber.app_id, Subscriber.platform).where(
+            Subscriber.id.in_(subscriber_ids)
+        )
+        return {
+            int(i): (int(app), str(platform))
+            for i, app, platform in (await self.session.execute(query)).all()
+        }
+
     async def retire(self, subscriber_ids: Sequence[int], reason: str, now: datetime) -> list[int]:
         """Deactivate these subscribers (those still active) for the hygiene job's `reason`; returns the
         ones it deactivated."""

@@ -14,11 +14,14 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from clarion import metrics
 from clarion.app_tenant import service as apps
 from clarion.config import Settings
 from clarion.db import Database, utcnow
+from clarion.event import service as events
+from clarion.event.types import EventType
 from clarion.queue import Registry
 from clarion.subscriber.repository import SubscriberRepository
 
@@ -47,10 +50,23 @@ async def subscribers_deactivated(db: Database, ids: list[int], reason: str, now
     """The moment the hygiene job deactivates subscribers for `reason` (FAILURES or INACTIVE): one
     transaction, counted in `clarion_subscribers_deactivated`; returns those it deactivated."""
     async with db.session() as session:
-        done = await SubscriberRepository(session).retire(ids, reason, now)
+        repo = SubscriberRepository(session)
+        owners = await repo.owners(ids)
+        done = await repo.retire(ids, reason, now)
+        # Each announced in the transaction that deactivates it (docs/webhooks.md).
+        announced = [
+            (owners[i][0], EventType.SUBSCRIBER_DEACTIVATED, now, _deactivation(i, owners[i][1], reason))
+            for i in done
+            if i in owners
+        ]
+        await events.record_many(session, announced)
     if done:
         metrics.subscribers_deactivated(reason, len(done))
     return done
+
+
+def _deactivation(subscriber_id: int, platform: str, reason: str) -> dict[str, Any]:
+    return {events.SUBSCRIBER: subscriber_id, "platform": platform, "reason": f"hygiene: {reason}"}
 
 
 async def run_pass(db: Database, rules: HygieneRules, now: datetime) -> dict[str, int]:
