@@ -324,6 +324,8 @@
     } catch (error) {
       // The next init tries again.
     }
+  }
+
   // After the app's VAPID key was rotated, a browser subscribed with the old key is subscribed again
   // with the new one on its next page view, keeping its regId (with its alias and tags); until then the
   // server signs its messages with the old key.
