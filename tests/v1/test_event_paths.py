@@ -50,7 +50,8 @@ def _events(v1: V1, app: dict[str, Any], prefix: str, count: int, since: datetim
         assert set(event) == {"id", "type", "timestamp", "data"}, event
         assert EVENT_ID.fullmatch(event["id"]), event
         at = datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00"))
-        assert event["timestamp"].endswith("Z") and since <= at <= datetime.now(UTC), event
+        assert event["timestamp"].endswith("Z"), event
+        assert since <= at <= datetime.now(UTC), event
     return [{"type": e["type"], "data": e["data"]} for e in found]
 
 

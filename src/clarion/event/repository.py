@@ -138,8 +138,8 @@ class EndpointRepository:
         return list((await self.session.scalars(query.order_by(WebhookEndpoint.id).limit(limit))).all())
 
     async def waiting(self, app_id: int) -> dict[int, tuple[int, datetime | None]]:
-        """Per endpoint of the app: the outbox rows recorded after its cursor and the time of the last
-        row it got past (None: none yet); one query."""
+        """Per endpoint of the app: the outbox rows recorded after its cursor, and when the last row it
+        got past (delivered or given up) was recorded (None: none since it was added); one query."""
         passed = aliased(AppEvent)
         query = (
             select(WebhookEndpoint.id, func.count(AppEvent.id), func.max(passed.occurred_at))
@@ -147,7 +147,11 @@ class EndpointRepository:
             .outerjoin(
                 AppEvent, (AppEvent.app_id == WebhookEndpoint.app_id) & (AppEvent.id > WebhookEndpoint.cursor)
             )
-            .outerjoin(passed, passed.id == WebhookEndpoint.cursor)
+            # A new endpoint starts past the events already recorded: not ones it got past.
+            .outerjoin(
+                passed,
+                (passed.id == WebhookEndpoint.cursor) & (passed.occurred_at >= WebhookEndpoint.created_at),
+            )
             .where(WebhookEndpoint.app_id == app_id)
             .group_by(WebhookEndpoint.id)
         )

@@ -306,7 +306,8 @@ class EndpointState:
     # Outbox rows recorded after its cursor: events not yet sent (a campaign's delivery outcomes of
     # one recorded batch share a row), before its filter; what clarion_outbox_depth counts.
     waiting: int
-    # When the last event it got past was recorded (None: none yet).
+    # When the last event it got past (delivered, or given up after 24 hours) was recorded (None: none
+    # since it was added).
     delivered_through: datetime | None
 
 
