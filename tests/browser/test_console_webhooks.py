@@ -209,7 +209,9 @@ def test_an_admin_manages_webhook_endpoints_and_sees_their_delivery_state(
         viewer.goto(f"/console/sites/{app_key}/settings/webhooks")
         assert viewer.page.inner_text("[data-webhook] [data-url]") == receiver.url
         assert viewer.page.locator("[data-webhook] form, #webhook-url, [data-feed] ~ form").count() == 0
-        assert "Only admins add and change webhook endpoints." in viewer.page.inner_text("main")
+        shown = viewer.page.inner_text("main")
+        assert "Only admins add and change webhook endpoints." in shown
+        assert "Only admins switch the event feed." in shown
         forged = viewer.page.request.post(
             f"{url}/console/sites/{app_key}/settings/webhooks/feed",
             form={"csrf_token": viewer.csrf_token(), "enabled": "true"},
