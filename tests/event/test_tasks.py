@@ -202,3 +202,30 @@ async def test_rotation_keeps_the_previous_secret_signing_for_the_overlap(db: Da
         assert service.signing_secrets(session, endpoint, now) == [second, first]
         assert service.signing_secrets(session, endpoint, now + timedelta(seconds=61)) == [second]
     await asyncio.sleep(0)
+
+
+async def test_endpoint_states_count_what_waits_and_when_delivery_got_to(
+    settings: Settings, db: Database, receiver: Receiver
+) -> None:
+    clock = Clock()
+    tasks = await _tasks(settings, db, clock)
+    app_id, first_id, _ = await _app_with_endpoint(db, receiver.url)
+    clock.now = recorded_at = datetime.now(UTC)  # after the endpoint was added (its real creation time)
+    await _record(db, app_id, recorded_at, 3)
+
+    async def states() -> list[tuple[int, int, datetime | None]]:
+        async with db.session() as session:
+            found = await service.endpoint_states(session, app_id, 10)
+        return [(s.endpoint.id, s.waiting, s.delivered_through) for s in found]
+
+    assert await states() == [(first_id, 3, None)]
+    clock.advance(2)
+    assert await tasks.run_once() == 1
+    policy = AddressPolicy.from_settings("127.0.0.1/32")
+    async with db.session() as session:
+        second = await service.create_endpoint(session, app_id, receiver.url, [], None, False, policy)
+    # The new endpoint starts past the recorded events: none waits, none was delivered to it.
+    assert await states() == [(first_id, 0, recorded_at), (second.endpoint.id, 0, None)]
+    await _record(db, app_id, clock.now, 2)
+    assert await states() == [(first_id, 2, recorded_at), (second.endpoint.id, 2, None)]
+    await tasks.close()

@@ -16,7 +16,7 @@ from clarion import errors
 from clarion.app_tenant import credentials
 from clarion.app_tenant import service as apps
 from clarion.campaign import service as campaigns
-from clarion.console import campaign_routes, pages, providers, service
+from clarion.console import campaign_routes, pages, providers, service, webhook_routes
 from clarion.console.service import SignedIn, SignInThrottle
 from clarion.console.web import (
     HERE,
@@ -52,6 +52,7 @@ def mount(app: FastAPI) -> None:
     app.mount("/console/static", StaticFiles(directory=HERE / "static"), name="console-static")
     app.include_router(router)
     app.include_router(campaign_routes.router)
+    app.include_router(webhook_routes.router)
     app.add_exception_handler(SignInRequired, _to_sign_in)
 
 
@@ -141,6 +142,8 @@ async def _settings(
             titles=providers.TITLES,
             environments=providers.APNS_ENVIRONMENTS,
         )
+    if tab == "webhooks":
+        extra.update(await webhook_routes.context(session, site))
     base = str(request.base_url).rstrip("/")
     return site_page(
         request, me, site, "settings", status, tab=tab, base=base, identity_key=identity, **extra

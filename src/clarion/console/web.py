@@ -26,6 +26,7 @@ SETTINGS_TABS = {
     "integration": "Integration",
     "providers": "Providers",
     "plan": "Plan and quotas",
+    "webhooks": "Webhooks",
     "danger": "Danger zone",
 }
 # Pages are the server's own: no inline script or style, no framing, nothing cached.

@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import delete, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from clarion.models import AppEvent, EventFeed, Subscriber, WebhookEndpoint
 
@@ -135,6 +136,26 @@ class EndpointRepository:
         if after is not None:
             query = query.where(WebhookEndpoint.id > after)
         return list((await self.session.scalars(query.order_by(WebhookEndpoint.id).limit(limit))).all())
+
+    async def waiting(self, app_id: int) -> dict[int, tuple[int, datetime | None]]:
+        """Per endpoint of the app: the outbox rows recorded after its cursor, and when the last row it
+        got past (delivered or given up) was recorded (None: none since it was added); one query."""
+        passed = aliased(AppEvent)
+        query = (
+            select(WebhookEndpoint.id, func.count(AppEvent.id), func.max(passed.occurred_at))
+            .select_from(WebhookEndpoint)
+            .outerjoin(
+                AppEvent, (AppEvent.app_id == WebhookEndpoint.app_id) & (AppEvent.id > WebhookEndpoint.cursor)
+            )
+            # A new endpoint starts past the events already recorded: not ones it got past.
+            .outerjoin(
+                passed,
+                (passed.id == WebhookEndpoint.cursor) & (passed.occurred_at >= WebhookEndpoint.created_at),
+            )
+            .where(WebhookEndpoint.app_id == app_id)
+            .group_by(WebhookEndpoint.id)
+        )
+        return {int(row[0]): (int(row[1]), row[2]) for row in (await self.session.execute(query)).all()}
 
     async def change(self, endpoint: WebhookEndpoint, values: dict[str, Any]) -> WebhookEndpoint:
         for name, value in values.items():

@@ -298,6 +298,31 @@ async def endpoints(
     return await EndpointRepository(session).listing(app_id, after, limit)
 
 
+@dataclass(frozen=True, slots=True)
+class EndpointState:
+    """An endpoint with its delivery state, as the console shows it."""
+
+    endpoint: WebhookEndpoint
+    # Outbox rows recorded after its cursor: events not yet sent (a campaign's delivery outcomes of
+    # one recorded batch share a row), before its filter; what clarion_outbox_depth counts.
+    waiting: int
+    # When the last event it got past (delivered, or given up after 24 hours) was recorded (None: none
+    # since it was added).
+    delivered_through: datetime | None
+
+
+async def endpoint_states(session: AsyncSession, app_id: int, limit: int) -> list[EndpointState]:
+    """The app's first `limit` endpoints with their delivery state (two queries)."""
+    repo = EndpointRepository(session)
+    found = await repo.listing(app_id, None, limit)
+    waiting = await repo.waiting(app_id) if found else {}
+    states = []
+    for endpoint in found:
+        count, through = waiting.get(endpoint.id, (0, None))
+        states.append(EndpointState(endpoint, count, None if through is None else as_utc(through)))
+    return states
+
+
 async def update_endpoint(
     session: AsyncSession, app_id: int, endpoint_id: int, changes: dict[str, Any], policy: AddressPolicy
 ) -> WebhookEndpoint:
