@@ -32,6 +32,7 @@ STORED: dict[type[StrEnum], dict[str, str]] = {
         "SENT": "sent",
         "FAILED": "failed",
         "CANCELLED": "cancelled",
+        "PAUSED": "paused",
     },
     DeliveryStatus: {
         "PENDING": "pending",
@@ -128,4 +129,5 @@ async def test_the_gravitec_surface_renders_every_campaign_status(quiet_api: Api
         "sent": "SENT",
         "failed": "FAILED",
         "cancelled": "CANCELLED",
+        "paused": "PAUSED",
     }

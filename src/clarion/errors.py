@@ -151,6 +151,22 @@ class CampaignFinished(ClarionError):
     message = "This campaign has finished: there is nothing to cancel"
 
 
+class CampaignNotScheduled(ClarionError):
+    """/v1: pausing a campaign that is no longer scheduled (it started, finished or is paused)."""
+
+    code = "campaign_not_scheduled"
+    status = 409
+    message = "This campaign is not scheduled: only a campaign that has not started can be paused"
+
+
+class CampaignNotPaused(ClarionError):
+    """/v1: resuming a campaign that is not paused."""
+
+    code = "campaign_not_paused"
+    status = 409
+    message = "This campaign is not paused"
+
+
 class ScheduleFinished(ClarionError):
     """Pausing, resuming or cancelling a recurring schedule that has ended or was cancelled."""
 
@@ -286,6 +302,8 @@ CATALOGUE: tuple[type[ClarionError], ...] = (
     Unauthorized,
     Forbidden,
     CampaignFinished,
+    CampaignNotScheduled,
+    CampaignNotPaused,
     ScheduleFinished,
     IdempotencyConflict,
     IdentityNotVerified,

@@ -92,9 +92,23 @@ class CampaignRepository:
             .where(
                 Campaign.id == campaign_id,
                 Campaign.app_id == app_id,
-                Campaign.status.in_((CampaignStatus.SCHEDULED, CampaignStatus.SENDING)),
+                Campaign.status.in_(
+                    (CampaignStatus.SCHEDULED, CampaignStatus.PAUSED, CampaignStatus.SENDING)
+                ),
             )
             .values(status=CampaignStatus.CANCELLED, finished_at=now)
+        )  # the session's copy of the campaign shows the change
+        return getattr(result, "rowcount", 0) == 1
+
+    async def move(
+        self, app_id: int, campaign_id: int, before: CampaignStatus, after: CampaignStatus
+    ) -> bool:
+        """Move the app's campaign from one status to another if it is still in the first; whether it
+        was. Conditional, so pausing races safely with the scheduler's claim (one of them wins)."""
+        result = await self.session.execute(
+            update(Campaign)
+            .where(Campaign.id == campaign_id, Campaign.app_id == app_id, Campaign.status == before)
+            .values(status=after)
         )  # the session's copy of the campaign shows the change
         return getattr(result, "rowcount", 0) == 1
 
@@ -457,8 +471,9 @@ class CampaignReportRepository:
         status: str | None,
         reason: str | None,
         min_attempts: int | None,
-    ) -> list[tuple[int, str, str, str, int, str | None, datetime]]:
-        """(delivery id, reg_id, platform, status, attempts, reason, updated_at), in ledger order."""
+    ) -> list[tuple[int, str, str, str, int, str | None, int | None, datetime]]:
+        """(delivery id, reg_id, platform, status, attempts, reason, best hour, updated_at), in ledger
+        order."""
         query = (
             select(
                 Delivery.id,
@@ -467,6 +482,7 @@ class CampaignReportRepository:
                 Delivery.status,
                 Delivery.attempts,
                 Delivery.last_error,
+                Delivery.best_hour,
                 Delivery.updated_at,
             )
             .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
@@ -483,7 +499,7 @@ class CampaignReportRepository:
         if min_attempts is not None:
             query = query.where(Delivery.attempts >= min_attempts)
         rows = (await self.session.execute(query)).all()
-        return [(int(i), str(g), str(p), str(s), int(a), e, u) for i, g, p, s, a, e, u in rows]
+        return [(int(i), str(g), str(p), str(s), int(a), e, h, u) for i, g, p, s, a, e, h, u in rows]
 
     async def series(self, campaign_id: int, bucket_s: int) -> list[tuple[int, str, int]]:
         """(bucket start as UNIX seconds, kind, count): sends by when they were recorded, engagement

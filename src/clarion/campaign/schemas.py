@@ -64,6 +64,9 @@ class CampaignCreate:
     # past it get it "tomorrow" or "now".
     local_time: str | None = None
     past_zones: Literal["tomorrow", "now"] = "tomorrow"
+    # Each recipient at its most engaged local hour (its clicks of the last 30 days), local_time for one
+    # without clicks (campaign.timing.BestTime).
+    best_time: bool = False
 
 
 @dataclass(frozen=True)

@@ -114,10 +114,15 @@ class CampaignIn(AudienceQuery):
     past_zones: Literal["tomorrow", "now"] = Field(
         "tomorrow", description="With local_time: zones already past it get it tomorrow, or now"
     )
+    best_time: bool = Field(
+        False,
+        description="Each subscriber at its most engaged local hour (its clicks of the last 30 days), "
+        "within 24 hours of send_at; local_time (required with it) for subscribers without clicks",
+    )
 
     def create(self) -> CampaignCreate:
         body: dict[str, Any] = self.model_dump(
-            exclude_none=True, exclude={"platforms", "send_at", "local_time", "past_zones"}
+            exclude_none=True, exclude={"platforms", "send_at", "local_time", "past_zones", "best_time"}
         )
         if self.send_at is not None:
             when = self.send_at if self.send_at.tzinfo else self.send_at.replace(tzinfo=UTC)
@@ -136,6 +141,7 @@ class CampaignIn(AudienceQuery):
             audience=replace(spec.audience, platforms=self.spec().platforms),
             local_time=self.local_time,
             past_zones=self.past_zones,
+            best_time=self.best_time,
         )
 
 
@@ -172,6 +178,7 @@ class CampaignRead(BaseModel):
     urgency: str
     local_time: str | None = Field(description="HH:MM in each subscriber's zone, or null")
     past_zones: str | None = Field(description="With local_time: tomorrow or now")
+    best_time: bool = Field(description="Sent at each subscriber's most engaged hour (local_time: fallback)")
     schedule_id: str | None = Field(description="The recurring schedule it is an occurrence of")
     releases: list[ReleaseRead] | None = Field(
         description="Per group of time zones, when its recipients are released (fixed when the campaign "
@@ -205,6 +212,9 @@ class OutcomeRead(BaseModel):
     status: str
     attempts: int
     reason: str | None = Field(description="The push service's reason, for a failure")
+    best_hour: int | None = Field(
+        description="Best time: the local hour (0-23) chosen from its clicks; null: local_time, or none"
+    )
     updated_at: datetime
 
 
@@ -259,6 +269,7 @@ def _read(campaign: Campaign) -> dict[str, Any]:
         "urgency": campaign.urgency,
         "local_time": campaign.local_time,
         "past_zones": campaign.past_zones,
+        "best_time": campaign.best_time,
         "schedule_id": None if campaign.schedule_id is None else str(campaign.schedule_id),
         "releases": _releases(campaign),
     }
@@ -320,6 +331,22 @@ async def cancel_campaign(campaign_id: PathId, app: ScopedAppDep, session: Sessi
     """A scheduled campaign never starts; a sending one stops within a second or two; what was sent
     stays counted. A finished campaign answers 409 `campaign_finished`."""
     return await _detail(session, await cancel(session, app, campaign_id))
+
+
+@router.post("/campaigns/{campaign_id}/pause")
+async def pause_campaign(campaign_id: PathId, app: ScopedAppDep, session: SessionDep) -> CampaignDetail:
+    """A scheduled campaign is held (status `paused`) until resumed; one that has started answers 409
+    `campaign_not_scheduled`."""
+    return await _detail(session, await campaigns.pause_scheduled(session, app, campaign_id))
+
+
+@router.post("/campaigns/{campaign_id}/resume")
+async def resume_campaign(campaign_id: PathId, app: ScopedAppDep, session: SessionDep) -> CampaignDetail:
+    """A paused campaign is scheduled again; if its send_at passed meanwhile it starts at once. One that
+    is not paused answers 409 `campaign_not_paused`."""
+    campaign = await campaigns.resume_scheduled(session, app, campaign_id)
+    wake_scheduler_after_commit(session)
+    return await _detail(session, campaign)
 
 
 OutcomeStatus = Literal["pending", "sent", "gone", "rejected", "expired", "failed", "cancelled"]
