@@ -20,7 +20,7 @@ HISTORY_LIMIT = 100
 SEGMENTS_SHOWN = 500
 PUSH_CAMPAIGNS_SHOWN = 500
 # Statuses in which a campaign's counters still move by delivery (engagement may come later still).
-LIVE_STATUSES = (CampaignStatus.SCHEDULED, CampaignStatus.SENDING)
+LIVE_STATUSES = (CampaignStatus.SCHEDULED, CampaignStatus.PAUSED, CampaignStatus.SENDING)
 
 
 @dataclass(frozen=True)
