@@ -41,6 +41,8 @@ SUBSCRIBERS: dict[str, tuple[str | None, list[str], list[str]]] = {
     # Its only click is 31 days old: the fallback, 18:00 in the app's default zone (Paris, CET).
     "stale": (None, ["2026-02-06T11:00:00"], []),
     "tokyo_no_clicks": ("Asia/Tokyo", [], []),  # no clicks: 18:00 JST tomorrow (21:00 at the start)
+    # One click at 07:00 JST, one at 21:00 JST: a tie goes to the earlier hour, 07:00 on the 10th.
+    "tie": ("Asia/Tokyo", ["2026-03-02T22:00:00", "2026-03-03T12:00:00"], []),
 }
 
 
@@ -117,6 +119,7 @@ async def test_each_recipient_is_released_at_its_most_engaged_local_hour_or_the_
         _utc("2026-03-09T12:59:59"),  # nobody more
         _utc("2026-03-09T13:00:00") + second,  # New York: 09:00 EDT
         _utc("2026-03-09T17:00:00") + second,  # no recent click, no zone: 18:00 in Paris
+        _utc("2026-03-09T22:00:00") + second,  # the tie: 07:00 JST on the 10th
         _utc("2026-03-10T09:00:00") + second,  # no click, Tokyo: 18:00 JST on the 10th
         _utc("2026-03-10T11:00:00") + second,  # Tokyo's clicker: 20:00 JST on the 10th
         _utc("2026-03-10T12:00:00"),  # the 24 hours are over
@@ -127,7 +130,16 @@ async def test_each_recipient_is_released_at_its_most_engaged_local_hour_or_the_
         new = set(await _queued(setup)) - seen
         seen |= new
         released.append(await _names(db, names, sorted(new)))
-    assert released == [{"kiritimati"}, set(), {"new_york"}, {"stale"}, {"tokyo_no_clicks"}, {"tokyo"}, set()]
+    assert released == [
+        {"kiritimati"},
+        set(),
+        {"new_york"},
+        {"stale"},
+        {"tie"},
+        {"tokyo_no_clicks"},
+        {"tokyo"},
+        set(),
+    ]
 
     # The chosen hour is recorded in the ledger, and shown with each outcome.
     async with db.session() as session:
@@ -147,6 +159,7 @@ async def test_each_recipient_is_released_at_its_most_engaged_local_hour_or_the_
         "kiritimati": 2,
         "stale": None,
         "tokyo_no_clicks": None,
+        "tie": 7,
     }
     assert due == {
         "new_york": _utc("2026-03-09T13:00:00"),
@@ -154,5 +167,6 @@ async def test_each_recipient_is_released_at_its_most_engaged_local_hour_or_the_
         "kiritimati": START,
         "stale": _utc("2026-03-09T17:00:00"),
         "tokyo_no_clicks": _utc("2026-03-10T09:00:00"),
+        "tie": _utc("2026-03-09T22:00:00"),
     }
     await setup.tasks.close()
