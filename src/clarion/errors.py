@@ -160,11 +160,11 @@ class ScheduleFinished(ClarionError):
 
 
 class CampaignNotSending(ClarionError):
-    """/v1: pausing a campaign that is not sending (scheduled, paused already, or finished)."""
+    """/v1: pausing a campaign that is neither scheduled nor sending (paused already, or finished)."""
 
     code = "campaign_not_sending"
     status = 409
-    message = "Only a sending campaign can be paused"
+    message = "Only a scheduled or sending campaign can be paused"
 
 
 class CampaignNotPaused(ClarionError):

@@ -49,7 +49,8 @@ class CampaignStatus(StrEnum):
     SENT = "sent"
     FAILED = "failed"  # reserved: nothing sets it yet
     CANCELLED = "cancelled"  # by an operator while scheduled, sending or paused (delivery.cancel)
-    PAUSED = "paused"  # by an operator while sending; resumed to sending (delivery.pause)
+    # By an operator: before it started (not claimed until resumed) or while sending (delivery.pause).
+    PAUSED = "paused"
 
 
 class DeliveryStatus(StrEnum):
@@ -354,6 +355,9 @@ class Campaign(Base):
     local_time: Mapped[str | None] = mapped_column(String(5))
     past_zones: Mapped[str | None] = mapped_column(String(8))
     release_plan: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    # Best time: each recipient at its most engaged local hour (clicks of the last 30 days), local_time
+    # for one without clicks (campaign.timing.BestTime).
+    best_time: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # The recurring schedule this campaign is one occurrence of (unique together: started once).
     schedule_id: Mapped[int | None] = mapped_column(BigInteger)
     occurrence_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -437,6 +441,7 @@ class Delivery(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(String(255))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    best_hour: Mapped[int | None] = mapped_column(SmallInteger)  # best time: the local hour chosen
     # Per-recipient content (a Swrve batch's merged parameters and the user it was addressed as).
     params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # An A/B campaign's group (campaign/variants.py): 1-4 a variant, 0 the holdout (sent nothing),
@@ -529,6 +534,8 @@ class Event(Base):
     """Engagement reported by the SDK: counted once per subscriber, campaign and type."""
 
     __tablename__ = "events"
+    # A best-time campaign reads each recipient's recent clicks.
+    __table_args__ = (Index("ix_event_subscriber", "subscriber_id", "type", "created_at"),)
 
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True)
     subscriber_id: Mapped[int] = mapped_column(

@@ -127,3 +127,59 @@ def test_the_general_tab_sets_the_default_zone_and_quiet_hours(
         assert console.check("settings-general-timing") == []
     finally:
         console.close()
+
+
+def test_a_best_time_campaign_says_so_and_a_paused_one_may_be_cancelled(
+    browser: Browser, server: tuple[Processes, Server]
+) -> None:
+    procs, running = server
+    create_operator(procs, "best@example.com", "admin")
+    console = Console.open(browser, running.url)
+    try:
+        console.sign_in("best@example.com")
+        page = console.page
+        console.goto("/console/sites")
+        page.fill("#site-name", "Best news")
+        with page.expect_navigation():
+            page.click("text=Create site")
+        app_key, secret = page.inner_text("#app-key"), page.inner_text("#app-secret")
+        vapid = httpx.get(f"{running.url}/sdk/v1/apps/{app_key}", timeout=10).json()["vapid_public_key"]
+        base = f"{running.url}/v1/apps/{app_key}/campaigns"
+        payload = {"title": "Good evening", "message": "Today's news", "redirect_url": "https://example.com/"}
+        with FakePushService() as fake:
+            register(running.url, fake, app_key, vapid)
+            body = {"payload": payload, "best_time": True, "local_time": "00:00"}
+            created = httpx.post(base, json=body, auth=(app_key, secret), timeout=10)
+            assert created.status_code == 201, created.text
+            path = f"/console/sites/{app_key}/campaigns/{created.json()['campaign_id']}"
+            for _ in range(100):  # until the scheduler has planned it
+                console.goto(path)
+                if page.locator("[data-releases]").count():
+                    break
+                page.wait_for_timeout(100)
+            assert page.inner_text("[data-best-time]") == (
+                "At each subscriber's most engaged hour (the local hour of most of its clicks in the 30 days "
+                "before the send time), within 24 hours of the send time; subscribers without clicks get the "
+                "local time below."
+            )
+            assert page.inner_text("[data-releases] caption") == (
+                "When each time zone's recipients are released (UTC): those without clicks; the others at "
+                "their own hour"
+            )
+            assert console.check("campaign-best-time") == []
+
+        later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+        scheduled = httpx.post(
+            base, json={"payload": payload, "send_at": later}, auth=(app_key, secret), timeout=10
+        )
+        campaign_id = scheduled.json()["campaign_id"]
+        paused = httpx.post(f"{base}/{campaign_id}/pause", auth=(app_key, secret), timeout=10)
+        assert paused.json()["status"] == "paused"
+        with page.expect_response(lambda answer: answer.url.endswith("/counters")) as counters:
+            console.goto(f"/console/sites/{app_key}/campaigns/{campaign_id}")
+        assert counters.value.json()["live"] is True  # so the page keeps its Cancel button
+        assert page.inner_text("[data-counter=status]") == "Paused"
+        assert page.locator("button:text-is('Cancel this campaign')").is_visible()
+        assert console.check("campaign-paused") == []
+    finally:
+        console.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.fakes.push_service import FakePushService, Respond
@@ -139,3 +139,66 @@ def test_a_schedule_that_cannot_be_made_is_refused_naming_the_field(v1: V1) -> N
         ]:
             refused = own.post(base, json={**good, **change})
             assert (refused.status_code, refused.json().get("field")) == (422, field), refused.text
+
+
+def test_a_best_time_campaign_needs_local_time_and_shows_each_recipients_hour(
+    v1: V1, fake: FakePushService
+) -> None:
+    app = v1.new_app()
+    reg_id = subscribe(v1, fake, app, Respond(201))
+    with v1.client(basic(app)) as own:
+        base = f"/apps/{app['app_key']}/campaigns"
+        refused = own.post(base, json={"payload": PAYLOAD, "best_time": True})
+        assert (refused.status_code, refused.json()) == (
+            422,
+            _error(
+                "local_time", "local_time: best_time needs it, the time for subscribers without recent clicks"
+            ),
+        )
+        # No clicks yet: the fallback, 00:00 UTC, has passed today and past_zones "now" sends at once.
+        body = {"payload": PAYLOAD, "best_time": True, "local_time": "00:00", "past_zones": "now"}
+        created = own.post(base, json=body)
+        assert created.status_code == 201, created.text
+        assert (created.json()["best_time"], created.json()["local_time"]) == (True, "00:00")
+        campaign_id = created.json()["campaign_id"]
+        assert wait_for(own, f"{base}/{campaign_id}", "sent")["funnel"]["sent"] == 1
+        [outcome] = own.get(f"{base}/{campaign_id}/outcomes").json()["items"]
+        assert outcome == {
+            "delivery_id": outcome["delivery_id"],
+            "reg_id": reg_id,
+            "platform": "web",
+            "status": "sent",
+            "attempts": 1,
+            "reason": None,
+            "best_hour": None,
+            "updated_at": outcome["updated_at"],
+        }
+
+
+def test_a_scheduled_campaign_is_paused_resumed_and_cancelled(v1: V1) -> None:
+    app = v1.new_app()
+    with v1.client(basic(app)) as own:
+        base = f"/apps/{app['app_key']}/campaigns"
+        later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+        created = own.post(base, json={"payload": PAYLOAD, "send_at": later}).json()
+        path = f"{base}/{created['campaign_id']}"
+        paused = own.post(f"{path}/pause")
+        assert (paused.status_code, paused.json()) == (200, {**created, "status": "paused"})
+        again = own.post(f"{path}/pause")
+        assert (again.status_code, again.json()) == (
+            409,
+            {
+                "error": "campaign_not_sending",
+                "message": "Only a scheduled or sending campaign can be paused",
+            },
+        )
+        resumed = own.post(f"{path}/resume")
+        assert (resumed.status_code, resumed.json()) == (200, {**created, "status": "scheduled"})
+        twice = own.post(f"{path}/resume")
+        assert (twice.status_code, twice.json()) == (
+            409,
+            {"error": "campaign_not_paused", "message": "Only a paused campaign can be resumed"},
+        )
+        own.post(f"{path}/pause")
+        assert own.post(f"{path}/cancel").json()["status"] == "cancelled"
+        assert own.post(f"{base}/1/pause").status_code == 404

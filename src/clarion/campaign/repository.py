@@ -526,8 +526,9 @@ class CampaignReportRepository:
         status: str | None,
         reason: str | None,
         min_attempts: int | None,
-    ) -> list[tuple[int, str, str, str, int, str | None, datetime]]:
-        """(delivery id, reg_id, platform, status, attempts, reason, updated_at), in ledger order."""
+    ) -> list[tuple[int, str, str, str, int, str | None, int | None, datetime]]:
+        """(delivery id, reg_id, platform, status, attempts, reason, best hour, updated_at), in ledger
+        order."""
         query = (
             select(
                 Delivery.id,
@@ -536,6 +537,7 @@ class CampaignReportRepository:
                 Delivery.status,
                 Delivery.attempts,
                 Delivery.last_error,
+                Delivery.best_hour,
                 Delivery.updated_at,
             )
             .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
@@ -552,7 +554,7 @@ class CampaignReportRepository:
         if min_attempts is not None:
             query = query.where(Delivery.attempts >= min_attempts)
         rows = (await self.session.execute(query)).all()
-        return [(int(i), str(g), str(p), str(s), int(a), e, u) for i, g, p, s, a, e, u in rows]
+        return [(int(i), str(g), str(p), str(s), int(a), e, h, u) for i, g, p, s, a, e, h, u in rows]
 
     async def series(self, campaign_id: int, bucket_s: int) -> list[tuple[int, str, int]]:
         """(bucket start as UNIX seconds, kind, count): sends by when they were recorded, engagement

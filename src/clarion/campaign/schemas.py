@@ -95,6 +95,9 @@ class CampaignCreate:
     personalization: Personalization | None = None
     # A/B variants (campaign/variants.py): the variants' contents replace `content` per recipient.
     ab_test: AbTest | None = None
+    # Each recipient at its most engaged local hour (its clicks of the last 30 days), local_time for one
+    # without clicks (campaign.timing.BestTime).
+    best_time: bool = False
 
 
 @dataclass(frozen=True)

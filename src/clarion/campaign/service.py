@@ -130,6 +130,11 @@ async def _checked(
     resolves; with what campaigns.personalization stores."""
     if spec.local_time is not None:
         validation.clock_time(spec.local_time, "local_time")
+    elif spec.best_time:
+        raise errors.InvalidField(
+            "local_time: best_time needs it, the time for subscribers without recent clicks",
+            field="local_time",
+        )
     if spec.content.icon is None and app.default_icon:
         spec = replace(spec, content=replace(spec.content, icon=app.default_icon))
     if not payload.fits(spec.content, spec.display_time_s, spec.push_tag):
@@ -182,6 +187,7 @@ async def create(
         counts_toward_quota=api_quota,
         local_time=spec.local_time,
         past_zones=None if spec.local_time is None else spec.past_zones,
+        best_time=spec.best_time,
         schedule_id=None if occurrence is None else occurrence[0],
         occurrence_at=None if occurrence is None else occurrence[1],
         personalization=personalization,
@@ -355,6 +361,26 @@ async def variant_funnel(session: AsyncSession, campaign: Campaign) -> list[dict
     )
 
 
+async def pause_scheduled(session: AsyncSession, app: App, campaign_id: int) -> Campaign:
+    """Hold a campaign that has not started: the scheduler does not claim it until it is resumed.
+    One already claimed (sending), paused or finished answers `campaign_not_sending`."""
+    campaign = await get(session, app, campaign_id)
+    moved = CampaignStatus.SCHEDULED, CampaignStatus.PAUSED
+    if not await CampaignRepository(session).change_status(app.id, campaign_id, *moved):
+        raise errors.CampaignNotSending()
+    return campaign
+
+
+async def resume_scheduled(session: AsyncSession, app: App, campaign_id: int) -> Campaign:
+    """A paused campaign is scheduled again, at its own send_at: if that passed while it was paused,
+    the scheduler's next tick starts it."""
+    campaign = await get(session, app, campaign_id)
+    moved = CampaignStatus.PAUSED, CampaignStatus.SCHEDULED
+    if not await CampaignRepository(session).change_status(app.id, campaign_id, *moved):
+        raise errors.CampaignNotPaused()
+    return campaign
+
+
 async def funnel(session: AsyncSession, campaign: Campaign) -> Funnel:
     counts: Counter[str] = Counter()
     failed_by: Counter[str] = Counter()
@@ -400,7 +426,7 @@ async def outcomes(
     status: str | None = None,
     reason: str | None = None,
     min_attempts: int | None = None,
-) -> list[tuple[int, str, str, str, int, str | None, datetime]]:
+) -> list[tuple[int, str, str, str, int, str | None, int | None, datetime]]:
     """The campaign's recipients and what became of each, in ledger order (`status` "cancelled": the
     rows its cancel ended)."""
     if status == "cancelled":

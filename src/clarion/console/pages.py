@@ -128,7 +128,7 @@ async def outcomes(
             "reason": reason or "",
             "at": as_utc(at),
         }
-        for _, reg_id, platform, row_status, attempts, reason, at in shown
+        for _, reg_id, platform, row_status, attempts, reason, _, at in shown
     ]
     more = len(found) > OUTCOMES_PAGE
     return {"rows": rows, "status": status, "after": after, "next": shown[-1][0] if more else None}

@@ -1,4 +1,4 @@
-"""Pausing and resuming a sending campaign (docs/pacing.md).
+"""Pausing and resuming a campaign: before it starts (docs/scheduling.md) or while sending (docs/pacing.md).
 
 Paused: no worker claims its rows (the claim checks), the sweep leaves them alone, no slice of it is
 claimed or adds rows (those need `sending`), and a job in hand stops before its next send (workers
@@ -13,6 +13,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion import errors
+from clarion.campaign import service as campaigns
 from clarion.campaign.repository import CampaignRepository
 from clarion.db import utcnow
 from clarion.delivery.repository import LedgerRepository, SliceRepository
@@ -32,7 +33,11 @@ async def _campaign(session: AsyncSession, app: App, campaign_id: int) -> Campai
 
 
 async def pause(session: AsyncSession, app: App, campaign_id: int) -> Campaign:
+    """A scheduled campaign is held before it starts (campaign.service.pause_scheduled); a sending one
+    stops sending."""
     campaign = await _campaign(session, app, campaign_id)
+    if campaign.status == CampaignStatus.SCHEDULED:
+        return await campaigns.pause_scheduled(session, app, campaign_id)
     moved = await CampaignRepository(session).change_status(
         app.id, campaign_id, CampaignStatus.SENDING, CampaignStatus.PAUSED
     )
@@ -42,7 +47,10 @@ async def pause(session: AsyncSession, app: App, campaign_id: int) -> Campaign:
 
 
 async def resume(session: AsyncSession, app: App, campaign_id: int) -> Campaign:
+    """One paused before it started is scheduled again; one paused while sending goes on."""
     campaign = await _campaign(session, app, campaign_id)
+    if campaign.status == CampaignStatus.PAUSED and campaign.started_at is None:
+        return await campaigns.resume_scheduled(session, app, campaign_id)
     moved = await CampaignRepository(session).change_status(
         app.id, campaign_id, CampaignStatus.PAUSED, CampaignStatus.SENDING
     )

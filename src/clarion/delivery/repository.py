@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -25,6 +25,7 @@ from sqlalchemy import (
     any_,
     bindparam,
     case,
+    cast,
     delete,
     false,
     func,
@@ -43,9 +44,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from clarion.campaign import variants as ab
 from clarion.campaign.personal import Profile
 from clarion.campaign.repository import CampaignRepository
-from clarion.campaign.timing import ReleasePlan
+from clarion.campaign.timing import BestTime, ReleasePlan
 from clarion.campaign.variants import Split
-from clarion.db import insert_ignore, insert_ignore_from
+from clarion.db import epoch_bucket, insert_ignore, insert_ignore_from
 from clarion.models import (
     CANCELLED_REASON,
     HOLDOUT_GROUP,
@@ -57,6 +58,7 @@ from clarion.models import (
     CampaignStatus,
     Delivery,
     DeliveryStatus,
+    Event,
     FanoutSlice,
     Subscriber,
 )
@@ -68,6 +70,7 @@ from clarion.subscriber.repository import SubscriberRepository
 _deliveries: Table = Delivery.__table__  # type: ignore[assignment]  # declarative: always a Table
 _subscribers: Table = Subscriber.__table__  # type: ignore[assignment]
 _slices: Table = FanoutSlice.__table__  # type: ignore[assignment]
+_events: Table = Event.__table__  # type: ignore[assignment]
 
 
 # Rows of explicit values inserted per statement: a batch may name thousands of recipients.
@@ -242,6 +245,19 @@ def _renew_statement(postgres: bool) -> Update:
     )
 
 
+def _offset_case(zone: ColumnElement[Any], at: ColumnElement[Any], best: BestTime) -> ColumnElement[Any]:
+    """The UTC offset (seconds) of the subscriber's zone at the time `at`: per group of zones, its
+    latest segment that began by then."""
+
+    def segments(values: tuple[tuple[datetime, int], ...], condition: Any) -> list[tuple[Any, Any]]:
+        later = [(condition & (at >= since), literal(seconds)) for since, seconds in reversed(values[1:])]
+        return [*later, (condition, literal(values[0][1]))]
+
+    default = case(*segments(best.default_offsets, literal(True)))
+    whens = [when for zones, values in best.offsets for when in segments(values, zone.in_(zones))]
+    return case(*whens, else_=default) if whens else default
+
+
 class LedgerRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -354,6 +370,19 @@ class LedgerRepository:
         kept = [z for _, zones in plan.groups for z in zones]
         if plan.default_dropped:
             dropped = or_(dropped, zone.is_(None), zone.not_in(kept) if kept else literal(True))
+        joined: Any = subscriber_ids.join(_subscribers, s.id == subscriber_ids.c.id)
+        best_hour: ColumnElement[Any] = literal(None, d.best_hour.type)
+        if plan.best is not None:
+            # Best time: a recipient with clicks takes its hour's slot (never dropped: quiet hours hold
+            # it); one without keeps the local-time plan above.
+            best = self._best_hours(subscriber_ids, plan.best)
+            joined = joined.outerjoin(best, best.c.subscriber_id == subscriber_ids.c.id)
+            best_hour = best.c.hour
+            slot_due = self._hour_slot(zone, best_hour, plan.best, lambda slot: at(max(slot, now)))
+            slot_lease = self._hour_slot(zone, best_hour, plan.best, release_of)
+            due = case((best_hour.is_(None), due), else_=slot_due)
+            lease = case((best_hour.is_(None), lease), else_=slot_lease)
+            dropped = best_hour.is_(None) & dropped
         group: ColumnElement[Any] = literal(None, d.variant.type)
         in_holdout: ColumnElement[bool] = literal(False)
         if split is not None:
@@ -381,8 +410,9 @@ class LedgerRepository:
                 at(now).label("updated_at"),
                 reason,
                 group,
+                best_hour,
             )
-            .select_from(subscriber_ids.join(_subscribers, s.id == subscriber_ids.c.id))
+            .select_from(joined)
             .where(self._sending(campaign_id))
         )
         columns = [
@@ -395,6 +425,7 @@ class LedgerRepository:
             "updated_at",
             "last_error",
             "variant",
+            "best_hour",
         ]
         ready = (d.status == DeliveryStatus.PENDING) & (d.next_attempt_at <= at(now))
         statement = insert_ignore_from(self.session, _deliveries, columns, rows).returning(
@@ -403,6 +434,55 @@ class LedgerRepository:
         added = (await self.session.execute(statement)).all()
         highest = max((int(subscriber_id) for _, subscriber_id, _ in added), default=None)
         return sorted(int(delivery_id) for delivery_id, _, due_now in added if due_now), highest
+
+    def _best_hours(self, subscriber_ids: Any, best: BestTime) -> Any:
+        """(subscriber_id, hour) for the page's subscribers with clicks in the window: the local hour
+        (its zone's offset at the click's time) most of them fell in, the earliest hour on a tie.
+
+        Nested selects rather than one GROUP BY on the hour's expression: PostgreSQL does not see the
+        select's and the GROUP BY's bound offsets as one expression."""
+        e, s = _events.c, _subscribers.c
+        offset = _offset_case(s.timezone, e.created_at, best)
+        seconds = cast(epoch_bucket(self.session, e.created_at, 1), BigInteger) + offset
+        clicks = (
+            select(e.subscriber_id.label("subscriber_id"), ((seconds // 3600) % 24).label("hour"))
+            .join_from(_events, _subscribers, s.id == e.subscriber_id)
+            .where(
+                e.subscriber_id.in_(select(subscriber_ids.c.id)),
+                e.type == "clicked",
+                e.created_at >= best.since,
+                e.created_at < best.until,
+            )
+            .subquery()
+        )
+        counted = (
+            select(clicks.c.subscriber_id, clicks.c.hour, func.count().label("n"))
+            .group_by(clicks.c.subscriber_id, clicks.c.hour)
+            .subquery()
+        )
+        order = func.row_number().over(
+            partition_by=counted.c.subscriber_id, order_by=(counted.c.n.desc(), counted.c.hour)
+        )
+        ranked = select(counted.c.subscriber_id, counted.c.hour, order.label("rank")).subquery()
+        return select(ranked.c.subscriber_id, ranked.c.hour).where(ranked.c.rank == 1).subquery()
+
+    @staticmethod
+    def _hour_slot(
+        zone: ColumnElement[Any],
+        hour: ColumnElement[Any],
+        best: BestTime,
+        render: Callable[[datetime], ColumnElement[Any]],
+    ) -> ColumnElement[Any]:
+        """The hour's slot in the recipient's zone: a CASE on the zone's group, then on the hour (24
+        branches per group of zones sharing their slots); `render` writes a slot (as its due or lease)."""
+
+        def by_hour(slots: tuple[datetime, ...]) -> ColumnElement[Any]:
+            return case({index: render(slot) for index, slot in enumerate(slots)}, value=hour)
+
+        default = by_hour(best.default_slots)
+        if not best.slots:
+            return default
+        return case(*((zone.in_(zones), by_hour(slots)) for zones, slots in best.slots), else_=default)
 
     async def add_rows(
         self,

@@ -192,13 +192,18 @@ class CampaignIn(AudienceQuery):
     languages: dict[str, LanguageIn] | None = Field(
         None, max_length=MAX_LANGUAGES, description="Content per language (BCP 47 tag: texts)"
     )
+    best_time: bool = Field(
+        False,
+        description="Each subscriber at its most engaged local hour (its clicks of the last 30 days), "
+        "within 24 hours of send_at; local_time (required with it) for subscribers without clicks",
+    )
 
     def create(self) -> CampaignCreate:
         body: dict[str, Any] = self.model_dump(
             exclude_none=True,
             exclude={
                 "platforms", "attributes", "send_at", "default_language", "languages",
-                "local_time", "past_zones", "rate_per_minute", "ab_test",
+                "local_time", "past_zones", "rate_per_minute", "ab_test", "best_time",
             },
         )  # fmt: skip
         ab_test = None
@@ -239,6 +244,7 @@ class CampaignIn(AudienceQuery):
             local_time=self.local_time,
             past_zones=self.past_zones,
             rate_per_minute=self.rate_per_minute,
+            best_time=self.best_time,
         )
         return spec if ab_test is None else replace(spec, ab_test=ab_test.parse(spec.ttl_s))
 
@@ -276,6 +282,7 @@ class CampaignRead(BaseModel):
     urgency: str
     local_time: str | None = Field(description="HH:MM in each subscriber's zone, or null")
     past_zones: str | None = Field(description="With local_time: tomorrow or now")
+    best_time: bool = Field(description="Sent at each subscriber's most engaged hour (local_time: fallback)")
     schedule_id: str | None = Field(description="The recurring schedule it is an occurrence of")
     releases: list[ReleaseRead] | None = Field(
         description="Per group of time zones, when its recipients are released (fixed when the campaign "
@@ -311,6 +318,9 @@ class OutcomeRead(BaseModel):
     status: str
     attempts: int
     reason: str | None = Field(description="The push service's reason, for a failure")
+    best_hour: int | None = Field(
+        description="Best time: the local hour (0-23) chosen from its clicks; null: local_time, or none"
+    )
     updated_at: datetime
 
 
@@ -365,6 +375,7 @@ def _read(campaign: Campaign) -> dict[str, Any]:
         "urgency": campaign.urgency,
         "local_time": campaign.local_time,
         "past_zones": campaign.past_zones,
+        "best_time": campaign.best_time,
         "schedule_id": None if campaign.schedule_id is None else str(campaign.schedule_id),
         "releases": _releases(campaign),
         "rate_per_minute": campaign.rate_per_minute,
@@ -431,14 +442,15 @@ async def cancel_campaign(campaign_id: PathId, app: ScopedAppDep, session: Sessi
 
 @router.post("/campaigns/{campaign_id}/pause")
 async def pause_campaign(campaign_id: PathId, app: ScopedAppDep, session: SessionDep) -> CampaignDetail:
-    """A sending campaign stops sending within a second or two across every worker; what was sent
-    stays counted. One that is not sending answers 409 `campaign_not_sending`."""
+    """A scheduled campaign is held until resumed; a sending one stops sending within a second or two
+    across every worker (what was sent stays counted). Otherwise 409 `campaign_not_sending`."""
     return await _detail(session, await pause(session, app, campaign_id))
 
 
 @router.post("/campaigns/{campaign_id}/resume")
 async def resume_campaign(campaign_id: PathId, app: ScopedAppDep, session: SessionDep) -> CampaignDetail:
-    """A paused campaign goes on where it stopped (409 `campaign_not_paused` otherwise)."""
+    """A paused campaign goes on: one paused before it started is scheduled again (at once if its send
+    time passed), one paused while sending goes on where it stopped (409 `campaign_not_paused` otherwise)."""
     return await _detail(session, await resume(session, app, campaign_id))
 
 
