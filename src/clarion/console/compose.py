@@ -18,6 +18,9 @@ from clarion.campaign.schemas import PLATFORMS, AudienceSpec, CampaignCreate, Co
 from clarion.campaign.service import chosen_platforms
 from clarion.gravitec import push_body
 
+# Rows of per-language content the form offers (a /v1 campaign may carry more: docs/personalization.md).
+LANGUAGE_ROWS = 3
+LANGUAGE_TEXTS = ("title", "message", "redirect_url")
 TEXT_FIELDS = ("payload.title", "payload.message", "payload.icon", "payload.image", "payload.redirect_url")
 BUTTON_COUNT = 2
 AUDIENCES = ("all", "tags", "segment", "aliases")
@@ -119,16 +122,63 @@ def rate_per_minute(form: Mapping[str, str]) -> int | None:
     return int(value)
 
 
+def _languages(form: Mapping[str, str]) -> dict[str, tuple[int, dict[str, str]]]:
+    """The filled language rows: BCP 47 tag -> (row, texts as /v1's `languages` gives them)."""
+    chosen: dict[str, tuple[int, dict[str, str]]] = {}
+    for row in range(LANGUAGE_ROWS):
+        name = f"languages[{row}]"
+        tag = form.get(f"{name}.tag", "").strip()
+        texts = {text: form.get(f"{name}.{text}", "").strip() for text in LANGUAGE_TEXTS}
+        if not tag and not any(texts.values()):
+            continue
+        if not tag:
+            raise errors.InvalidField(f"{name}.tag: a language's texts need its tag", field=f"{name}.tag")
+        if not texts["message"]:
+            field = f"{name}.message"
+            raise errors.InvalidField(f"{field}: a language needs its message", field=field)
+        for text in ("title", "message"):
+            if len(texts[text]) > personal.MAX_TEXT_CHARS:
+                field = f"{name}.{text}"
+                raise errors.InvalidField(
+                    f"{field}: at most {personal.MAX_TEXT_CHARS} characters", field=field
+                )
+        if tag in chosen:  # (a tag spelled otherwise: `personal.personalization` refuses it)
+            field = f"{name}.tag"
+            raise errors.InvalidField(f"languages.{tag}: this language is given twice", field=field)
+        chosen[tag] = (row, {text: value for text, value in texts.items() if value})
+    return chosen
+
+
+def _personalization(form: Mapping[str, str], shown: Content) -> Personalization:
+    """Templates, and the content per language by /v1's rules; an error names the row's input."""
+    rows = _languages(form)
+    default_language = form.get("default_language", "").strip() or None
+    try:
+        return personal.personalization(
+            shown, default_language, {tag: texts for tag, (_, texts) in rows.items()}
+        )
+    except errors.InvalidField as invalid:
+        for tag, (row, _) in rows.items():
+            prefix = f"languages.{tag}"
+            if invalid.field == prefix or (invalid.field or "").startswith(f"{prefix}."):
+                rest = (invalid.field or "").removeprefix(prefix)
+                field = f"languages[{row}]{rest or '.tag'}"
+                raise errors.InvalidField(invalid.message, field=field) from None
+        raise
+
+
 def parse(form: Mapping[str, str]) -> CampaignCreate:
-    """The campaign; its texts are templates, as /v1's are (docs/personalization.md)."""
+    """The campaign; its texts are templates and it may carry content per language, as /v1's
+    (docs/personalization.md)."""
     data = body(form)
     urls = personal.template_urls(data["payload"])
     spec = push_body.parse(data)
+    shown = personal.with_urls(spec.content, urls)
     return replace(
         spec,
-        content=personal.with_urls(spec.content, urls),
+        content=shown,
         audience=replace(spec.audience, platforms=platforms(form)),
-        personalization=Personalization(templates=True),
+        personalization=_personalization(form, shown),
         rate_per_minute=rate_per_minute(form),
     )
 

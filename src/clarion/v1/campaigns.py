@@ -228,7 +228,7 @@ class CampaignIn(AudienceQuery):
         languages = {
             tag: texts.model_dump(exclude_none=True) for tag, texts in (self.languages or {}).items()
         }
-        chosen = personalized.personalization(shown, self.default_language, languages)
+        chosen = personal.personalization(shown, self.default_language, languages)
         narrowed = self.spec()
         audience = replace(spec.audience, platforms=narrowed.platforms, attributes=narrowed.attributes)
         spec = replace(
