@@ -233,7 +233,10 @@ def test_a_campaign_shows_its_languages_and_its_ab_test_when_read_and_listed(v1:
     }
     ab_test = {
         "variants": [
-            {"percent": 40, "payload": {"title": "Ta", "message": "A", "redirect_url": "https://example.com/a"}},
+            {
+                "percent": 40,
+                "payload": {"title": "Ta", "message": "A", "redirect_url": "https://example.com/a"},
+            },
             {"percent": 40, "payload": {**PAYLOAD, "message": "B"}},
         ],
         "holdout_percent": 10,
@@ -246,8 +249,8 @@ def test_a_campaign_shows_its_languages_and_its_ab_test_when_read_and_listed(v1:
             json={"payload": PAYLOAD, "send_at": _later(), "default_language": "en", "languages": languages},
         )
         split = own.post(base, json={"ab_test": ab_test, "send_at": _later()})
-        shown = {name: own.get(f"{base}/{r.json()['campaign_id']}").json() for name, r in
-                 (("plain", plain), ("local", local), ("split", split))}  # fmt: skip
+        made = {"plain": plain, "local": local, "split": split}
+        shown = {name: own.get(f"{base}/{r.json()['campaign_id']}").json() for name, r in made.items()}
         listed = own.get(base).json()["items"]
     keys = ("default_language", "languages", "ab_test")
     assert {k: shown["plain"][k] for k in keys} == {
@@ -280,7 +283,13 @@ def test_a_campaign_shows_its_languages_and_its_ab_test_when_read_and_listed(v1:
         "languages": {},
         "ab_test": {
             "variants": [
-                {**variant, "percent": 40, "title": "Ta", "message": "A", "redirect_url": "https://example.com/a"},
+                {
+                    **variant,
+                    "percent": 40,
+                    "title": "Ta",
+                    "message": "A",
+                    "redirect_url": "https://example.com/a",
+                },
                 {
                     **variant,
                     "percent": 40,
