@@ -222,3 +222,88 @@ def test_a_sending_campaign_cancelled_stops_and_keeps_what_was_sent(v1: V1, fake
     assert sorted(row["reg_id"] for row in rows) == sorted(waiting)
     assert delivered not in {row["reg_id"] for row in rows}
     assert len([r for r in fake.requests if r.method == "POST"]) == 6  # nothing sent again
+
+
+def test_a_campaign_shows_its_languages_and_its_ab_test_when_read_and_listed(v1: V1) -> None:
+    app = v1.new_app()
+    base = f"/apps/{app['app_key']}/campaigns"
+    languages = {
+        "fr": {"title": "Bonjour", "message": "Salut"},
+        "de-AT": {"message": "Servus", "redirect_url": "https://example.at/"},
+    }
+    ab_test = {
+        "variants": [
+            {
+                "percent": 40,
+                "payload": {"title": "Ta", "message": "A", "redirect_url": "https://example.com/a"},
+            },
+            {"percent": 40, "payload": {**PAYLOAD, "message": "B"}},
+        ],
+        "holdout_percent": 10,
+        "winner_after": 1800,
+    }
+    with v1.client(basic(app)) as own:
+        plain = own.post(base, json={"payload": PAYLOAD, "send_at": _later()})
+        local = own.post(
+            base,
+            json={"payload": PAYLOAD, "send_at": _later(), "default_language": "en", "languages": languages},
+        )
+        split = own.post(base, json={"ab_test": ab_test, "send_at": _later()})
+        made = {"plain": plain, "local": local, "split": split}
+        shown = {name: own.get(f"{base}/{r.json()['campaign_id']}").json() for name, r in made.items()}
+        listed = own.get(base).json()["items"]
+    keys = ("default_language", "languages", "ab_test")
+    assert {k: shown["plain"][k] for k in keys} == {
+        "default_language": None,
+        "languages": {},
+        "ab_test": None,
+    }
+    assert {k: shown["local"][k] for k in keys} == {
+        "default_language": "en",
+        "languages": {
+            # What a language leaves out is the default payload's.
+            "fr": {
+                "title": "Bonjour",
+                "message": "Salut",
+                "redirect_url": PAYLOAD["redirect_url"],
+                "buttons": [],
+            },
+            "de-AT": {
+                "title": "Breaking",
+                "message": "Servus",
+                "redirect_url": "https://example.at/",
+                "buttons": [],
+            },
+        },
+        "ab_test": None,
+    }
+    variant = {"title": None, "icon": None, "image": None, "buttons": []}
+    assert {k: shown["split"][k] for k in keys} == {
+        "default_language": None,
+        "languages": {},
+        "ab_test": {
+            "variants": [
+                {
+                    **variant,
+                    "percent": 40,
+                    "title": "Ta",
+                    "message": "A",
+                    "redirect_url": "https://example.com/a",
+                },
+                {
+                    **variant,
+                    "percent": 40,
+                    "title": "Breaking",
+                    "message": "B",
+                    "redirect_url": "https://example.com/news",
+                },
+            ],
+            "holdout_percent": 10,
+            "winner_after": 1800,
+            "winner": None,
+        },
+    }
+    # The history shows the same (newest first), less the funnel.
+    assert [{k: c[k] for k in keys} for c in listed] == [
+        {k: shown[name][k] for k in keys} for name in ("split", "local", "plain")
+    ]

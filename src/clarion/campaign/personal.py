@@ -27,8 +27,8 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
 from clarion import errors
-from clarion.attributes import language_candidates
-from clarion.campaign.schemas import Content
+from clarion.attributes import check_language, language_candidates
+from clarion.campaign.schemas import Button, Content, Personalization
 from clarion.content import Button as SentButton
 from clarion.content import Notification
 from clarion.validation import clickable_url_problem, http_url_problem
@@ -375,3 +375,46 @@ def stored(
             for tag, c in languages.items()
         },
     }
+
+
+def _language_url(value: str, field: str, *, clickable: bool) -> str:
+    problem = (clickable_url_problem if clickable else http_url_problem)(stand_in(value))
+    if problem is not None:
+        raise errors.InvalidField(f"{field} {problem}", field=field)
+    return value
+
+
+def _language(default: Content, tag: str, texts: Mapping[str, Any]) -> Content:
+    field = f"languages.{tag}"
+    redirect = texts.get("redirect_url")
+    buttons = texts.get("buttons")
+    return replace(
+        default,
+        title=texts.get("title") or default.title,
+        message=str(texts["message"]),
+        redirect_url=default.redirect_url
+        if redirect is None
+        else _language_url(redirect, f"{field}.redirect_url", clickable=False),
+        buttons=default.buttons
+        if buttons is None
+        else tuple(
+            Button(b["title"], _language_url(b["url"], f"{field}.buttons[{i}].url", clickable=True))
+            for i, b in enumerate(buttons)
+        ),
+    )
+
+
+def personalization(
+    content: Content, default_language: str | None, languages: Mapping[str, Mapping[str, Any]]
+) -> Personalization:
+    """Templates always (a /v1 text with no template tag is sent as it is); the languages checked."""
+    default = None if default_language is None else check_language(default_language, "default_language")
+    chosen: dict[str, Content] = {}
+    for tag, texts in languages.items():
+        check_language(tag, f"languages.{tag}")
+        if tag.lower() in {known.lower() for known in chosen} or (default and tag.lower() == default.lower()):
+            raise errors.InvalidField(
+                f"languages.{tag}: this language is given twice", field=f"languages.{tag}"
+            )
+        chosen[tag] = _language(content, tag, texts)
+    return Personalization(templates=True, default_language=default, languages=tuple(chosen.items()))

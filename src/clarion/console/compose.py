@@ -14,10 +14,18 @@ from typing import Any
 
 from clarion import errors
 from clarion.campaign import personal
+from clarion.campaign import variants as ab
 from clarion.campaign.schemas import PLATFORMS, AudienceSpec, CampaignCreate, Content, Personalization
 from clarion.campaign.service import chosen_platforms
 from clarion.gravitec import push_body
 
+# Rows of per-language content the form offers (a /v1 campaign may carry more: docs/personalization.md).
+LANGUAGE_ROWS = 3
+LANGUAGE_TEXTS = ("title", "message", "redirect_url")
+# Variants the A/B card offers besides the main notification (variant 1): /v1's limit of four in all.
+VARIANT_ROWS = ab.MAX_VARIANTS - 1
+VARIANT_TEXTS = ("title", "message", "redirect_url")
+SECONDS_PER_MINUTE = 60
 TEXT_FIELDS = ("payload.title", "payload.message", "payload.icon", "payload.image", "payload.redirect_url")
 BUTTON_COUNT = 2
 AUDIENCES = ("all", "tags", "segment", "aliases")
@@ -119,17 +127,114 @@ def rate_per_minute(form: Mapping[str, str]) -> int | None:
     return int(value)
 
 
+def _languages(form: Mapping[str, str]) -> dict[str, tuple[int, dict[str, str]]]:
+    """The filled language rows: BCP 47 tag -> (row, texts as /v1's `languages` gives them)."""
+    chosen: dict[str, tuple[int, dict[str, str]]] = {}
+    for row in range(LANGUAGE_ROWS):
+        name = f"languages[{row}]"
+        tag = form.get(f"{name}.tag", "").strip()
+        texts = {text: form.get(f"{name}.{text}", "").strip() for text in LANGUAGE_TEXTS}
+        if not tag and not any(texts.values()):
+            continue
+        if not tag:
+            raise errors.InvalidField(f"{name}.tag: a language's texts need its tag", field=f"{name}.tag")
+        if not texts["message"]:
+            field = f"{name}.message"
+            raise errors.InvalidField(f"{field}: a language needs its message", field=field)
+        for text in ("title", "message"):
+            if len(texts[text]) > personal.MAX_TEXT_CHARS:
+                field = f"{name}.{text}"
+                raise errors.InvalidField(
+                    f"{field}: at most {personal.MAX_TEXT_CHARS} characters", field=field
+                )
+        if tag in chosen:  # (a tag spelled otherwise: `personal.personalization` refuses it)
+            field = f"{name}.tag"
+            raise errors.InvalidField(f"languages.{tag}: this language is given twice", field=field)
+        chosen[tag] = (row, {text: value for text, value in texts.items() if value})
+    return chosen
+
+
+def _personalization(form: Mapping[str, str], shown: Content) -> Personalization:
+    """Templates, and the content per language by /v1's rules; an error names the row's input."""
+    rows = _languages(form)
+    default_language = form.get("default_language", "").strip() or None
+    try:
+        return personal.personalization(
+            shown, default_language, {tag: texts for tag, (_, texts) in rows.items()}
+        )
+    except errors.InvalidField as invalid:
+        for tag, (row, _) in rows.items():
+            prefix = f"languages.{tag}"
+            if invalid.field == prefix or (invalid.field or "").startswith(f"{prefix}."):
+                rest = (invalid.field or "").removeprefix(prefix)
+                field = f"languages[{row}]{rest or '.tag'}"
+                raise errors.InvalidField(invalid.message, field=field) from None
+        raise
+
+
+def _number(value: str) -> int | str | None:
+    """A whole number typed into the form as the API's integer; anything else as typed, for the
+    API's rule to refuse by name; empty: absent."""
+    value = value.strip()
+    if not value:
+        return None
+    return int(value) if value.isascii() and value.isdigit() else value
+
+
+def _variant(row: int, texts: dict[str, str]) -> Content:
+    """Variant `row + 1`'s content by the push body's payload rules; an error names its input."""
+    payload = {text: value for text, value in texts.items() if value}
+    try:
+        return push_body.parse_content({"payload": payload})
+    except errors.InvalidField as invalid:
+        field = (invalid.field or "payload").replace("payload", f"ab_test.variants[{row}]", 1)
+        message = invalid.message.replace(invalid.field or "payload", field, 1)
+        raise errors.InvalidField(message, field=field) from None
+
+
+def _ab_test(form: Mapping[str, str], main: Content, ttl_s: int) -> ab.AbTest | None:
+    """The A/B card: the main notification is variant 1; None when no other variant is filled."""
+    rows = []
+    for row in range(1, VARIANT_ROWS + 1):
+        name = f"ab_test.variants[{row}]"
+        texts = {text: form.get(f"{name}.{text}", "").strip() for text in VARIANT_TEXTS}
+        percent = form.get(f"{name}.percent", "")
+        if percent.strip() or any(texts.values()):
+            rows.append((row, _number(percent), texts))
+    if not rows:
+        return None
+    minutes = _number(form.get("ab_test.winner_after_minutes", ""))
+    if isinstance(minutes, str):
+        field = "ab_test.winner_after_minutes"
+        raise errors.InvalidField(f"{field}: must be whole minutes", field=field)
+    holdout = _number(form.get("ab_test.holdout_percent", ""))
+    given: dict[str, Any] = {
+        "variants": [
+            {"percent": _number(form.get("ab_test.variants[0].percent", ""))},
+            *({"percent": percent} for _, percent, _ in rows),
+        ],
+        **({} if holdout is None else {"holdout_percent": holdout}),
+        **({} if minutes is None else {"winner_after": minutes * SECONDS_PER_MINUTE}),
+    }
+    contents = (main, *(_variant(row, texts) for row, _, texts in rows))  # as /v1: contents first
+    split, _, winner_after = ab.parse(given, ttl_s)
+    return ab.AbTest(split, contents, winner_after)
+
+
 def parse(form: Mapping[str, str]) -> CampaignCreate:
-    """The campaign; its texts are templates, as /v1's are (docs/personalization.md)."""
+    """The campaign; its texts are templates and it may carry content per language, as /v1's
+    (docs/personalization.md)."""
     data = body(form)
     urls = personal.template_urls(data["payload"])
     spec = push_body.parse(data)
+    shown = personal.with_urls(spec.content, urls)
     return replace(
         spec,
-        content=personal.with_urls(spec.content, urls),
+        content=shown,
         audience=replace(spec.audience, platforms=platforms(form)),
-        personalization=Personalization(templates=True),
+        personalization=_personalization(form, shown),
         rate_per_minute=rate_per_minute(form),
+        ab_test=_ab_test(form, shown, spec.ttl_s),
     )
 
 
@@ -147,6 +252,10 @@ def parse_audience(form: Mapping[str, str]) -> AudienceSpec:
 def input_of(field: str | None) -> str:
     """The form input an API error's field is about (the error is shown next to it)."""
     field = field or ""
+    if field in ("ab_test", "ab_test.variants"):
+        return "ab_test"  # the A/B card as a whole
+    if field == "ab_test.winner_after":
+        return "ab_test.winner_after_minutes"
     for prefix, name in _INPUT_OF:
         if field == prefix or field.startswith((f"{prefix}.", f"{prefix}[")):
             return name

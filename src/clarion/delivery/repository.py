@@ -210,7 +210,11 @@ def _claimed_rows(postgres: bool) -> Select[Any]:
     return (
         select(d.id, d.attempts, s.id, s.platform, s.address, s.p256dh, s.auth, s.registered_at)
         .add_columns(
-            d.params, s.active, s.vapid_key_id, case((d.last_error == PACED_REASON, True), else_=False)
+            d.params,
+            s.active,
+            d.variant,  # Claimed's order: its A/B group after `active` (lost in a merge once)
+            s.vapid_key_id,
+            case((d.last_error == PACED_REASON, True), else_=False),
         )
         .join_from(_deliveries, _subscribers, s.id == d.subscriber_id)
         .where(_ids_in(d.id, postgres, "ids"))

@@ -233,7 +233,7 @@ class CampaignIn(AudienceQuery):
         languages = {
             tag: texts.model_dump(exclude_none=True) for tag, texts in (self.languages or {}).items()
         }
-        chosen = personalized.personalization(shown, self.default_language, languages)
+        chosen = personal.personalization(shown, self.default_language, languages)
         narrowed = self.spec()
         audience = replace(spec.audience, platforms=narrowed.platforms, attributes=narrowed.attributes)
         spec = replace(
@@ -258,6 +258,32 @@ class ReleaseRead(BaseModel):
     at: datetime | None = Field(description="null: dropped by quiet hours")
     zones: list[str] = Field(description="IANA zones; (default): subscribers with no zone of their own")
     dropped: bool = False
+
+
+class LanguageRead(BaseModel):
+    """One language's texts as sent: what its request left out is the default payload's."""
+
+    title: str | None
+    message: str
+    redirect_url: str | None
+    buttons: list[ButtonRead]
+
+
+class VariantContentRead(BaseModel):
+    percent: int
+    title: str | None
+    message: str
+    redirect_url: str | None
+    icon: str | None
+    image: str | None
+    buttons: list[ButtonRead]
+
+
+class AbTestRead(BaseModel):
+    variants: list[VariantContentRead] = Field(description="Variant 1 first (the campaign's own content)")
+    holdout_percent: int = Field(description="Percent sent nothing")
+    winner_after: int | None = Field(description="Seconds after the start the rest is sent the winner")
+    winner: int | None = Field(description="The variant sent to the rest, once picked")
 
 
 class CampaignRead(BaseModel):
@@ -289,6 +315,9 @@ class CampaignRead(BaseModel):
         "starts; local time or quiet hours); null: all at once"
     )
     rate_per_minute: int | None = Field(description="Throttling (messages a minute); null: none")
+    default_language: str | None = Field(description="The language of the campaign's own texts (BCP 47)")
+    languages: dict[str, LanguageRead] = Field(description="Content per language (BCP 47 tag: texts)")
+    ab_test: AbTestRead | None = Field(description="A/B variants (docs/ab-variants.md); null: none")
 
 
 class FunnelRead(BaseModel):
@@ -379,7 +408,50 @@ def _read(campaign: Campaign) -> dict[str, Any]:
         "schedule_id": None if campaign.schedule_id is None else str(campaign.schedule_id),
         "releases": _releases(campaign),
         "rate_per_minute": campaign.rate_per_minute,
+        **_languages(campaign),
+        "ab_test": _ab_test(campaign),
     }
+
+
+def _languages(campaign: Campaign) -> dict[str, Any]:
+    """default_language and languages, as campaigns.personalization stores them (campaign/personal.py)."""
+    stored = campaign.personalization or {}
+    languages = {
+        tag: LanguageRead(
+            title=texts.get("title"),
+            message=texts["message"],
+            redirect_url=texts.get("redirect_url"),
+            buttons=[ButtonRead(title=b["title"], url=b["url"]) for b in texts.get("buttons") or ()],
+        )
+        for tag, texts in (stored.get("languages") or {}).items()
+    }
+    return {"default_language": stored.get("default_language"), "languages": languages}
+
+
+def _ab_test(campaign: Campaign) -> AbTestRead | None:
+    """An A/B campaign's split and each variant's content (campaigns.variants, campaign/variants.py)."""
+    if campaign.variants is None:
+        return None
+    shown = []
+    for variant in campaign.variants:
+        one = content.decode(variant["payload"])
+        shown.append(
+            VariantContentRead(
+                percent=variant["percent"],
+                title=one.title,
+                message=one.message,
+                redirect_url=one.url,
+                icon=one.icon,
+                image=one.image,
+                buttons=[ButtonRead(title=b.title, url=b.action) for b in one.buttons],
+            )
+        )
+    return AbTestRead(
+        variants=shown,
+        holdout_percent=campaign.holdout_percent or 0,
+        winner_after=campaign.winner_after_s,
+        winner=campaign.winner_variant,
+    )
 
 
 def _releases(campaign: Campaign) -> list[ReleaseRead] | None:
