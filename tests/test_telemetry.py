@@ -47,6 +47,7 @@ async def test_deployment_gauges_are_read_from_the_database(api: Api) -> None:
         ("clarion_campaigns", "sent"): 0.0,
         ("clarion_campaigns", "failed"): 0.0,
         ("clarion_campaigns", "cancelled"): 0.0,
+        ("clarion_campaigns", "paused"): 0.0,
         ("clarion_deliveries_pending", ""): 0.0,
         ("clarion_deliveries_oldest_due_age_seconds", ""): 0.0,
     }

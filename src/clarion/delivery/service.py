@@ -240,9 +240,8 @@ class Deliverer:
                     await repo.checked(app_id, PROVIDER_FOR_PLATFORM[platform], now, None)
                 for platform, reason in sorted(job.credentials_failed.items()):
                     provider = PROVIDER_FOR_PLATFORM[platform]
+                    # Announced once, when delivery.credentials flags the refusal (not per job).
                     await repo.checked(app_id, provider, now, reason)
-                    data = {"provider": provider, "reason": reason}
-                    await events.record(session, app_id, EventType.CREDENTIALS_REJECTED, data)
         except SQLAlchemyError as exc:
             log.warning("app %s: credentials' last use not recorded: %s", app_id, exc)
 
