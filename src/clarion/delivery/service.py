@@ -28,7 +28,6 @@ from clarion.delivery.pace import Pacer
 from clarion.delivery.recorder import FLUSH_ROWS, Job, Recorder
 from clarion.delivery.repository import Claimed, LedgerRepository
 from clarion.event import service as events
-from clarion.event.types import EventType
 from clarion.models import CampaignStatus
 from clarion.provider.base import Provider, Transmit
 from clarion.provider.outcome import Gone, Outcome, Retry
