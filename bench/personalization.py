@@ -3,12 +3,20 @@
     python -m bench.personalization [--n 5000] [--rounds 3]
 
 For N recipients of one campaign it runs what the Deliverer does per Web Push recipient short of
-the network: `CampaignContext.render_for` (the recipient's language and templates), then
-`webpush.prepare` (RFC 8291 encryption and the VAPID header). Once with a campaign whose texts are
-plain (render_for hands back the campaign's own encoded payload) and once with a templated title,
-message, URL and button over each recipient's attributes, alias and tags; the two alternate
-`--rounds` times in one process, so a busy machine slows both alike. It prints the CPU time
-(process_time: every thread of the process) per message of each, and the difference.
+the network, as the Deliverer does it (delivery/service.py, `_prepare_window`): a window of 64
+recipients' content first (`CampaignContext.render_for`: the recipient's language and templates),
+then their `webpush.prepare` back to back (RFC 8291 encryption and the VAPID header). Three campaigns:
+
+- plain: texts without templates (render_for hands back the campaign's own encoded payload);
+- personal: a templated title, message, URL and button over each recipient's first name, alias,
+  plan and tags; first name and alias differ for every recipient, so every one is rendered;
+- segment: templates over the plan and tags only (six distinct values here), as "Your {{ plan }}
+  plan…": recipients alike in what the templates read share one render (campaign/personal.py).
+
+Each round compiles each campaign anew (a campaign renders each recipient once: no render of an
+earlier round is reused) and the three alternate `--rounds` times in one process, so a busy machine
+slows them alike. It prints the CPU time (process_time: every thread of the process) per message of
+each, and the differences.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ from clarion.campaign.personal import Personal, Profile
 from clarion.content import Button, Notification
 from clarion.delivery.context import CampaignContext
 from clarion.delivery.repository import Claimed
+from clarion.delivery.service import PREPARE_WINDOW
 from clarion.provider import webpush
 from clarion.provider.outcome import Outcome
 
@@ -49,6 +58,12 @@ TEMPLATED = replace(
     title='Hello {{ first_name | default("there") }}',
     message="Your {{ plan }} plan is waiting{% if 'vip' in tags %}, VIP{% endif %}: see what is new",
     url='https://example.com/news?from=push&u={{ alias | default("") | urlencode }}',
+    buttons=(Button("Open {{ plan | title }}", "open_url", "https://example.com/open"),),
+)
+
+SEGMENT = replace(
+    PLAIN,
+    message="Your {{ plan }} plan is waiting{% if 'vip' in tags %}, VIP{% endif %}: see what is new",
     buttons=(Button("Open {{ plan | title }}", "open_url", "https://example.com/open"),),
 )
 
@@ -110,17 +125,22 @@ def _cpu_per_message(context: CampaignContext, recipients: list[Claimed]) -> flo
         context.vapid_private_pem, context.vapid_public_key, "mailto:bench@localhost"
     )
     started = time.process_time()
-    for recipient in recipients:
-        own = context.render_for(recipient)
-        if isinstance(own, Outcome):
-            raise RuntimeError(f"a recipient failed: {own}")
-        assert recipient.p256dh is not None
-        assert recipient.auth is not None
-        request = webpush.WebPushRequest(
-            recipient.address, recipient.p256dh, recipient.auth, own.payload, 3600
-        )
-        webpush.prepare(signer, request)
+    for start in range(0, len(recipients), PREPARE_WINDOW):
+        window = recipients[start : start + PREPARE_WINDOW]
+        owns = [context.render_for(recipient) for recipient in window]
+        for recipient, own in zip(window, owns, strict=True):
+            if isinstance(own, Outcome):
+                raise RuntimeError(f"a recipient failed: {own}")
+            assert recipient.p256dh is not None
+            assert recipient.auth is not None
+            request = webpush.WebPushRequest(
+                recipient.address, recipient.p256dh, recipient.auth, own.payload, 3600
+            )
+            webpush.prepare(signer, request)
     return (time.process_time() - started) / len(recipients)
+
+
+TEMPLATES: dict[str, object] = {"templates": True, "default_language": None, "languages": {}}
 
 
 def main() -> None:
@@ -131,21 +151,26 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     recipients = _recipients(args.n)
-    plain = _context(PLAIN, None)
-    templated = _context(TEMPLATED, {"templates": True, "default_language": None, "languages": {}})
-    assert plain.personal is None
-    assert templated.personal is not None
-    _cpu_per_message(templated, recipients[:200])  # warm both paths (templates compile lazily once)
-    _cpu_per_message(plain, recipients[:200])
-    figures: dict[str, list[float]] = {"plain": [], "templated": []}
+    campaigns: dict[str, tuple[Notification, dict[str, object] | None]] = {
+        "plain": (PLAIN, None),
+        "personal": (TEMPLATED, TEMPLATES),
+        "segment": (SEGMENT, TEMPLATES),
+    }
+    for shown, stored in campaigns.values():  # warm every path on recipients not measured
+        _cpu_per_message(_context(shown, stored), _recipients(200))
+    figures: dict[str, list[float]] = {name: [] for name in campaigns}
     for _ in range(args.rounds):
-        figures["plain"].append(_cpu_per_message(plain, recipients))
-        figures["templated"].append(_cpu_per_message(templated, recipients))
+        for name, (shown, stored) in campaigns.items():
+            context = _context(shown, stored)  # compiled anew: nothing rendered before is reused
+            assert (context.personal is None) == (stored is None)
+            figures[name].append(_cpu_per_message(context, recipients))
     best = {name: min(values) * 1e6 for name, values in figures.items()}
     for name, values in figures.items():
         runs = ", ".join(f"{v * 1e6:.1f}" for v in values)
         print(f"{name:>10}: {best[name]:.1f} µs CPU per message (best of {args.rounds}: {runs})")
-    print(f"{'template':>10}: +{best['templated'] - best['plain']:.1f} µs per message")
+    for name in ("personal", "segment"):
+        extra = best[name] - best["plain"]
+        print(f"{name:>10}: {extra:+.1f} µs per message ({extra / best['plain']:+.0%}) against plain")
 
 
 if __name__ == "__main__":

@@ -105,6 +105,12 @@ async def test_campaigns_in_a_row_not_reached_are_counted_and_one_sent_resets_th
 ) -> None:
     ledger, subs = await _web_ledger(db, settings, fake, 2)
     fake.script(subs[0], [Respond(201)])
+    # The first subscriber missed three campaigns in a row before this one reaches it.
+    async with db.session() as session:
+        first = select(Delivery.subscriber_id).where(Delivery.id == ledger.delivery_ids[0])
+        await session.execute(
+            update(Subscriber).where(Subscriber.id == first.scalar_subquery()).values(failure_streak=3)
+        )
     deliverer = _deliverer(settings, db)
     try:
         # The second subscriber's push service fails; the back-off outlasts the TTL: `expired`.

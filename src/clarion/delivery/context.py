@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarion import content
 from clarion.app_tenant import credentials
-from clarion.campaign.personal import Personal, RenderFailure
+from clarion.campaign.personal import MEMO_ENTRIES, Personal, RenderFailure
 from clarion.campaign.repository import CampaignRepository
 from clarion.campaign.timing import ReleasePlan
 from clarion.content import Notification
@@ -65,10 +65,19 @@ class CampaignContext:
             return Rejected(f"{TEMPLATE_FAILED}: {failure}")
         if shown is self.notification:
             return self
-        return replace(self, notification=shown, payload=content.web_payload(shown))
+        # A notification rendered once for recipients alike (Personal's memo) is encoded once too.
+        found = self._own.get(id(shown))
+        if found is not None and found.notification is shown:
+            return found
+        own = replace(self, notification=shown, payload=content.web_payload(shown))
+        if len(self._own) < MEMO_ENTRIES:
+            self._own[id(shown)] = own  # holds `shown`, so its id stays its own
+        return own
 
     # The app's VAPID keys from before a rotation: id -> (private PEM, public key).
     retired_vapid_keys: dict[int, tuple[str, str]] = field(default_factory=dict)
+    # This campaign as recipients of one rendered notification get it, by that notification's id.
+    _own: dict[int, CampaignContext] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def vapid_key(self, key_id: int | None) -> tuple[str, str]:
         """The key a subscription was made with; the current one when it is (or its key was dropped)."""

@@ -148,16 +148,25 @@ async def step(db: Database, queue: Queue, campaign_id: int, slice_id: int, conf
     if held is None:
         return 0  # done, held by another worker, or its campaign stopped sending
     page = _Pages(db, campaign_id, slice_id, config, *held)
+    # Rows due now, queued in jobs of a whole chunk: a local-time campaign's page holds a zone's share
+    # of its recipients (1/24 of a page across 24 zones), and a job's fixed cost (its claim, its
+    # outcome writes) is the same for 20 rows as for 500.
+    due: list[int] = []
     added = 0
     for index in range(STEP_PAGES):
         delivery_ids = await page.add(last=index == STEP_PAGES - 1)
         if delivery_ids is None:
-            return added  # the slice is done, or no longer this worker's
-        if delivery_ids:  # rows released later are queued by the sweep when their time comes
-            await queue.put(deliver_job(campaign_id, delivery_ids))
+            break  # the slice is done, or no longer this worker's
+        due.extend(delivery_ids)  # rows released later are queued by the sweep when their time comes
+        while len(due) >= config.chunk_size:
+            await queue.put(deliver_job(campaign_id, due[: config.chunk_size]))
+            del due[: config.chunk_size]
         added += len(delivery_ids)
         metrics.FANOUT_RECIPIENTS.inc(len(delivery_ids))
-    await queue.put(fanout_job(campaign_id, slice_id))
+    if due:
+        await queue.put(deliver_job(campaign_id, due))
+    if delivery_ids is not None:
+        await queue.put(fanout_job(campaign_id, slice_id))
     return added
 
 

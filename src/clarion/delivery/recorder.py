@@ -126,7 +126,8 @@ class _Batch:
     )
     retries: list[tuple[int, datetime, str]] = field(default_factory=list)
     gone: list[int] = field(default_factory=list)
-    # Subscribers this batch reached (`sent`) and ones a campaign gave up on (policy.unreached).
+    # Subscribers this batch reached (`sent`) with a failure streak to end, and ones a campaign gave up
+    # on (policy.unreached).
     reached: list[int] = field(default_factory=list)
     unreached: list[int] = field(default_factory=list)
     per_job: Counter[Job] = field(default_factory=Counter)
@@ -304,8 +305,8 @@ class Recorder:
                 batch.finals[(decision.status, reason)].append(recipient.delivery_id)
                 if decision.status == DeliveryStatus.GONE:
                     batch.gone.append(recipient.subscriber_id)
-                elif decision.status == DeliveryStatus.SENT:
-                    batch.reached.append(recipient.subscriber_id)
+                elif decision.status == DeliveryStatus.SENT and recipient.failing:
+                    batch.reached.append(recipient.subscriber_id)  # its streak starts again at 0
                 elif policy.unreached(outcome, decision):
                     batch.unreached.append(recipient.subscriber_id)
                 context = job.context

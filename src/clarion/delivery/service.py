@@ -273,17 +273,30 @@ class Deliverer:
                 await self._lanes.submit(job, [(index, transmit)])
 
     def _prepare_window(self, job: Job, start: int) -> list[tuple[int, Transmit]]:
+        """The window's recipients in two passes: each one's content first (its checks, its language,
+        its templates rendered), then every encryption back to back. Rendering between encryptions
+        cost a templated campaign ≈ 30 µs more per message than the render itself (the two evict
+        each other's code and data from the CPU caches: bench/personalization.py)."""
         now = utcnow()
+        indices = range(start, min(start + PREPARE_WINDOW, len(job.claimed)))
+        resolved = [(index, self._resolve(job, job.claimed[index], now)) for index in indices]
         window: list[tuple[int, Transmit]] = []
-        for index in range(start, min(start + PREPARE_WINDOW, len(job.claimed))):
-            prepared = self._prepare(job, job.claimed[index], now)
+        for index, own in resolved:
+            if isinstance(own, Outcome):
+                job.done(index, own)
+                continue
+            context, provider = own
+            prepared = provider.prepare(context, job.claimed[index], now)
             if isinstance(prepared, Outcome):
                 job.done(index, prepared)
             else:
                 window.append((index, prepared))
         return window
 
-    def _prepare(self, job: Job, recipient: Claimed, now: datetime) -> Outcome | Transmit:
+    def _resolve(
+        self, job: Job, recipient: Claimed, now: datetime
+    ) -> Outcome | tuple[CampaignContext, Provider]:
+        """What the recipient is to be sent (its own content) and by which provider, or why not."""
         context = job.context
         if now >= context.expires_at and context.ttl_s > 0:
             return Retry(policy.TTL_RAN_OUT)
@@ -304,7 +317,7 @@ class Deliverer:
         own = context.render_for(recipient)
         if isinstance(own, Outcome):
             return own
-        return provider.prepare(own, recipient, now)
+        return own, provider
 
     def _refusal(self, job: Job, recipient: Claimed) -> Outcome | None:
         """Credentials known to be refused are not used again (delivery/credentials.py)."""
