@@ -15,7 +15,21 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, false, func, not_, or_, select, true, union
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    exists,
+    false,
+    func,
+    not_,
+    or_,
+    select,
+    true,
+    union,
+)
 from sqlalchemy.orm import aliased
 
 from clarion.models import (
@@ -66,7 +80,11 @@ Recipients = ColumnElement[bool] | TagMembers
 
 
 def _members_of(
-    members: TagMembers, tag_id: int, after_id: int, size: int | None, upto: int | None = None
+    members: TagMembers,
+    tag_id: int,
+    after_id: int | ColumnElement[int],
+    size: int | None,
+    upto: int | ColumnElement[int] | None = None,
 ) -> Select[int]:
     """The next `size` eligible, selected members of one tag above `after_id`, in order.
 
@@ -87,7 +105,10 @@ def _members_of(
 
 
 def _members_page(
-    members: TagMembers, after_id: int, size: int | None, upto: int | None = None
+    members: TagMembers,
+    after_id: int | ColumnElement[int],
+    size: int | None,
+    upto: int | ColumnElement[int] | None = None,
 ) -> Select[int]:
     """The next page of the members of these tags: each tag's next page, merged, each subscriber once.
 
@@ -120,7 +141,9 @@ def campaign_tags(app_id: int, campaign_id: int) -> Select[int]:
     )
 
 
-def _tagged(tag_id: int, subscriber_id: Any, after_id: int | None) -> ColumnElement[bool]:
+def _tagged(
+    tag_id: int, subscriber_id: Any, after_id: int | ColumnElement[int] | None
+) -> ColumnElement[bool]:
     held = aliased(SubscriberTag)  # its own name: also used inside a query over subscriber_tags
     found = exists().where(held.subscriber_id == subscriber_id, held.tag_id == tag_id)
     # The page's bound, repeated: PostgreSQL merged the tag's whole index from its first entry otherwise.
@@ -128,7 +151,9 @@ def _tagged(tag_id: int, subscriber_id: Any, after_id: int | None) -> ColumnElem
 
 
 def segment_predicate(
-    terms: Iterable[tuple[str, int]], subscriber_id: Any = Subscriber.id, after_id: int | None = None
+    terms: Iterable[tuple[str, int]],
+    subscriber_id: Any = Subscriber.id,
+    after_id: int | ColumnElement[int] | None = None,
 ) -> ColumnElement[bool]:
     """Fold (association, tag_id) terms left to right, starting from the whole audience.
 
@@ -248,7 +273,19 @@ def _reached(campaign_id: int) -> ColumnElement[bool]:
     return Subscriber.id.in_(reached.scalar_subquery())
 
 
-def page(condition: Recipients, after_id: int, size: int, upto: int | None = None) -> Select[int]:
+def bound_page(condition: Recipients, size: int) -> Select[int]:
+    """`page` with its cursor and end bound at execution (`page_after`, `page_upto`): one statement that
+    serves every page of a fan-out step (delivery.repository.ReleasedPages)."""
+    after = bindparam("page_after", type_=Integer)
+    return page(condition, after, size, bindparam("page_upto", type_=Integer))
+
+
+def page(
+    condition: Recipients,
+    after_id: int | ColumnElement[int],
+    size: int,
+    upto: int | ColumnElement[int] | None = None,
+) -> Select[int]:
     """The next `size` recipient ids above `after_id` (and at most `upto`), in id order (a keyset
     page), as a query of one column, `id`: the fan-out inserts it into the ledger without the ids
     passing through Python."""

@@ -214,6 +214,11 @@ class ReleasePlan:
         best = [] if self.best is None else [*self.best.default_slots, *(max(v) for _, v in self.best.slots)]
         return max([self.default_at, *(at for at, _ in self.groups), *best])
 
+    def past(self, now: datetime) -> tuple[bool, ...]:
+        """Which release instants have come by `now` (each group's, then the default's): what the
+        statement that adds a page with this plan is shaped by."""
+        return (*(at <= now for at, _ in self.groups), self.default_at <= now)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "groups": [{"at": at.isoformat(), "zones": list(zones)} for at, zones in self.groups],

@@ -34,7 +34,7 @@ from clarion.campaign.variants import Split
 from clarion.db import Database, utcnow
 from clarion.delivery import journal
 from clarion.delivery.jobs import deliver_job, fanout_job
-from clarion.delivery.repository import LedgerRepository, SliceRange, SliceRepository
+from clarion.delivery.repository import LedgerRepository, ReleasedPages, SliceRange, SliceRepository
 from clarion.event import service as events
 from clarion.event.types import EventType
 from clarion.models import App, Campaign
@@ -195,6 +195,12 @@ class _Pages:
         self.release = release
         self.split = split  # an A/B campaign's: each row's group is decided as it is added
         self._renew_at = time.monotonic() + config.lease_s / 2
+        # A release plan without best time: one statement for the step's pages, its values bound.
+        self.released = (
+            ReleasedPages(campaign_id, audiences.bound_page(condition, config.chunk_size), release, split)
+            if release is not None and release.best is None
+            else None
+        )
 
     async def add(self, *, last: bool) -> list[int] | None:
         """The next page's new rows due now (the slice handed back with the last); None once it is done
@@ -205,12 +211,7 @@ class _Pages:
                 if not await self._still_held(session, now):
                     return None
                 ledger = LedgerRepository(session)
-                page = audiences.page(
-                    self.condition, self.cursor, self.config.chunk_size, self.bounds.last_id
-                )
-                delivery_ids, highest = await ledger.add_page(
-                    self.campaign_id, page, now, self.config.queued_until(now), self.release, self.split
-                )
+                delivery_ids, highest = await self._add(ledger, now)
                 added = highest is not None
                 if added and last:
                     await SliceRepository(session).release(
@@ -229,6 +230,15 @@ class _Pages:
             self.cursor = highest
             if added:
                 return delivery_ids
+
+    async def _add(self, ledger: LedgerRepository, now: datetime) -> tuple[list[int], int | None]:
+        queued_until = self.config.queued_until(now)
+        if self.released is not None:
+            return await ledger.add_released(
+                self.released, self.cursor, self.bounds.last_id, now, queued_until
+            )
+        page = audiences.page(self.condition, self.cursor, self.config.chunk_size, self.bounds.last_id)
+        return await ledger.add_page(self.campaign_id, page, now, queued_until, self.release, self.split)
 
     async def _still_held(self, session: AsyncSession, now: datetime) -> bool:
         """A step slower than half a lease renews it; False once the slice was lost or its campaign

@@ -281,6 +281,26 @@ def _offset_case(zone: ColumnElement[Any], at: ColumnElement[Any], best: BestTim
     return case(*whens, else_=default) if whens else default
 
 
+def _released_result(added: Sequence[Any]) -> tuple[list[int], int | None]:
+    """A released page's rows due now (in id order), and the highest subscriber it added."""
+    highest = max((int(subscriber_id) for _, subscriber_id, _ in added), default=None)
+    return sorted(int(delivery_id) for delivery_id, _, due_now in added if due_now), highest
+
+
+class ReleasedPages:
+    """The pages of one fan-out step of a campaign with a release plan and no best time (local time,
+    quiet hours): its INSERT … SELECT is built once per set of release instants already past and run
+    with the page's cursor and times bound. Built for each page, its CASE on 24 zones cost ≈ 3 ms of
+    CPU to build and as much to compile (≈ 8 µs per recipient at 500 a page)."""
+
+    def __init__(self, campaign_id: int, page: Select[int], plan: ReleasePlan, split: Split | None) -> None:
+        self.campaign_id = campaign_id
+        self.page = page  # bound: `page_after`, `page_upto` (audience.service.bound_page)
+        self.plan = plan
+        self.split = split
+        self.built: dict[tuple[bool, ...], Any] = {}
+
+
 class LedgerRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -352,6 +372,27 @@ class LedgerRepository:
         highest = max((int(subscriber_id) for _, subscriber_id in added), default=None)
         return sorted(int(delivery_id) for delivery_id, _ in added), highest
 
+    async def add_released(
+        self, pages: ReleasedPages, after_id: int, upto: int, now: datetime, queued_until: datetime
+    ) -> tuple[list[int], int | None]:
+        """`add_page` for a campaign with a release plan and no best time, through its statement built
+        once per set of release instants already past (`ReleasedPages`), the page's cursor and the
+        times bound."""
+        if self._postgres:
+            await self.session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+        past = pages.plan.past(now)
+        statement = pages.built.get(past)
+        if statement is None:
+            statement = self._released_statement(pages.campaign_id, pages.page, pages.plan, pages.split, now)
+            pages.built[past] = statement
+        values = {
+            "release_now": now,
+            "release_queued": queued_until,
+            "page_after": after_id,
+            "page_upto": upto,
+        }
+        return _released_result((await self.session.execute(statement, values)).all())
+
     async def _add_released_page(
         self,
         campaign_id: int,
@@ -361,29 +402,40 @@ class LedgerRepository:
         plan: ReleasePlan,
         split: Split | None,
     ) -> tuple[list[int], int | None]:
-        """`add_page` for a campaign with a release plan: each row's due time (and, for a zone that quiet
-        hours drop, its final state) is a CASE on its subscriber's zone, in the same one statement.
-        Rows due later are left unqueued (no owner, lease until their release): the sweep queues them
-        then. An A/B campaign's groups are decided as in `add_page`: the holdout ends at once, the rest
-        waits for the winner (then it is due at once, whatever its zone). Returns the rows due now, and
-        the highest subscriber added."""
+        """`add_page` for a campaign with a release plan, its statement built for this page (a best-time
+        campaign's: which of its hour slots are past varies too much to keep them)."""
+        statement = self._released_statement(campaign_id, page, plan, split, now)
+        values = {"release_now": now, "release_queued": queued_until}
+        return _released_result((await self.session.execute(statement, values)).all())
+
+    def _released_statement(
+        self, campaign_id: int, page: Select[int], plan: ReleasePlan, split: Split | None, now: datetime
+    ) -> Any:
+        """The page's INSERT … SELECT for a campaign with a release plan: each row's due time (and, for a
+        zone that quiet hours drop, its final state) is a CASE on its subscriber's zone, in the same one
+        statement. Rows due later are left unqueued (no owner, lease until their release): the sweep
+        queues them then. An A/B campaign's groups are decided as in `add_page`: the holdout ends at
+        once, the rest waits for the winner (then it is due at once, whatever its zone). It returns each
+        row with whether it is due now. `now` and the queue's grace are bound at execution
+        (`release_now`, `release_queued`); `now` here only decides which instants are past."""
         d, s = _deliveries.c, _subscribers.c
         subscriber_ids = page.subquery()
         zone = s.timezone
+        now_at = bindparam("release_now", type_=d.next_attempt_at.type)
+        queued_at = bindparam("release_queued", type_=d.lease_until.type)
 
         def at(value: datetime) -> ColumnElement[Any]:
             return literal(value, d.next_attempt_at.type)
 
-        def release_of(due: datetime) -> ColumnElement[Any]:
-            return at(queued_until) if due <= now else at(due)
+        def due_of(due: datetime) -> ColumnElement[Any]:
+            return now_at if due <= now else at(due)
 
-        due_whens = [(zone.in_(zones), at(max(due, now))) for due, zones in plan.groups]
+        def release_of(due: datetime) -> ColumnElement[Any]:
+            return queued_at if due <= now else at(due)
+
+        due_whens = [(zone.in_(zones), due_of(due)) for due, zones in plan.groups]
         lease_whens = [(zone.in_(zones), release_of(due)) for due, zones in plan.groups]
-        due = (
-            case(*due_whens, else_=at(max(plan.default_at, now)))
-            if due_whens
-            else at(max(plan.default_at, now))
-        )
+        due = case(*due_whens, else_=due_of(plan.default_at)) if due_whens else due_of(plan.default_at)
         lease = (
             case(*lease_whens, else_=release_of(plan.default_at))
             if lease_whens
@@ -401,7 +453,7 @@ class LedgerRepository:
             best = self._best_hours(subscriber_ids, plan.best)
             joined = joined.outerjoin(best, best.c.subscriber_id == subscriber_ids.c.id)
             best_hour = best.c.hour
-            slot_due = self._hour_slot(zone, best_hour, plan.best, lambda slot: at(max(slot, now)))
+            slot_due = self._hour_slot(zone, best_hour, plan.best, due_of)
             slot_lease = self._hour_slot(zone, best_hour, plan.best, release_of)
             due = case((best_hour.is_(None), due), else_=slot_due)
             lease = case((best_hour.is_(None), lease), else_=slot_lease)
@@ -430,7 +482,7 @@ class LedgerRepository:
                 literal(0, d.attempts.type),
                 lease,
                 due.label("due"),
-                at(now).label("updated_at"),
+                now_at.label("updated_at"),
                 reason,
                 group,
                 best_hour,
@@ -455,13 +507,10 @@ class LedgerRepository:
             "variant",
             "best_hour",
         ]
-        ready = (d.status == DeliveryStatus.PENDING) & (d.next_attempt_at <= at(now))
-        statement = insert_ignore_from(self.session, _deliveries, columns, rows).returning(
+        ready = (d.status == DeliveryStatus.PENDING) & (d.next_attempt_at <= now_at)
+        return insert_ignore_from(self.session, _deliveries, columns, rows).returning(
             d.id, d.subscriber_id, ready
         )
-        added = (await self.session.execute(statement)).all()
-        highest = max((int(subscriber_id) for _, subscriber_id, _ in added), default=None)
-        return sorted(int(delivery_id) for delivery_id, _, due_now in added if due_now), highest
 
     def _best_hours(self, subscriber_ids: Any, best: BestTime) -> Any:
         """(subscriber_id, hour) for the page's subscribers with clicks in the window: the local hour
