@@ -149,6 +149,11 @@ class BestTime:
     slots: tuple[tuple[tuple[str, ...], tuple[datetime, ...]], ...]
     default_slots: tuple[datetime, ...]
 
+    def slots_past(self, now: datetime) -> tuple[bool, ...]:
+        """Which hour slots have come by `now`: every group's 24, then the default's."""
+        every = [slot for _, slots in self.slots for slot in slots] + list(self.default_slots)
+        return tuple(slot <= now for slot in every)
+
     def to_json(self) -> dict[str, Any]:
         def segments(values: tuple[tuple[datetime, int], ...]) -> list[list[Any]]:
             return [[at.isoformat(), seconds] for at, seconds in values]
@@ -215,9 +220,10 @@ class ReleasePlan:
         return max([self.default_at, *(at for at, _ in self.groups), *best])
 
     def past(self, now: datetime) -> tuple[bool, ...]:
-        """Which release instants have come by `now` (each group's, then the default's): what the
-        statement that adds a page with this plan is shaped by."""
-        return (*(at <= now for at, _ in self.groups), self.default_at <= now)
+        """Which release instants have come by `now` (each group's, the default's, then a best-time
+        plan's hour slots): what the statement that adds a page with this plan is shaped by."""
+        slots = () if self.best is None else self.best.slots_past(now)
+        return (*(at <= now for at, _ in self.groups), self.default_at <= now, *slots)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -192,14 +192,15 @@ class _Pages:
         self.bounds = bounds
         self.condition = condition
         self.cursor = cursor
-        self.release = release
         self.split = split  # an A/B campaign's: each row's group is decided as it is added
         self._renew_at = time.monotonic() + config.lease_s / 2
-        # A release plan without best time: one statement for the step's pages, its values bound.
+        # A release plan: one statement for the step's pages, its values bound.
         self.released = (
-            ReleasedPages(campaign_id, audiences.bound_page(condition, config.chunk_size), release, split)
-            if release is not None and release.best is None
-            else None
+            None
+            if release is None
+            else ReleasedPages(
+                campaign_id, audiences.bound_page(condition, config.chunk_size), release, split
+            )
         )
 
     async def add(self, *, last: bool) -> list[int] | None:
@@ -238,7 +239,7 @@ class _Pages:
                 self.released, self.cursor, self.bounds.last_id, now, queued_until
             )
         page = audiences.page(self.condition, self.cursor, self.config.chunk_size, self.bounds.last_id)
-        return await ledger.add_page(self.campaign_id, page, now, queued_until, self.release, self.split)
+        return await ledger.add_page(self.campaign_id, page, now, queued_until, self.split)
 
     async def _still_held(self, session: AsyncSession, now: datetime) -> bool:
         """A step slower than half a lease renews it; False once the slice was lost or its campaign
