@@ -42,3 +42,25 @@ def test_apps_update_sets_checks_and_clears_the_zone_and_quiet_hours(tmp_path: P
         None,
         "drop",
     )
+
+
+def test_apps_update_sets_checks_and_clears_the_frequency_cap(tmp_path: Path) -> None:
+    env = {"CLARION_DATABASE_URL": f"sqlite:///{tmp_path / 'clarion.db'}", "CLARION_DATA_DIR": str(tmp_path)}
+    app_key = json.loads(run("apps", "create", "News", "--json", env=env).stdout)["app_key"]
+    options = ["--frequency-cap", "3", "--frequency-cap-period-s", "86400", "--json"]
+    updated = json.loads(run("apps", "update", app_key, *options, env=env).stdout)
+    assert (updated["frequency_cap"], updated["frequency_cap_period_s"]) == (3, 86400)
+    refused = run("apps", "update", app_key, "--frequency-cap-period-s", "30", env=env)
+    assert (refused.returncode, json.loads(refused.stderr.splitlines()[-1])) == (
+        2,
+        {
+            "error": "invalid_field",
+            "message": "frequency_cap_period_s must be 0 (none) or 60-2592000 seconds",
+            "field": "frequency_cap_period_s",
+        },
+    )
+    # One number alone keeps the other; 0 clears both.
+    changed = json.loads(run("apps", "update", app_key, "--frequency-cap", "5", "--json", env=env).stdout)
+    assert (changed["frequency_cap"], changed["frequency_cap_period_s"]) == (5, 86400)
+    cleared = json.loads(run("apps", "update", app_key, "--frequency-cap", "0", "--json", env=env).stdout)
+    assert (cleared["frequency_cap"], cleared["frequency_cap_period_s"]) == (None, None)

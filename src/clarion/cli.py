@@ -230,12 +230,18 @@ def cmd_apps_update(args: argparse.Namespace, settings: Settings) -> int:
                 quiet_start=args.quiet_start,
                 quiet_end=args.quiet_end,
                 quiet_mode=args.quiet_mode,
+                frequency_cap=args.frequency_cap,
+                frequency_cap_period_s=args.frequency_cap_period_s,
             )
             shown = {"app_id": app.id, "app_key": app.app_key, "plan": app.plan, "batch_push": app.batch_push}
             settings_shown = ("name", "site_url", "default_icon", "vapid_subject", "default_timezone")
             for setting in (*settings_shown, "quiet_start", "quiet_end", "quiet_mode"):
                 if getattr(args, setting) is not None:
                     shown[setting] = getattr(app, setting)
+            if args.frequency_cap is not None or args.frequency_cap_period_s is not None:
+                shown.update(
+                    frequency_cap=app.frequency_cap, frequency_cap_period_s=app.frequency_cap_period_s
+                )
             if verify is not None or args.identity_secret_key is not None:
                 shown["identity_verification"] = app.identity_verification
             return shown
@@ -737,6 +743,19 @@ def _add_apps_update(apps: Any) -> None:
         "--quiet-mode",
         choices=("hold", "drop"),
         help="non-transactional notifications due in quiet hours: held until they end, or dropped",
+    )
+    update.add_argument(
+        "--frequency-cap",
+        type=int,
+        metavar="N",
+        help="at most N non-transactional notifications per subscriber per --frequency-cap-period-s"
+        " (0: no cap; docs/pacing.md)",
+    )
+    update.add_argument(
+        "--frequency-cap-period-s",
+        type=int,
+        metavar="SECONDS",
+        help="the frequency cap's rolling period in seconds (with --frequency-cap, or to change it)",
     )
     update.add_argument(
         "--identity-verification",

@@ -80,6 +80,17 @@ def test_an_editor_composes_a_campaign_with_content_per_language(
     )
     assert _shown(push_service, french.sub_id) == ("Bonjour", "Le texte français", "https://example.com/fr")
     assert _shown(push_service, other.sub_id) == ("Hello", "The main text", "https://example.com/en")
+    # The campaign's page shows what each language gets.
+    rows = page.locator("table[data-languages] tbody tr")
+    assert rows.all_inner_texts() == [
+        "en (default)\tHello\tThe main text\thttps://example.com/en",
+        "fr\tBonjour\tLe texte français\thttps://example.com/fr",
+    ]
+    expect(page.locator("[data-languages-note]")).to_have_text(
+        "Each language's subscribers get its texts (a text it leaves out is the default's);"
+        " everyone else gets the default language (en) content."
+    )
+    assert console.check("campaign-languages") == []
 
 
 def test_an_editor_composes_an_ab_test_and_each_recipient_gets_one_variant(

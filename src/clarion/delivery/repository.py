@@ -75,6 +75,10 @@ _slices: Table = FanoutSlice.__table__  # type: ignore[assignment]
 _events: Table = Event.__table__  # type: ignore[assignment]
 
 
+# An arbitrary constant naming the frequency cap's PostgreSQL advisory locks (`serialize_cap`); the
+# migrations' lock is a one-key lock of its own.
+CAP_LOCK_SPACE = 0x43415021
+
 # Rows of explicit values inserted per statement: a batch may name thousands of recipients.
 ADD_ROWS_CHUNK = 500
 
@@ -679,6 +683,18 @@ class LedgerRepository:
             )
         )
         await self.session.execute(statement, [{"row_id": row_id, "at": at} for row_id, at in later])
+
+    async def serialize_cap(self, app_id: int) -> None:
+        """Hold the app's frequency-cap lock until this transaction ends, so that two jobs' checks
+        (`over_cap`) of one app run one after the other and the second sees the first's claimed rows.
+
+        SQLite needs none: the claim before the check took the database's write lock, held to the
+        commit. PostgreSQL (READ COMMITTED) let two campaigns' jobs claim one subscriber at once,
+        each check miss the other's uncommitted claim, and both send past the cap: a transaction-level
+        advisory lock per app (the key's first half names the cap's locks) orders them."""
+        if self._postgres:
+            key = {"space": CAP_LOCK_SPACE, "app": app_id}
+            await self.session.execute(text("SELECT pg_advisory_xact_lock(:space, :app)"), key)
 
     async def over_cap(
         self, campaign_id: int, subscriber_ids: Sequence[int], cap: int, since: datetime

@@ -57,6 +57,7 @@ async def _cap(
     assert context.frequency_cap_period_s is not None
     since = now - timedelta(seconds=context.frequency_cap_period_s)
     subscriber_ids = [recipient.subscriber_id for recipient in claimed]
+    await ledger.serialize_cap(context.app_id)
     over = await ledger.over_cap(context.campaign_id, subscriber_ids, context.frequency_cap, since)
     if not over:
         return claimed
