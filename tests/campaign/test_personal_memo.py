@@ -1,5 +1,6 @@
 """A templated campaign renders once per distinct value of what its templates read, and shares that
-render between recipients alike in it (campaign/personal.py: `_Compiled.render`'s memo)."""
+render between recipients alike in it (campaign/personal.py: `_Compiled.render`'s memo); its texts
+are rendered as one joined template, with the same result as one by one."""
 
 from __future__ import annotations
 
@@ -79,3 +80,23 @@ def test_past_the_memo_bound_recipients_are_rendered_each_time(monkeypatch: pyte
     titles = [built.content_for(_profile(first_name=f"N{i}", plan="pro")).title for i in range(5)]
     assert titles == ["Hi N0", "Hi N1", "Hi N2", "Hi N3", "Hi N4"]
     assert len(built.default.memo) == 2
+
+
+def test_the_joined_render_gives_what_each_text_alone_gives() -> None:
+    shown = Notification(
+        campaign_id="1",
+        title="Hi {{ first_name }}  ",  # trailing spaces: the next text's `{%-` must not strip them
+        message="{%- if plan %}Your {{ plan }} plan{% endif %}",
+        url="https://example.com/p",
+    )
+    built = Personal.build(shown, TEMPLATES)
+    assert built is not None
+    assert built.default.joined is not None
+    got = built.content_for(_profile(first_name="Ada", plan="pro"))
+    assert (got.title, got.message) == ("Hi Ada  ", "Your pro plan")
+
+
+def test_a_value_holding_the_joined_separator_is_rendered_text_by_text() -> None:
+    built = _built()
+    odd = built.content_for(_profile(first_name="A\x00B", plan="pro"))
+    assert (odd.title, odd.message, odd.buttons[0].title) == ("Hi A\x00B", "Your pro plan, VIP", "Open Pro")

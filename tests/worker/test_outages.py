@@ -162,4 +162,20 @@ async def test_jobs_taken_while_the_database_is_unreachable_are_retried_not_drop
     messages = [r.getMessage() for r in caplog.records]
     assert sum(m.startswith("database unreachable") for m in messages) == 1, messages
     assert messages.count("database back") == 1, messages
-    assert not [r for r in caplog.records if r.exc_info], "an outage is no traceback"
+    tracebacks = [r for r in caplog.records if r.exc_info and not _driver_connect_race(r)]
+    assert not tracebacks, "an outage is no traceback"
+
+
+def _driver_connect_race(record: logging.LogRecord) -> bool:
+    """asyncio's note that asyncpg left a connect attempt's future with its exception unread: a connect
+    cut short by the proxy's reset (asyncpg's `connection_lost` sets the exception on a waiter that its
+    connect timeout already abandoned; MagicStack/asyncpg#1211 is the same race on close). It is the
+    driver's, logged by asyncio when the future is collected, not Clarion's log of the outage; seen once
+    in a full run, timing-dependent."""
+    error = record.exc_info[1] if record.exc_info else None
+    return (
+        record.name == "asyncio"
+        and record.getMessage().startswith("Future exception was never retrieved")
+        and isinstance(error, ConnectionError)
+        and "connection_lost" in str(error)
+    )

@@ -223,14 +223,15 @@ class Profile:
 NO_PROFILE = Profile()
 
 
-def _rendered(template: Template, variables: dict[str, Any], name: str, limit: int) -> str:
+# What a render may raise for one recipient's data (a missing name, a filter given the wrong type).
+_RENDER_ERRORS = (TemplateError, ArithmeticError, TypeError, ValueError)
+
+
+def _rendered(template: Template, variables: dict[str, Any], name: str) -> str:
     try:
-        text = template.render(variables)
-    except (TemplateError, ArithmeticError, TypeError, ValueError) as error:
+        return template.render(variables)
+    except _RENDER_ERRORS as error:
         raise RenderFailure(f"{name}: {error}") from None
-    if len(text) > limit:
-        raise RenderFailure(f"{name}: rendered {len(text)} characters, at most {limit}")
-    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +245,7 @@ class _Field:
     attr: str
     button: int | None = None
     url_problem: Callable[[str], str | None] | None = None
+    source: str = ""  # the template's text
 
 
 def _fields(shown: Notification) -> Iterator[_Field]:
@@ -258,15 +260,23 @@ def _fields(shown: Notification) -> Iterator[_Field]:
     for name, attr, text, rule in simple:
         found = template(text, name)
         if found is not None:
-            yield _Field(name, found, MAX_TEXT_CHARS, attr, url_problem=rule)
+            yield _Field(name, found, MAX_TEXT_CHARS, attr, url_problem=rule, source=str(text))
     for index, button in enumerate(shown.buttons):
         name = f"buttons[{index}]"
         title = template(button.title, f"{name}.title")
         if title is not None:
-            yield _Field(f"{name}.title", title, MAX_BUTTON_TITLE_CHARS, "title", index)
+            yield _Field(f"{name}.title", title, MAX_BUTTON_TITLE_CHARS, "title", index, source=button.title)
         url = template(button.action, f"{name}.url")
         if url is not None:
-            yield _Field(f"{name}.url", url, MAX_TEXT_CHARS, "action", index, clickable_url_problem)
+            yield _Field(
+                f"{name}.url",
+                url,
+                MAX_TEXT_CHARS,
+                "action",
+                index,
+                clickable_url_problem,
+                source=str(button.action),
+            )
 
 
 # Rendered notifications a compiled content keeps, by the values of the names its templates read:
@@ -274,6 +284,23 @@ def _fields(shown: Notification) -> Iterator[_Field]:
 # and language: past this, the rest are rendered each time.
 MEMO_ENTRIES = 4096
 _MISSING = object()  # a name the recipient lacks (its template takes the default, or fails)
+
+
+# Between the texts of a joined template (`_joined`): not whitespace (a `{%-` cannot strip it), so a
+# render holds exactly one fewer than the texts unless a value itself carries one.
+_SEPARATOR = "\x00"
+
+
+def _joined(fields: tuple[_Field, ...]) -> Template | None:
+    """All the templated texts as one template, their outputs separated by _SEPARATOR: one render per
+    recipient instead of one per text (≈ 6 against 15 µs for a title, message, URL and button); None
+    for fewer than two texts."""
+    if len(fields) < 2:
+        return None
+    try:
+        return compile_text(_SEPARATOR.join(one.source for one in fields), "content")
+    except errors.InvalidField:  # each text compiled alone: render them one by one
+        return None
 
 
 def _names(shown: Notification) -> tuple[str, ...]:
@@ -303,6 +330,7 @@ class _Compiled:
     shown: Notification
     fields: tuple[_Field, ...]
     names: tuple[str, ...] = ()  # the variables its templates read
+    joined: Template | None = None  # every templated text in one (`_joined`)
     memo: dict[tuple[Any, ...], Notification] = field(default_factory=dict, compare=False, repr=False)
 
     def render(self, profile: Profile) -> Notification:
@@ -325,8 +353,9 @@ class _Compiled:
         ≈ 10 µs: one per text doubled the cost of a templated message)."""
         changes: dict[str, Any] = {}
         buttons = list(self.shown.buttons)
-        for one in self.fields:
-            text = _rendered(one.template, variables, one.name, one.limit)
+        for one, text in zip(self.fields, self._texts(variables), strict=True):
+            if len(text) > one.limit:
+                raise RenderFailure(f"{one.name}: rendered {len(text)} characters, at most {one.limit}")
             problem = one.url_problem(text) if one.url_problem is not None else None
             if problem is not None:
                 raise RenderFailure(f"{one.name}: the rendered URL {problem}")
@@ -338,6 +367,18 @@ class _Compiled:
                 buttons[one.button] = SentButton(title, old.action_type, action)
                 changes["buttons"] = tuple(buttons)
         return replace(self.shown, **changes)
+
+    def _texts(self, variables: dict[str, Any]) -> list[str]:
+        """Every templated text rendered: by the joined template when it renders and splits into as
+        many texts, else one by one (which names the text that fails)."""
+        if self.joined is not None:
+            try:
+                texts = self.joined.render(variables).split(_SEPARATOR)
+            except _RENDER_ERRORS:
+                texts = []
+            if len(texts) == len(self.fields):
+                return texts
+        return [_rendered(one.template, variables, one.name) for one in self.fields]
 
 
 def _in_language(base: Notification, stored: dict[str, Any]) -> Notification:
@@ -372,7 +413,8 @@ class Personal:
         def compiled(shown: Notification) -> _Compiled:
             if not templated:
                 return _Compiled(shown, ())
-            return _Compiled(shown, tuple(_fields(shown)), _names(shown))
+            fields = tuple(_fields(shown))
+            return _Compiled(shown, fields, _names(shown), _joined(fields))
 
         languages = {
             tag.lower(): compiled(_in_language(base, texts))
